@@ -1,0 +1,410 @@
+//! The command AST: what the receiver produces from wire bytes (RFC 3501 §6, RFC 9051 §6 and the
+//! extensions Yubin implements). Strings that are mailbox names are kept as the raw bytes the
+//! client sent; decoding (modified UTF-7 in rev1, UTF-8 in rev2) is the session's business because
+//! it depends on ENABLE state.
+
+use bytes::Bytes;
+
+/// A tagged command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub body: CommandBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    // Any state (RFC 3501 §6.1)
+    Capability,
+    Noop,
+    Logout,
+    /// RFC 2971.
+    Id(Option<Vec<(String, Option<String>)>>),
+
+    // Not authenticated (RFC 3501 §6.2)
+    StartTls,
+    /// `initial_response` is the SASL-IR argument (RFC 4959) still base64-encoded; `=` means an
+    /// empty response.
+    Authenticate {
+        mechanism: String,
+        initial_response: Option<String>,
+    },
+    Login {
+        username: Vec<u8>,
+        password: Vec<u8>,
+    },
+
+    // Authenticated (RFC 3501 §6.3)
+    /// RFC 5161.
+    Enable(Vec<String>),
+    /// RFC 2342.
+    Namespace,
+    Select {
+        mailbox: Vec<u8>,
+        params: SelectParams,
+    },
+    Examine {
+        mailbox: Vec<u8>,
+        params: SelectParams,
+    },
+    Create {
+        mailbox: Vec<u8>,
+        /// CREATE-SPECIAL-USE (RFC 6154 §3) attributes, e.g. `\Sent`.
+        special_use: Vec<String>,
+    },
+    Delete {
+        mailbox: Vec<u8>,
+    },
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+    Subscribe {
+        mailbox: Vec<u8>,
+    },
+    Unsubscribe {
+        mailbox: Vec<u8>,
+    },
+    /// LIST with LIST-EXTENDED (RFC 5258) options; a basic LIST has empty option lists and one
+    /// pattern.
+    List {
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        selection: Vec<ListSelectOption>,
+        returns: Vec<ListReturnOption>,
+    },
+    Lsub {
+        reference: Vec<u8>,
+        pattern: Vec<u8>,
+    },
+    Status {
+        mailbox: Vec<u8>,
+        items: Vec<StatusItem>,
+    },
+    /// One or more messages (MULTIAPPEND shape; one message for plain APPEND).
+    Append {
+        mailbox: Vec<u8>,
+        messages: Vec<AppendMessage>,
+    },
+    Idle,
+
+    // Selected (RFC 3501 §6.4)
+    Check,
+    Close,
+    /// RFC 3691.
+    Unselect,
+    /// `uids` is Some for UID EXPUNGE (RFC 4315 §2.1).
+    Expunge {
+        uids: Option<SequenceSet>,
+    },
+    Search {
+        uid: bool,
+        charset: Option<String>,
+        /// ESEARCH return options (RFC 4731); `None` when no RETURN was given.
+        returns: Option<Vec<SearchReturnOption>>,
+        /// The criteria; several top-level keys are ANDed, so this is usually `SearchKey::And`.
+        criteria: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        items: FetchItems,
+        /// CHANGEDSINCE (RFC 7162 §3.1.4).
+        changed_since: Option<u64>,
+        /// VANISHED modifier of UID FETCH (RFC 7162 §3.2.6).
+        vanished: bool,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+        /// UNCHANGEDSINCE (RFC 7162 §3.1.3).
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+    },
+    /// RFC 6851.
+    Move {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+    },
+}
+
+impl CommandBody {
+    /// The command's name as written on the wire, upper case, with `UID ` for UID forms; used for
+    /// logs, metrics and response texts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandBody::Capability => "CAPABILITY",
+            CommandBody::Noop => "NOOP",
+            CommandBody::Logout => "LOGOUT",
+            CommandBody::Id(_) => "ID",
+            CommandBody::StartTls => "STARTTLS",
+            CommandBody::Authenticate { .. } => "AUTHENTICATE",
+            CommandBody::Login { .. } => "LOGIN",
+            CommandBody::Enable(_) => "ENABLE",
+            CommandBody::Namespace => "NAMESPACE",
+            CommandBody::Select { .. } => "SELECT",
+            CommandBody::Examine { .. } => "EXAMINE",
+            CommandBody::Create { .. } => "CREATE",
+            CommandBody::Delete { .. } => "DELETE",
+            CommandBody::Rename { .. } => "RENAME",
+            CommandBody::Subscribe { .. } => "SUBSCRIBE",
+            CommandBody::Unsubscribe { .. } => "UNSUBSCRIBE",
+            CommandBody::List { .. } => "LIST",
+            CommandBody::Lsub { .. } => "LSUB",
+            CommandBody::Status { .. } => "STATUS",
+            CommandBody::Append { .. } => "APPEND",
+            CommandBody::Idle => "IDLE",
+            CommandBody::Check => "CHECK",
+            CommandBody::Close => "CLOSE",
+            CommandBody::Unselect => "UNSELECT",
+            CommandBody::Expunge { uids: None } => "EXPUNGE",
+            CommandBody::Expunge { uids: Some(_) } => "UID EXPUNGE",
+            CommandBody::Search { uid: false, .. } => "SEARCH",
+            CommandBody::Search { uid: true, .. } => "UID SEARCH",
+            CommandBody::Fetch { uid: false, .. } => "FETCH",
+            CommandBody::Fetch { uid: true, .. } => "UID FETCH",
+            CommandBody::Store { uid: false, .. } => "STORE",
+            CommandBody::Store { uid: true, .. } => "UID STORE",
+            CommandBody::Copy { uid: false, .. } => "COPY",
+            CommandBody::Copy { uid: true, .. } => "UID COPY",
+            CommandBody::Move { uid: false, .. } => "MOVE",
+            CommandBody::Move { uid: true, .. } => "UID MOVE",
+        }
+    }
+}
+
+/// SELECT/EXAMINE parameters (RFC 7162 §3.1.8 CONDSTORE, §3.2.5 QRESYNC).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectParams {
+    pub condstore: bool,
+    pub qresync: Option<QresyncParams>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
+    /// (known sequence numbers, corresponding UIDs).
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
+/// One message of an APPEND. `message` holds the literal's exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    /// date-time as sent (RFC 3501 §9 `date-time`), already parsed.
+    pub internal_date: Option<DateTime>,
+    pub message: Bytes,
+    /// Sent as literal8 `~{n}` (RFC 3516 BINARY).
+    pub binary: bool,
+}
+
+/// A `date-time` (RFC 3501 §9): `"dd-Mon-yyyy hh:mm:ss +zzzz"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime {
+    /// Seconds since the Unix epoch, UTC.
+    pub unix_seconds: i64,
+    /// Zone offset in minutes east of UTC.
+    pub tz_offset_minutes: i32,
+}
+
+/// A `date` (RFC 3501 §9) as days since 1970-01-01.
+pub type Date = i32;
+
+/// A sequence set (RFC 3501 §9 `sequence-set`, RFC 5182 `$`). `u32::MAX` never appears: `*` is
+/// kept symbolic so the session resolves it against its own view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequenceSet {
+    /// Comma-separated ranges; a single number is a range with equal ends.
+    Ranges(Vec<(SeqBound, SeqBound)>),
+    /// `$`: the result of the last SEARCH with SAVE (RFC 5182).
+    Saved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqBound {
+    Number(u32),
+    /// `*`: the largest number in use.
+    Star,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    HighestModSeq,
+    AppendLimit,
+    MailboxId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListSelectOption {
+    Subscribed,
+    Remote,
+    RecursiveMatch,
+    SpecialUse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListReturnOption {
+    Subscribed,
+    Children,
+    SpecialUse,
+    /// LIST-STATUS (RFC 5819).
+    Status(Vec<StatusItem>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturnOption {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
+}
+
+/// FETCH items: a macro or an explicit list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItems {
+    /// `ALL` = FLAGS INTERNALDATE RFC822.SIZE ENVELOPE.
+    All,
+    /// `FAST` = FLAGS INTERNALDATE RFC822.SIZE.
+    Fast,
+    /// `FULL` = ALL plus BODY.
+    Full,
+    List(Vec<FetchAttribute>),
+}
+
+impl FetchItems {
+    /// The macro expanded into attributes (RFC 3501 §6.4.5).
+    pub fn expand(&self) -> Vec<FetchAttribute> {
+        use FetchAttribute::*;
+        match self {
+            FetchItems::All => vec![Flags, InternalDate, Rfc822Size, Envelope],
+            FetchItems::Fast => vec![Flags, InternalDate, Rfc822Size],
+            FetchItems::Full => vec![Flags, InternalDate, Rfc822Size, Envelope, Body],
+            FetchItems::List(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAttribute {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Uid,
+    /// `BODY` without section: the non-extensible BODYSTRUCTURE.
+    Body,
+    BodyStructure,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    /// `BODY[section]<partial>` or `BODY.PEEK[...]` (peek does not set `\Seen`).
+    BodySection {
+        peek: bool,
+        section: Section,
+        partial: Option<(u64, u64)>,
+    },
+    /// `BINARY[part]<partial>` / `BINARY.PEEK` (RFC 3516).
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u64, u64)>,
+    },
+    /// `BINARY.SIZE[part]`.
+    BinarySize { part: Vec<u32> },
+    /// RFC 7162.
+    ModSeq,
+    /// RFC 8474.
+    EmailId,
+    ThreadId,
+    /// RFC 8514.
+    SaveDate,
+}
+
+/// A `section` (RFC 3501 §6.4.5): a part path plus what of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Part numbers, e.g. `[1, 2]` for `1.2`; empty for the whole message.
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields(Vec<String>),
+    HeaderFieldsNot(Vec<String>),
+    Text,
+    /// Only valid with a non-empty part path.
+    Mime,
+}
+
+/// SEARCH keys (RFC 3501 §6.4.4, RFC 9051 §6.4.4, RFC 7162 MODSEQ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Answered,
+    Bcc(String),
+    Before(Date),
+    Body(String),
+    Cc(String),
+    Deleted,
+    Draft,
+    Flagged,
+    From(String),
+    Header(String, String),
+    Keyword(String),
+    Larger(u64),
+    New,
+    Not(Box<SearchKey>),
+    Old,
+    On(Date),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Recent,
+    Seen,
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Since(Date),
+    Smaller(u64),
+    Subject(String),
+    Text(String),
+    To(String),
+    Uid(SequenceSet),
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unkeyword(String),
+    Unseen,
+    /// A bare sequence set.
+    SequenceSet(SequenceSet),
+    /// A parenthesised list, or the implicit AND of several top-level keys.
+    And(Vec<SearchKey>),
+    /// `MODSEQ [entry type] n`; only the number matters to Yubin.
+    ModSeq(u64),
+}

@@ -1,0 +1,10 @@
+//! Yubin's IMAP4rev1/IMAP4rev2 grammar: an incremental command receiver and response encoders,
+//! with no I/O. The connection feeds bytes in and writes bytes out; this crate only says what the
+//! bytes mean and what bytes to write.
+
+pub mod command;
+pub mod encode;
+pub mod receiver;
+
+pub use command::*;
+pub use receiver::{Limits, Received, Receiver};

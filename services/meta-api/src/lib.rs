@@ -1,0 +1,27 @@
+//! The metadata contract every Yubin role codes against.
+//!
+//! The gRPC proto (`proto/yubin/meta/v1/meta.proto`) is a wire boundary; on each side of it the code
+//! speaks in these domain types. [`MailStore`] is implemented by the Redis and embedded backends, by
+//! the gRPC client the front-ends use, and is what the IMAP front-end and LMTP role depend on.
+
+mod error;
+mod ids;
+mod mailbox;
+mod message;
+mod search;
+mod store;
+mod uidset;
+
+pub use error::{MetaError, MetaResult};
+pub use ids::{BlobKey, MailboxId, ModSeq, Uid, UidValidity, UserId};
+pub use mailbox::{MailboxInfo, MailboxSnapshot, SpecialUse, is_valid_mailbox_name};
+pub use message::{
+    AppendResult, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, InternalDate,
+    MessageRecord, NewMessage, SearchIndex, StoreResult, canonical_flag, is_system_flag,
+};
+pub use search::{DayNumber, SearchKey};
+pub use store::{AccountStore, Authenticator, ChangeStream, MailStore, UserRecord};
+pub use uidset::UidSet;
+
+/// The hierarchy delimiter of every mailbox name (RFC 3501 §5.1.1).
+pub const HIERARCHY_DELIMITER: char = '/';

@@ -1,0 +1,143 @@
+use crate::{BlobKey, MailboxId, ModSeq, Uid, UidValidity, UserId};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// INTERNALDATE (RFC 3501 §2.3.3): an instant plus the zone it was given in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternalDate {
+    /// Seconds since the Unix epoch, UTC.
+    pub unix_seconds: i64,
+    /// Offset of the zone the date was given in, in minutes east of UTC.
+    pub tz_offset_minutes: i32,
+}
+
+/// The header fields and text SEARCH needs, extracted once at delivery so search never reads the
+/// blob store. All strings are MIME-decoded to UTF-8.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchIndex {
+    /// Every header field, name as written and decoded value, in message order.
+    pub headers: Vec<(String, String)>,
+    /// The `Date:` header as seconds since the epoch (UTC) and its zone offset in minutes, if it
+    /// parses.
+    pub sent_date: Option<InternalDate>,
+    /// Decoded text of the text/* body parts (capped at delivery).
+    pub body_text: String,
+}
+
+/// A message to be appended: the body is already durable in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub blob: BlobKey,
+    /// RFC822.SIZE: the exact byte length of the stored body.
+    pub size: u64,
+    pub internal_date: InternalDate,
+    /// Initial flags (canonical spelling, see [`canonical_flag`]); `\Recent` is never stored.
+    pub flags: Vec<String>,
+    /// The precomputed summary (ENVELOPE, BODYSTRUCTURE, part offsets), opaque to meta: produced
+    /// and read by the `yubin-mime` crate.
+    pub summary: Bytes,
+    pub index: SearchIndex,
+}
+
+/// One message as FETCH needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Vec<String>,
+    pub internal_date: InternalDate,
+    pub size: u64,
+    pub blob: BlobKey,
+    /// Present only when asked for.
+    pub summary: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    pub uid_validity: UidValidity,
+    /// The UIDs given to the messages, in the order they were passed.
+    pub uids: Vec<Uid>,
+    pub mailbox: MailboxId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreResult {
+    /// Messages whose flags changed (or, for a replace, were written), with their new state.
+    pub updated: Vec<(Uid, ModSeq, Vec<String>)>,
+    /// Messages not changed because their modseq was above UNCHANGEDSINCE (RFC 7162 §3.1.3).
+    pub modified: Vec<Uid>,
+    pub highest_modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uid_validity: UidValidity,
+    /// (source UID, destination UID) for every message copied, in ascending source order.
+    pub mapping: Vec<(Uid, Uid)>,
+    pub destination: MailboxId,
+}
+
+/// Everything that changed in a mailbox after a MODSEQ: the catch-up answer that makes
+/// notifications mere hints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub highest_modseq: ModSeq,
+    pub uid_next: Uid,
+    pub exists: u32,
+    /// Messages whose modseq is above the given one (new ones included), ascending by UID,
+    /// without summaries.
+    pub changed: Vec<MessageRecord>,
+    /// UIDs expunged with a modseq above the given one, ascending.
+    pub vanished: Vec<Uid>,
+    /// The mailbox was deleted or recreated: the session must end its selection.
+    pub mailbox_gone: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    Appended,
+    Flags,
+    Expunged,
+    /// Created, deleted, renamed or subscription changed.
+    MailboxList,
+}
+
+/// A hint that something changed; consumers call `changes_since` to learn what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub user: UserId,
+    pub mailbox: MailboxId,
+    pub modseq: ModSeq,
+    pub kind: ChangeKind,
+}
+
+const SYSTEM_FLAGS: [&str; 6] = [
+    "\\Seen",
+    "\\Answered",
+    "\\Flagged",
+    "\\Deleted",
+    "\\Draft",
+    "\\Recent",
+];
+
+/// The canonical spelling of a flag: system flags are matched case-insensitively (RFC 3501 §2.3.2)
+/// and written as the RFC writes them; keywords are kept as given.
+pub fn canonical_flag(flag: &str) -> String {
+    SYSTEM_FLAGS
+        .iter()
+        .find(|f| f.eq_ignore_ascii_case(flag))
+        .map(|f| (*f).to_string())
+        .unwrap_or_else(|| flag.to_string())
+}
+
+/// Whether `flag` is one of RFC 3501's system flags (in canonical spelling).
+pub fn is_system_flag(flag: &str) -> bool {
+    SYSTEM_FLAGS.contains(&flag)
+}
