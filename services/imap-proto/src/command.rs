@@ -335,7 +335,9 @@ pub enum FetchAttribute {
         partial: Option<(u64, u64)>,
     },
     /// `BINARY.SIZE[part]`.
-    BinarySize { part: Vec<u32> },
+    BinarySize {
+        part: Vec<u32>,
+    },
     /// RFC 7162.
     ModSeq,
     /// RFC 8474.

@@ -2,6 +2,7 @@
 //! with no I/O. The connection feeds bytes in and writes bytes out; this crate only says what the
 //! bytes mean and what bytes to write.
 
+mod civil;
 pub mod command;
 pub mod encode;
 pub mod receiver;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine or a developer's: installs what the tests need
+# (redis-server, python3) when missing, checks formatting, then runs every test of the workspace.
+# The integration tests spawn their own redis-server, S3 server (s3s-fs) and yubin processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The test harness starts redis-server itself on free ports; a system service is not needed.
+
+cargo fmt --all -- --check
+cargo test --workspace --locked --no-fail-fast "$@"

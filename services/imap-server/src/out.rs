@@ -1,0 +1,209 @@
+//! Response building: the per-command output buffer and the tagged reply a handler returns.
+
+use crate::selected::Selected;
+use std::io;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use yubin_blob::BlobError;
+use yubin_meta_api::{MetaError, UserId};
+
+/// Untagged data is flushed to the socket once this much is buffered, so a large FETCH never
+/// holds more than about this much response in memory.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The buffered writer handlers write responses into. I/O errors are sticky: after the first one
+/// further writes are dropped and the connection sees the error when it finishes the command.
+pub(crate) struct Out<'w> {
+    buf: Vec<u8>,
+    w: &'w mut (dyn AsyncWrite + Unpin + Send),
+    failed: Option<io::Error>,
+}
+
+impl<'w> Out<'w> {
+    pub(crate) fn new(w: &'w mut (dyn AsyncWrite + Unpin + Send)) -> Out<'w> {
+        Out {
+            buf: Vec::new(),
+            w,
+            failed: None,
+        }
+    }
+
+    /// The raw buffer, for encoders that append bytes.
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Appends one response line; `CRLF` is added.
+    pub(crate) fn line(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// Writes the buffer out if it has grown large (bounded memory for big responses).
+    pub(crate) async fn flush_if_large(&mut self) {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush_inner().await;
+        }
+    }
+
+    async fn flush_inner(&mut self) {
+        if self.failed.is_some() {
+            self.buf.clear();
+            return;
+        }
+        let r = async {
+            self.w.write_all(&self.buf).await?;
+            self.w.flush().await
+        }
+        .await;
+        self.buf.clear();
+        if let Err(e) = r {
+            self.failed = Some(e);
+        }
+    }
+
+    /// Writes everything buffered and reports the first I/O error of this output, if any.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.flush_inner().await;
+        }
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a tagged completion line.
+    pub(crate) fn tagged(&mut self, tag: &str, reply: &Reply) {
+        let mut s = String::with_capacity(tag.len() + reply.text.len() + 16);
+        s.push_str(tag);
+        s.push(' ');
+        s.push_str(reply.status.as_str());
+        if let Some(code) = &reply.code {
+            s.push_str(" [");
+            s.push_str(code);
+            s.push(']');
+        }
+        s.push(' ');
+        s.push_str(&reply.text);
+        self.line(&s);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Ok,
+    No,
+    Bad,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+        }
+    }
+}
+
+/// What the session does after a command: the explicit state transitions and the connection-level
+/// modes a command can start.
+pub(crate) enum Next {
+    Stay,
+    /// LOGIN/AUTHENTICATE succeeded.
+    Authenticated(UserId),
+    /// SELECT/EXAMINE succeeded.
+    Selected(Box<Selected>),
+    /// CLOSE, UNSELECT, or a failed SELECT (RFC 3501 §6.3.1: no mailbox stays selected).
+    Deselect,
+    /// STARTTLS: the connection negotiates TLS after writing the tagged OK.
+    StartTls,
+    /// IDLE: the connection writes `+ idling` and waits for `DONE` (RFC 2177).
+    Idle,
+    /// AUTHENTICATE without an initial response: a `+` continuation, then one SASL line.
+    SaslContinue,
+    /// LOGOUT: `* BYE` has been written; close after the tagged reply.
+    Logout,
+    /// Close after the tagged reply (too many failures, selected mailbox gone); `* BYE` written.
+    Disconnect,
+}
+
+/// A tagged completion plus the transition it causes.
+pub(crate) struct Reply {
+    pub(crate) status: Status,
+    pub(crate) code: Option<String>,
+    pub(crate) text: String,
+    pub(crate) next: Next,
+}
+
+impl Reply {
+    fn new(status: Status, text: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            code: None,
+            text: text.into(),
+            next: Next::Stay,
+        }
+    }
+
+    pub(crate) fn ok(text: impl Into<String>) -> Reply {
+        Reply::new(Status::Ok, text)
+    }
+
+    pub(crate) fn no(text: impl Into<String>) -> Reply {
+        Reply::new(Status::No, text)
+    }
+
+    pub(crate) fn bad(text: impl Into<String>) -> Reply {
+        Reply::new(Status::Bad, text)
+    }
+
+    pub(crate) fn code(mut self, code: impl Into<String>) -> Reply {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub(crate) fn then(mut self, next: Next) -> Reply {
+        self.next = next;
+        self
+    }
+
+    /// The `NO [code]` answer for a metadata error (RFC 5530 response codes).
+    pub(crate) fn meta(err: &MetaError) -> Reply {
+        match err {
+            MetaError::NotFound(_) => Reply::no(err.to_string()).code("NONEXISTENT"),
+            MetaError::AlreadyExists(_) => Reply::no(err.to_string()).code("ALREADYEXISTS"),
+            MetaError::Invalid(_) => Reply::no(err.to_string()).code("CANNOT"),
+            MetaError::OverQuota(_) => Reply::no("Over quota").code("OVERQUOTA"),
+            MetaError::AuthenticationFailed => {
+                Reply::no("Authentication failed").code("AUTHENTICATIONFAILED")
+            }
+            MetaError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "metadata store unavailable");
+                Reply::no("Temporarily unavailable, try again later").code("UNAVAILABLE")
+            }
+            MetaError::Internal(detail) => {
+                tracing::error!(error = %detail, "metadata store internal error");
+                Reply::no("Internal server error").code("SERVERBUG")
+            }
+        }
+    }
+
+    /// The `NO [code]` answer for a blob store error.
+    pub(crate) fn blob(err: &BlobError) -> Reply {
+        match err {
+            BlobError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "blob store unavailable");
+                Reply::no("Temporarily unavailable, try again later").code("UNAVAILABLE")
+            }
+            BlobError::NotFound(key) => {
+                tracing::error!(key = %key, "message body missing from the blob store");
+                Reply::no("Internal server error").code("SERVERBUG")
+            }
+            BlobError::Other(detail) => {
+                tracing::error!(error = %detail, "blob store error");
+                Reply::no("Internal server error").code("SERVERBUG")
+            }
+        }
+    }
+}

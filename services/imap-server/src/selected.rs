@@ -1,0 +1,325 @@
+//! A selected mailbox as one session sees it: the ordered UID list whose positions are the
+//! sequence numbers, the session's `\Recent` set, the highest MODSEQ it has caught up to, and the
+//! expunges it could not announce yet (RFC 3501 §7.4.1).
+
+use crate::out::Out;
+use std::collections::{BTreeSet, HashMap};
+use yubin_imap_proto::{SeqBound, SequenceSet};
+use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidSet, UidValidity, UserId};
+
+pub(crate) struct Selected {
+    pub(crate) id: MailboxId,
+    pub(crate) name: String,
+    pub(crate) read_only: bool,
+    pub(crate) uid_validity: UidValidity,
+    /// The session's view: sequence number n is `uids[n - 1]`. Expunged messages stay here until
+    /// their EXPUNGE has been sent, so sequence numbers never shift behind the client's back.
+    uids: Vec<Uid>,
+    /// Expunged elsewhere, not yet announced (ascending).
+    pending_expunge: Vec<Uid>,
+    /// Messages this session is the first to have seen arrive (the session's `\Recent`).
+    recent: BTreeSet<Uid>,
+    /// Every change up to here has been turned into untagged responses.
+    highest_modseq: ModSeq,
+    /// Flag changes this session already reported itself (its own STORE or `\Seen` by FETCH),
+    /// by the MODSEQ they got; the next catch-up skips exactly those.
+    own_reports: HashMap<Uid, ModSeq>,
+    /// A hint arrived (or this session wrote): catch up after the current command.
+    pub(crate) dirty: bool,
+}
+
+/// How a catch-up may talk to the client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SyncMode {
+    /// EXPUNGE responses are allowed now (not during FETCH/STORE/SEARCH, RFC 3501 §7.4.1).
+    pub(crate) allow_expunge: bool,
+    /// Untagged FETCH responses carry UID (during UID commands, RFC 3501 §6.4.8).
+    pub(crate) with_uid: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncOutcome {
+    Current,
+    /// The mailbox was deleted (or recreated) behind the session.
+    Gone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidSequence;
+
+impl Selected {
+    pub(crate) fn new(
+        id: MailboxId,
+        name: String,
+        read_only: bool,
+        uid_validity: UidValidity,
+        uids: Vec<Uid>,
+        highest_modseq: ModSeq,
+    ) -> Selected {
+        Selected {
+            id,
+            name,
+            read_only,
+            uid_validity,
+            uids,
+            pending_expunge: Vec::new(),
+            recent: BTreeSet::new(),
+            highest_modseq,
+            own_reports: HashMap::new(),
+            dirty: false,
+        }
+    }
+
+    pub(crate) fn exists(&self) -> usize {
+        self.uids.len()
+    }
+
+    pub(crate) fn is_recent(&self, uid: Uid) -> bool {
+        self.recent.contains(&uid)
+    }
+
+    pub(crate) fn recent_set(&self) -> UidSet {
+        UidSet::from_uids(self.recent.iter().copied())
+    }
+
+    /// The sequence number of `uid` in this view.
+    pub(crate) fn seq_of(&self, uid: Uid) -> Option<u32> {
+        self.uids
+            .binary_search(&uid)
+            .ok()
+            .and_then(|i| u32::try_from(i + 1).ok())
+    }
+
+    /// Every UID of the view, ascending.
+    pub(crate) fn uids(&self) -> &[Uid] {
+        &self.uids
+    }
+
+    /// Remembers a flag change this session has reported itself.
+    pub(crate) fn reported(&mut self, uid: Uid, modseq: ModSeq) {
+        self.own_reports.insert(uid, modseq);
+    }
+
+    /// Resolves a sequence set of a command to the UIDs of this view, ascending.
+    ///
+    /// With `uid`, ranges are UIDs and `*` is the highest UID in the view (RFC 3501 §6.4.8:
+    /// `n:*` includes the last message even when n is larger); UIDs not in the view are ignored.
+    /// Without, numbers are sequence numbers: with `strict`, one outside 1..=EXISTS is an error
+    /// (FETCH/STORE/COPY), otherwise it simply matches nothing (SEARCH).
+    pub(crate) fn resolve(
+        &self,
+        set: &SequenceSet,
+        uid: bool,
+        strict: bool,
+    ) -> Result<Vec<Uid>, InvalidSequence> {
+        let SequenceSet::Ranges(ranges) = set else {
+            // `$` (SEARCHRES) is not advertised.
+            return Err(InvalidSequence);
+        };
+        let mut out: Vec<Uid> = Vec::new();
+        if uid {
+            let max = self.uids.last().map_or(0, |u| u.0);
+            for &(a, b) in ranges {
+                let a = bound(a, max);
+                let b = bound(b, max);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let start = self.uids.partition_point(|u| u.0 < lo);
+                let end = self.uids.partition_point(|u| u.0 <= hi);
+                out.extend_from_slice(&self.uids[start..end]);
+            }
+        } else {
+            let n = u32::try_from(self.uids.len()).unwrap_or(u32::MAX);
+            for &(a, b) in ranges {
+                let a = bound(a, n);
+                let b = bound(b, n);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                if lo == 0 || hi > n {
+                    if strict {
+                        return Err(InvalidSequence);
+                    }
+                    if lo > n {
+                        continue;
+                    }
+                }
+                let lo = lo.max(1) as usize;
+                let hi = hi.min(n) as usize;
+                out.extend_from_slice(&self.uids[lo - 1..hi]);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Announces expunges this session caused itself (EXPUNGE, MOVE): they go out now.
+    pub(crate) fn expunged_now(&mut self, uids: &[Uid], out: &mut Out<'_>) {
+        self.queue_expunges(uids);
+        self.flush_expunges(out);
+    }
+
+    fn queue_expunges(&mut self, uids: &[Uid]) {
+        for &uid in uids {
+            if self.uids.binary_search(&uid).is_ok() {
+                self.pending_expunge.push(uid);
+            }
+        }
+        self.pending_expunge.sort_unstable();
+        self.pending_expunge.dedup();
+    }
+
+    /// Sends `* n EXPUNGE` for every pending expunge. Each number is computed against the view
+    /// as it is after the previous one was removed, which is what the client does too.
+    fn flush_expunges(&mut self, out: &mut Out<'_>) {
+        for uid in std::mem::take(&mut self.pending_expunge) {
+            if let Ok(i) = self.uids.binary_search(&uid) {
+                self.uids.remove(i);
+                self.recent.remove(&uid);
+                self.own_reports.remove(&uid);
+                out.line(&format!("* {} EXPUNGE", i + 1));
+            }
+        }
+    }
+
+    /// Catches up with the store: one `changes_since` call, turned into untagged EXISTS /
+    /// RECENT / FETCH (FLAGS) / EXPUNGE responses as `mode` allows. Expunges that may not be
+    /// sent now are kept and sent at the next point that allows them.
+    pub(crate) async fn sync(
+        &mut self,
+        mail: &dyn MailStore,
+        user: UserId,
+        out: &mut Out<'_>,
+        mode: SyncMode,
+    ) -> MetaResult<SyncOutcome> {
+        let changes = mail
+            .changes_since(user, self.id, self.highest_modseq)
+            .await?;
+        self.dirty = false;
+        if changes.mailbox_gone {
+            return Ok(SyncOutcome::Gone);
+        }
+        self.queue_expunges(&changes.vanished);
+        let mut last = self.uids.last().copied();
+        let mut arrived = 0usize;
+        let mut flag_changes = Vec::new();
+        for rec in changes.changed {
+            if last.is_none_or(|l| rec.uid > l) {
+                // New since the view was built; its flags are the client's to fetch.
+                self.uids.push(rec.uid);
+                self.recent.insert(rec.uid);
+                last = Some(rec.uid);
+                arrived += 1;
+            } else if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
+                || self.pending_expunge.binary_search(&rec.uid).is_ok()
+            {
+                continue;
+            } else if self.uids.binary_search(&rec.uid).is_ok() {
+                flag_changes.push(rec);
+            } else {
+                // Below the highest UID but never seen: UIDs ascend, so this is a message that
+                // was already expunged from the view. Nothing to say.
+                tracing::debug!(uid = %rec.uid, "change for a message outside the view");
+            }
+        }
+        self.own_reports.clear();
+        if changes.highest_modseq > self.highest_modseq {
+            self.highest_modseq = changes.highest_modseq;
+        }
+        if mode.allow_expunge {
+            self.flush_expunges(out);
+        }
+        if arrived > 0 {
+            out.line(&format!("* {} EXISTS", self.uids.len()));
+            out.line(&format!("* {} RECENT", self.recent.len()));
+        }
+        for rec in flag_changes {
+            let Some(seq) = self.seq_of(rec.uid) else {
+                continue;
+            };
+            let mut line = format!("* {seq} FETCH (");
+            if mode.with_uid {
+                line.push_str(&format!("UID {} ", rec.uid));
+            }
+            line.push_str("FLAGS ");
+            line.push_str(&flag_list(&rec.flags, self.recent.contains(&rec.uid)));
+            line.push(')');
+            out.line(&line);
+        }
+        Ok(SyncOutcome::Current)
+    }
+}
+
+fn bound(b: SeqBound, star: u32) -> u32 {
+    match b {
+        SeqBound::Number(n) => n,
+        SeqBound::Star => star,
+    }
+}
+
+/// `(\Seen foo)` with `\Recent` added for the session's recent messages.
+pub(crate) fn flag_list(flags: &[String], recent: bool) -> String {
+    let mut s = String::from("(");
+    for (i, f) in flags.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(f);
+    }
+    if recent {
+        if !flags.is_empty() {
+            s.push(' ');
+        }
+        s.push_str("\\Recent");
+    }
+    s.push(')');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(uids: &[u32]) -> Selected {
+        Selected::new(
+            MailboxId(1),
+            "INBOX".into(),
+            false,
+            UidValidity(1),
+            uids.iter().map(|&u| Uid(u)).collect(),
+            ModSeq(1),
+        )
+    }
+
+    fn set(r: &[(SeqBound, SeqBound)]) -> SequenceSet {
+        SequenceSet::Ranges(r.to_vec())
+    }
+
+    use SeqBound::{Number as N, Star};
+
+    #[test]
+    fn sequence_numbers_resolve_against_the_view() {
+        let v = view(&[3, 5, 9, 12]);
+        assert_eq!(v.resolve(&set(&[(N(2), Star)]), false, true), Ok(vec![Uid(5), Uid(9), Uid(12)]));
+        assert_eq!(v.resolve(&set(&[(N(4), N(1))]), false, true).map(|v| v.len()), Ok(4));
+        assert_eq!(v.resolve(&set(&[(N(5), N(5))]), false, true), Err(InvalidSequence));
+        assert_eq!(v.resolve(&set(&[(N(3), N(7))]), false, false), Ok(vec![Uid(9), Uid(12)]));
+        assert_eq!(v.resolve(&set(&[(N(0), N(0))]), false, true), Err(InvalidSequence));
+    }
+
+    #[test]
+    fn uid_sets_resolve_against_the_view() {
+        let v = view(&[3, 5, 9, 12]);
+        assert_eq!(v.resolve(&set(&[(N(4), N(10))]), true, true), Ok(vec![Uid(5), Uid(9)]));
+        // `20:*` is `12:20` (RFC 3501 §6.4.8).
+        assert_eq!(v.resolve(&set(&[(N(20), Star)]), true, true), Ok(vec![Uid(12)]));
+        assert_eq!(v.resolve(&set(&[(N(100), N(200))]), true, true), Ok(vec![]));
+        assert_eq!(view(&[]).resolve(&set(&[(N(1), Star)]), true, true), Ok(vec![]));
+        assert_eq!(v.resolve(&SequenceSet::Saved, true, true), Err(InvalidSequence));
+    }
+
+    #[test]
+    fn flag_lists() {
+        assert_eq!(flag_list(&[], false), "()");
+        assert_eq!(flag_list(&[], true), "(\\Recent)");
+        assert_eq!(flag_list(&["\\Seen".into(), "x".into()], true), "(\\Seen x \\Recent)");
+    }
+}

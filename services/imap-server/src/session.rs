@@ -1,0 +1,168 @@
+//! Per-connection session state and its explicit transitions.
+
+use crate::hub::{Hint, Subscription};
+use crate::out::{Next, Out};
+use crate::selected::{Selected, SyncMode, SyncOutcome};
+use crate::server::ImapServer;
+use std::sync::Arc;
+use yubin_meta_api::{MetaError, UserId};
+
+/// RFC 3501 §3 connection states.
+pub(crate) enum SessionState {
+    NotAuthenticated,
+    Authenticated { user: UserId },
+    Selected { user: UserId, mailbox: Box<Selected> },
+    Logout,
+}
+
+pub(crate) struct Session {
+    pub(crate) server: Arc<ImapServer>,
+    pub(crate) state: SessionState,
+    /// The connection is encrypted (implicit TLS or after STARTTLS).
+    pub(crate) tls_active: bool,
+    pub(crate) auth_failures: u32,
+    /// The user's change hints; present once authenticated.
+    hints: Option<Subscription>,
+}
+
+impl Session {
+    pub(crate) fn new(server: Arc<ImapServer>, tls_active: bool) -> Session {
+        Session {
+            server,
+            state: SessionState::NotAuthenticated,
+            tls_active,
+            auth_failures: 0,
+            hints: None,
+        }
+    }
+
+    /// The authenticated user: the only source of the `UserId` of every store call.
+    pub(crate) fn user(&self) -> Option<UserId> {
+        match &self.state {
+            SessionState::Authenticated { user } | SessionState::Selected { user, .. } => {
+                Some(*user)
+            }
+            SessionState::NotAuthenticated | SessionState::Logout => None,
+        }
+    }
+
+    pub(crate) fn selected(&self) -> Option<&Selected> {
+        match &self.state {
+            SessionState::Selected { mailbox, .. } => Some(mailbox),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn selected_mut(&mut self) -> Option<(UserId, &mut Selected)> {
+        match &mut self.state {
+            SessionState::Selected { user, mailbox } => Some((*user, mailbox)),
+            _ => None,
+        }
+    }
+
+    /// Whether LOGIN / AUTHENTICATE PLAIN may be used on this connection (LOGINDISABLED).
+    pub(crate) fn plaintext_auth_allowed(&self) -> bool {
+        self.tls_active || self.server.config.allow_plaintext_auth
+    }
+
+    /// STARTTLS is offered when TLS is configured and not active yet.
+    pub(crate) fn starttls_available(&self) -> bool {
+        !self.tls_active && self.server.tls.is_some()
+    }
+
+    /// The capability list for the current state; only what works is listed.
+    pub(crate) fn capabilities(&self) -> String {
+        let mut caps = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
+             STATUS=SIZE",
+        );
+        if matches!(self.state, SessionState::NotAuthenticated) {
+            if self.starttls_available() {
+                caps.push_str(" STARTTLS");
+            }
+            if self.plaintext_auth_allowed() {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+
+    /// Applies a command's transition. Returns false when the connection must close.
+    pub(crate) fn apply(&mut self, next: Next) -> bool {
+        match next {
+            Next::Stay | Next::StartTls | Next::Idle | Next::SaslContinue => true,
+            Next::Authenticated(user) => {
+                self.hints = Some(self.server.hub.subscribe(user));
+                self.state = SessionState::Authenticated { user };
+                true
+            }
+            Next::Selected(mailbox) => {
+                if let Some(user) = self.user() {
+                    self.state = SessionState::Selected { user, mailbox };
+                }
+                true
+            }
+            Next::Deselect => {
+                if let SessionState::Selected { user, .. } = self.state {
+                    self.state = SessionState::Authenticated { user };
+                }
+                true
+            }
+            Next::Logout | Next::Disconnect => {
+                self.state = SessionState::Logout;
+                false
+            }
+        }
+    }
+
+    /// Waits for the next change hint (never resolves before authentication).
+    pub(crate) async fn next_hint(&mut self) -> Hint {
+        match &mut self.hints {
+            Some(sub) => sub.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Records a hint; true when it concerns the selected mailbox.
+    pub(crate) fn on_hint(&mut self, hint: Hint) -> bool {
+        let SessionState::Selected { mailbox, .. } = &mut self.state else {
+            return false;
+        };
+        let relevant = match hint {
+            Hint::Resync => true,
+            Hint::Changed(ev) => ev.mailbox == mailbox.id,
+        };
+        if relevant {
+            mailbox.dirty = true;
+        }
+        relevant
+    }
+
+    /// Catches the selected mailbox up with the store (see [`Selected::sync`]). When the mailbox
+    /// is gone, writes `* BYE` and returns `Next::Disconnect`.
+    pub(crate) async fn sync(
+        &mut self,
+        out: &mut Out<'_>,
+        mode: SyncMode,
+        force: bool,
+    ) -> Result<Next, MetaError> {
+        let mail = self.server.mail.clone();
+        let Some((user, sel)) = self.selected_mut() else {
+            return Ok(Next::Stay);
+        };
+        if !force && !sel.dirty {
+            return Ok(Next::Stay);
+        }
+        match sel.sync(mail.as_ref(), user, out, mode).await? {
+            SyncOutcome::Current => Ok(Next::Stay),
+            SyncOutcome::Gone => {
+                // Sequence numbers of a deleted mailbox mean nothing any more; there is no
+                // rev1 way to drop the selection under the client, so end the connection.
+                out.line("* BYE Selected mailbox was deleted by another session");
+                Ok(Next::Disconnect)
+            }
+        }
+    }
+}

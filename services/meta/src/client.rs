@@ -1,0 +1,333 @@
+//! `MailStore` and `Authenticator` over gRPC: what the IMAP front-end and LMTP use to reach a
+//! remote `yubin meta`.
+
+use crate::convert::{
+    self, WireError, mailbox_info_from_pb, meta_from_status, records_from_pb,
+};
+use crate::pb::{self, meta_client::MetaClient};
+use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES};
+use async_trait::async_trait;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use yubin_meta_api::{
+    AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp,
+    MailStore, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult,
+    ModSeq, NewMessage, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
+};
+
+/// How long a unary call may take before it fails as `Unavailable`; Watch has no such limit.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client of the `Meta` service. Cloning is cheap; clones share one HTTP/2 connection, which
+/// is re-established on demand after it breaks.
+#[derive(Clone)]
+pub struct GrpcMetaClient {
+    inner: MetaClient<Channel>,
+    call_timeout: Duration,
+}
+
+impl std::fmt::Debug for GrpcMetaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcMetaClient")
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcMetaClient {
+    /// A client of the meta service at `url` (e.g. `http://meta:50051`). The connection is made
+    /// on first use and re-made after failures, so meta need not be up yet; only a malformed URL
+    /// fails here (`Invalid`).
+    pub async fn connect(url: &str) -> Result<GrpcMetaClient, MetaError> {
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| MetaError::Invalid(format!("bad meta url {url:?}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            // Watch streams sit idle for long stretches; pinging them is what detects a dead
+            // meta node so the front-end can re-watch elsewhere.
+            .keep_alive_while_idle(true);
+        Ok(GrpcMetaClient::from_channel(endpoint.connect_lazy()))
+    }
+
+    /// A client over an existing channel (custom TLS, load balancing, tests).
+    pub fn from_channel(channel: Channel) -> GrpcMetaClient {
+        let inner = MetaClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        GrpcMetaClient {
+            inner,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+
+    /// Sets the per-call timeout of unary calls.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> GrpcMetaClient {
+        self.call_timeout = timeout;
+        self
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.call_timeout);
+        request
+    }
+
+    fn client(&self) -> MetaClient<Channel> {
+        self.inner.clone()
+    }
+}
+
+fn call<T>(result: Result<tonic::Response<T>, tonic::Status>) -> MetaResult<T> {
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| meta_from_status(&status))
+}
+
+#[async_trait]
+impl MailStore for GrpcMetaClient {
+    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+        let req = self.request(pb::ListMailboxesRequest { user_id: user.0 });
+        let resp = call(self.client().list_mailboxes(req).await)?;
+        resp.mailboxes
+            .into_iter()
+            .map(|m| MailboxInfo::try_from(m).map_err(MetaError::from))
+            .collect()
+    }
+
+    async fn list_subscriptions(&self, user: UserId) -> MetaResult<Vec<String>> {
+        let req = self.request(pb::ListSubscriptionsRequest { user_id: user.0 });
+        Ok(call(self.client().list_subscriptions(req).await)?.names)
+    }
+
+    async fn set_subscribed(&self, user: UserId, name: &str, subscribed: bool) -> MetaResult<()> {
+        let req = self.request(pb::SetSubscribedRequest {
+            user_id: user.0,
+            name: name.to_string(),
+            subscribed,
+        });
+        call(self.client().set_subscribed(req).await)?;
+        Ok(())
+    }
+
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> MetaResult<MailboxInfo> {
+        let req = self.request(pb::CreateMailboxRequest {
+            user_id: user.0,
+            name: name.to_string(),
+            special_use: convert::special_use_to_pb(special_use),
+        });
+        let resp = call(self.client().create_mailbox(req).await)?;
+        Ok(mailbox_info_from_pb(resp.mailbox)?)
+    }
+
+    async fn delete_mailbox(&self, user: UserId, name: &str) -> MetaResult<()> {
+        let req = self.request(pb::DeleteMailboxRequest {
+            user_id: user.0,
+            name: name.to_string(),
+        });
+        call(self.client().delete_mailbox(req).await)?;
+        Ok(())
+    }
+
+    async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> MetaResult<()> {
+        let req = self.request(pb::RenameMailboxRequest {
+            user_id: user.0,
+            from: from.to_string(),
+            to: to.to_string(),
+        });
+        call(self.client().rename_mailbox(req).await)?;
+        Ok(())
+    }
+
+    async fn mailbox_status(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
+        let req = self.request(pb::MailboxStatusRequest {
+            user_id: user.0,
+            name: name.to_string(),
+        });
+        let resp = call(self.client().mailbox_status(req).await)?;
+        Ok(mailbox_info_from_pb(resp.mailbox)?)
+    }
+
+    async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
+        let req = self.request(pb::SelectRequest {
+            user_id: user.0,
+            name: name.to_string(),
+        });
+        let resp = call(self.client().select(req).await)?;
+        let snapshot = resp
+            .snapshot
+            .ok_or_else(|| WireError("missing snapshot".into()))?;
+        Ok(MailboxSnapshot::try_from(snapshot)?)
+    }
+
+    async fn append(
+        &self,
+        user: UserId,
+        mailbox: &str,
+        messages: Vec<NewMessage>,
+    ) -> MetaResult<AppendResult> {
+        let req = self.request(pb::AppendRequest {
+            user_id: user.0,
+            mailbox: mailbox.to_string(),
+            messages: messages.into_iter().map(Into::into).collect(),
+        });
+        Ok(call(self.client().append(req).await)?.into())
+    }
+
+    async fn fetch(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: &UidSet,
+        with_summary: bool,
+    ) -> MetaResult<Vec<MessageRecord>> {
+        let req = self.request(pb::FetchRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+            uids: Some(uids.into()),
+            with_summary,
+        });
+        let resp = call(self.client().fetch(req).await)?;
+        Ok(records_from_pb(resp.messages)?)
+    }
+
+    async fn store_flags(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: &UidSet,
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> MetaResult<StoreResult> {
+        let req = self.request(pb::StoreFlagsRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+            uids: Some(uids.into()),
+            op: convert::flag_op_to_pb(op),
+            flags: flags.to_vec(),
+            unchanged_since: unchanged_since.map(|m| m.0),
+        });
+        Ok(call(self.client().store_flags(req).await)?.into())
+    }
+
+    async fn copy_messages(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        let req = self.request(pb::CopyMessagesRequest {
+            user_id: user.0,
+            source_mailbox_id: source.0,
+            uids: Some(uids.into()),
+            destination: destination.to_string(),
+            remove_source,
+        });
+        Ok(call(self.client().copy_messages(req).await)?.into())
+    }
+
+    async fn expunge(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: Option<&UidSet>,
+    ) -> MetaResult<Vec<Uid>> {
+        let req = self.request(pb::ExpungeRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+            uids: uids.map(Into::into),
+        });
+        Ok(convert::uids_from_pb(
+            call(self.client().expunge(req).await)?.uids,
+        ))
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> MetaResult<Vec<Uid>> {
+        let req = self.request(pb::SearchRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+            key: Some(key.into()),
+        });
+        Ok(convert::uids_from_pb(
+            call(self.client().search(req).await)?.uids,
+        ))
+    }
+
+    async fn changes_since(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> MetaResult<Changes> {
+        let req = self.request(pb::ChangesSinceRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+            since: since.0,
+        });
+        Ok(Changes::try_from(
+            call(self.client().changes_since(req).await)?,
+        )?)
+    }
+
+    async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
+        // No timeout: the stream lives as long as the session watches. The call returns once
+        // meta has subscribed, so every change made after it is hinted.
+        let req = tonic::Request::new(pb::WatchRequest { user_id: user.0 });
+        let stream = call(self.client().watch(req).await)?;
+        let events = futures::stream::unfold(stream, |mut stream| async move {
+            loop {
+                match stream.message().await {
+                    Ok(Some(event)) => match ChangeEvent::try_from(event) {
+                        Ok(event) => return Some((event, stream)),
+                        // A hint that cannot be read is a lost hint; MODSEQ catch-up covers it.
+                        Err(err) => tracing::warn!(error = %err, "dropping malformed change event"),
+                    },
+                    Ok(None) => return None,
+                    Err(status) => {
+                        tracing::debug!(status = %status, "watch stream broke");
+                        return None;
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(events))
+    }
+}
+
+#[async_trait]
+impl Authenticator for GrpcMetaClient {
+    async fn authenticate(&self, name: &str, password: &str) -> MetaResult<UserId> {
+        let req = self.request(pb::AuthenticateRequest {
+            name: name.to_string(),
+            password: password.to_string(),
+        });
+        let resp = call(self.client().authenticate(req).await)?;
+        Ok(convert::user_id(resp.user_id)?)
+    }
+
+    async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>> {
+        let req = self.request(pb::LookupUserRequest {
+            name: name.to_string(),
+        });
+        let resp = call(self.client().lookup_user(req).await)?;
+        resp.user_id
+            .map(|id| convert::user_id(id).map_err(MetaError::from))
+            .transpose()
+    }
+}

@@ -1,0 +1,378 @@
+//! The gRPC face of the metadata service: every `MailStore` and `Authenticator` method as one
+//! RPC, plus the server-streaming `Watch`.
+
+use crate::convert::{self, WireError, status_from_meta, uid_set_from_pb, user_id};
+use crate::pb::{self, meta_server::MetaServer};
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use yubin_meta_api::{Authenticator, MailStore, NewMessage, SearchKey, UidSet};
+
+/// The largest message either side of the metadata contract accepts. Tonic's default of 4 MiB is
+/// too small for a FETCH of a six-digit mailbox or a SELECT's UID list; this still bounds what a
+/// broken peer can make the process buffer.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// How often an idle HTTP/2 connection is pinged, so that a peer that vanished behind a NAT or a
+/// dead node is noticed and its Watch streams are dropped.
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of [`serve_grpc`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The `Meta` gRPC service over a mail store and an authenticator.
+#[derive(Clone)]
+pub struct MetaGrpc {
+    mail: Arc<dyn MailStore>,
+    auth: Arc<dyn Authenticator>,
+    /// Ends every Watch stream; without it a graceful shutdown would wait for them forever.
+    streams_stop: CancellationToken,
+}
+
+impl MetaGrpc {
+    pub fn new(mail: Arc<dyn MailStore>, auth: Arc<dyn Authenticator>) -> MetaGrpc {
+        MetaGrpc {
+            mail,
+            auth,
+            streams_stop: CancellationToken::new(),
+        }
+    }
+
+    /// Ends Watch streams when `token` is cancelled.
+    pub fn with_shutdown(mut self, token: CancellationToken) -> MetaGrpc {
+        self.streams_stop = token;
+        self
+    }
+
+    /// The tonic service, with the message size limits of the contract.
+    pub fn into_service(self) -> MetaServer<MetaGrpc> {
+        MetaServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Serves the `Meta` service on `listener` until `shutdown` is cancelled, then ends the Watch
+/// streams, lets in-flight calls finish and returns.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    mail: Arc<dyn MailStore>,
+    auth: Arc<dyn Authenticator>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let service = MetaGrpc::new(mail, auth)
+        .with_shutdown(shutdown.clone())
+        .into_service();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(KEEPALIVE_INTERVAL));
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+fn meta<T>(result: yubin_meta_api::MetaResult<T>) -> Result<T, Status> {
+    result.map_err(|err| {
+        if matches!(err, yubin_meta_api::MetaError::Internal(_)) {
+            tracing::error!(error = %err, "metadata store failed");
+        }
+        status_from_meta(err)
+    })
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::ChangeEvent, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::meta_server::Meta for MetaGrpc {
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        let req = request.into_inner();
+        let user = meta(self.auth.authenticate(&req.name, &req.password).await)?;
+        Ok(Response::new(pb::AuthenticateResponse { user_id: user.0 }))
+    }
+
+    async fn lookup_user(
+        &self,
+        request: Request<pb::LookupUserRequest>,
+    ) -> Result<Response<pb::LookupUserResponse>, Status> {
+        let req = request.into_inner();
+        let user = meta(self.auth.lookup(&req.name).await)?;
+        Ok(Response::new(pb::LookupUserResponse {
+            user_id: user.map(|u| u.0),
+        }))
+    }
+
+    async fn list_mailboxes(
+        &self,
+        request: Request<pb::ListMailboxesRequest>,
+    ) -> Result<Response<pb::ListMailboxesResponse>, Status> {
+        let req = request.into_inner();
+        let boxes = meta(self.mail.list_mailboxes(user_id(req.user_id)?).await)?;
+        Ok(Response::new(pb::ListMailboxesResponse {
+            mailboxes: boxes.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        let req = request.into_inner();
+        let names = meta(self.mail.list_subscriptions(user_id(req.user_id)?).await)?;
+        Ok(Response::new(pb::ListSubscriptionsResponse { names }))
+    }
+
+    async fn set_subscribed(
+        &self,
+        request: Request<pb::SetSubscribedRequest>,
+    ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        meta(
+            self.mail
+                .set_subscribed(user, &req.name, req.subscribed)
+                .await,
+        )?;
+        Ok(Response::new(pb::SetSubscribedResponse {}))
+    }
+
+    async fn create_mailbox(
+        &self,
+        request: Request<pb::CreateMailboxRequest>,
+    ) -> Result<Response<pb::CreateMailboxResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let special_use = convert::special_use_from_pb(req.special_use)?;
+        let info = meta(self.mail.create_mailbox(user, &req.name, special_use).await)?;
+        Ok(Response::new(pb::CreateMailboxResponse {
+            mailbox: Some(info.into()),
+        }))
+    }
+
+    async fn delete_mailbox(
+        &self,
+        request: Request<pb::DeleteMailboxRequest>,
+    ) -> Result<Response<pb::DeleteMailboxResponse>, Status> {
+        let req = request.into_inner();
+        meta(
+            self.mail
+                .delete_mailbox(user_id(req.user_id)?, &req.name)
+                .await,
+        )?;
+        Ok(Response::new(pb::DeleteMailboxResponse {}))
+    }
+
+    async fn rename_mailbox(
+        &self,
+        request: Request<pb::RenameMailboxRequest>,
+    ) -> Result<Response<pb::RenameMailboxResponse>, Status> {
+        let req = request.into_inner();
+        meta(
+            self.mail
+                .rename_mailbox(user_id(req.user_id)?, &req.from, &req.to)
+                .await,
+        )?;
+        Ok(Response::new(pb::RenameMailboxResponse {}))
+    }
+
+    async fn mailbox_status(
+        &self,
+        request: Request<pb::MailboxStatusRequest>,
+    ) -> Result<Response<pb::MailboxStatusResponse>, Status> {
+        let req = request.into_inner();
+        let info = meta(
+            self.mail
+                .mailbox_status(user_id(req.user_id)?, &req.name)
+                .await,
+        )?;
+        Ok(Response::new(pb::MailboxStatusResponse {
+            mailbox: Some(info.into()),
+        }))
+    }
+
+    async fn select(
+        &self,
+        request: Request<pb::SelectRequest>,
+    ) -> Result<Response<pb::SelectResponse>, Status> {
+        let req = request.into_inner();
+        let snapshot = meta(self.mail.select(user_id(req.user_id)?, &req.name).await)?;
+        Ok(Response::new(pb::SelectResponse {
+            snapshot: Some(snapshot.into()),
+        }))
+    }
+
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let messages = req
+            .messages
+            .into_iter()
+            .map(NewMessage::try_from)
+            .collect::<Result<Vec<_>, WireError>>()?;
+        let result = meta(self.mail.append(user, &req.mailbox, messages).await)?;
+        Ok(Response::new(result.into()))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let uids = uid_set_from_pb(req.uids, "uids")?;
+        let records = meta(
+            self.mail
+                .fetch(
+                    user,
+                    yubin_meta_api::MailboxId(req.mailbox_id),
+                    &uids,
+                    req.with_summary,
+                )
+                .await,
+        )?;
+        Ok(Response::new(pb::FetchResponse {
+            messages: records.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn store_flags(
+        &self,
+        request: Request<pb::StoreFlagsRequest>,
+    ) -> Result<Response<pb::StoreFlagsResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let uids = uid_set_from_pb(req.uids, "uids")?;
+        let op = convert::flag_op_from_pb(req.op)?;
+        let result = meta(
+            self.mail
+                .store_flags(
+                    user,
+                    yubin_meta_api::MailboxId(req.mailbox_id),
+                    &uids,
+                    op,
+                    &req.flags,
+                    req.unchanged_since.map(yubin_meta_api::ModSeq),
+                )
+                .await,
+        )?;
+        Ok(Response::new(result.into()))
+    }
+
+    async fn copy_messages(
+        &self,
+        request: Request<pb::CopyMessagesRequest>,
+    ) -> Result<Response<pb::CopyMessagesResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let uids = uid_set_from_pb(req.uids, "uids")?;
+        let result = meta(
+            self.mail
+                .copy_messages(
+                    user,
+                    yubin_meta_api::MailboxId(req.source_mailbox_id),
+                    &uids,
+                    &req.destination,
+                    req.remove_source,
+                )
+                .await,
+        )?;
+        Ok(Response::new(result.into()))
+    }
+
+    async fn expunge(
+        &self,
+        request: Request<pb::ExpungeRequest>,
+    ) -> Result<Response<pb::ExpungeResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let uids: Option<UidSet> = req.uids.map(Into::into);
+        let expunged = meta(
+            self.mail
+                .expunge(
+                    user,
+                    yubin_meta_api::MailboxId(req.mailbox_id),
+                    uids.as_ref(),
+                )
+                .await,
+        )?;
+        Ok(Response::new(pb::ExpungeResponse {
+            uids: convert::uids_to_pb(&expunged),
+        }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let key = SearchKey::try_from(
+            req.key
+                .ok_or_else(|| WireError("missing search key".into()))?,
+        )?;
+        let uids = meta(
+            self.mail
+                .search(user, yubin_meta_api::MailboxId(req.mailbox_id), &key)
+                .await,
+        )?;
+        Ok(Response::new(pb::SearchResponse {
+            uids: convert::uids_to_pb(&uids),
+        }))
+    }
+
+    async fn changes_since(
+        &self,
+        request: Request<pb::ChangesSinceRequest>,
+    ) -> Result<Response<pb::ChangesSinceResponse>, Status> {
+        let req = request.into_inner();
+        let user = user_id(req.user_id)?;
+        let changes = meta(
+            self.mail
+                .changes_since(
+                    user,
+                    yubin_meta_api::MailboxId(req.mailbox_id),
+                    yubin_meta_api::ModSeq(req.since),
+                )
+                .await,
+        )?;
+        Ok(Response::new(changes.into()))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let user = user_id(request.into_inner().user_id)?;
+        // Subscribe before answering: once the client has the response headers, no change it
+        // makes afterwards can be missed by this stream.
+        let events = meta(self.mail.watch(user).await)?;
+        let stop = self.streams_stop.clone().cancelled_owned();
+        let stream = events
+            // A store bug must never leak another account's hints.
+            .filter(move |e| std::future::ready(e.user == user))
+            .map(|e| Ok(pb::ChangeEvent::from(e)))
+            .take_until(stop);
+        // Dropping the response stream (client gone, connection reset) drops the store's
+        // subscription with it.
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

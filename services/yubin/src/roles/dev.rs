@@ -1,0 +1,134 @@
+//! `yubin dev`: every role in one process on embedded storage — metadata in a redb file and
+//! bodies as files under `--data-dir`. The front-end calls the store directly (no gRPC hop); the
+//! gRPC API can still be served so that separate `yubin imap` nodes can join.
+
+use crate::cli::DevArgs;
+use crate::config::{self, ConnectionLimits};
+use crate::http;
+use crate::roles::{bind, is_loopback};
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use yubin_blob::{BlobStore, FsBlobStore};
+use yubin_meta::{PasswordAuthenticator, PasswordParams, admin_router, hash_password};
+use yubin_meta_api::{AccountStore, Authenticator, MailStore};
+use yubin_meta_store::EmbeddedStore;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevSettings {
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_imap")]
+    imap_listen: String,
+    #[serde(default = "default_imaps")]
+    imaps_listen: String,
+    #[serde(default = "default_http")]
+    http_listen: String,
+    #[serde(default)]
+    grpc_listen: Option<String>,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    limits: ConnectionLimits,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("yubin-data")
+}
+fn default_imap() -> String {
+    "127.0.0.1:1143".into()
+}
+fn default_imaps() -> String {
+    "127.0.0.1:1993".into()
+}
+fn default_http() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl DevSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        config::check_addr("imap_listen", &self.imap_listen)?;
+        config::check_addr("imaps_listen", &self.imaps_listen)?;
+        config::check_addr("http_listen", &self.http_listen)?;
+        if let Some(g) = &self.grpc_listen {
+            config::check_addr("grpc_listen", g)?;
+        }
+        config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
+        self.limits.validate()
+    }
+}
+
+/// The demo account `yubin dev` creates on first start (ARCHITECTURE.md).
+const DEMO_USER: &str = "demo";
+const DEMO_PASSWORD: &str = "demo";
+
+pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let settings: DevSettings = config::load(&args, args.config.as_deref())?;
+    settings.validate()?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+
+    let store = Arc::new(
+        EmbeddedStore::open(settings.data_dir.join("meta.redb"))
+            .context("opening the embedded metadata store")?,
+    );
+    let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(settings.data_dir.join("blobs")));
+    let accounts: Arc<dyn AccountStore> = store.clone();
+    let mail: Arc<dyn MailStore> = store.clone();
+    let params = PasswordParams::default();
+    let auth: Arc<dyn Authenticator> = Arc::new(PasswordAuthenticator::new(accounts.clone()));
+
+    if accounts.user_by_name(DEMO_USER).await?.is_none() && accounts.list_users().await?.is_empty()
+    {
+        let hash = hash_password(DEMO_PASSWORD, &params)?;
+        accounts.create_user(DEMO_USER, &hash).await?;
+        println!("created user {DEMO_USER} with password {DEMO_PASSWORD}");
+    }
+
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => yubin_imap::tls::load_server_config(cert, key)?,
+        _ => yubin_imap::tls::self_signed_server_config(&["localhost".to_string()])?,
+    };
+    // Dev mode allows plaintext login on loopback only (ARCHITECTURE.md, "Protocol").
+    let plaintext = is_loopback(&settings.imap_listen);
+    let imap_config = settings.limits.imap_config("localhost", plaintext);
+    let server = yubin_imap::ImapServer::new(
+        mail.clone(),
+        auth.clone(),
+        blobs.clone(),
+        Some(tls),
+        imap_config,
+    );
+
+    let token = std::env::var("YUBIN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    if token.is_none() && !is_loopback(&settings.http_listen) {
+        anyhow::bail!("YUBIN_ADMIN_TOKEN must be set when --http-listen is not a loopback address");
+    }
+
+    let mut tasks = JoinSet::new();
+    let imap = bind("imap", &settings.imap_listen).await?;
+    let imaps = bind("imaps", &settings.imaps_listen).await?;
+    let http_listener = bind("http", &settings.http_listen).await?;
+    tasks.spawn(server.clone().serve(imap, false, shutdown.clone()));
+    tasks.spawn(server.serve(imaps, true, shutdown.clone()));
+    let ready: http::ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let app = http::router(ready, admin_router(accounts.clone(), token, params));
+    tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
+    if let Some(addr) = &settings.grpc_listen {
+        let listener = bind("grpc", addr).await?;
+        let (mail, auth, shutdown) = (mail.clone(), auth.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            yubin_meta::serve_grpc(listener, mail, auth, shutdown)
+                .await
+                .map_err(std::io::Error::other)
+        });
+    }
+    println!("data in {}", settings.data_dir.display());
+    super::wait_all(tasks, shutdown).await
+}

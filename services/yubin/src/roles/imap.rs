@@ -1,0 +1,117 @@
+//! `yubin imap`: a stateless IMAP front-end. Metadata through the meta service's gRPC API, bodies
+//! in S3; any node serves any user.
+
+use crate::cli::ImapArgs;
+use crate::config::{self, ConnectionLimits};
+use crate::http;
+use crate::roles::bind;
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use yubin_blob::{BlobStore, S3BlobStore};
+use yubin_meta::GrpcMetaClient;
+use yubin_meta_api::{Authenticator, MailStore};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImapSettings {
+    #[serde(default = "default_meta")]
+    meta_url: String,
+    #[serde(default = "default_bucket")]
+    s3_bucket: String,
+    #[serde(default = "default_imap")]
+    imap_listen: String,
+    #[serde(default)]
+    imaps_listen: Option<String>,
+    #[serde(default = "default_http")]
+    http_listen: String,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    allow_plaintext_auth: bool,
+    #[serde(default)]
+    limits: ConnectionLimits,
+}
+
+fn default_meta() -> String {
+    "http://127.0.0.1:50051".into()
+}
+fn default_bucket() -> String {
+    "yubin".into()
+}
+fn default_imap() -> String {
+    "127.0.0.1:1143".into()
+}
+fn default_http() -> String {
+    "127.0.0.1:8081".into()
+}
+
+impl ImapSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        config::check_addr("imap_listen", &self.imap_listen)?;
+        if let Some(a) = &self.imaps_listen {
+            config::check_addr("imaps_listen", a)?;
+        }
+        config::check_addr("http_listen", &self.http_listen)?;
+        config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
+        if self.imaps_listen.is_some() && self.tls_cert.is_none() {
+            anyhow::bail!("--imaps-listen needs --tls-cert and --tls-key");
+        }
+        if self.s3_bucket.is_empty() {
+            anyhow::bail!("--s3-bucket must not be empty");
+        }
+        self.limits.validate()
+    }
+}
+
+pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let settings: ImapSettings = config::load(&args, args.config.as_deref())?;
+    settings.validate()?;
+    let meta = Arc::new(
+        GrpcMetaClient::connect(&settings.meta_url)
+            .await
+            .context("connecting to the metadata service")?,
+    );
+    let mail: Arc<dyn MailStore> = meta.clone();
+    let auth: Arc<dyn Authenticator> = meta.clone();
+    let s3 = Arc::new(
+        S3BlobStore::from_env(settings.s3_bucket.clone())
+            .await
+            .context("configuring S3")?,
+    );
+    let blobs: Arc<dyn BlobStore> = s3.clone();
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(yubin_imap::tls::load_server_config(cert, key)?),
+        _ => None,
+    };
+    let imap_config = settings
+        .limits
+        .imap_config("localhost", settings.allow_plaintext_auth);
+    let server = yubin_imap::ImapServer::new(mail.clone(), auth, blobs, tls, imap_config);
+
+    let mut tasks = JoinSet::new();
+    let imap = bind("imap", &settings.imap_listen).await?;
+    tasks.spawn(server.clone().serve(imap, false, shutdown.clone()));
+    if let Some(addr) = &settings.imaps_listen {
+        let imaps = bind("imaps", addr).await?;
+        tasks.spawn(server.clone().serve(imaps, true, shutdown.clone()));
+    }
+    let http_listener = bind("http", &settings.http_listen).await?;
+    let probe_meta = meta.clone();
+    let probe_s3 = s3.clone();
+    let ready: http::ReadinessCheck = Arc::new(move || {
+        let (meta, s3) = (probe_meta.clone(), probe_s3.clone());
+        Box::pin(async move {
+            meta.ping().await.map_err(|e| format!("meta: {e}"))?;
+            s3.ping().await.map_err(|e| format!("s3: {e}"))
+        })
+    });
+    let app = http::router(ready, axum::Router::new());
+    tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
+    super::wait_all(tasks, shutdown).await
+}

@@ -1,0 +1,88 @@
+//! `yubin meta`: the metadata service on Redis. Serves gRPC to front-ends and the admin API on
+//! its HTTP port.
+
+use crate::cli::MetaArgs;
+use crate::config;
+use crate::http;
+use crate::roles::{bind, is_loopback};
+use anyhow::Context;
+use serde::Deserialize;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use yubin_meta::{PasswordAuthenticator, PasswordParams, admin_router};
+use yubin_meta_api::{AccountStore, Authenticator, MailStore};
+use yubin_meta_store::RedisStore;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetaSettings {
+    #[serde(default = "default_redis")]
+    redis_url: String,
+    #[serde(default = "default_grpc")]
+    grpc_listen: String,
+    #[serde(default = "default_http")]
+    http_listen: String,
+}
+
+fn default_redis() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+fn default_grpc() -> String {
+    "127.0.0.1:50051".into()
+}
+fn default_http() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl MetaSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        config::check_addr("grpc_listen", &self.grpc_listen)?;
+        config::check_addr("http_listen", &self.http_listen)?;
+        if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
+            anyhow::bail!("redis_url must start with redis:// or rediss://");
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let settings: MetaSettings = config::load(&args, args.config.as_deref())?;
+    settings.validate()?;
+    let store = Arc::new(
+        RedisStore::connect(&settings.redis_url)
+            .await
+            .context("connecting to redis")?,
+    );
+    let accounts: Arc<dyn AccountStore> = store.clone();
+    let mail: Arc<dyn MailStore> = store.clone();
+    let auth: Arc<dyn Authenticator> = Arc::new(PasswordAuthenticator::new(accounts.clone()));
+
+    let token = std::env::var("YUBIN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    if token.is_none() && !is_loopback(&settings.http_listen) {
+        anyhow::bail!("YUBIN_ADMIN_TOKEN must be set when --http-listen is not a loopback address");
+    }
+
+    let mut tasks = JoinSet::new();
+    let grpc = bind("grpc", &settings.grpc_listen).await?;
+    let http_listener = bind("http", &settings.http_listen).await?;
+    {
+        let (mail, auth, shutdown) = (mail.clone(), auth.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            yubin_meta::serve_grpc(grpc, mail, auth, shutdown)
+                .await
+                .map_err(std::io::Error::other)
+        });
+    }
+    let probe = store.clone();
+    let ready: http::ReadinessCheck = Arc::new(move || {
+        let probe = probe.clone();
+        Box::pin(async move { probe.ping().await.map_err(|e| format!("redis: {e}")) })
+    });
+    let app = http::router(
+        ready,
+        admin_router(accounts, token, PasswordParams::default()),
+    );
+    tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
+    super::wait_all(tasks, shutdown).await
+}

@@ -1,0 +1,211 @@
+//! The distributed setup end to end: a real redis-server, a real S3 protocol server (s3s-fs),
+//! `yubin meta` and two `yubin imap` front-ends, driven over IMAP.
+
+mod common;
+
+use yubin_loadtest::client::Imap;
+use common::{YubinProcess, sample_message, yubin_user};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use yubin_blob::test_server::{TestS3Server, spawn_s3s_fs};
+use yubin_meta_store::testing::RedisServer;
+
+const BUCKET: &str = "yubin-test";
+
+struct Stack {
+    redis: RedisServer,
+    _s3: TestS3Server,
+    _s3_dir: tempfile::TempDir,
+    meta: Option<YubinProcess>,
+    grpc: SocketAddr,
+    admin: SocketAddr,
+    nodes: Vec<YubinProcess>,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let redis = RedisServer::spawn_with_aof().expect("redis-server");
+        let s3_dir = tempfile::tempdir().expect("tempdir");
+        // s3s-fs keeps each bucket as a directory under its root.
+        std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
+        let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
+        let meta = start_meta(&redis.url(), "127.0.0.1:0");
+        let grpc = meta.addr("grpc");
+        let admin = meta.addr("http");
+        let nodes = (0..2).map(|_| start_node(grpc, &s3)).collect();
+        Stack {
+            redis,
+            _s3: s3,
+            _s3_dir: s3_dir,
+            meta: Some(meta),
+            grpc,
+            admin,
+            nodes,
+        }
+    }
+
+    fn imap(&self, node: usize) -> SocketAddr {
+        self.nodes[node].addr("imap")
+    }
+
+    fn add_user(&self, name: &str, password: &str) {
+        yubin_user(self.admin, &["add", name, "--password", password]);
+    }
+
+    /// Stops meta (SIGTERM) and starts it again on the same ports.
+    fn restart_meta(&mut self) {
+        let old = self.meta.take().expect("meta running");
+        assert!(old.stop().success(), "meta exits cleanly on SIGTERM");
+        let meta = start_meta(&self.redis.url(), &self.grpc.to_string());
+        self.admin = meta.addr("http");
+        self.meta = Some(meta);
+    }
+}
+
+fn start_meta(redis_url: &str, grpc: &str) -> YubinProcess {
+    YubinProcess::start(
+        &[
+            "meta",
+            "--redis-url",
+            redis_url,
+            "--grpc-listen",
+            grpc,
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        &["grpc", "http"],
+    )
+}
+
+fn start_node(grpc: SocketAddr, s3: &TestS3Server) -> YubinProcess {
+    let meta_url = format!("http://{grpc}");
+    YubinProcess::start(
+        &[
+            "imap",
+            "--meta-url",
+            &meta_url,
+            "--s3-bucket",
+            BUCKET,
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--allow-plaintext-auth",
+            "true",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
+            ("AWS_ACCESS_KEY_ID", &s3.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &s3.secret_key),
+            ("AWS_REGION", "us-east-1"),
+        ],
+        &["imap", "http"],
+    )
+}
+
+fn literal_of<'a>(r: &'a yubin_loadtest::client::Response, needle: &str) -> &'a [u8] {
+    let line = r.find(needle).unwrap_or_else(|| panic!("no {needle} in {r:?}"));
+    &line.literals[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_on_one_node_sees_append_flags_and_expunge_from_the_other() {
+    let stack = Stack::start().await;
+    stack.add_user("alice", "alice-pw");
+
+    let mut watcher = Imap::login(stack.imap(0), "alice", "alice-pw").await;
+    watcher.ok("SELECT INBOX").await;
+    let idle = watcher.idle().await;
+
+    let mut writer = Imap::login(stack.imap(1), "alice", "alice-pw").await;
+    let message = sample_message(1);
+    let started = Instant::now();
+    let r = writer.append("INBOX", "", &message).await;
+    assert!(r.is_ok(), "{r:?}");
+    let exists = watcher
+        .wait_for("EXISTS", Duration::from_secs(5))
+        .await
+        .expect("IDLE client on node 1 sees EXISTS for an APPEND on node 2");
+    let latency = started.elapsed();
+    assert_eq!(exists.text, "* 1 EXISTS");
+    println!("cross-node APPEND -> EXISTS latency: {latency:?}");
+
+    writer.ok("SELECT INBOX").await;
+    writer.ok("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    let flags = watcher
+        .wait_for("FETCH", Duration::from_secs(5))
+        .await
+        .expect("IDLE client sees the flag change");
+    assert!(flags.has("\\Flagged"), "{flags:?}");
+
+    writer.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    writer.ok("EXPUNGE").await;
+    let expunge = watcher
+        .wait_for("EXPUNGE", Duration::from_secs(5))
+        .await
+        .expect("IDLE client sees the expunge");
+    assert_eq!(expunge.text, "* 1 EXPUNGE");
+    assert!(watcher.done(&idle).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_round_trip_through_s3_byte_identical_and_users_are_isolated() {
+    let stack = Stack::start().await;
+    stack.add_user("alice", "pw-a");
+    stack.add_user("bob", "pw-b");
+
+    let mut alice = Imap::login(stack.imap(0), "alice", "pw-a").await;
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let m = sample_message(n);
+        assert!(alice.append("INBOX", "\\Seen", &m).await.is_ok());
+        sent.push(m);
+    }
+    // Read back on the other node: the body comes from S3, the metadata from meta.
+    let mut again = Imap::login(stack.imap(1), "alice", "pw-a").await;
+    again.ok("SELECT INBOX").await;
+    for (i, m) in sent.iter().enumerate() {
+        let r = again.ok(&format!("FETCH {} BODY.PEEK[]", i + 1)).await;
+        assert_eq!(literal_of(&r, "FETCH"), m.as_slice(), "message {i}");
+    }
+
+    let mut bob = Imap::login(stack.imap(1), "bob", "pw-b").await;
+    let r = bob.ok("SELECT INBOX").await;
+    assert!(r.find("* 0 EXISTS").is_some(), "bob sees none of alice's mail: {r:?}");
+    let r = bob.ok("LIST \"\" \"*\"").await;
+    assert_eq!(r.untagged.len(), 1, "bob has only his INBOX: {r:?}");
+    assert!(!Imap::connect(stack.imap(0)).await.run("LOGIN bob pw-a").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_restart_keeps_everything_and_idle_clients_catch_up() {
+    let mut stack = Stack::start().await;
+    stack.add_user("carol", "pw-c");
+    let mut c = Imap::login(stack.imap(0), "carol", "pw-c").await;
+    c.ok("CREATE Work").await;
+    assert!(c.append("Work", "\\Flagged", &sample_message(7)).await.is_ok());
+
+    let mut watcher = Imap::login(stack.imap(0), "carol", "pw-c").await;
+    watcher.ok("SELECT Work").await;
+    let idle = watcher.idle().await;
+
+    // The event stream from meta to node 0 breaks here; changes made while it is down and after
+    // it comes back must still reach the IDLE client (notifications are hints, MODSEQ is truth).
+    stack.restart_meta();
+    let mut writer = Imap::login(stack.imap(1), "carol", "pw-c").await;
+    assert!(writer.append("Work", "", &sample_message(8)).await.is_ok());
+    let line = watcher
+        .wait_for("EXISTS", Duration::from_secs(10))
+        .await
+        .expect("IDLE client catches up after the event stream broke");
+    assert_eq!(line.text, "* 2 EXISTS");
+    assert!(watcher.done(&idle).await.is_ok());
+
+    let r = writer.ok("STATUS Work (MESSAGES)").await;
+    assert!(r.find("MESSAGES 2").is_some(), "{r:?}");
+    let r = writer.ok("SELECT Work").await;
+    assert!(r.find("2 EXISTS").is_some(), "{r:?}");
+    let r = writer.ok("FETCH 1 FLAGS").await;
+    assert!(r.find("\\Flagged").is_some(), "{r:?}");
+}
