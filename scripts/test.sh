@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests need
-# (redis-server, python3) when missing, checks formatting, then runs every test of the workspace.
+# (redis-server, python3, isync for mbsync) when missing, checks formatting, then runs every test of the workspace.
 # The integration tests spawn their own redis-server, S3 server (s3s-fs) and yubin processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v mbsync >/dev/null 2>&1 || missing+=(isync)
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     sudo=""

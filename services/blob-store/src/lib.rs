@@ -38,3 +38,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Every key starting with `prefix`.
     async fn list(&self, prefix: &str) -> BlobResult<Vec<BlobKey>>;
 }
+
+pub mod conformance;
+mod faulty;
+mod fs;
+mod s3;
+#[cfg(feature = "test-server")]
+pub mod test_server;
+
+pub use faulty::{FaultPolicy, FaultyBlobStore};
+pub use fs::FsBlobStore;
+pub use s3::S3BlobStore;

@@ -5,6 +5,7 @@
 mod civil;
 pub mod command;
 pub mod encode;
+mod parse;
 pub mod receiver;
 
 pub use command::*;

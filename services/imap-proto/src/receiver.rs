@@ -1,6 +1,20 @@
-//! The incremental command receiver (API contract; see the helper brief).
+//! The incremental command receiver.
+//!
+//! Framing (RFC 3501 §2.2, §4.3, §7.5; RFC 7888): a command is one or more CRLF-terminated
+//! lines; a line ending in a literal marker `{n}` / `{n+}` / `~{n}` is followed by exactly `n`
+//! octets, after which the command continues with another line. The receiver cuts the byte
+//! stream into these pieces, enforces [`Limits`] on each, and hands the assembled command to
+//! the parser (the private `parse` module) once its last line has arrived.
+//!
+//! Memory: a line is never held beyond `max_line` (a longer one is discarded as it arrives), a
+//! literal is never accepted beyond `max_literal`, and one command never holds more than
+//! `max_command`. Input the caller has fed but not yet drained with [`Receiver::next`] is of
+//! course held too, so callers should alternate `feed` and `next`.
+
+use bytes::{Buf, BytesMut};
 
 use crate::command::Command;
+use crate::parse::{self, Lit};
 
 /// Bounds on what one client may make the server hold (all configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +61,96 @@ pub enum Received {
     },
 }
 
+/// Error text for a literal over `max_literal` / `max_command`. It starts with the RFC 7889
+/// response code so that APPEND can answer `NO [TOOBIG] ...` by passing it through.
+pub const LITERAL_TOO_LARGE: &str = "[TOOBIG] literal too large";
+
+/// Bytes of a discarded line kept to recognise a literal marker at its end.
+const SKIP_TAIL: usize = 32;
+
+/// Sync literals per command for which the partial command is syntax-checked before asking
+/// for the literal; bounded so that a command with thousands of literals does not reparse its
+/// text thousands of times.
+const PRECHECK_LITERALS: usize = 8;
+
+#[derive(Debug)]
+enum State {
+    /// Reading a line of the current command, or waiting for a new command.
+    Line,
+    /// Waiting for the `size` octets of a literal of the current command.
+    Literal { size: usize },
+    /// Discarding the rest of a command already answered with an error: the current line (the
+    /// last `SKIP_TAIL` bytes of it are in `tail`), and `discard` octets of a non-synchronizing
+    /// literal it announced, which the client sends regardless.
+    Skip { tail: Vec<u8>, discard: u64 },
+    /// A fatal error was reported; input is ignored.
+    Failed,
+}
+
 /// Receives commands from a byte stream.
 #[derive(Debug)]
 pub struct Receiver {
     limits: Limits,
+    buf: BytesMut,
+    state: State,
+    /// Bytes at the start of `buf` already known to hold no LF (saves rescanning when the
+    /// caller feeds a line in small pieces).
+    scanned: usize,
+    /// Text of the current command so far, line endings removed.
+    text: Vec<u8>,
+    /// Literals of the current command.
+    lits: Vec<Lit>,
+    /// Bytes the current command holds, lines and literals, counted against `max_command`.
+    held: u64,
+}
+
+/// A literal marker at the end of a line.
+struct Marker {
+    /// `None` when the size does not fit in a u64.
+    size: Option<u64>,
+    /// `{n}` (the client waits for `+`) rather than `{n+}`.
+    sync: bool,
+}
+
+/// Recognises `{digits}` / `{digits+}` at the end of a line (without its CRLF). A marker can
+/// only end a line as a literal in valid IMAP (`{` is not an atom character and quoted strings
+/// cannot span lines), so this does not need to know anything else about the line.
+fn literal_marker(line: &[u8]) -> Option<Marker> {
+    let body = line.strip_suffix(b"}")?;
+    let open = body.iter().rposition(|&b| b == b'{')?;
+    let inner = &body[open + 1..];
+    let (digits, sync) = match inner.strip_suffix(b"+") {
+        Some(d) => (d, false),
+        None => (inner, true),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size = digits.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    });
+    Some(Marker { size, sync })
+}
+
+/// Keeps the last `SKIP_TAIL` bytes of `tail ++ more`.
+fn push_tail(tail: &mut Vec<u8>, more: &[u8]) {
+    let more = &more[more.len().saturating_sub(SKIP_TAIL)..];
+    tail.extend_from_slice(more);
+    let excess = tail.len().saturating_sub(SKIP_TAIL);
+    tail.drain(..excess);
 }
 
 impl Receiver {
     pub fn new(limits: Limits) -> Receiver {
-        Receiver { limits }
+        Receiver {
+            limits,
+            buf: BytesMut::new(),
+            state: State::Line,
+            scanned: 0,
+            text: Vec::new(),
+            lits: Vec::new(),
+            held: 0,
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -64,30 +159,673 @@ impl Receiver {
 
     /// Appends bytes received from the client.
     pub fn feed(&mut self, bytes: &[u8]) {
-        let _ = bytes;
-        todo!("parser")
+        if !matches!(self.state, State::Failed) {
+            self.buf.extend_from_slice(bytes);
+        }
     }
 
     /// Advances; call repeatedly until `NeedMoreData`.
+    // Not an Iterator: `NeedMoreData` is not the end of the stream, and the name is the contract.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Received {
-        todo!("parser")
+        loop {
+            match self.state {
+                State::Failed => return Received::NeedMoreData,
+                State::Skip { .. } => {
+                    if !self.skip() {
+                        return Received::NeedMoreData;
+                    }
+                }
+                State::Literal { size } => {
+                    if self.buf.len() < size {
+                        return Received::NeedMoreData;
+                    }
+                    // split_to hands the literal's bytes over without copying them.
+                    let data = self.buf.split_to(size).freeze();
+                    self.scanned = 0;
+                    self.lits.push(Lit {
+                        pos: self.text.len(),
+                        data,
+                    });
+                    self.state = State::Line;
+                }
+                State::Line => {
+                    if let Some(out) = self.line() {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles the next line of the current command; `None` means "keep going".
+    fn line(&mut self) -> Option<Received> {
+        let Some(lf) = self.find_lf() else {
+            // Without its CRLF the line may be one byte longer than max_line (a buffered CR).
+            if self.buf.len() > self.limits.max_line.saturating_add(1) {
+                return Some(self.abandon("line too long"));
+            }
+            return Some(Received::NeedMoreData);
+        };
+        let end = if lf > 0 && self.buf[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            // A bare LF is tolerated as a line end (robustness; RFC 3501 §2.2 says CRLF).
+            lf
+        };
+        if end > self.limits.max_line {
+            return Some(self.abandon("line too long"));
+        }
+        let held = self.held + end as u64;
+        if held > self.limits.max_command {
+            return Some(self.abandon("command too long"));
+        }
+        if self.text.is_empty() && end == 0 {
+            // An empty line between commands: nothing to answer.
+            self.consume(lf + 1);
+            return None;
+        }
+        self.held = held;
+        self.text.extend_from_slice(&self.buf[..end]);
+        self.consume(lf + 1);
+
+        let line_start = self.text.len() - end;
+        let Some(marker) = literal_marker(&self.text[line_start..]) else {
+            return Some(self.finish());
+        };
+        let fits = marker.size.filter(|&size| {
+            size <= self.limits.max_literal
+                && self.held.saturating_add(size) <= self.limits.max_command
+        });
+        let Some(size) = fits.and_then(|s| usize::try_from(s).ok()) else {
+            let tag = parse::read_tag(&self.text);
+            self.reset_command();
+            if marker.sync {
+                // RFC 7888 §4 / RFC 9051 §7.5: refuse before the client sends it; it never does.
+                return Some(Received::Error {
+                    tag,
+                    text: LITERAL_TOO_LARGE.to_string(),
+                    fatal: false,
+                });
+            }
+            // The client is already sending the octets: there is no way to find the end of
+            // this command other than reading them all, which is what the limit forbids.
+            self.state = State::Failed;
+            self.buf = BytesMut::new();
+            return Some(Received::Error {
+                tag,
+                text: LITERAL_TOO_LARGE.to_string(),
+                fatal: true,
+            });
+        };
+        if marker.sync && self.lits.len() < PRECHECK_LITERALS {
+            // Reject a command that is already wrong before making the client send a literal.
+            if let Err((tag, e)) =
+                parse::parse_command(&self.text, &self.lits, self.limits.max_nesting, true)
+                && !e.incomplete
+            {
+                self.reset_command();
+                return Some(Received::Error {
+                    tag,
+                    text: e.text,
+                    fatal: false,
+                });
+            }
+        }
+        self.held += size as u64;
+        self.state = State::Literal { size };
+        if marker.sync {
+            Some(Received::NeedContinuation { size: size as u64 })
+        } else {
+            None
+        }
+    }
+
+    /// Parses the complete command.
+    fn finish(&mut self) -> Received {
+        let result = parse::parse_command(&self.text, &self.lits, self.limits.max_nesting, false);
+        self.reset_command();
+        match result {
+            Ok(command) => Received::Command(command),
+            Err((tag, e)) => Received::Error {
+                tag,
+                text: e.text,
+                fatal: false,
+            },
+        }
+    }
+
+    /// Reports an over-long line or command and starts discarding the rest of it.
+    fn abandon(&mut self, text: &str) -> Received {
+        let tag = if self.text.is_empty() {
+            parse::read_tag(&self.buf)
+        } else {
+            parse::read_tag(&self.text)
+        };
+        self.reset_command();
+        self.state = State::Skip {
+            tail: Vec::new(),
+            discard: 0,
+        };
+        Received::Error {
+            tag,
+            text: text.to_string(),
+            fatal: false,
+        }
+    }
+
+    /// Discards input of an abandoned command; true once it is all gone.
+    fn skip(&mut self) -> bool {
+        let State::Skip { tail, discard } = &mut self.state else {
+            return true;
+        };
+        loop {
+            if *discard > 0 {
+                let n = usize::try_from(*discard)
+                    .unwrap_or(usize::MAX)
+                    .min(self.buf.len());
+                self.buf.advance(n);
+                *discard -= n as u64;
+                if *discard > 0 {
+                    self.scanned = 0;
+                    return false;
+                }
+            }
+            match self.buf.iter().position(|&b| b == b'\n') {
+                None => {
+                    push_tail(tail, &self.buf);
+                    self.buf.clear();
+                    self.scanned = 0;
+                    return false;
+                }
+                Some(lf) => {
+                    push_tail(tail, &self.buf[..lf]);
+                    self.buf.advance(lf + 1);
+                    self.scanned = 0;
+                    if tail.last() == Some(&b'\r') {
+                        tail.pop();
+                    }
+                    // A non-synchronizing literal is sent anyway: skip its octets and the line
+                    // after it. A synchronizing one is never sent, as we did not say `+`.
+                    match literal_marker(tail) {
+                        Some(Marker {
+                            size: Some(size),
+                            sync: false,
+                        }) => {
+                            *discard = size;
+                            tail.clear();
+                        }
+                        _ => {
+                            self.state = State::Line;
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn find_lf(&mut self) -> Option<usize> {
+        let start = self.scanned.min(self.buf.len());
+        match self.buf[start..].iter().position(|&b| b == b'\n') {
+            Some(i) => Some(start + i),
+            None => {
+                self.scanned = self.buf.len();
+                None
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.scanned = 0;
+    }
+
+    fn reset_command(&mut self) {
+        self.text = Vec::new();
+        self.lits = Vec::new();
+        self.held = 0;
+        self.state = State::Line;
     }
 
     /// Reads the line that ends an IDLE (RFC 2177): `Some(true)` for `DONE`, `Some(false)` for any
     /// other complete line, `None` if no full line is buffered yet.
     pub fn take_idle_done(&mut self) -> Option<bool> {
-        todo!("parser")
+        self.take_line()
+            .map(|line| line.eq_ignore_ascii_case(b"DONE"))
     }
 
     /// Reads one line of a SASL exchange (RFC 3501 §6.2.2): the base64 text without CRLF, or
     /// `None` if no full line is buffered yet. `*` alone means the client cancelled.
+    ///
+    /// A line longer than `max_line` is discarded up to its end and reported as `*`: the
+    /// exchange cannot go on, and cancelling is what the session does with it.
     pub fn take_line(&mut self) -> Option<Vec<u8>> {
-        todo!("parser")
+        match self.state {
+            State::Failed => return None,
+            State::Skip { .. } => {
+                if !self.skip() {
+                    return None;
+                }
+            }
+            State::Line | State::Literal { .. } => {}
+        }
+        let Some(lf) = self.find_lf() else {
+            if self.buf.len() > self.limits.max_line.saturating_add(1) {
+                self.state = State::Skip {
+                    tail: Vec::new(),
+                    discard: 0,
+                };
+                self.skip();
+                return Some(b"*".to_vec());
+            }
+            return None;
+        };
+        let end = if lf > 0 && self.buf[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            lf
+        };
+        let line = self.buf[..end].to_vec();
+        self.consume(lf + 1);
+        if line.len() > self.limits.max_line {
+            return Some(b"*".to_vec());
+        }
+        Some(line)
     }
 
     /// Bytes buffered but not yet consumed (to hand over unread bytes, e.g. none may remain after
-    /// STARTTLS per RFC 3501 §6.2.1).
+    /// STARTTLS per RFC 3501 §6.2.1). This includes the part of a command received so far.
     pub fn buffered(&self) -> usize {
-        todo!("parser")
+        self.buf.len() + self.text.len() + self.lits.iter().map(|l| l.data.len()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::*;
+
+    fn small() -> Limits {
+        Limits {
+            max_line: 64,
+            max_literal: 100,
+            max_command: 300,
+            max_nesting: 8,
+        }
+    }
+
+    /// Everything the receiver produces for `input` fed in pieces of `step` bytes.
+    fn run(limits: Limits, input: &[u8], step: usize) -> Vec<Received> {
+        let mut r = Receiver::new(limits);
+        let mut out = Vec::new();
+        for chunk in input.chunks(step.max(1)) {
+            r.feed(chunk);
+            loop {
+                match r.next() {
+                    Received::NeedMoreData => break,
+                    other => out.push(other),
+                }
+            }
+        }
+        out
+    }
+
+    fn cmd(tag: &str, body: CommandBody) -> Received {
+        Received::Command(Command {
+            tag: tag.to_string(),
+            body,
+        })
+    }
+
+    fn err(tag: Option<&str>, text: &str, fatal: bool) -> Received {
+        Received::Error {
+            tag: tag.map(str::to_string),
+            text: text.to_string(),
+            fatal,
+        }
+    }
+
+    fn login(u: &str, p: &str) -> CommandBody {
+        CommandBody::Login {
+            username: u.as_bytes().to_vec(),
+            password: p.as_bytes().to_vec(),
+        }
+    }
+
+    fn append1(message: &'static [u8], binary: bool) -> CommandBody {
+        CommandBody::Append {
+            mailbox: b"INBOX".to_vec(),
+            messages: vec![AppendMessage {
+                flags: vec![],
+                internal_date: None,
+                message: bytes::Bytes::from_static(message),
+                binary,
+            }],
+        }
+    }
+
+    /// (limits, wire input, expected outputs): checked whole, byte by byte and in odd pieces.
+    fn table() -> Vec<(Limits, &'static [u8], Vec<Received>)> {
+        let d = Limits::default();
+        vec![
+            // Pipelined commands come out one by one; blank lines are ignored; bare LF is ok.
+            (
+                d,
+                b"a NOOP\r\n\r\nb CAPABILITY\nc LOGOUT\r\n",
+                vec![
+                    cmd("a", CommandBody::Noop),
+                    cmd("b", CommandBody::Capability),
+                    cmd("c", CommandBody::Logout),
+                ],
+            ),
+            // Synchronizing literals ask for `+` exactly once each; non-synchronizing never.
+            (
+                d,
+                b"a LOGIN {5}\r\nalice {6}\r\nsecret\r\nb LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n",
+                vec![
+                    Received::NeedContinuation { size: 5 },
+                    Received::NeedContinuation { size: 6 },
+                    cmd("a", login("alice", "secret")),
+                    cmd("b", login("alice", "secret")),
+                ],
+            ),
+            // A literal holding CRLF and things that look like commands.
+            (
+                d,
+                b"a APPEND INBOX {18}\r\nb LOGOUT\r\n{3}\r\nx\r\n\r\nc NOOP\r\n",
+                vec![
+                    Received::NeedContinuation { size: 18 },
+                    cmd("a", append1(b"b LOGOUT\r\n{3}\r\nx\r\n", false)),
+                    cmd("c", CommandBody::Noop),
+                ],
+            ),
+            // LITERAL- semantics: a non-synchronizing literal over 4096 bytes is still fine.
+            (d, b"a APPEND INBOX ~{0+}\r\n\r\n", vec![cmd("a", append1(b"", true))]),
+            // Errors are per command; the stream goes on.
+            (
+                d,
+                b"a FROB\r\n* NOOP\r\nb NOOP\r\n",
+                vec![
+                    err(Some("a"), "unknown command", false),
+                    err(None, "missing or invalid tag", false),
+                    cmd("b", CommandBody::Noop),
+                ],
+            ),
+            // A command already wrong is refused before its literal is asked for.
+            (
+                d,
+                b"a FROB {5}\r\nb NOOP\r\n",
+                vec![
+                    err(Some("a"), "unknown command", false),
+                    cmd("b", CommandBody::Noop),
+                ],
+            ),
+            // Over-long line: error with the tag, the rest of the line is skipped.
+            (
+                small(),
+                b"a1 SELECT xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\nb NOOP\r\n",
+                vec![err(Some("a1"), "line too long", false), cmd("b", CommandBody::Noop)],
+            ),
+            // ... and when it announced a non-synchronizing literal, that is skipped as well,
+            // together with the rest of the command.
+            (
+                small(),
+                b"a1 SELECT xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {10+}\r\nb NOOP\r\nxx {2+}\r\nzz\r\nc NOOP\r\n",
+                vec![err(Some("a1"), "line too long", false), cmd("c", CommandBody::Noop)],
+            ),
+            // A synchronizing literal over the limit: refused without a continuation; the
+            // client does not send it.
+            (
+                small(),
+                b"a APPEND INBOX {101}\r\nb NOOP\r\n",
+                vec![err(Some("a"), LITERAL_TOO_LARGE, false), cmd("b", CommandBody::Noop)],
+            ),
+            (
+                small(),
+                b"a APPEND INBOX {99999999999999999999999}\r\nb NOOP\r\n",
+                vec![err(Some("a"), LITERAL_TOO_LARGE, false), cmd("b", CommandBody::Noop)],
+            ),
+            // A literal at the limit is fine.
+            (
+                small(),
+                b"a LOGIN u {100+}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n",
+                vec![cmd("a", login("u", &"x".repeat(100)))],
+            ),
+            // A non-synchronizing literal over the limit cannot be skipped: fatal, and nothing
+            // after it is read.
+            (
+                small(),
+                b"a APPEND INBOX {101+}\r\nb NOOP\r\n",
+                vec![err(Some("a"), LITERAL_TOO_LARGE, true)],
+            ),
+            // The whole command over max_command, through several literals.
+            (
+                small(),
+                b"a APPEND INBOX {100+}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {100+}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {100}\r\n",
+                vec![err(Some("a"), LITERAL_TOO_LARGE, false)],
+            ),
+            // A literal marker in the middle of a line is not a literal.
+            (
+                d,
+                b"a LOGIN {5} x\r\n",
+                vec![err(Some("a"), "literal must end the line", false)],
+            ),
+        ]
+    }
+
+    #[test]
+    fn table_whole_split_and_bytewise() {
+        for (limits, input, want) in table() {
+            for step in [input.len(), 1, 2, 3, 7, 64] {
+                assert_eq!(
+                    run(limits, input, step),
+                    want,
+                    "step {step}: {:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn continuation_only_once_and_bytes_wait() {
+        let mut r = Receiver::new(Limits::default());
+        r.feed(b"a LOGIN {5}\r\n");
+        assert_eq!(r.next(), Received::NeedContinuation { size: 5 });
+        assert_eq!(r.next(), Received::NeedMoreData);
+        assert_eq!(r.next(), Received::NeedMoreData);
+        r.feed(b"ali");
+        assert_eq!(r.next(), Received::NeedMoreData);
+        r.feed(b"ce pw\r\nb NO");
+        assert_eq!(r.next(), cmd("a", login("alice", "pw")));
+        // Bytes after a command stay buffered.
+        assert_eq!(r.buffered(), 4);
+        assert_eq!(r.next(), Received::NeedMoreData);
+        r.feed(b"OP\r\n");
+        assert_eq!(r.next(), cmd("b", CommandBody::Noop));
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn over_long_line_reported_before_its_end() {
+        let limits = small();
+        let mut r = Receiver::new(limits);
+        r.feed(b"t1 NOOP ");
+        r.feed(&[b'x'; 100]);
+        assert_eq!(r.next(), err(Some("t1"), "line too long", false));
+        // Memory stays bounded while the rest streams in.
+        for _ in 0..1000 {
+            r.feed(&[b'y'; 100]);
+            assert_eq!(r.next(), Received::NeedMoreData);
+            assert!(r.buffered() <= limits.max_line + 1);
+        }
+        r.feed(b"\r\nt2 NOOP\r\n");
+        assert_eq!(r.next(), cmd("t2", CommandBody::Noop));
+    }
+
+    #[test]
+    fn literal_bytes_are_not_copied() {
+        let mut r = Receiver::new(Limits::default());
+        r.feed(b"a APPEND INBOX {4+}\r\nbody\r\n");
+        let Received::Command(Command {
+            body: CommandBody::Append { messages, .. },
+            ..
+        }) = r.next()
+        else {
+            panic!()
+        };
+        assert_eq!(messages[0].message, &b"body"[..]);
+    }
+
+    #[test]
+    fn idle_and_sasl_lines() {
+        let mut r = Receiver::new(small());
+        assert_eq!(r.take_idle_done(), None);
+        r.feed(b"DO");
+        assert_eq!(r.take_idle_done(), None);
+        r.feed(b"ne\r\nfoo\nAGFsaWNl\r\n*\r\n\r\nx NOOP\r\n");
+        assert_eq!(r.take_idle_done(), Some(true));
+        assert_eq!(r.take_idle_done(), Some(false));
+        assert_eq!(r.take_line(), Some(b"AGFsaWNl".to_vec()));
+        assert_eq!(r.take_line(), Some(b"*".to_vec()));
+        assert_eq!(r.take_line(), Some(Vec::new()));
+        assert_eq!(r.next(), cmd("x", CommandBody::Noop));
+        assert_eq!(r.take_line(), None);
+        // An over-long SASL line is dropped (bounded memory) and reads as a cancel.
+        r.feed(&[b'A'; 200]);
+        assert_eq!(r.take_line(), Some(b"*".to_vec()));
+        assert!(r.buffered() == 0);
+        r.feed(b"AAAA\r\nnext\r\n");
+        assert_eq!(r.take_line(), Some(b"next".to_vec()));
+    }
+
+    #[test]
+    fn fatal_stops_everything() {
+        let mut r = Receiver::new(small());
+        r.feed(b"a LOGIN {1000+}\r\n");
+        assert_eq!(r.next(), err(Some("a"), LITERAL_TOO_LARGE, true));
+        r.feed(b"b NOOP\r\n");
+        assert_eq!(r.next(), Received::NeedMoreData);
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(r.take_line(), None);
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Random input mixing raw bytes with IMAP-looking pieces, so that the interesting paths
+    /// (literals, lists, nesting, limits) are reached, not just "unknown command".
+    fn random_input(rng: &mut XorShift) -> Vec<u8> {
+        const PIECES: &[&[u8]] = &[
+            b"a ",
+            b"UID ",
+            b"FETCH ",
+            b"SEARCH ",
+            b"APPEND ",
+            b"LOGIN ",
+            b"STORE ",
+            b"SELECT ",
+            b"LIST ",
+            b"ID ",
+            b"NOT ",
+            b"OR ",
+            b"(",
+            b")",
+            b"{3}\r\n",
+            b"{2+}\r\n",
+            b"~{1}\r\n",
+            b"{99999}\r\n",
+            b"{200+}\r\n",
+            b"\r\n",
+            b"\n",
+            b"\"",
+            b"\\",
+            b"1:*",
+            b"$",
+            b"BODY[",
+            b"]",
+            b"<0.1>",
+            b" ",
+            b"INBOX",
+            b"+FLAGS",
+            b"(\\Seen)",
+            b"\"01-Jan-2000 00:00:00 +0000\"",
+            b"RETURN (",
+            b"CHARSET ",
+            b"DONE\r\n",
+            b"NIL",
+            b"{",
+            b"}",
+            b"HEADER.FIELDS (",
+        ];
+        let mut out = Vec::new();
+        let len = rng.below(60);
+        for _ in 0..len {
+            if rng.below(3) == 0 {
+                for _ in 0..rng.below(8) {
+                    out.push(rng.next() as u8);
+                }
+            } else {
+                out.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_input_never_panics_and_stays_bounded() {
+        let limits = small();
+        // After draining, the receiver holds at most an unfinished line, an unfinished literal
+        // and what the current command holds.
+        let bound = limits.max_line + 1 + 2 * limits.max_command as usize;
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..20_000 {
+            let input = random_input(&mut rng);
+            let mut r = Receiver::new(limits);
+            let mut rest = &input[..];
+            let mut outputs = Vec::new();
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len().min(40));
+                r.feed(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    // Occasionally read as if in IDLE / SASL; must not break anything.
+                    if rng.below(16) == 0 {
+                        let _ = r.take_line();
+                    }
+                    match r.next() {
+                        Received::NeedMoreData => break,
+                        other => outputs.push(other),
+                    }
+                    assert!(outputs.len() <= input.len() + 1, "round {round}");
+                }
+                assert!(r.buffered() <= bound, "round {round}: {}", r.buffered());
+                assert!(r.text.len() as u64 <= limits.max_command);
+            }
+            // Splitting differently changes nothing when only next() is used.
+            if round % 10 == 0 {
+                let whole = run(limits, &input, input.len());
+                let bytewise = run(limits, &input, 1);
+                assert_eq!(
+                    whole,
+                    bytewise,
+                    "round {round}: {:?}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
     }
 }

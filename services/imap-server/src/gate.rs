@@ -8,10 +8,7 @@ use yubin_imap_proto::CommandBody;
 pub(crate) fn check(state: &SessionState, body: &CommandBody) -> Result<(), Reply> {
     use CommandBody as C;
     let any = matches!(body, C::Capability | C::Noop | C::Logout | C::Id(_));
-    let not_authenticated = matches!(
-        body,
-        C::StartTls | C::Authenticate { .. } | C::Login { .. }
-    );
+    let not_authenticated = matches!(body, C::StartTls | C::Authenticate { .. } | C::Login { .. });
     let authenticated = matches!(
         body,
         C::Enable(_)
@@ -46,7 +43,10 @@ pub(crate) fn check(state: &SessionState, body: &CommandBody) -> Result<(), Repl
         SessionState::Logout => "Logging out",
         _ => "Already authenticated",
     };
-    Err(Reply::bad(format!("{} not allowed now: {text}", body.name())))
+    Err(Reply::bad(format!(
+        "{} not allowed now: {text}",
+        body.name()
+    )))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ mod cmd;
 mod connection;
 mod gate;
 mod hub;
-mod mime;
 mod names;
 mod out;
 mod selected;

@@ -5,13 +5,11 @@
 use crate::out::Out;
 use std::collections::{BTreeSet, HashMap};
 use yubin_imap_proto::{SeqBound, SequenceSet};
-use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidSet, UidValidity, UserId};
+use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidSet, UserId};
 
 pub(crate) struct Selected {
     pub(crate) id: MailboxId,
-    pub(crate) name: String,
     pub(crate) read_only: bool,
-    pub(crate) uid_validity: UidValidity,
     /// The session's view: sequence number n is `uids[n - 1]`. Expunged messages stay here until
     /// their EXPUNGE has been sent, so sequence numbers never shift behind the client's back.
     uids: Vec<Uid>,
@@ -50,17 +48,13 @@ pub(crate) struct InvalidSequence;
 impl Selected {
     pub(crate) fn new(
         id: MailboxId,
-        name: String,
         read_only: bool,
-        uid_validity: UidValidity,
         uids: Vec<Uid>,
         highest_modseq: ModSeq,
     ) -> Selected {
         Selected {
             id,
-            name,
             read_only,
-            uid_validity,
             uids,
             pending_expunge: Vec::new(),
             recent: BTreeSet::new(),
@@ -68,10 +62,6 @@ impl Selected {
             own_reports: HashMap::new(),
             dirty: false,
         }
-    }
-
-    pub(crate) fn exists(&self) -> usize {
-        self.uids.len()
     }
 
     pub(crate) fn is_recent(&self, uid: Uid) -> bool {
@@ -88,11 +78,6 @@ impl Selected {
             .binary_search(&uid)
             .ok()
             .and_then(|i| u32::try_from(i + 1).ok())
-    }
-
-    /// Every UID of the view, ascending.
-    pub(crate) fn uids(&self) -> &[Uid] {
-        &self.uids
     }
 
     /// Remembers a flag change this session has reported itself.
@@ -281,9 +266,7 @@ mod tests {
     fn view(uids: &[u32]) -> Selected {
         Selected::new(
             MailboxId(1),
-            "INBOX".into(),
             false,
-            UidValidity(1),
             uids.iter().map(|&u| Uid(u)).collect(),
             ModSeq(1),
         )
@@ -298,28 +281,59 @@ mod tests {
     #[test]
     fn sequence_numbers_resolve_against_the_view() {
         let v = view(&[3, 5, 9, 12]);
-        assert_eq!(v.resolve(&set(&[(N(2), Star)]), false, true), Ok(vec![Uid(5), Uid(9), Uid(12)]));
-        assert_eq!(v.resolve(&set(&[(N(4), N(1))]), false, true).map(|v| v.len()), Ok(4));
-        assert_eq!(v.resolve(&set(&[(N(5), N(5))]), false, true), Err(InvalidSequence));
-        assert_eq!(v.resolve(&set(&[(N(3), N(7))]), false, false), Ok(vec![Uid(9), Uid(12)]));
-        assert_eq!(v.resolve(&set(&[(N(0), N(0))]), false, true), Err(InvalidSequence));
+        assert_eq!(
+            v.resolve(&set(&[(N(2), Star)]), false, true),
+            Ok(vec![Uid(5), Uid(9), Uid(12)])
+        );
+        assert_eq!(
+            v.resolve(&set(&[(N(4), N(1))]), false, true)
+                .map(|v| v.len()),
+            Ok(4)
+        );
+        assert_eq!(
+            v.resolve(&set(&[(N(5), N(5))]), false, true),
+            Err(InvalidSequence)
+        );
+        assert_eq!(
+            v.resolve(&set(&[(N(3), N(7))]), false, false),
+            Ok(vec![Uid(9), Uid(12)])
+        );
+        assert_eq!(
+            v.resolve(&set(&[(N(0), N(0))]), false, true),
+            Err(InvalidSequence)
+        );
     }
 
     #[test]
     fn uid_sets_resolve_against_the_view() {
         let v = view(&[3, 5, 9, 12]);
-        assert_eq!(v.resolve(&set(&[(N(4), N(10))]), true, true), Ok(vec![Uid(5), Uid(9)]));
+        assert_eq!(
+            v.resolve(&set(&[(N(4), N(10))]), true, true),
+            Ok(vec![Uid(5), Uid(9)])
+        );
         // `20:*` is `12:20` (RFC 3501 §6.4.8).
-        assert_eq!(v.resolve(&set(&[(N(20), Star)]), true, true), Ok(vec![Uid(12)]));
+        assert_eq!(
+            v.resolve(&set(&[(N(20), Star)]), true, true),
+            Ok(vec![Uid(12)])
+        );
         assert_eq!(v.resolve(&set(&[(N(100), N(200))]), true, true), Ok(vec![]));
-        assert_eq!(view(&[]).resolve(&set(&[(N(1), Star)]), true, true), Ok(vec![]));
-        assert_eq!(v.resolve(&SequenceSet::Saved, true, true), Err(InvalidSequence));
+        assert_eq!(
+            view(&[]).resolve(&set(&[(N(1), Star)]), true, true),
+            Ok(vec![])
+        );
+        assert_eq!(
+            v.resolve(&SequenceSet::Saved, true, true),
+            Err(InvalidSequence)
+        );
     }
 
     #[test]
     fn flag_lists() {
         assert_eq!(flag_list(&[], false), "()");
         assert_eq!(flag_list(&[], true), "(\\Recent)");
-        assert_eq!(flag_list(&["\\Seen".into(), "x".into()], true), "(\\Seen x \\Recent)");
+        assert_eq!(
+            flag_list(&["\\Seen".into(), "x".into()], true),
+            "(\\Seen x \\Recent)"
+        );
     }
 }

@@ -5,13 +5,18 @@ use crate::out::{Next, Out};
 use crate::selected::{Selected, SyncMode, SyncOutcome};
 use crate::server::ImapServer;
 use std::sync::Arc;
-use yubin_meta_api::{MetaError, UserId};
+use yubin_meta_api::{ChangeKind, MetaError, UserId};
 
 /// RFC 3501 §3 connection states.
 pub(crate) enum SessionState {
     NotAuthenticated,
-    Authenticated { user: UserId },
-    Selected { user: UserId, mailbox: Box<Selected> },
+    Authenticated {
+        user: UserId,
+    },
+    Selected {
+        user: UserId,
+        mailbox: Box<Selected>,
+    },
     Logout,
 }
 
@@ -46,13 +51,6 @@ impl Session {
         }
     }
 
-    pub(crate) fn selected(&self) -> Option<&Selected> {
-        match &self.state {
-            SessionState::Selected { mailbox, .. } => Some(mailbox),
-            _ => None,
-        }
-    }
-
     pub(crate) fn selected_mut(&mut self) -> Option<(UserId, &mut Selected)> {
         match &mut self.state {
             SessionState::Selected { user, mailbox } => Some((*user, mailbox)),
@@ -72,11 +70,16 @@ impl Session {
 
     /// The capability list for the current state; only what works is listed.
     pub(crate) fn capabilities(&self) -> String {
+        self.capability_list(matches!(self.state, SessionState::NotAuthenticated))
+    }
+
+    /// The list before (`pre_auth`) or after authentication.
+    pub(crate) fn capability_list(&self, pre_auth: bool) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              STATUS=SIZE",
         );
-        if matches!(self.state, SessionState::NotAuthenticated) {
+        if pre_auth {
             if self.starttls_available() {
                 caps.push_str(" STARTTLS");
             }
@@ -132,7 +135,9 @@ impl Session {
         };
         let relevant = match hint {
             Hint::Resync => true,
-            Hint::Changed(ev) => ev.mailbox == mailbox.id,
+            // Mailbox-list changes may be a delete/rename of the selected mailbox, and backends
+            // signal "hints were lost" as a list change too.
+            Hint::Changed(ev) => ev.mailbox == mailbox.id || ev.kind == ChangeKind::MailboxList,
         };
         if relevant {
             mailbox.dirty = true;

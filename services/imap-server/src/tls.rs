@@ -78,9 +78,7 @@ pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerC
 pub fn self_signed_server_config(hostnames: &[String]) -> Result<Arc<ServerConfig>, TlsError> {
     let certified = rcgen::generate_simple_self_signed(hostnames.to_vec())?;
     let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.key_pair.serialize_der(),
-    ));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
     build(vec![cert], key)
 }
 

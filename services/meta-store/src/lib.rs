@@ -22,7 +22,7 @@ pub mod search;
 pub mod testing;
 
 pub use embedded::EmbeddedStore;
-pub use redis_store::RedisStore;
+
 
 use std::time::{SystemTime, UNIX_EPOCH};
 use yubin_meta_api::UidValidity;

@@ -124,8 +124,11 @@ pub fn meta_from_status(status: &Status) -> MetaError {
         | Code::Internal
         | Code::Cancelled
         | Code::DeadlineExceeded
-        | Code::Aborted => MetaError::Unavailable(detail),
-        // ResourceExhausted without our marker is tonic's message-size limit, not a quota.
+        | Code::Aborted
+        // Without our marker this is h2's ENHANCE_YOUR_CALM or a proxy's rate limit, not a quota.
+        | Code::ResourceExhausted => MetaError::Unavailable(detail),
+        // OutOfRange (tonic's message-size limit), Unimplemented (version skew) and the rest
+        // will not get better by retrying.
         _ => MetaError::Internal(detail),
     }
 }
@@ -676,8 +679,10 @@ mod tests {
         assert!(matches!(meta_from_status(&s), MetaError::Unavailable(_)));
         let s = Status::new(Code::Cancelled, "timeout expired");
         assert!(meta_from_status(&s).is_retryable());
-        // Tonic's own size limit is not a quota.
-        let s = Status::new(Code::ResourceExhausted, "message too large");
+        // Without the marker, ResourceExhausted is flow control or a proxy, not a quota.
+        let s = Status::new(Code::ResourceExhausted, "enhance your calm");
+        assert!(matches!(meta_from_status(&s), MetaError::Unavailable(_)));
+        let s = Status::new(Code::OutOfRange, "decoded message length too large");
         assert!(matches!(meta_from_status(&s), MetaError::Internal(_)));
         let s = Status::new(Code::Unimplemented, "no such method");
         assert!(matches!(meta_from_status(&s), MetaError::Internal(_)));

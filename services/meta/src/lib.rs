@@ -1,4 +1,32 @@
+//! The edge of Yubin's metadata service.
+//!
+//! - [`server`]: the `yubin.meta.v1.Meta` gRPC service over any [`MailStore`] and
+//!   [`Authenticator`] ([`serve_grpc`]).
+//! - [`client`]: [`GrpcMetaClient`], the same traits over gRPC, for the front-ends and LMTP.
+//! - [`convert`]: wire ⇄ domain types and `MetaError` ⇄ `tonic::Status`.
+//! - [`auth`]: Argon2id password hashing and [`PasswordAuthenticator`] (success cache, throttling).
+//! - [`admin`]: the admin REST API ([`admin_router`]) and its client ([`AdminClient`]).
+//!
+//! [`MailStore`]: yubin_meta_api::MailStore
+//! [`Authenticator`]: yubin_meta_api::Authenticator
+
+pub mod admin;
+pub mod auth;
+pub mod client;
+pub mod convert;
+pub mod server;
+
 /// Generated protobuf and gRPC code for `proto/yubin/meta/v1/meta.proto`.
 pub mod pb {
+    #![allow(missing_docs)]
     tonic::include_proto!("yubin.meta.v1");
 }
+
+pub use admin::{AdminClient, AdminClientError, CreatedUser, UserInfo, admin_router};
+pub use auth::{
+    AuthConfig, PasswordAuthenticator, PasswordError, PasswordParams, hash_password,
+    verify_password,
+};
+pub use client::GrpcMetaClient;
+pub use convert::WireError;
+pub use server::{MAX_MESSAGE_BYTES, MetaGrpc, ServeError, serve_grpc};

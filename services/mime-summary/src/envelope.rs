@@ -214,6 +214,12 @@ pub(crate) fn parse_address_list(value: &str) -> Vec<EnvAddress> {
                 out.push(EnvAddress::group_start(name));
                 in_group = true;
             }
+            // `<>` and similar debris carry no address: an envelope entry for it would only
+            // confuse clients.
+            Item::Mailbox(a)
+                if a.name.is_none()
+                    && a.mailbox.as_deref().is_none_or(str::is_empty)
+                    && a.host.as_deref().is_none_or(str::is_empty) => {}
             Item::Mailbox(a) => out.push(a),
             Item::Nothing => {}
         }
@@ -471,6 +477,7 @@ mod tests {
         for s in ["<<<", "@@,;:", "\"unterminated", "(((", "a@", "<>", ""] {
             let _ = parse_address_list(s);
         }
-        assert_eq!(parse_address_list("<>"), vec![addr(None, "", "")]);
+        assert_eq!(parse_address_list("<>"), vec![]);
+        assert_eq!(parse_address_list("<<<broken@@"), vec![]);
     }
 }

@@ -119,7 +119,8 @@ fn trim_wsp(b: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    const H: &[u8] = b"From: a@x\r\nSubject: hello\r\n  world\r\nTo: b@y\r\nX-Junk\r\nsubject: again\r\n\r\n";
+    const H: &[u8] =
+        b"From: a@x\r\nSubject: hello\r\n  world\r\nTo: b@y\r\nX-Junk\r\nsubject: again\r\n\r\n";
 
     #[test]
     fn keeps_named_fields_with_continuations() {

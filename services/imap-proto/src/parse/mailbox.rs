@@ -472,12 +472,7 @@ mod tests {
                 CommandBody::List {
                     reference: v(""),
                     patterns: vec![v("pat1"), v("pat 2")],
-                    selection: vec![
-                        S::Subscribed,
-                        S::Remote,
-                        S::RecursiveMatch,
-                        S::SpecialUse,
-                    ],
+                    selection: vec![S::Subscribed, S::Remote, S::RecursiveMatch, S::SpecialUse],
                     returns: vec![
                         R::Subscribed,
                         R::Children,
@@ -627,7 +622,12 @@ mod tests {
             ),
         ];
         for (input, want) in table {
-            assert_eq!(wire_body(input), want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                wire_body(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         for bad in [
             "a APPEND INBOX",
@@ -645,7 +645,10 @@ mod tests {
         ] {
             let out = wire(bad);
             assert!(
-                matches!(out.last(), Some(crate::Received::Error { fatal: false, .. })),
+                matches!(
+                    out.last(),
+                    Some(crate::Received::Error { fatal: false, .. })
+                ),
                 "{out:?}"
             );
         }

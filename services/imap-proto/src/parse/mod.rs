@@ -50,7 +50,10 @@ pub(crate) fn is_tag_char(b: u8) -> bool {
 /// The tag at the start of a command, if it is well-formed and followed by SP; used to address
 /// error responses even when the rest is garbage.
 pub(crate) fn read_tag(text: &[u8]) -> Option<String> {
-    let len = text.iter().position(|&b| !is_tag_char(b)).unwrap_or(text.len());
+    let len = text
+        .iter()
+        .position(|&b| !is_tag_char(b))
+        .unwrap_or(text.len());
     if len > 0 && text.get(len) == Some(&b' ') {
         Some(String::from_utf8_lossy(&text[..len]).into_owned())
     } else {
@@ -642,7 +645,10 @@ mod tests {
         assert!(cursor(b"4294967296").number().is_err());
         assert!(cursor(b"0").nz_number().is_err());
         assert!(cursor(b"99999999999999999999999").number64().is_err());
-        assert_eq!(cursor(b"9223372036854775807").number64().unwrap(), i64::MAX as u64);
+        assert_eq!(
+            cursor(b"9223372036854775807").number64().unwrap(),
+            i64::MAX as u64
+        );
         assert!(cursor(b"9223372036854775808").number64().is_err());
     }
 
@@ -747,11 +753,16 @@ mod tests {
         }];
         let mut c = Cursor::for_test(text, &lits);
         assert_eq!(c.astring().unwrap(), b"abc");
-        let mut c = Cursor::for_test(b"{3} x", &lits);
+        let mut c = Cursor::for_test(b" {3}", &lits);
+        c.pos = 1;
         assert!(c.astring().is_err());
         let mut c = Cursor::for_test(b"~{3}", &lits);
-        assert!(c.astring().is_err());
-        let mut c = Cursor::for_test(b"~{3}", &lits);
+        assert!(c.literal(false).is_err());
+        let lits8 = [Lit {
+            pos: 4,
+            data: Bytes::from_static(b"abc"),
+        }];
+        let mut c = Cursor::for_test(b"~{3}", &lits8);
         assert_eq!(c.literal(true).unwrap(), (Bytes::from_static(b"abc"), true));
         let mut c = Cursor::for_test(b"{4}", &lits);
         assert!(c.astring().is_err());

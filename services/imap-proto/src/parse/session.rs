@@ -139,7 +139,12 @@ mod tests {
             ),
         ];
         for (input, want) in table {
-            assert_eq!(wire_body(input), want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                wire_body(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

@@ -1,0 +1,405 @@
+//! FETCH / UID FETCH (RFC 3501 §6.4.5). One `MailStore::fetch` for the whole set; the blob store
+//! is read only for messages whose bytes are asked for, and only the byte range the requested
+//! sections cover (from the summary's precomputed part offsets).
+
+use crate::cmd::{invalid_sequence, no_selection, not_supported};
+use crate::out::{Out, Reply};
+use crate::selected::flag_list;
+use crate::session::Session;
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::ops::Range;
+use yubin_blob::{BlobError, BlobStore};
+use yubin_imap_proto::encode;
+use yubin_imap_proto::{FetchAttribute as A, FetchItems, Section, SectionText, SequenceSet};
+use yubin_meta_api::{FlagOp, MessageRecord, Uid, UidSet};
+use yubin_mime::{SectionWhat, Summary, filter_header_fields};
+
+pub(crate) async fn run(
+    s: &mut Session,
+    out: &mut Out<'_>,
+    uid: bool,
+    set: &SequenceSet,
+    items: &FetchItems,
+    changed_since: Option<u64>,
+    vanished: bool,
+) -> Reply {
+    if changed_since.is_some() || vanished {
+        return not_supported("CHANGEDSINCE/VANISHED");
+    }
+    let mut attrs = items.expand();
+    if let Some(a) = attrs.iter().find(|a| {
+        matches!(
+            a,
+            A::Binary { .. }
+                | A::BinarySize { .. }
+                | A::ModSeq
+                | A::EmailId
+                | A::ThreadId
+                | A::SaveDate
+        )
+    }) {
+        return not_supported(&format!("FETCH {a:?}"));
+    }
+    if uid && !attrs.contains(&A::Uid) {
+        // RFC 3501 §6.4.8: UID FETCH responses always include UID.
+        attrs.insert(0, A::Uid);
+    }
+    let mail = s.server.mail.clone();
+    let blobs = s.server.blobs.clone();
+    let Some((user, sel)) = s.selected_mut() else {
+        return no_selection();
+    };
+    let uids = match sel.resolve(set, uid, !uid) {
+        Ok(u) => u,
+        Err(e) => return invalid_sequence(e),
+    };
+    if uids.is_empty() {
+        return Reply::ok("FETCH completed");
+    }
+    let with_summary = attrs.iter().any(needs_summary);
+    let mut records = match mail
+        .fetch(user, sel.id, &UidSet::from_uids(uids), with_summary)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Reply::meta(&e),
+    };
+
+    // A non-peek body fetch sets \Seen (RFC 3501 §6.4.5), one store call for the whole set;
+    // the new flags go out in this FETCH's responses.
+    let mut seen_now: HashSet<Uid> = HashSet::new();
+    if !sel.read_only && attrs.iter().any(sets_seen) {
+        let unseen: Vec<Uid> = records
+            .iter()
+            .filter(|r| !r.flags.iter().any(|f| f == "\\Seen"))
+            .map(|r| r.uid)
+            .collect();
+        if !unseen.is_empty() {
+            let seen = ["\\Seen".to_string()];
+            match mail
+                .store_flags(
+                    user,
+                    sel.id,
+                    &UidSet::from_uids(unseen),
+                    FlagOp::Add,
+                    &seen,
+                    None,
+                )
+                .await
+            {
+                Ok(result) => {
+                    for (u, modseq, flags) in result.updated {
+                        sel.reported(u, modseq);
+                        seen_now.insert(u);
+                        if let Ok(i) = records.binary_search_by_key(&u, |r| r.uid) {
+                            records[i].flags = flags;
+                        }
+                    }
+                }
+                Err(e) => return Reply::meta(&e),
+            }
+        }
+    }
+
+    let mut failure: Option<Reply> = None;
+    for rec in &records {
+        let Some(seq) = sel.seq_of(rec.uid) else {
+            continue;
+        };
+        let summary = if with_summary {
+            match rec.summary.as_deref().map(Summary::from_bytes) {
+                Some(Ok(summary)) => Some(summary),
+                Some(Err(e)) => {
+                    tracing::error!(uid = %rec.uid, error = %e, "unreadable message summary");
+                    failure = Some(Reply::no("Internal server error").code("SERVERBUG"));
+                    continue;
+                }
+                None => {
+                    tracing::error!(uid = %rec.uid, "message summary missing");
+                    failure = Some(Reply::no("Internal server error").code("SERVERBUG"));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let body = match load(blobs.as_ref(), rec, summary.as_ref(), &attrs).await {
+            Ok(b) => b,
+            Err(e) => {
+                failure = Some(Reply::blob(&e));
+                continue;
+            }
+        };
+        let recent = sel.is_recent(rec.uid);
+        let buf = out.buf();
+        buf.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+        for (i, a) in attrs.iter().enumerate() {
+            if i > 0 {
+                buf.push(b' ');
+            }
+            write_attr(buf, a, rec, summary.as_ref(), &body, recent);
+        }
+        if seen_now.contains(&rec.uid) && !attrs.contains(&A::Flags) {
+            buf.extend_from_slice(b" FLAGS ");
+            buf.extend_from_slice(flag_list(&rec.flags, recent).as_bytes());
+        }
+        buf.extend_from_slice(b")\r\n");
+        out.flush_if_large().await;
+    }
+    failure.unwrap_or_else(|| Reply::ok("FETCH completed"))
+}
+
+fn needs_summary(a: &A) -> bool {
+    match a {
+        A::Envelope | A::Body | A::BodyStructure | A::Rfc822Header | A::Rfc822Text => true,
+        // BODY[] is the whole blob: no offsets needed.
+        A::BodySection { section, .. } => !(section.part.is_empty() && section.text.is_none()),
+        _ => false,
+    }
+}
+
+fn sets_seen(a: &A) -> bool {
+    matches!(
+        a,
+        A::BodySection { peek: false, .. } | A::Rfc822 | A::Rfc822Text
+    )
+}
+
+/// The bytes of one message read for this FETCH: `data` starts at byte `offset` of the message.
+struct Loaded {
+    data: Bytes,
+    offset: u64,
+}
+
+impl Loaded {
+    fn slice(&self, r: &Range<u64>) -> &[u8] {
+        let start = r.start.saturating_sub(self.offset) as usize;
+        let end = r.end.saturating_sub(self.offset) as usize;
+        self.data
+            .get(start..end.min(self.data.len()))
+            .unwrap_or(&[])
+    }
+}
+
+/// Which part and what of it an attribute reads; `None` when it reads no body bytes.
+fn section_of(a: &A) -> Option<(&[u32], SectionWhat)> {
+    match a {
+        A::Rfc822 => Some((&[], SectionWhat::Full)),
+        A::Rfc822Header => Some((&[], SectionWhat::Header)),
+        A::Rfc822Text => Some((&[], SectionWhat::Text)),
+        A::BodySection { section, .. } => Some((&section.part, what_of(section))),
+        _ => None,
+    }
+}
+
+fn what_of(section: &Section) -> SectionWhat {
+    match section.text {
+        None => SectionWhat::Full,
+        Some(SectionText::Header)
+        | Some(SectionText::HeaderFields(_))
+        | Some(SectionText::HeaderFieldsNot(_)) => SectionWhat::Header,
+        Some(SectionText::Text) => SectionWhat::Text,
+        Some(SectionText::Mime) => SectionWhat::Mime,
+    }
+}
+
+/// The byte range of the message an attribute needs: the section's range, narrowed by the
+/// partial unless the section is filtered first (HEADER.FIELDS). `None`: the section does not
+/// exist.
+fn needed_range(a: &A, rec: &MessageRecord, summary: Option<&Summary>) -> Option<Range<u64>> {
+    let (part, what) = section_of(a)?;
+    let whole = if part.is_empty() && what == SectionWhat::Full {
+        0..rec.size
+    } else {
+        summary?.section_range(part, what)?
+    };
+    match a {
+        A::BodySection {
+            section, partial, ..
+        } if !matches!(
+            section.text,
+            Some(SectionText::HeaderFields(_)) | Some(SectionText::HeaderFieldsNot(_))
+        ) =>
+        {
+            Some(apply_partial(whole, *partial))
+        }
+        _ => Some(whole),
+    }
+}
+
+fn apply_partial(r: Range<u64>, partial: Option<(u64, u64)>) -> Range<u64> {
+    match partial {
+        None => r,
+        Some((origin, count)) => {
+            let start = r.start.saturating_add(origin).min(r.end);
+            let end = start.saturating_add(count).min(r.end);
+            start..end
+        }
+    }
+}
+
+/// Reads the smallest byte range covering every section asked for: nothing when no body bytes
+/// are needed, a header-only range for header sections.
+async fn load(
+    blobs: &dyn BlobStore,
+    rec: &MessageRecord,
+    summary: Option<&Summary>,
+    attrs: &[A],
+) -> Result<Loaded, BlobError> {
+    let mut span: Option<Range<u64>> = None;
+    for a in attrs {
+        if let Some(r) = needed_range(a, rec, summary) {
+            if r.is_empty() {
+                continue;
+            }
+            span = Some(match span {
+                None => r,
+                Some(s) => s.start.min(r.start)..s.end.max(r.end),
+            });
+        }
+    }
+    let Some(span) = span else {
+        return Ok(Loaded {
+            data: Bytes::new(),
+            offset: 0,
+        });
+    };
+    let data = if span.start == 0 && span.end >= rec.size {
+        blobs.get(&rec.blob).await?
+    } else {
+        blobs.get_range(&rec.blob, span.clone()).await?
+    };
+    Ok(Loaded {
+        data,
+        offset: span.start,
+    })
+}
+
+fn write_attr(
+    buf: &mut Vec<u8>,
+    a: &A,
+    rec: &MessageRecord,
+    summary: Option<&Summary>,
+    body: &Loaded,
+    recent: bool,
+) {
+    match a {
+        A::Uid => buf.extend_from_slice(format!("UID {}", rec.uid).as_bytes()),
+        A::Flags => {
+            buf.extend_from_slice(b"FLAGS ");
+            buf.extend_from_slice(flag_list(&rec.flags, recent).as_bytes());
+        }
+        A::InternalDate => {
+            buf.extend_from_slice(b"INTERNALDATE ");
+            let d = &rec.internal_date;
+            buf.extend_from_slice(
+                encode::date_time(d.unix_seconds, d.tz_offset_minutes).as_bytes(),
+            );
+        }
+        A::Rfc822Size => buf.extend_from_slice(format!("RFC822.SIZE {}", rec.size).as_bytes()),
+        A::Envelope => {
+            buf.extend_from_slice(b"ENVELOPE ");
+            buf.extend_from_slice(summary.map_or("NIL", Summary::envelope).as_bytes());
+        }
+        A::BodyStructure => {
+            buf.extend_from_slice(b"BODYSTRUCTURE ");
+            buf.extend_from_slice(summary.map_or("NIL", Summary::body_structure).as_bytes());
+        }
+        A::Body => {
+            buf.extend_from_slice(b"BODY ");
+            buf.extend_from_slice(summary.map_or("NIL", Summary::body).as_bytes());
+        }
+        A::Rfc822 | A::Rfc822Header | A::Rfc822Text => {
+            let name: &[u8] = match a {
+                A::Rfc822 => b"RFC822 ",
+                A::Rfc822Header => b"RFC822.HEADER ",
+                _ => b"RFC822.TEXT ",
+            };
+            buf.extend_from_slice(name);
+            match needed_range(a, rec, summary) {
+                Some(r) => encode::literal(buf, body.slice(&r)),
+                None => buf.extend_from_slice(b"NIL"),
+            }
+        }
+        A::BodySection {
+            section, partial, ..
+        } => {
+            // The response names the section without PEEK (RFC 3501 §7.4.2).
+            buf.extend_from_slice(b"BODY[");
+            write_section(buf, section);
+            buf.push(b']');
+            if let Some((origin, _)) = partial {
+                buf.extend_from_slice(format!("<{origin}>").as_bytes());
+            }
+            buf.push(b' ');
+            match (needed_range(a, rec, summary), &section.text) {
+                (None, _) => buf.extend_from_slice(b"NIL"),
+                (Some(r), Some(SectionText::HeaderFields(names))) => {
+                    let filtered = filter_header_fields(body.slice(&r), names, false);
+                    let f = apply_partial(0..filtered.len() as u64, *partial);
+                    encode::literal(buf, &filtered[f.start as usize..f.end as usize]);
+                }
+                (Some(r), Some(SectionText::HeaderFieldsNot(names))) => {
+                    let filtered = filter_header_fields(body.slice(&r), names, true);
+                    let f = apply_partial(0..filtered.len() as u64, *partial);
+                    encode::literal(buf, &filtered[f.start as usize..f.end as usize]);
+                }
+                (Some(r), _) => encode::literal(buf, body.slice(&r)),
+            }
+        }
+        // Refused before any output (see `run`).
+        A::Binary { .. }
+        | A::BinarySize { .. }
+        | A::ModSeq
+        | A::EmailId
+        | A::ThreadId
+        | A::SaveDate => buf.extend_from_slice(b"NIL"),
+    }
+}
+
+fn write_section(buf: &mut Vec<u8>, section: &Section) {
+    for (i, p) in section.part.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'.');
+        }
+        buf.extend_from_slice(p.to_string().as_bytes());
+    }
+    let Some(text) = &section.text else {
+        return;
+    };
+    if !section.part.is_empty() {
+        buf.push(b'.');
+    }
+    let (name, fields): (&[u8], Option<&Vec<String>>) = match text {
+        SectionText::Header => (b"HEADER", None),
+        SectionText::HeaderFields(f) => (b"HEADER.FIELDS", Some(f)),
+        SectionText::HeaderFieldsNot(f) => (b"HEADER.FIELDS.NOT", Some(f)),
+        SectionText::Text => (b"TEXT", None),
+        SectionText::Mime => (b"MIME", None),
+    };
+    buf.extend_from_slice(name);
+    if let Some(fields) = fields {
+        buf.extend_from_slice(b" (");
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                buf.push(b' ');
+            }
+            encode::astring(buf, f.as_bytes());
+        }
+        buf.push(b')');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partials_clamp() {
+        assert_eq!(apply_partial(10..20, Some((2, 5))), 12..17);
+        assert_eq!(apply_partial(10..20, Some((8, 5))), 18..20);
+        assert_eq!(apply_partial(10..20, Some((50, 5))), 20..20);
+        assert_eq!(apply_partial(10..20, None), 10..20);
+    }
+}

@@ -1,0 +1,187 @@
+//! One module per command behind one flat dispatcher.
+
+pub(crate) mod append;
+pub(crate) mod authenticate;
+pub(crate) mod capability;
+pub(crate) mod check;
+pub(crate) mod close;
+pub(crate) mod copy;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod enable;
+pub(crate) mod examine;
+pub(crate) mod expunge;
+pub(crate) mod fetch;
+pub(crate) mod id;
+pub(crate) mod idle;
+pub(crate) mod list;
+pub(crate) mod login;
+pub(crate) mod logout;
+pub(crate) mod lsub;
+pub(crate) mod r#move;
+pub(crate) mod namespace;
+pub(crate) mod noop;
+pub(crate) mod rename;
+pub(crate) mod search;
+pub(crate) mod select;
+pub(crate) mod starttls;
+pub(crate) mod status;
+pub(crate) mod store;
+pub(crate) mod subscribe;
+pub(crate) mod unselect;
+pub(crate) mod unsubscribe;
+
+use crate::gate;
+use crate::names;
+use crate::out::{Next, Out, Reply};
+use crate::selected::{InvalidSequence, SyncMode};
+use crate::session::Session;
+use yubin_imap_proto::CommandBody;
+
+/// Runs one command: state gate, handler, then the catch-up that reports what changed elsewhere
+/// (with EXPUNGE held back where RFC 3501 §7.4.1 forbids it).
+pub(crate) async fn dispatch(s: &mut Session, out: &mut Out<'_>, body: CommandBody) -> Reply {
+    if let Err(reply) = gate::check(&s.state, &body) {
+        return reply;
+    }
+    let (mode, force) = sync_policy(&body);
+    use CommandBody as C;
+    let reply = match body {
+        C::Capability => capability::run(s, out),
+        C::Noop => noop::run(),
+        C::Logout => logout::run(out),
+        C::Id(params) => id::run(out, params),
+        C::StartTls => starttls::run(s),
+        C::Authenticate {
+            mechanism,
+            initial_response,
+        } => authenticate::run(s, out, &mechanism, initial_response.as_deref()).await,
+        C::Login { username, password } => login::run(s, out, &username, &password).await,
+        C::Enable(caps) => enable::run(out, &caps),
+        C::Namespace => namespace::run(out),
+        C::Select { mailbox, params } => select::run(s, out, &mailbox, &params, false).await,
+        C::Examine { mailbox, params } => examine::run(s, out, &mailbox, &params).await,
+        C::Create {
+            mailbox,
+            special_use,
+        } => create::run(s, &mailbox, &special_use).await,
+        C::Delete { mailbox } => delete::run(s, &mailbox).await,
+        C::Rename { from, to } => rename::run(s, &from, &to).await,
+        C::Subscribe { mailbox } => subscribe::run(s, &mailbox).await,
+        C::Unsubscribe { mailbox } => unsubscribe::run(s, &mailbox).await,
+        C::List {
+            reference,
+            patterns,
+            selection,
+            returns,
+        } => list::run(s, out, &reference, &patterns, &selection, &returns).await,
+        C::Lsub { reference, pattern } => lsub::run(s, out, &reference, &pattern).await,
+        C::Status { mailbox, items } => status::run(s, out, &mailbox, &items).await,
+        C::Append { mailbox, messages } => append::run(s, &mailbox, messages).await,
+        C::Idle => idle::run(),
+        C::Check => check::run(),
+        C::Close => close::run(s).await,
+        C::Unselect => unselect::run(),
+        C::Expunge { uids } => expunge::run(s, out, uids.as_ref()).await,
+        C::Search {
+            uid,
+            charset,
+            returns,
+            criteria,
+        } => {
+            search::run(
+                s,
+                out,
+                uid,
+                charset.as_deref(),
+                returns.as_deref(),
+                &criteria,
+            )
+            .await
+        }
+        C::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+            vanished,
+        } => fetch::run(s, out, uid, &set, &items, changed_since, vanished).await,
+        C::Store {
+            uid,
+            set,
+            mode,
+            silent,
+            flags,
+            unchanged_since,
+        } => store::run(s, out, uid, &set, mode, silent, &flags, unchanged_since).await,
+        C::Copy { uid, set, mailbox } => copy::run(s, out, uid, &set, &mailbox).await,
+        C::Move { uid, set, mailbox } => r#move::run(s, out, uid, &set, &mailbox).await,
+    };
+    if !matches!(reply.next, Next::Stay) {
+        return reply;
+    }
+    match s.sync(out, mode, force).await {
+        Ok(Next::Disconnect) => reply.then(Next::Disconnect),
+        Ok(_) => reply,
+        Err(e) => {
+            // The command itself is done; its answer stands. The next command retries the
+            // catch-up from the same MODSEQ, so nothing is lost.
+            tracing::warn!(error = %e, "catch-up after command failed");
+            reply
+        }
+    }
+}
+
+/// When a command catches up and what the catch-up may send.
+fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
+    use CommandBody as C;
+    let (allow_expunge, with_uid) = match body {
+        // RFC 3501 §7.4.1: no EXPUNGE while responding to FETCH, STORE or SEARCH, whose
+        // sequence numbers the client may be using; COPY/MOVE are held back the same way.
+        C::Fetch { uid, .. }
+        | C::Store { uid, .. }
+        | C::Search { uid, .. }
+        | C::Copy { uid, .. }
+        | C::Move { uid, .. } => (*uid, *uid),
+        _ => (true, false),
+    };
+    // NOOP and CHECK are the client's way to poll: always ask the store (hints may be lost).
+    // Writes always catch up so the client sees its own change's effects in order.
+    let force = matches!(
+        body,
+        C::Noop
+            | C::Check
+            | C::Store { .. }
+            | C::Copy { .. }
+            | C::Move { .. }
+            | C::Expunge { .. }
+            | C::Append { .. }
+    );
+    (
+        SyncMode {
+            allow_expunge,
+            with_uid,
+        },
+        force,
+    )
+}
+
+/// Decodes a mailbox argument, or the BAD answer for an undecodable one.
+pub(crate) fn mailbox_arg(raw: &[u8]) -> Result<String, Reply> {
+    names::decode(raw).ok_or_else(|| Reply::bad("Invalid mailbox name encoding"))
+}
+
+pub(crate) fn invalid_sequence(_: InvalidSequence) -> Reply {
+    Reply::bad("Invalid message sequence set")
+}
+
+/// The BAD answer for a command form whose extension is not advertised.
+pub(crate) fn not_supported(what: &str) -> Reply {
+    Reply::bad(format!("{what} is not supported"))
+}
+
+/// The state-gate guarantees a selection for selected-state commands; this is the answer if that
+/// invariant were ever broken, instead of a panic.
+pub(crate) fn no_selection() -> Reply {
+    Reply::bad("No mailbox selected")
+}

@@ -1,0 +1,114 @@
+//! STORE / UID STORE (RFC 3501 §6.4.6).
+
+use crate::cmd::{invalid_sequence, no_selection, not_supported};
+use crate::out::{Out, Reply};
+use crate::selected::flag_list;
+use crate::session::Session;
+use std::collections::HashMap;
+use yubin_imap_proto::{SequenceSet, StoreMode};
+use yubin_meta_api::{FlagOp, UidSet, canonical_flag, is_system_flag};
+
+/// Validates and canonicalises client flags: system flags in RFC spelling, `\Recent` dropped (it
+/// cannot be set, RFC 3501 §2.3.2), unknown `\`-flags refused, duplicates removed.
+pub(crate) fn flags_arg(flags: &[String]) -> Result<Vec<String>, Reply> {
+    let mut out: Vec<String> = Vec::with_capacity(flags.len());
+    for f in flags {
+        let c = canonical_flag(f);
+        if c == "\\Recent" {
+            continue;
+        }
+        if c.starts_with('\\') && !is_system_flag(&c) {
+            return Err(Reply::bad(format!("Invalid flag {f}")));
+        }
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    s: &mut Session,
+    out: &mut Out<'_>,
+    uid: bool,
+    set: &SequenceSet,
+    mode: StoreMode,
+    silent: bool,
+    flags: &[String],
+    unchanged_since: Option<u64>,
+) -> Reply {
+    if unchanged_since.is_some() {
+        return not_supported("UNCHANGEDSINCE");
+    }
+    let flags = match flags_arg(flags) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mail = s.server.mail.clone();
+    let Some((user, sel)) = s.selected_mut() else {
+        return no_selection();
+    };
+    if sel.read_only {
+        return Reply::no("Mailbox is read-only").code("READ-ONLY");
+    }
+    let uids = match sel.resolve(set, uid, !uid) {
+        Ok(u) => u,
+        Err(e) => return invalid_sequence(e),
+    };
+    if uids.is_empty() {
+        return Reply::ok("STORE completed");
+    }
+    let op = match mode {
+        StoreMode::Add => FlagOp::Add,
+        StoreMode::Remove => FlagOp::Remove,
+        StoreMode::Replace => FlagOp::Replace,
+    };
+    let set = UidSet::from_uids(uids.iter().copied());
+    let result = match mail.store_flags(user, sel.id, &set, op, &flags, None).await {
+        Ok(r) => r,
+        Err(e) => return Reply::meta(&e),
+    };
+    let mut now: HashMap<_, Vec<String>> = HashMap::with_capacity(result.updated.len());
+    for (u, modseq, f) in result.updated {
+        sel.reported(u, modseq);
+        now.insert(u, f);
+    }
+    sel.dirty = true;
+    if silent {
+        return Reply::ok("STORE completed");
+    }
+    // Messages the store left alone (the flags were already so) are reported too: the client
+    // expects the resulting flags of every message in the set (RFC 3501 §6.4.6).
+    let unchanged: Vec<_> = uids
+        .iter()
+        .copied()
+        .filter(|u| !now.contains_key(u))
+        .collect();
+    if !unchanged.is_empty() {
+        match mail
+            .fetch(user, sel.id, &UidSet::from_uids(unchanged), false)
+            .await
+        {
+            Ok(records) => {
+                for r in records {
+                    now.insert(r.uid, r.flags);
+                }
+            }
+            Err(e) => return Reply::meta(&e),
+        }
+    }
+    for u in uids {
+        let (Some(f), Some(seq)) = (now.get(&u), sel.seq_of(u)) else {
+            continue;
+        };
+        let flags = flag_list(f, sel.is_recent(u));
+        if uid {
+            out.line(&format!("* {seq} FETCH (UID {u} FLAGS {flags})"));
+        } else {
+            out.line(&format!("* {seq} FETCH (FLAGS {flags})"));
+        }
+        out.flush_if_large().await;
+    }
+    Reply::ok("STORE completed")
+}

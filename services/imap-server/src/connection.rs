@@ -1,0 +1,378 @@
+//! The connection loop: bytes in through the incremental receiver, commands through the
+//! dispatcher, responses out; STARTTLS, implicit TLS, IDLE, the SASL continuation, timeouts and
+//! shutdown.
+
+use crate::cmd;
+use crate::out::{Next, Out, Reply};
+use crate::selected::SyncMode;
+use crate::server::ImapServer;
+use crate::session::{Session, SessionState};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use yubin_imap_proto::{Command, Received, Receiver};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_CHUNK: usize = 16 * 1024;
+const SHUTDOWN_BYE: &[u8] = b"* BYE Server shutting down\r\n";
+
+/// What the connection does after a command.
+enum Flow {
+    Continue,
+    Close,
+    StartTls,
+}
+
+pub(crate) async fn handle(
+    server: Arc<ImapServer>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("imap", %peer, tls = implicit_tls);
+    async move {
+        tracing::debug!("connection accepted");
+        let mut receiver = Receiver::new(server.config.limits);
+        let result = if implicit_tls {
+            match tls_accept(&server, tcp).await {
+                Some(tls) => {
+                    let mut session = Session::new(server.clone(), true);
+                    run(tls, &mut session, &mut receiver, true, &shutdown)
+                        .await
+                        .map(|_| ())
+                }
+                None => Ok(()),
+            }
+        } else {
+            let mut session = Session::new(server.clone(), false);
+            match run(tcp, &mut session, &mut receiver, true, &shutdown).await {
+                Ok(Some(tcp)) => match tls_accept(&server, tcp).await {
+                    Some(tls) => {
+                        session.tls_active = true;
+                        run(tls, &mut session, &mut receiver, false, &shutdown)
+                            .await
+                            .map(|_| ())
+                    }
+                    None => Ok(()),
+                },
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        match result {
+            Ok(()) => tracing::debug!("connection closed"),
+            Err(e) => tracing::debug!(error = %e, "connection ended with an I/O error"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn tls_accept(
+    server: &ImapServer,
+    tcp: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = server.tls.clone()?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serves one stream until it closes. Returns the stream back when the client asked for
+/// STARTTLS (the tagged OK has been written and nothing is buffered).
+async fn run<S>(
+    mut stream: S,
+    session: &mut Session,
+    rx: &mut Receiver,
+    greet: bool,
+    shutdown: &CancellationToken,
+) -> io::Result<Option<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if greet {
+        let line = format!(
+            "* OK [CAPABILITY {}] {} Yubin IMAP ready\r\n",
+            session.capabilities(),
+            session.server.config.greeting_hostname
+        );
+        stream.write_all(line.as_bytes()).await?;
+        stream.flush().await?;
+    }
+    let mut rbuf = vec![0u8; READ_CHUNK];
+    let mut deadline = Instant::now() + inactivity_timeout(session);
+    loop {
+        loop {
+            match rx.next() {
+                Received::NeedMoreData => break,
+                Received::NeedContinuation { .. } => {
+                    stream.write_all(b"+ Ready for literal data\r\n").await?;
+                    stream.flush().await?;
+                }
+                Received::Error { tag, text, fatal } => {
+                    let line = format!("{} BAD {text}\r\n", tag.as_deref().unwrap_or("*"));
+                    stream.write_all(line.as_bytes()).await?;
+                    if fatal {
+                        stream
+                            .write_all(b"* BYE Cannot recover from the protocol error\r\n")
+                            .await?;
+                        stream.flush().await?;
+                        return Ok(None);
+                    }
+                    stream.flush().await?;
+                }
+                Received::Command(command) => {
+                    match execute(&mut stream, session, rx, command, shutdown).await? {
+                        Flow::Continue => {}
+                        Flow::Close => {
+                            let _ = stream.shutdown().await;
+                            return Ok(None);
+                        }
+                        Flow::StartTls => return Ok(Some(stream)),
+                    }
+                    deadline = Instant::now() + inactivity_timeout(session);
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                stream.write_all(SHUTDOWN_BYE).await?;
+                stream.flush().await?;
+                let _ = stream.shutdown().await;
+                return Ok(None);
+            }
+            read = stream.read(&mut rbuf) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                rx.feed(&rbuf[..n]);
+                deadline = Instant::now() + inactivity_timeout(session);
+            }
+            hint = session.next_hint() => {
+                // Outside IDLE nothing is sent unasked; the next command catches up.
+                session.on_hint(hint);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                stream.write_all(b"* BYE Autologout; idle for too long\r\n").await?;
+                stream.flush().await?;
+                let _ = stream.shutdown().await;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+fn inactivity_timeout(session: &Session) -> Duration {
+    let config = &session.server.config;
+    match session.state {
+        SessionState::NotAuthenticated => config.unauthenticated_timeout,
+        _ => config.authenticated_timeout,
+    }
+}
+
+/// Runs one command, including the IDLE and SASL exchanges it may start, and writes its tagged
+/// completion.
+async fn execute<S>(
+    stream: &mut S,
+    session: &mut Session,
+    rx: &mut Receiver,
+    command: Command,
+    shutdown: &CancellationToken,
+) -> io::Result<Flow>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Command { tag, body } = command;
+    let name = body.name();
+    let mut reply = {
+        let mut out = Out::new(stream);
+        let reply = cmd::dispatch(session, &mut out, body).await;
+        out.flush().await?;
+        reply
+    };
+    loop {
+        reply = match reply.next {
+            Next::SaslContinue => {
+                stream.write_all(b"+ \r\n").await?;
+                stream.flush().await?;
+                let Some(line) = read_line(stream, rx, shutdown).await? else {
+                    return Ok(Flow::Close);
+                };
+                let mut out = Out::new(stream);
+                let r = cmd::authenticate::finish(session, &mut out, &line).await;
+                out.flush().await?;
+                r
+            }
+            Next::Idle => match idle(stream, session, rx, shutdown).await? {
+                Some(r) => r,
+                None => return Ok(Flow::Close),
+            },
+            Next::StartTls if rx.buffered() > 0 => {
+                // RFC 3501 §6.2.1: the TLS negotiation begins right after the CRLF of the OK;
+                // bytes already pipelined behind STARTTLS were sent in the clear and must not
+                // be acted upon after the upgrade (STARTTLS command injection, RFC 8314 §4.1
+                // considerations); refuse rather than discard them silently.
+                let r = Reply::bad("STARTTLS must be the last command sent before TLS negotiation")
+                    .then(Next::Disconnect);
+                let mut out = Out::new(stream);
+                out.tagged(&tag, &r);
+                out.line("* BYE Pipelined data after STARTTLS");
+                out.flush().await?;
+                return Ok(Flow::Close);
+            }
+            _ => break,
+        };
+    }
+    tracing::debug!(command = name, status = ?reply.status, "command done");
+    let mut out = Out::new(stream);
+    out.tagged(&tag, &reply);
+    out.flush().await?;
+    let starttls = matches!(reply.next, Next::StartTls);
+    if !session.apply(reply.next) {
+        return Ok(Flow::Close);
+    }
+    Ok(if starttls {
+        Flow::StartTls
+    } else {
+        Flow::Continue
+    })
+}
+
+/// Reads one SASL line (RFC 3501 §6.2.2); `None` when the connection ended or shuts down.
+async fn read_line<S>(
+    stream: &mut S,
+    rx: &mut Receiver,
+    shutdown: &CancellationToken,
+) -> io::Result<Option<Vec<u8>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut rbuf = vec![0u8; 4096];
+    let timeout = Duration::from_secs(60);
+    loop {
+        if let Some(line) = rx.take_line() {
+            return Ok(Some(line));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                stream.write_all(SHUTDOWN_BYE).await?;
+                stream.flush().await?;
+                return Ok(None);
+            }
+            read = stream.read(&mut rbuf) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                rx.feed(&rbuf[..n]);
+            }
+            _ = tokio::time::sleep(timeout) => return Ok(None),
+        }
+    }
+}
+
+/// IDLE (RFC 2177): changes are pushed as they happen (EXPUNGE included, RFC 3501 §7.4.1 allows
+/// it while idling), `* OK Still here` keeps NAT mappings alive, `DONE` ends it. Returns the
+/// tagged reply, or `None` when the connection must close.
+async fn idle<S>(
+    stream: &mut S,
+    session: &mut Session,
+    rx: &mut Receiver,
+    shutdown: &CancellationToken,
+) -> io::Result<Option<Reply>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    const MODE: SyncMode = SyncMode {
+        allow_expunge: true,
+        with_uid: false,
+    };
+    stream.write_all(b"+ idling\r\n").await?;
+    stream.flush().await?;
+    if let Some(r) = idle_sync(stream, session, true).await? {
+        return Ok(Some(r));
+    }
+    let keepalive = session.server.config.idle_keepalive;
+    let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+    let mut rbuf = vec![0u8; 1024];
+    loop {
+        match rx.take_idle_done() {
+            Some(true) => {
+                // Anything that raced with DONE is reported before the tagged OK.
+                if let Some(r) = idle_sync(stream, session, false).await? {
+                    return Ok(Some(r));
+                }
+                return Ok(Some(Reply::ok("IDLE terminated")));
+            }
+            Some(false) => return Ok(Some(Reply::bad("Expected DONE to end IDLE"))),
+            None => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                stream.write_all(SHUTDOWN_BYE).await?;
+                stream.flush().await?;
+                return Ok(None);
+            }
+            read = stream.read(&mut rbuf) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                rx.feed(&rbuf[..n]);
+            }
+            hint = session.next_hint() => {
+                if session.on_hint(hint)
+                    && let Some(r) = idle_sync(stream, session, false).await?
+                {
+                    return Ok(Some(r));
+                }
+            }
+            _ = ticker.tick() => {
+                stream.write_all(b"* OK Still here\r\n").await?;
+                stream.flush().await?;
+                // Also a safety net for hints lost without the stream noticing.
+                if let Some(r) = idle_sync(stream, session, true).await? {
+                    return Ok(Some(r));
+                }
+            }
+        }
+    }
+
+    async fn idle_sync<S>(
+        stream: &mut S,
+        session: &mut Session,
+        force: bool,
+    ) -> io::Result<Option<Reply>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let mut out = Out::new(stream);
+        let result = session.sync(&mut out, MODE, force).await;
+        out.flush().await?;
+        Ok(match result {
+            Ok(Next::Disconnect) => Some(Reply::no("Mailbox deleted").then(Next::Disconnect)),
+            Ok(_) => None,
+            Err(e) => {
+                // A store outage must not kill the IDLE; the next hint or tick retries.
+                tracing::warn!(error = %e, "catch-up during IDLE failed");
+                None
+            }
+        })
+    }
+}

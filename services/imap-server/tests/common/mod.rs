@@ -1,0 +1,398 @@
+//! Test harness: the server in-process on 127.0.0.1:0 over the embedded metadata store and a
+//! blob store in a temporary directory, plus a raw line-oriented client.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use yubin_blob::{BlobError, BlobResult, BlobStore};
+use yubin_imap::{ImapConfig, ImapServer};
+use yubin_meta_api::*;
+use yubin_meta_store::EmbeddedStore;
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Password check over the account store: the test "hash" is `test:<password>`.
+pub struct TestAuth(pub Arc<EmbeddedStore>);
+
+#[async_trait]
+impl Authenticator for TestAuth {
+    async fn authenticate(&self, name: &str, password: &str) -> MetaResult<UserId> {
+        match self.0.user_by_name(&name.to_ascii_lowercase()).await? {
+            Some(u) if !u.disabled && u.password_hash == format!("test:{password}") => Ok(u.id),
+            _ => Err(MetaError::AuthenticationFailed),
+        }
+    }
+    async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>> {
+        Ok(self
+            .0
+            .user_by_name(&name.to_ascii_lowercase())
+            .await?
+            .map(|u| u.id))
+    }
+}
+
+/// Bodies as files under a directory (one file per key).
+pub struct DirBlobs(pub std::path::PathBuf);
+
+impl DirBlobs {
+    fn path(&self, key: &BlobKey) -> std::path::PathBuf {
+        self.0.join(key.as_str().replace('/', "_"))
+    }
+}
+
+#[async_trait]
+impl BlobStore for DirBlobs {
+    async fn put(&self, key: &BlobKey, data: Bytes) -> BlobResult<()> {
+        tokio::fs::write(self.path(key), &data)
+            .await
+            .map_err(|e| BlobError::Other(e.to_string()))
+    }
+    async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
+        tokio::fs::read(self.path(key))
+            .await
+            .map(Bytes::from)
+            .map_err(|_| BlobError::NotFound(key.to_string()))
+    }
+    async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> BlobResult<Bytes> {
+        let all = self.get(key).await?;
+        let end = (range.end as usize).min(all.len());
+        let start = (range.start as usize).min(end);
+        Ok(all.slice(start..end))
+    }
+    async fn exists(&self, key: &BlobKey) -> BlobResult<bool> {
+        Ok(self.path(key).exists())
+    }
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        let _ = tokio::fs::remove_file(self.path(key)).await;
+        Ok(())
+    }
+    async fn list(&self, _prefix: &str) -> BlobResult<Vec<BlobKey>> {
+        Ok(Vec::new())
+    }
+}
+
+/// How a wrapped store's watch stream misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchFault {
+    None,
+    /// Every watch stream ends at once (a pub/sub connection that keeps dropping).
+    Ends,
+    /// The stream stays open but never delivers anything (silently lost hints).
+    Silent,
+}
+
+/// A MailStore that delegates to the embedded store but can break `watch`.
+pub struct FaultyWatch {
+    pub inner: Arc<EmbeddedStore>,
+    pub fault: WatchFault,
+}
+
+#[async_trait]
+impl MailStore for FaultyWatch {
+    async fn list_mailboxes(&self, u: UserId) -> MetaResult<Vec<MailboxInfo>> {
+        self.inner.list_mailboxes(u).await
+    }
+    async fn list_subscriptions(&self, u: UserId) -> MetaResult<Vec<String>> {
+        self.inner.list_subscriptions(u).await
+    }
+    async fn set_subscribed(&self, u: UserId, n: &str, s: bool) -> MetaResult<()> {
+        self.inner.set_subscribed(u, n, s).await
+    }
+    async fn create_mailbox(
+        &self,
+        u: UserId,
+        n: &str,
+        s: Option<SpecialUse>,
+    ) -> MetaResult<MailboxInfo> {
+        self.inner.create_mailbox(u, n, s).await
+    }
+    async fn delete_mailbox(&self, u: UserId, n: &str) -> MetaResult<()> {
+        self.inner.delete_mailbox(u, n).await
+    }
+    async fn rename_mailbox(&self, u: UserId, f: &str, t: &str) -> MetaResult<()> {
+        self.inner.rename_mailbox(u, f, t).await
+    }
+    async fn mailbox_status(&self, u: UserId, n: &str) -> MetaResult<MailboxInfo> {
+        self.inner.mailbox_status(u, n).await
+    }
+    async fn select(&self, u: UserId, n: &str) -> MetaResult<MailboxSnapshot> {
+        self.inner.select(u, n).await
+    }
+    async fn append(&self, u: UserId, m: &str, msgs: Vec<NewMessage>) -> MetaResult<AppendResult> {
+        self.inner.append(u, m, msgs).await
+    }
+    async fn fetch(
+        &self,
+        u: UserId,
+        m: MailboxId,
+        uids: &UidSet,
+        s: bool,
+    ) -> MetaResult<Vec<MessageRecord>> {
+        self.inner.fetch(u, m, uids, s).await
+    }
+    async fn store_flags(
+        &self,
+        u: UserId,
+        m: MailboxId,
+        uids: &UidSet,
+        op: FlagOp,
+        flags: &[String],
+        since: Option<ModSeq>,
+    ) -> MetaResult<StoreResult> {
+        self.inner.store_flags(u, m, uids, op, flags, since).await
+    }
+    async fn copy_messages(
+        &self,
+        u: UserId,
+        src: MailboxId,
+        uids: &UidSet,
+        dst: &str,
+        rm: bool,
+    ) -> MetaResult<CopyResult> {
+        self.inner.copy_messages(u, src, uids, dst, rm).await
+    }
+    async fn expunge(&self, u: UserId, m: MailboxId, uids: Option<&UidSet>) -> MetaResult<Vec<Uid>> {
+        self.inner.expunge(u, m, uids).await
+    }
+    async fn search(&self, u: UserId, m: MailboxId, k: &SearchKey) -> MetaResult<Vec<Uid>> {
+        self.inner.search(u, m, k).await
+    }
+    async fn changes_since(&self, u: UserId, m: MailboxId, s: ModSeq) -> MetaResult<Changes> {
+        self.inner.changes_since(u, m, s).await
+    }
+    async fn watch(&self, u: UserId) -> MetaResult<ChangeStream> {
+        match self.fault {
+            WatchFault::None => self.inner.watch(u).await,
+            WatchFault::Ends => Ok(futures::stream::empty().boxed()),
+            WatchFault::Silent => Ok(futures::stream::pending().boxed()),
+        }
+    }
+}
+
+pub struct Harness {
+    pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    pub shutdown: CancellationToken,
+    pub tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub store: Arc<EmbeddedStore>,
+    pub _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub config: ImapConfig,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub fault: WatchFault,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            config: ImapConfig {
+                allow_plaintext_auth: true,
+                ..ImapConfig::default()
+            },
+            tls: None,
+            fault: WatchFault::None,
+        }
+    }
+}
+
+pub async fn start() -> Harness {
+    start_with(Options::default()).await
+}
+
+pub async fn start_with(opts: Options) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta.redb"))
+            .await
+            .expect("open store"),
+    );
+    for (name, pass) in [("alice", "wonderland"), ("bob", "builder")] {
+        store
+            .create_user(name, &format!("test:{pass}"))
+            .await
+            .expect("create user");
+    }
+    let blob_dir = dir.path().join("blobs");
+    std::fs::create_dir_all(&blob_dir).expect("blob dir");
+    let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
+        inner: store.clone(),
+        fault: opts.fault,
+    });
+    let has_tls = opts.tls.is_some();
+    let server = ImapServer::new(
+        mail,
+        Arc::new(TestAuth(store.clone())),
+        Arc::new(DirBlobs(blob_dir)),
+        opts.tls,
+        opts.config,
+    );
+    let shutdown = CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut tasks = vec![tokio::spawn(server.clone().serve(
+        listener,
+        false,
+        shutdown.clone(),
+    ))];
+    let mut tls_addr = None;
+    if has_tls {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        tls_addr = Some(l.local_addr().expect("addr"));
+        tasks.push(tokio::spawn(server.serve(l, true, shutdown.clone())));
+    }
+    Harness {
+        addr,
+        tls_addr,
+        shutdown,
+        tasks,
+        store,
+        _dir: dir,
+    }
+}
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A raw IMAP client: sends bytes, reads response lines (literals inlined).
+pub struct Raw {
+    pub io: BufReader<Box<dyn Io>>,
+    pub greeting: String,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        Raw::over(Box::new(tcp)).await
+    }
+
+    pub async fn over(io: Box<dyn Io>) -> Raw {
+        let mut raw = Raw {
+            io: BufReader::new(io),
+            greeting: String::new(),
+        };
+        raw.greeting = raw.line().await;
+        raw
+    }
+
+    /// Connects and logs in as `user`.
+    pub async fn login(addr: SocketAddr, user: &str, pass: &str) -> Raw {
+        let mut raw = Raw::connect(addr).await;
+        let r = raw.cmd(&format!("LOGIN {user} {pass}")).await;
+        assert!(last(&r).starts_with("T OK"), "{r:?}");
+        raw
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.expect("write");
+        self.io.get_mut().flush().await.expect("flush");
+    }
+
+    /// One response line, with any literals it contains inlined (lossy UTF-8), without CRLF.
+    pub async fn line(&mut self) -> String {
+        String::from_utf8_lossy(&self.line_bytes().await).into_owned()
+    }
+
+    /// One response line as bytes, literals inlined, without the final CRLF.
+    pub async fn line_bytes(&mut self) -> Vec<u8> {
+        tokio::time::timeout(TIMEOUT, async {
+            let mut all = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                let n = self.io.read_until(b'\n', &mut l).await.expect("read");
+                assert!(n > 0, "connection closed; got so far: {:?}", String::from_utf8_lossy(&all));
+                all.extend_from_slice(&l);
+                // `{n}\r\n` at the end announces a literal.
+                if let Some(size) = literal_size(&l) {
+                    let mut lit = vec![0u8; size];
+                    self.io.read_exact(&mut lit).await.expect("literal");
+                    all.extend_from_slice(&lit);
+                    continue;
+                }
+                if all.ends_with(b"\r\n") {
+                    all.truncate(all.len() - 2);
+                }
+                return all;
+            }
+        })
+        .await
+        .expect("timed out waiting for a response line")
+    }
+
+    /// Sends `T <command>` and returns every line up to and including the tagged one.
+    pub async fn cmd(&mut self, command: &str) -> Vec<String> {
+        self.tagged("T", command).await
+    }
+
+    pub async fn tagged(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.until_tag(tag).await
+    }
+
+    pub async fn until_tag(&mut self, tag: &str) -> Vec<String> {
+        let prefix = format!("{tag} ");
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line().await;
+            let done = l.starts_with(&prefix);
+            lines.push(l);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives within `wait`.
+    pub async fn quiet(&mut self, wait: Duration) {
+        let mut b = [0u8; 1];
+        if let Ok(r) = tokio::time::timeout(wait, self.io.read(&mut b)).await {
+            panic!("unexpected data: {r:?} {:?}", b[0] as char);
+        }
+    }
+
+    /// Reads until the peer closes; returns what came.
+    pub async fn until_closed(&mut self) -> String {
+        let mut v = Vec::new();
+        tokio::time::timeout(TIMEOUT, self.io.read_to_end(&mut v))
+            .await
+            .expect("close timeout")
+            .ok();
+        String::from_utf8_lossy(&v).into_owned()
+    }
+}
+
+fn literal_size(line: &[u8]) -> Option<usize> {
+    let l = line.strip_suffix(b"}\r\n")?;
+    let open = l.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&l[open + 1..]).ok()?.parse().ok()
+}
+
+pub fn last(lines: &[String]) -> &str {
+    lines.last().map(String::as_str).unwrap_or("")
+}
+
+/// Appends `msg` to `mailbox` over `raw` with a synchronizing literal; returns the tagged line.
+pub async fn append(raw: &mut Raw, mailbox: &str, flags: &str, msg: &[u8]) -> String {
+    raw.send(format!("A APPEND {mailbox} ({flags}) {{{}}}\r\n", msg.len()).as_bytes())
+        .await;
+    let cont = raw.line().await;
+    assert!(cont.starts_with('+'), "{cont}");
+    raw.send(msg).await;
+    raw.send(b"\r\n").await;
+    let lines = raw.until_tag("A").await;
+    last(&lines).to_string()
+}
+
+pub fn shared_map() -> Arc<Mutex<HashMap<String, String>>> {
+    Arc::new(Mutex::new(HashMap::new()))
+}

@@ -1,0 +1,888 @@
+//! The behaviour every [`MailStore`] + [`AccountStore`] must show, as one async suite.
+//!
+//! Run it against a backend with [`run_all`]; each check creates its own users (unique names),
+//! so the suite can run repeatedly against the same persistent store and checks never see each
+//! other's data. A failed check panics with a message naming it, like an `assert!` in a test.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use yubin_meta_api::{
+    AccountStore, BlobKey, ChangeKind, FlagOp, InternalDate, MailStore, MailboxId, MetaError,
+    ModSeq, NewMessage, SearchIndex, SearchKey, SpecialUse, Uid, UidSet, UserId,
+};
+
+/// Runs every check in turn.
+pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
+    users(store).await;
+    inbox_exists(store).await;
+    mailboxes(store).await;
+    rename_inbox(store).await;
+    subscriptions(store).await;
+    append_and_select(store).await;
+    fetch(store).await;
+    store_flags(store).await;
+    copy_and_move(store).await;
+    expunge(store).await;
+    changes_since(store).await;
+    search(store).await;
+    uid_validity_after_recreate(store).await;
+    watch(store).await;
+    isolation(store).await;
+    concurrent_appends(store).await;
+    concurrent_flags(store).await;
+}
+
+/// A login name no earlier run used.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{nanos:x}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn new_user<S: AccountStore>(store: &S, prefix: &str) -> UserId {
+    store
+        .create_user(&unique(prefix), "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+        .await
+        .expect("create_user")
+        .id
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// 2024-03-01T12:00:00Z plus `days`, given in zone +02:00.
+fn date(days: i64) -> InternalDate {
+    InternalDate {
+        unix_seconds: 1_709_294_400 + days * 86_400,
+        tz_offset_minutes: 120,
+    }
+}
+
+/// The day number of `date(days)` in its own zone.
+fn day(days: i64) -> i32 {
+    crate::search::day_number(date(days))
+}
+
+/// A message whose every attribute derives from `n`.
+fn msg(user: UserId, n: u32, flags: &[&str]) -> NewMessage {
+    NewMessage {
+        blob: BlobKey::for_content(user, &format!("{n:064x}")),
+        size: 1000 + u64::from(n),
+        internal_date: date(i64::from(n)),
+        flags: s(flags),
+        summary: Bytes::from(format!("summary-{n}")),
+        index: SearchIndex {
+            headers: vec![
+                ("From".into(), format!("Sender {n} <s{n}@example.org>")),
+                ("Subject".into(), format!("Grüße Nummer {n}")),
+            ],
+            sent_date: Some(date(i64::from(n) - 1)),
+            body_text: format!("Body text of message {n}, Straße"),
+        },
+    }
+}
+
+fn all() -> UidSet {
+    UidSet::from_ranges([(1, u32::MAX)])
+}
+
+fn uids(v: &[u32]) -> Vec<Uid> {
+    v.iter().copied().map(Uid).collect()
+}
+
+pub async fn users<S: MailStore + AccountStore>(store: &S) {
+    let name = unique("Conf-Users");
+    let rec = store.create_user(&name, "hash-1").await.expect("create_user");
+    assert_eq!(rec.name, name.to_lowercase(), "users: names are lower-cased");
+    assert_eq!(rec.password_hash, "hash-1");
+    assert!(!rec.disabled);
+    let dup = store.create_user(&name.to_uppercase(), "other").await;
+    assert!(
+        matches!(dup, Err(MetaError::AlreadyExists(_))),
+        "users: duplicate name must be AlreadyExists, got {dup:?}"
+    );
+    let found = store.user_by_name(&name).await.expect("user_by_name");
+    assert_eq!(found.as_ref(), Some(&rec), "users: lookup by name");
+    let found = store
+        .user_by_name(&name.to_uppercase())
+        .await
+        .expect("user_by_name");
+    assert_eq!(found.as_ref().map(|u| u.id), Some(rec.id), "users: lookup ignores case");
+    assert_eq!(
+        store.user_by_name(&unique("nobody")).await.expect("lookup"),
+        None,
+        "users: unknown name"
+    );
+    store
+        .set_password_hash(rec.id, "hash-2")
+        .await
+        .expect("set_password_hash");
+    let found = store.user_by_name(&name).await.expect("lookup").expect("exists");
+    assert_eq!(found.password_hash, "hash-2", "users: password hash replaced");
+    let all = store.list_users().await.expect("list_users");
+    assert!(all.iter().any(|u| u.id == rec.id && u.name == rec.name), "users: listed");
+    let other = store.create_user(&unique("conf-users"), "h").await.expect("create");
+    assert_ne!(other.id, rec.id, "users: distinct ids");
+    let boxes = store.list_mailboxes(rec.id).await.expect("list");
+    assert_eq!(boxes.len(), 1, "users: a new account has exactly INBOX");
+    assert_eq!(boxes[0].name, "INBOX");
+}
+
+pub async fn inbox_exists<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-inbox").await;
+    let boxes = store.list_mailboxes(user).await.expect("list");
+    assert!(boxes.iter().any(|b| b.name == "INBOX"), "INBOX exists");
+    let st = store.mailbox_status(user, "iNbOx").await.expect("status");
+    assert_eq!(st.name, "INBOX", "INBOX is case-insensitive and spelled upper case");
+    assert_eq!((st.exists, st.unseen, st.deleted, st.size), (0, 0, 0, 0));
+    assert_eq!(st.uid_next, Uid(1), "first UID is 1");
+    let sel = store.select(user, "inbox").await.expect("select");
+    assert_eq!(sel.info.id, st.id);
+    assert!(sel.uids.is_empty() && sel.first_unseen.is_none());
+    // An account that has never been used still has an INBOX (created on first use).
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let fresh = UserId((1 << 50) + nanos % (1 << 40));
+    let st = store.mailbox_status(fresh, "INBOX").await.expect("status of fresh user");
+    assert_eq!(st.exists, 0);
+    let r = store.append(fresh, "INBOX", vec![msg(fresh, 1, &[])]).await.expect("append");
+    assert_eq!(r.uids, uids(&[1]));
+}
+
+pub async fn mailboxes<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-mbox").await;
+    let work = store
+        .create_mailbox(user, "Work", None)
+        .await
+        .expect("create Work");
+    assert_eq!(work.name, "Work");
+    assert_eq!(work.uid_next, Uid(1));
+    assert_eq!(work.exists, 0);
+    let proj = store
+        .create_mailbox(user, "Work/Projects", Some(SpecialUse::Archive))
+        .await
+        .expect("create child");
+    assert_eq!(proj.special_use, Some(SpecialUse::Archive), "special-use kept");
+    assert_ne!(proj.id, work.id);
+    for dup in ["Work", "inbox", "INBOX", "Work/Projects/"] {
+        let r = store.create_mailbox(user, dup, None).await;
+        assert!(
+            matches!(r, Err(MetaError::AlreadyExists(_))),
+            "create {dup}: AlreadyExists, got {r:?}"
+        );
+    }
+    for bad in ["", "a//b", "/a", "a*b", "a%"] {
+        let r = store.create_mailbox(user, bad, None).await;
+        assert!(matches!(r, Err(MetaError::Invalid(_))), "create {bad:?}: Invalid, got {r:?}");
+    }
+    // RFC 3501 §6.3.3: superiors are created as needed.
+    store.create_mailbox(user, "a/b/c", None).await.expect("create a/b/c");
+    store.create_mailbox(user, "Trash/", Some(SpecialUse::Trash)).await.expect("trailing /");
+    let names: Vec<String> = store
+        .list_mailboxes(user)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(
+        sorted(names),
+        s(&["INBOX", "Trash", "Work", "Work/Projects", "a", "a/b", "a/b/c"]),
+        "list after creates"
+    );
+    let trash = store.mailbox_status(user, "Trash").await.expect("status");
+    assert_eq!(trash.special_use, Some(SpecialUse::Trash));
+
+    // Rename keeps ids and UIDVALIDITY and carries inferiors along (RFC 3501 §6.3.5).
+    store.append(user, "Work/Projects", vec![msg(user, 1, &[])]).await.expect("append");
+    store.rename_mailbox(user, "Work", "Jobs/Old").await.expect("rename");
+    let boxes = store.list_mailboxes(user).await.expect("list");
+    let by_name = |n: &str| boxes.iter().find(|b| b.name == n).cloned();
+    assert!(by_name("Work").is_none() && by_name("Work/Projects").is_none(), "old names gone");
+    let jobs = by_name("Jobs/Old").expect("renamed");
+    assert_eq!((jobs.id, jobs.uid_validity), (work.id, work.uid_validity), "rename keeps id");
+    let jp = by_name("Jobs/Old/Projects").expect("inferior renamed");
+    assert_eq!((jp.id, jp.uid_validity, jp.exists), (proj.id, proj.uid_validity, 1));
+    assert!(by_name("Jobs").is_some(), "superior of the new name is created");
+    for (from, to, want) in [
+        ("Nope", "X", "NotFound"),
+        ("a", "Trash", "AlreadyExists"),
+        ("a", "INBOX", "AlreadyExists"),
+        ("a", "a/b/x", "Invalid"),
+        ("a", "a", "Invalid"),
+    ] {
+        let r = store.rename_mailbox(user, from, to).await;
+        let got = match &r {
+            Err(MetaError::NotFound(_)) => "NotFound",
+            Err(MetaError::AlreadyExists(_)) => "AlreadyExists",
+            Err(MetaError::Invalid(_)) => "Invalid",
+            _ => "other",
+        };
+        assert_eq!(got, want, "rename {from} -> {to}: {r:?}");
+    }
+
+    // Delete: INBOX never; a parent alone, its children stay (the simple rule).
+    let r = store.delete_mailbox(user, "inbox").await;
+    assert!(matches!(r, Err(MetaError::Invalid(_))), "delete INBOX: Invalid, got {r:?}");
+    let r = store.delete_mailbox(user, "Nope").await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "delete missing: NotFound, got {r:?}");
+    store.delete_mailbox(user, "Jobs/Old").await.expect("delete parent");
+    let names: Vec<String> = store
+        .list_mailboxes(user)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert!(!names.contains(&"Jobs/Old".to_string()), "deleted");
+    assert!(names.contains(&"Jobs/Old/Projects".to_string()), "child survives delete");
+    let r = store.mailbox_status(user, "Jobs/Old").await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "status of deleted: {r:?}");
+    let r = store.fetch(user, work.id, &all(), false).await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "fetch of deleted id: {r:?}");
+}
+
+pub async fn rename_inbox<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-inboxren").await;
+    let msgs = (1..=3).map(|n| msg(user, n, if n == 2 { &["\\Seen"] } else { &[] })).collect();
+    store.append(user, "INBOX", msgs).await.expect("append");
+    store.create_mailbox(user, "INBOX/Child", None).await.expect("child");
+    let before = store.select(user, "INBOX").await.expect("select");
+    store.rename_mailbox(user, "inbox", "Old Mail").await.expect("rename INBOX");
+    let inbox = store.select(user, "INBOX").await.expect("select INBOX");
+    assert_eq!(inbox.info.id, before.info.id, "INBOX stays the same mailbox");
+    assert_eq!(inbox.info.uid_validity, before.info.uid_validity);
+    assert!(inbox.uids.is_empty(), "INBOX is left empty");
+    assert_eq!((inbox.info.exists, inbox.info.unseen, inbox.info.size), (0, 0, 0));
+    assert_eq!(inbox.info.uid_next, Uid(4), "UIDs are never reused");
+    let old = store.select(user, "Old Mail").await.expect("new mailbox");
+    assert_ne!(old.info.id, before.info.id);
+    assert_eq!(old.uids, uids(&[1, 2, 3]), "new mailbox gets new UIDs");
+    assert_eq!((old.info.exists, old.info.unseen), (3, 2));
+    let f = store.fetch(user, old.info.id, &all(), true).await.expect("fetch");
+    assert_eq!(f[1].flags, s(&["\\Seen"]), "flags move along");
+    assert_eq!(f[2].summary.as_deref(), Some(&b"summary-3"[..]), "summaries move along");
+    let ch = store
+        .changes_since(user, before.info.id, before.info.highest_modseq)
+        .await
+        .expect("changes");
+    assert_eq!(ch.vanished, uids(&[1, 2, 3]), "INBOX watchers see the messages vanish");
+    let names: Vec<String> = store
+        .list_mailboxes(user)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert!(names.contains(&"INBOX/Child".to_string()), "INBOX's inferiors stay");
+}
+
+pub async fn subscriptions<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-subs").await;
+    assert!(store.list_subscriptions(user).await.expect("subs").is_empty());
+    store.create_mailbox(user, "Foo", None).await.expect("create");
+    store.set_subscribed(user, "Foo", true).await.expect("subscribe");
+    store.set_subscribed(user, "Foo", true).await.expect("subscribe twice");
+    store.set_subscribed(user, "inbox", true).await.expect("subscribe inbox");
+    store.set_subscribed(user, "Ghost/Town", true).await.expect("subscribe nonexistent");
+    assert_eq!(
+        sorted(store.list_subscriptions(user).await.expect("subs")),
+        s(&["Foo", "Ghost/Town", "INBOX"])
+    );
+    store.delete_mailbox(user, "Foo").await.expect("delete");
+    assert!(
+        store.list_subscriptions(user).await.expect("subs").contains(&"Foo".to_string()),
+        "subscriptions outlive mailboxes"
+    );
+    store.set_subscribed(user, "Foo", false).await.expect("unsubscribe");
+    store.set_subscribed(user, "Never", false).await.expect("unsubscribe unknown");
+    assert_eq!(
+        sorted(store.list_subscriptions(user).await.expect("subs")),
+        s(&["Ghost/Town", "INBOX"])
+    );
+}
+
+pub async fn append_and_select<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-append").await;
+    let st0 = store.mailbox_status(user, "INBOX").await.expect("status");
+    let r1 = store
+        .append(user, "INBOX", vec![msg(user, 1, &["\\Seen", "\\Recent"]), msg(user, 2, &["$Work"])])
+        .await
+        .expect("append");
+    assert_eq!(r1.uids, uids(&[1, 2]), "UIDs in the order given");
+    assert_eq!(r1.uid_validity, st0.uid_validity);
+    assert_eq!(r1.mailbox, st0.id);
+    let st1 = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert!(st1.highest_modseq > st0.highest_modseq, "HIGHESTMODSEQ ascends");
+    assert_eq!(st1.uid_next, Uid(3));
+    let mut last = st1.clone();
+    for n in 3..=5 {
+        let r = store
+            .append(user, "INBOX", vec![msg(user, n, &["\\Deleted"])])
+            .await
+            .expect("append");
+        assert_eq!(r.uids, uids(&[n]), "UIDs ascend");
+        let st = store.mailbox_status(user, "INBOX").await.expect("status");
+        assert!(st.highest_modseq > last.highest_modseq, "HIGHESTMODSEQ strictly ascends");
+        assert!(st.uid_next > last.uid_next, "UIDNEXT strictly ascends");
+        last = st;
+    }
+    assert_eq!(last.exists, 5);
+    assert_eq!(last.unseen, 4);
+    assert_eq!(last.deleted, 3);
+    assert_eq!(last.size, (1..=5).map(|n| 1000 + n).sum::<u64>());
+    let sel = store.select(user, "INBOX").await.expect("select");
+    assert_eq!(sel.uids, uids(&[1, 2, 3, 4, 5]));
+    assert_eq!(sel.first_unseen, Some(Uid(2)));
+    assert_eq!(sel.info, last);
+    assert!(sel.keywords.contains(&"$Work".to_string()), "keywords in use");
+    assert!(!sel.keywords.iter().any(|k| k.starts_with('\\')), "keywords exclude system flags");
+    let f = store.fetch(user, sel.info.id, &UidSet::from_uids([Uid(1)]), false).await.expect("fetch");
+    assert_eq!(f[0].flags, s(&["\\Seen"]), "\\Recent is never stored");
+    let r = store.append(user, "Missing", vec![msg(user, 9, &[])]).await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "append to missing: {r:?}");
+    let r = store.append(user, "INBOX", vec![msg(user, 9, &["bad flag"])]).await;
+    assert!(matches!(r, Err(MetaError::Invalid(_))), "append with bad flag: {r:?}");
+    let after = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(after, last, "failed appends change nothing");
+    let batch: Vec<NewMessage> = (10..20).map(|n| msg(user, n, &[])).collect();
+    let r = store.append(user, "INBOX", batch).await.expect("batch append");
+    assert_eq!(r.uids, uids(&[6, 7, 8, 9, 10, 11, 12, 13, 14, 15]));
+}
+
+pub async fn fetch<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-fetch").await;
+    let r = store
+        .append(user, "INBOX", (1..=5).map(|n| msg(user, n, &["\\Flagged"])).collect())
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    let f = store
+        .fetch(user, mbox, &UidSet::from_ranges([(2, 3), (5, 9), (100, u32::MAX)]), false)
+        .await
+        .expect("fetch");
+    assert_eq!(f.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[2, 3, 5]));
+    assert!(f.iter().all(|m| m.summary.is_none()), "no summary unless asked");
+    let m3 = &f[1];
+    assert_eq!(m3.size, 1003);
+    assert_eq!(m3.internal_date, date(3));
+    assert_eq!(m3.blob, BlobKey::for_content(user, &format!("{:064x}", 3)));
+    assert_eq!(m3.flags, s(&["\\Flagged"]));
+    assert!(m3.modseq > ModSeq(0));
+    let f = store.fetch(user, mbox, &all(), true).await.expect("fetch all");
+    assert_eq!(f.len(), 5);
+    for m in &f {
+        let want = format!("summary-{}", m.uid.0);
+        assert_eq!(m.summary.as_deref(), Some(want.as_bytes()), "summary of {}", m.uid);
+    }
+    assert!(store.fetch(user, mbox, &UidSet::new(), true).await.expect("empty").is_empty());
+    let r = store.fetch(user, MailboxId(9_999_999), &all(), false).await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "fetch in missing mailbox: {r:?}");
+}
+
+pub async fn store_flags<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-store").await;
+    let r = store
+        .append(user, "INBOX", (1..=4).map(|n| msg(user, n, &[])).collect())
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    let one = |u: u32| UidSet::from_uids([Uid(u)]);
+    let st0 = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!((st0.unseen, st0.deleted), (4, 0));
+
+    let res = store
+        .store_flags(user, mbox, &UidSet::from_ranges([(1, 2)]), FlagOp::Add, &s(&["\\seen", "$Todo"]), None)
+        .await
+        .expect("add");
+    assert_eq!(res.updated.len(), 2);
+    assert_eq!(res.updated[0].0, Uid(1));
+    assert_eq!(sorted(res.updated[0].2.clone()), s(&["$Todo", "\\Seen"]), "canonical spelling");
+    assert!(res.updated[0].1 > st0.highest_modseq, "new modseq");
+    assert_eq!(res.highest_modseq, res.updated[0].1);
+    assert!(res.modified.is_empty());
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!((st.unseen, st.deleted), (2, 0), "unseen count after +\\Seen");
+    assert_eq!(st.highest_modseq, res.highest_modseq);
+
+    // No real change: modseq kept, not listed, HIGHESTMODSEQ unchanged.
+    let before = store.fetch(user, mbox, &one(1), false).await.expect("fetch")[0].clone();
+    let res = store
+        .store_flags(user, mbox, &one(1), FlagOp::Add, &s(&["\\Seen"]), None)
+        .await
+        .expect("noop add");
+    assert!(res.updated.is_empty(), "unchanged messages are not listed");
+    assert_eq!(res.highest_modseq, st.highest_modseq);
+    let after = store.fetch(user, mbox, &one(1), false).await.expect("fetch")[0].clone();
+    assert_eq!(after.modseq, before.modseq, "unchanged message keeps its modseq");
+
+    let res = store
+        .store_flags(user, mbox, &UidSet::from_ranges([(1, 4)]), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .await
+        .expect("add deleted");
+    assert_eq!(res.updated.len(), 4);
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!((st.unseen, st.deleted), (2, 4));
+
+    let res = store
+        .store_flags(user, mbox, &one(1), FlagOp::Remove, &s(&["\\Deleted", "$todo", "\\Answered"]), None)
+        .await
+        .expect("remove");
+    assert_eq!(res.updated, vec![(Uid(1), res.highest_modseq, s(&["\\Seen"]))]);
+    let res = store
+        .store_flags(user, mbox, &one(2), FlagOp::Replace, &s(&["\\Answered", "\\Recent"]), None)
+        .await
+        .expect("replace");
+    assert_eq!(res.updated, vec![(Uid(2), res.highest_modseq, s(&["\\Answered"]))]);
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!((st.unseen, st.deleted), (3, 2), "counts after remove/replace");
+    let res = store
+        .store_flags(user, mbox, &one(2), FlagOp::Replace, &s(&["\\answered"]), None)
+        .await
+        .expect("same replace");
+    assert!(res.updated.is_empty(), "replace with the same set changes nothing");
+    let r = store
+        .store_flags(user, mbox, &one(2), FlagOp::Add, &s(&["(bad"]), None)
+        .await;
+    assert!(matches!(r, Err(MetaError::Invalid(_))), "bad flag: {r:?}");
+
+    // UNCHANGEDSINCE (RFC 7162 §3.1.3).
+    let cur = store.fetch(user, mbox, &all(), false).await.expect("fetch");
+    let m2 = cur[1].modseq;
+    let m3 = cur[2].modseq;
+    assert!(m2 > m3);
+    let res = store
+        .store_flags(user, mbox, &UidSet::from_ranges([(2, 3)]), FlagOp::Add, &s(&["\\Flagged"]), Some(m3))
+        .await
+        .expect("unchangedsince");
+    assert_eq!(res.modified, uids(&[2]), "message changed after UNCHANGEDSINCE is reported");
+    assert_eq!(res.updated.iter().map(|u| u.0).collect::<Vec<_>>(), uids(&[3]));
+    let f = store.fetch(user, mbox, &UidSet::from_ranges([(2, 3)]), false).await.expect("fetch");
+    assert!(!f[0].flags.contains(&"\\Flagged".to_string()), "modified message untouched");
+    assert!(f[1].flags.contains(&"\\Flagged".to_string()));
+    let res = store
+        .store_flags(user, mbox, &one(4), FlagOp::Add, &s(&["\\Flagged"]), Some(ModSeq(0)))
+        .await
+        .expect("unchangedsince 0");
+    assert_eq!(res.modified, uids(&[4]), "UNCHANGEDSINCE 0 always fails");
+    let res = store
+        .store_flags(user, mbox, &UidSet::from_ranges([(50, 60)]), FlagOp::Add, &s(&["\\Seen"]), None)
+        .await
+        .expect("missing uids");
+    assert!(res.updated.is_empty() && res.modified.is_empty(), "missing UIDs are ignored");
+    let r = store
+        .store_flags(user, MailboxId(9_999_999), &all(), FlagOp::Add, &s(&["\\Seen"]), None)
+        .await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "missing mailbox: {r:?}");
+    let sel = store.select(user, "INBOX").await.expect("select");
+    assert!(sel.keywords.contains(&"$Todo".to_string()));
+    assert_eq!(sel.first_unseen, Some(Uid(2)));
+}
+
+pub async fn copy_and_move<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-copy").await;
+    let r = store
+        .append(user, "INBOX", (1..=5).map(|n| msg(user, n, if n % 2 == 0 { &["\\Seen"] } else { &[] })).collect())
+        .await
+        .expect("append");
+    let inbox = r.mailbox;
+    let dst = store.create_mailbox(user, "Archive", None).await.expect("create");
+    store.append(user, "Archive", vec![msg(user, 99, &[])]).await.expect("append");
+    let res = store
+        .copy_messages(user, inbox, &UidSet::from_ranges([(2, 4), (40, 50)]), "Archive", false)
+        .await
+        .expect("copy");
+    assert_eq!(res.destination, dst.id);
+    assert_eq!(res.uid_validity, dst.uid_validity);
+    assert_eq!(res.mapping, vec![(Uid(2), Uid(2)), (Uid(3), Uid(3)), (Uid(4), Uid(4))]);
+    let a = store.mailbox_status(user, "Archive").await.expect("status");
+    assert_eq!((a.exists, a.unseen, a.uid_next), (4, 2, Uid(5)));
+    let i = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(i.exists, 5, "copy leaves the source");
+    let f = store.fetch(user, dst.id, &UidSet::from_uids([Uid(2)]), true).await.expect("fetch");
+    assert_eq!(f[0].flags, s(&["\\Seen"]), "flags copied");
+    assert_eq!(f[0].internal_date, date(2), "internal date kept");
+    assert_eq!(f[0].blob, BlobKey::for_content(user, &format!("{:064x}", 2)), "same blob");
+    assert_eq!(f[0].summary.as_deref(), Some(&b"summary-2"[..]));
+
+    let before = store.mailbox_status(user, "INBOX").await.expect("status");
+    let res = store
+        .copy_messages(user, inbox, &UidSet::from_ranges([(1, 2)]), "archive", true)
+        .await;
+    assert!(matches!(res, Err(MetaError::NotFound(_))), "names other than INBOX are case-sensitive");
+    let res = store
+        .copy_messages(user, inbox, &UidSet::from_ranges([(1, 2)]), "Archive", true)
+        .await
+        .expect("move");
+    assert_eq!(res.mapping, vec![(Uid(1), Uid(5)), (Uid(2), Uid(6))]);
+    let i = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!((i.exists, i.unseen), (3, 2), "move removes the source");
+    assert!(i.highest_modseq > before.highest_modseq);
+    let a = store.mailbox_status(user, "Archive").await.expect("status");
+    assert_eq!((a.exists, a.unseen), (6, 3));
+    let ch = store.changes_since(user, inbox, before.highest_modseq).await.expect("changes");
+    assert_eq!(ch.vanished, uids(&[1, 2]), "moved UIDs are in the expunged log");
+    assert_eq!(ch.exists, 3);
+    let r = store.copy_messages(user, inbox, &all(), "Nope", false).await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "copy to missing: {r:?}");
+    let r = store
+        .copy_messages(user, MailboxId(9_999_999), &all(), "Archive", false)
+        .await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "copy from missing: {r:?}");
+    let res = store
+        .copy_messages(user, inbox, &UidSet::from_ranges([(1, 2)]), "Archive", false)
+        .await
+        .expect("copy of gone messages");
+    assert!(res.mapping.is_empty());
+}
+
+pub async fn expunge<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-expunge").await;
+    let r = store
+        .append(
+            user,
+            "INBOX",
+            (1..=6)
+                .map(|n| msg(user, n, if n == 3 { &["\\Seen"] } else { &[] }))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    assert!(store.expunge(user, mbox, None).await.expect("expunge").is_empty());
+    store
+        .store_flags(user, mbox, &UidSet::from_uids([Uid(2), Uid(3), Uid(5)]), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .await
+        .expect("flag");
+    let restricted = store
+        .expunge(user, mbox, Some(&UidSet::from_ranges([(1, 3)])))
+        .await
+        .expect("uid expunge");
+    assert_eq!(restricted, uids(&[2, 3]), "UID EXPUNGE only within the set");
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!((st.exists, st.unseen, st.deleted), (4, 4, 1));
+    let rest = store.expunge(user, mbox, None).await.expect("expunge");
+    assert_eq!(rest, uids(&[5]));
+    let sel = store.select(user, "INBOX").await.expect("select");
+    assert_eq!(sel.uids, uids(&[1, 4, 6]));
+    assert_eq!((sel.info.exists, sel.info.deleted, sel.info.size), (3, 0, 1001 + 1004 + 1006));
+    let r = store.append(user, "INBOX", vec![msg(user, 7, &[])]).await.expect("append");
+    assert_eq!(r.uids, uids(&[7]), "expunged UIDs are not reused");
+}
+
+pub async fn changes_since<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-changes").await;
+    let st0 = store.mailbox_status(user, "INBOX").await.expect("status");
+    let mbox = st0.id;
+    let r = store
+        .append(user, "INBOX", (1..=3).map(|n| msg(user, n, &[])).collect())
+        .await
+        .expect("append");
+    assert_eq!(r.uids.len(), 3);
+    let ch = store.changes_since(user, mbox, st0.highest_modseq).await.expect("changes");
+    assert_eq!(ch.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[1, 2, 3]), "appended");
+    assert!(ch.changed.iter().all(|m| m.summary.is_none()));
+    assert!(ch.vanished.is_empty() && !ch.mailbox_gone);
+    assert_eq!((ch.exists, ch.uid_next), (3, Uid(4)));
+    let m1 = ch.highest_modseq;
+
+    let nothing = store.changes_since(user, mbox, m1).await.expect("changes");
+    assert!(nothing.changed.is_empty() && nothing.vanished.is_empty(), "nothing after HIGHESTMODSEQ");
+    assert_eq!(nothing.highest_modseq, m1);
+
+    store
+        .store_flags(user, mbox, &UidSet::from_uids([Uid(2)]), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .await
+        .expect("store");
+    let ch = store.changes_since(user, mbox, m1).await.expect("changes");
+    assert_eq!(ch.changed.len(), 1, "flag change");
+    assert_eq!(ch.changed[0].uid, Uid(2));
+    assert_eq!(ch.changed[0].flags, s(&["\\Deleted"]));
+    assert!(ch.highest_modseq > m1);
+    let m2 = ch.highest_modseq;
+
+    store.expunge(user, mbox, None).await.expect("expunge");
+    let ch = store.changes_since(user, mbox, m2).await.expect("changes");
+    assert!(ch.changed.is_empty());
+    assert_eq!(ch.vanished, uids(&[2]), "expunge");
+    assert_eq!(ch.exists, 2);
+    let m3 = ch.highest_modseq;
+    assert!(m3 > m2);
+    let ch = store.changes_since(user, mbox, m1).await.expect("changes");
+    assert_eq!(ch.vanished, uids(&[2]), "expunged after the flag change");
+    assert!(ch.changed.is_empty(), "an expunged message is not reported as changed");
+
+    store.create_mailbox(user, "Other", None).await.expect("create");
+    store
+        .copy_messages(user, mbox, &UidSet::from_uids([Uid(1)]), "Other", true)
+        .await
+        .expect("move");
+    let ch = store.changes_since(user, mbox, m3).await.expect("changes");
+    assert_eq!(ch.vanished, uids(&[1]), "move");
+    let other = store.mailbox_status(user, "Other").await.expect("status");
+    let ch = store.changes_since(user, other.id, ModSeq(0)).await.expect("changes");
+    assert_eq!(ch.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[1]), "moved in");
+
+    store.delete_mailbox(user, "Other").await.expect("delete");
+    let ch = store.changes_since(user, other.id, ModSeq(0)).await.expect("changes");
+    assert!(ch.mailbox_gone, "deleted mailbox is gone");
+    let ch = store.changes_since(user, MailboxId(9_999_999), ModSeq(0)).await.expect("changes");
+    assert!(ch.mailbox_gone, "unknown mailbox is gone");
+}
+
+pub async fn search<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-search").await;
+    let r = store
+        .append(
+            user,
+            "INBOX",
+            (1..=6)
+                .map(|n| {
+                    let f: &[&str] = match n {
+                        1 => &["\\Seen"],
+                        2 => &["\\Seen", "$Important"],
+                        3 => &["\\Deleted"],
+                        _ => &[],
+                    };
+                    msg(user, n, f)
+                })
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    let mut m6 = msg(user, 7, &[]);
+    m6.index = SearchIndex {
+        headers: vec![("X-Custom".into(), String::new())],
+        sent_date: None,
+        body_text: String::new(),
+    };
+    store.append(user, "INBOX", vec![m6]).await.expect("append 7");
+    let res = store
+        .store_flags(user, mbox, &UidSet::from_uids([Uid(6)]), FlagOp::Add, &s(&["\\Flagged"]), None)
+        .await
+        .expect("flag");
+    let flagged_modseq = res.highest_modseq;
+    use SearchKey as K;
+    let b = Box::new;
+    let cases: Vec<(K, Vec<u32>)> = vec![
+        (K::All, vec![1, 2, 3, 4, 5, 6, 7]),
+        (K::Uids(UidSet::from_ranges([(2, 3), (7, u32::MAX)])), vec![2, 3, 7]),
+        (K::Flag("\\Seen".into()), vec![1, 2]),
+        (K::Flag("$important".into()), vec![2]),
+        (K::NoFlag("\\Seen".into()), vec![3, 4, 5, 6, 7]),
+        (K::Flag("\\Deleted".into()), vec![3]),
+        (K::Before(day(3)), vec![1, 2]),
+        (K::On(day(3)), vec![3]),
+        (K::Since(day(6)), vec![6, 7]),
+        (K::SentBefore(day(2)), vec![1, 2]),
+        (K::SentOn(day(2)), vec![3]),
+        (K::SentSince(day(5)), vec![6]),
+        (K::Larger(1005), vec![6, 7]),
+        (K::Smaller(1002), vec![1]),
+        (K::Header("subject".into(), "GRÜSSE".into()), vec![]),
+        (K::Header("subject".into(), "grüße nummer 4".into()), vec![4]),
+        (K::Header("FROM".into(), "s5@EXAMPLE".into()), vec![5]),
+        (K::Header("x-custom".into(), String::new()), vec![7]),
+        (K::Header("Subject".into(), String::new()), vec![1, 2, 3, 4, 5, 6]),
+        (K::Body("STRASSE".into()), vec![]),
+        (K::Body("straße".into()), vec![1, 2, 3, 4, 5, 6]),
+        (K::Body("message 3,".into()), vec![3]),
+        (K::Text("nummer 2".into()), vec![2]),
+        (K::Text("message 6".into()), vec![6]),
+        (K::Text("x-custom".into()), vec![7]),
+        (K::ModSeqAtLeast(flagged_modseq), vec![6]),
+        (K::Not(b(K::Flag("\\Seen".into()))), vec![3, 4, 5, 6, 7]),
+        (K::Or(b(K::On(day(1))), b(K::Larger(1005))), vec![1, 6, 7]),
+        (K::And(vec![K::NoFlag("\\Seen".into()), K::Smaller(1005)]), vec![3, 4]),
+        (K::And(vec![]), vec![1, 2, 3, 4, 5, 6, 7]),
+    ];
+    for (key, want) in cases {
+        let got = store.search(user, mbox, &key).await.expect("search");
+        assert_eq!(got, uids(&want), "search {key:?}");
+    }
+    let r = store.search(user, MailboxId(9_999_999), &K::All).await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))), "search missing mailbox: {r:?}");
+}
+
+pub async fn uid_validity_after_recreate<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-uidvalidity").await;
+    let mut seen = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    for _ in 0..3 {
+        let m = store.create_mailbox(user, "Temp", None).await.expect("create");
+        assert!(seen.insert(m.uid_validity.0), "UIDVALIDITY differs after delete+recreate");
+        assert!(ids.insert(m.id), "a recreated mailbox has a new id");
+        assert_ne!(m.uid_validity.0, 0, "UIDVALIDITY is non-zero");
+        store.delete_mailbox(user, "Temp").await.expect("delete");
+    }
+    let inbox = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert!(!seen.contains(&inbox.uid_validity.0));
+}
+
+pub async fn watch<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-watch").await;
+    let other = new_user(store, "conf-watch-other").await;
+    let mut stream = store.watch(user).await.expect("watch");
+    let mut other_stream = store.watch(other).await.expect("watch other");
+    // Subscriptions on a remote bus may take a moment to become active; keep appending until
+    // a hint arrives (hints are best effort, but a healthy store delivers them).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let inbox = store.mailbox_status(user, "INBOX").await.expect("status").id;
+    let mut n = 0;
+    let ev = loop {
+        n += 1;
+        store.append(user, "INBOX", vec![msg(user, n, &[])]).await.expect("append");
+        match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
+            Ok(Some(ev)) if ev.kind == ChangeKind::Appended => break ev,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("watch: stream ended"),
+            Err(_) if tokio::time::Instant::now() < deadline => continue,
+            Err(_) => panic!("watch: no event for an append within 10 s"),
+        }
+    };
+    assert_eq!(ev.user, user);
+    assert_eq!(ev.mailbox, inbox);
+    assert!(ev.modseq > ModSeq(0));
+    let r = tokio::time::timeout(Duration::from_millis(200), other_stream.next()).await;
+    if let Ok(Some(ev)) = r {
+        assert_eq!(ev.user, other, "watch: another user's events never leak");
+    }
+}
+
+pub async fn isolation<S: MailStore + AccountStore>(store: &S) {
+    let a = new_user(store, "conf-iso-a").await;
+    let b = new_user(store, "conf-iso-b").await;
+    store.create_mailbox(a, "Secret", None).await.expect("create");
+    let ra = store
+        .append(a, "INBOX", vec![msg(a, 1, &["\\Seen"]), msg(a, 2, &[])])
+        .await
+        .expect("append a");
+    let b_inbox = store.mailbox_status(b, "INBOX").await.expect("status b");
+    let names: Vec<String> = store
+        .list_mailboxes(b)
+        .await
+        .expect("list b")
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, s(&["INBOX"]), "B sees none of A's mailboxes");
+    assert_eq!(b_inbox.exists, 0, "B's INBOX is B's");
+    let r = store.mailbox_status(b, "Secret").await;
+    assert!(matches!(r, Err(MetaError::NotFound(_))));
+    // Mailbox ids are per user and may well coincide; B asking for A's id reaches B's own
+    // mailbox or nothing, never A's messages.
+    match store.fetch(b, ra.mailbox, &all(), true).await {
+        Ok(v) => assert!(v.is_empty(), "B fetches none of A's messages"),
+        Err(e) => assert!(matches!(e, MetaError::NotFound(_)), "{e:?}"),
+    }
+    match store.search(b, ra.mailbox, &SearchKey::All).await {
+        Ok(v) => assert!(v.is_empty(), "B searches none of A's messages"),
+        Err(e) => assert!(matches!(e, MetaError::NotFound(_)), "{e:?}"),
+    }
+    match store
+        .store_flags(b, ra.mailbox, &all(), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .await
+    {
+        Ok(r) => assert!(r.updated.is_empty()),
+        Err(e) => assert!(matches!(e, MetaError::NotFound(_)), "{e:?}"),
+    }
+    let _ = store.expunge(b, ra.mailbox, None).await;
+    let _ = store.copy_messages(b, ra.mailbox, &all(), "INBOX", true).await;
+    let ch = store.changes_since(b, ra.mailbox, ModSeq(0)).await.expect("changes");
+    assert!(ch.changed.is_empty(), "B sees no changes of A");
+    let st = store.mailbox_status(a, "INBOX").await.expect("status a");
+    assert_eq!((st.exists, st.unseen, st.deleted), (2, 1, 0), "A's mail is untouched by B");
+    let b_sel = store.select(b, "INBOX").await.expect("select b");
+    assert!(b_sel.uids.is_empty());
+}
+
+pub async fn concurrent_appends<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-conc-append").await;
+    let tasks = (0..8u32).map(|t| async move {
+        let mut got = Vec::with_capacity(50);
+        for i in 0..50u32 {
+            let r = store
+                .append(user, "INBOX", vec![msg(user, t * 1000 + i, &[])])
+                .await
+                .expect("concurrent append");
+            got.push(r.uids[0]);
+        }
+        got
+    });
+    let results = futures::future::join_all(tasks).await;
+    let mut all_uids = BTreeSet::new();
+    for got in &results {
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "each task sees ascending UIDs");
+        for u in got {
+            assert!(all_uids.insert(*u), "UID {u} handed out twice");
+        }
+    }
+    assert_eq!(all_uids.len(), 400);
+    let sel = store.select(user, "INBOX").await.expect("select");
+    assert_eq!(sel.info.exists, 400);
+    assert_eq!(sel.info.unseen, 400);
+    assert_eq!(sel.uids.len(), 400);
+    assert!(sel.uids.windows(2).all(|w| w[0] < w[1]), "UIDs strictly ascend");
+    assert_eq!(sel.uids.iter().copied().collect::<BTreeSet<_>>(), all_uids);
+    assert_eq!(sel.info.uid_next, Uid(401));
+}
+
+pub async fn concurrent_flags<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-conc-flags").await;
+    let r = store
+        .append(user, "INBOX", (1..=100).map(|n| msg(user, n, &[])).collect())
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    let tasks = (0..8u32).map(|t| async move {
+        let mut modseqs = Vec::new();
+        for round in 0..10u32 {
+            let lo = (t * 7 + round * 13) % 100 + 1;
+            let set = UidSet::from_ranges([(lo, (lo + 30).min(100))]);
+            let (op, flags) = match (t + round) % 4 {
+                0 => (FlagOp::Add, s(&["\\Seen"])),
+                1 => (FlagOp::Remove, s(&["\\Seen", "\\Deleted"])),
+                2 => (FlagOp::Add, s(&["\\Deleted", "$K"])),
+                _ => (FlagOp::Replace, s(&["\\Seen", "\\Deleted"])),
+            };
+            let res = store
+                .store_flags(user, mbox, &set, op, &flags, None)
+                .await
+                .expect("concurrent store");
+            modseqs.extend(res.updated.iter().map(|u| u.1));
+        }
+        modseqs
+    });
+    let all_modseqs: Vec<Vec<ModSeq>> = futures::future::join_all(tasks).await;
+    for m in &all_modseqs {
+        assert!(m.windows(2).all(|w| w[0] <= w[1]), "one caller's modseqs never go back");
+    }
+    let msgs = store.fetch(user, mbox, &all(), false).await.expect("fetch");
+    let unseen = msgs.iter().filter(|m| !m.flags.contains(&"\\Seen".to_string())).count();
+    let deleted = msgs.iter().filter(|m| m.flags.contains(&"\\Deleted".to_string())).count();
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(st.unseen as usize, unseen, "unseen count stays exact");
+    assert_eq!(st.deleted as usize, deleted, "deleted count stays exact");
+    let max = msgs.iter().map(|m| m.modseq).max().unwrap_or_default();
+    assert_eq!(st.highest_modseq, max, "HIGHESTMODSEQ is the largest message modseq");
+    let by_search = store
+        .search(user, mbox, &SearchKey::NoFlag("\\Seen".into()))
+        .await
+        .expect("search");
+    assert_eq!(by_search.len(), unseen);
+}

@@ -1,0 +1,1275 @@
+//! The embedded backend: one redb database file, for `yubin dev` (a single process).
+//!
+//! Every [`MailStore`]/[`AccountStore`] call is exactly one redb transaction, so each write is
+//! atomic and durable when it returns (redb commits with fsync), and the database survives a
+//! process restart. Change hints go out on an in-process broadcast channel after the commit.
+//!
+//! Tables (keys are tuples so one user's rows are contiguous and one mailbox's messages are
+//! ordered by UID):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `"next_user_id"` | last user id handed out |
+//! | `users` | user | account record (JSON) |
+//! | `user_names` | lower-cased login | user |
+//! | `user_seq` | user | mailbox id and UIDVALIDITY counters (JSON) |
+//! | `mailboxes` | (user, mailbox) | mailbox state (JSON) |
+//! | `mailbox_names` | (user, name) | mailbox |
+//! | `subscriptions` | (user, name) | – |
+//! | `messages` | (user, mailbox, uid) | flags, modseq, date, size, blob (JSON) |
+//! | `summaries` / `search_index` | (user, mailbox, uid) | summary bytes / index (JSON) |
+//! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
+//! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
+//! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+use yubin_meta_api::{
+    AccountStore, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
+    CopyResult, FlagOp, InternalDate, MailStore, MailboxId, MailboxInfo, MailboxSnapshot,
+    MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, SearchIndex, SearchKey, SpecialUse,
+    StoreResult, Uid, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
+};
+
+use crate::names::{self, INBOX};
+use crate::search::{self, Candidate};
+use crate::{flags, next_uid_validity};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+const USER_NAMES: TableDefinition<&str, u64> = TableDefinition::new("user_names");
+const USER_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("user_seq");
+const MAILBOXES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("mailboxes");
+const MAILBOX_NAMES: TableDefinition<(u64, &str), u64> = TableDefinition::new("mailbox_names");
+const SUBSCRIPTIONS: TableDefinition<(u64, &str), u8> = TableDefinition::new("subscriptions");
+const MESSAGES: TableDefinition<(u64, u64, u32), &[u8]> = TableDefinition::new("messages");
+const SUMMARIES: TableDefinition<(u64, u64, u32), &[u8]> = TableDefinition::new("summaries");
+const SEARCH_INDEX: TableDefinition<(u64, u64, u32), &[u8]> = TableDefinition::new("search_index");
+const BY_MODSEQ: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::new("by_modseq");
+const EXPUNGED: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::new("expunged");
+const UNSEEN: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("unseen");
+const DELETED: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("deleted");
+
+/// Capacity of the in-process hint channel; a watcher that falls this far behind gets one
+/// synthetic "resync" hint instead of the lost ones.
+const EVENT_CAPACITY: usize = 4096;
+
+/// The redb-backed store. Cheap to clone; clones share the database and the hint channel.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    events: broadcast::Sender<ChangeEvent>,
+}
+
+fn db_err(e: impl Into<redb::Error>) -> MetaError {
+    match e.into() {
+        e @ (redb::Error::Io(_) | redb::Error::DatabaseAlreadyOpen) => {
+            MetaError::Unavailable(format!("embedded store: {e}"))
+        }
+        e => MetaError::Internal(format!("embedded store: {e}")),
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> MetaResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Internal(format!("corrupt record: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> MetaResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| MetaError::Internal(format!("encoding record: {e}")))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UserRow {
+    name: String,
+    password_hash: String,
+    disabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct UserSeq {
+    last_mailbox: u64,
+    last_uid_validity: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MboxRow {
+    name: String,
+    uid_validity: u32,
+    uid_next: u32,
+    highest_modseq: u64,
+    exists: u32,
+    unseen: u32,
+    deleted: u32,
+    size: u64,
+    special_use: Option<SpecialUse>,
+    /// Keywords ever used in the mailbox (the FLAGS response may list unused ones).
+    keywords: Vec<String>,
+}
+
+impl MboxRow {
+    fn info(&self, id: u64) -> MailboxInfo {
+        MailboxInfo {
+            id: MailboxId(id),
+            name: self.name.clone(),
+            uid_validity: UidValidity(self.uid_validity),
+            uid_next: Uid(self.uid_next),
+            highest_modseq: ModSeq(self.highest_modseq),
+            exists: self.exists,
+            unseen: self.unseen,
+            deleted: self.deleted,
+            size: self.size,
+            special_use: self.special_use,
+        }
+    }
+
+    /// The MODSEQ for the write in progress: one per operation, above every earlier one
+    /// (RFC 7162 §3.1.1). A mailbox's MODSEQ starts at 1 so that 0 can mean "nothing yet".
+    fn bump_modseq(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    fn take_uid(&mut self) -> MetaResult<u32> {
+        let uid = self.uid_next;
+        self.uid_next = uid
+            .checked_add(1)
+            .ok_or_else(|| MetaError::Invalid(format!("mailbox {} has no UIDs left", self.name)))?;
+        Ok(uid)
+    }
+
+    fn note_keywords(&mut self, flags: &[String]) {
+        for f in flags {
+            if !is_system_flag(f) && !flags::contains(&self.keywords, f) {
+                self.keywords.push(f.clone());
+            }
+        }
+    }
+
+    /// Adds (`sign` = 1) or removes (`sign` = -1) a message's share of the counts.
+    fn count(&mut self, msg: &MsgRow, add: bool) {
+        let seen = flags::contains(&msg.flags, "\\Seen");
+        let deleted = flags::contains(&msg.flags, "\\Deleted");
+        if add {
+            self.exists += 1;
+            self.size += msg.size;
+            self.unseen += u32::from(!seen);
+            self.deleted += u32::from(deleted);
+        } else {
+            self.exists = self.exists.saturating_sub(1);
+            self.size = self.size.saturating_sub(msg.size);
+            self.unseen = self.unseen.saturating_sub(u32::from(!seen));
+            self.deleted = self.deleted.saturating_sub(u32::from(deleted));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MsgRow {
+    modseq: u64,
+    flags: Vec<String>,
+    date: InternalDate,
+    size: u64,
+    blob: BlobKey,
+}
+
+impl MsgRow {
+    fn record(&self, uid: u32, summary: Option<Bytes>) -> MessageRecord {
+        MessageRecord {
+            uid: Uid(uid),
+            modseq: ModSeq(self.modseq),
+            flags: self.flags.clone(),
+            internal_date: self.date,
+            size: self.size,
+            blob: self.blob.clone(),
+            summary,
+        }
+    }
+}
+
+type BytesTable = &'static [u8];
+
+fn read_mbox(
+    t: &impl ReadableTable<(u64, u64), BytesTable>,
+    u: u64,
+    m: u64,
+) -> MetaResult<Option<MboxRow>> {
+    match t.get((u, m)).map_err(db_err)? {
+        Some(g) => decode(g.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn read_mbox_id(
+    t: &impl ReadableTable<(u64, &'static str), u64>,
+    u: u64,
+    name: &str,
+) -> MetaResult<Option<u64>> {
+    Ok(t.get((u, name)).map_err(db_err)?.map(|g| g.value()))
+}
+
+fn read_msg(
+    t: &impl ReadableTable<(u64, u64, u32), BytesTable>,
+    u: u64,
+    m: u64,
+    uid: u32,
+) -> MetaResult<Option<MsgRow>> {
+    match t.get((u, m, uid)).map_err(db_err)? {
+        Some(g) => decode(g.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn read_bytes(
+    t: &impl ReadableTable<(u64, u64, u32), BytesTable>,
+    u: u64,
+    m: u64,
+    uid: u32,
+) -> MetaResult<Option<Vec<u8>>> {
+    Ok(t.get((u, m, uid)).map_err(db_err)?.map(|g| g.value().to_vec()))
+}
+
+/// The existing messages of `set`, ascending by UID. Walks the set's ranges in the table, never
+/// the set's members, so `1:4294967295` costs what the mailbox holds.
+fn read_msgs_in(
+    t: &impl ReadableTable<(u64, u64, u32), BytesTable>,
+    u: u64,
+    m: u64,
+    set: Option<&UidSet>,
+) -> MetaResult<Vec<(u32, MsgRow)>> {
+    let all = [(0, u32::MAX)];
+    let ranges = set.map_or(&all[..], |s| s.ranges());
+    let mut out = Vec::new();
+    for &(lo, hi) in ranges {
+        for item in t.range((u, m, lo)..=(u, m, hi)).map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push((k.value().2, decode(v.value())?));
+        }
+    }
+    Ok(out)
+}
+
+fn read_uid_keys(
+    t: &impl ReadableTable<(u64, u64, u32), u8>,
+    u: u64,
+    m: u64,
+) -> MetaResult<Vec<u32>> {
+    let mut out = Vec::new();
+    for item in t.range((u, m, 0)..=(u, m, u32::MAX)).map_err(db_err)? {
+        out.push(item.map_err(db_err)?.0.value().2);
+    }
+    Ok(out)
+}
+
+/// UIDs logged in a (user, mailbox, modseq, uid) table with modseq above `since`.
+fn read_modseq_log(
+    t: &impl ReadableTable<(u64, u64, u64, u32), u8>,
+    u: u64,
+    m: u64,
+    since: u64,
+) -> MetaResult<Vec<u32>> {
+    let mut out = Vec::new();
+    if since == u64::MAX {
+        return Ok(out);
+    }
+    for item in t
+        .range((u, m, since + 1, 0)..=(u, m, u64::MAX, u32::MAX))
+        .map_err(db_err)?
+    {
+        out.push(item.map_err(db_err)?.0.value().3);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Every table, open in one write transaction.
+struct W<'t> {
+    meta: Table<'t, &'static str, u64>,
+    users: Table<'t, u64, BytesTable>,
+    user_names: Table<'t, &'static str, u64>,
+    user_seq: Table<'t, u64, BytesTable>,
+    mailboxes: Table<'t, (u64, u64), BytesTable>,
+    mailbox_names: Table<'t, (u64, &'static str), u64>,
+    subscriptions: Table<'t, (u64, &'static str), u8>,
+    messages: Table<'t, (u64, u64, u32), BytesTable>,
+    summaries: Table<'t, (u64, u64, u32), BytesTable>,
+    search_index: Table<'t, (u64, u64, u32), BytesTable>,
+    by_modseq: Table<'t, (u64, u64, u64, u32), u8>,
+    expunged: Table<'t, (u64, u64, u64, u32), u8>,
+    unseen: Table<'t, (u64, u64, u32), u8>,
+    deleted: Table<'t, (u64, u64, u32), u8>,
+    /// Hints to publish once the transaction has committed.
+    events: Vec<ChangeEvent>,
+}
+
+impl<'t> W<'t> {
+    fn open(txn: &'t WriteTransaction) -> MetaResult<W<'t>> {
+        Ok(W {
+            meta: txn.open_table(META).map_err(db_err)?,
+            users: txn.open_table(USERS).map_err(db_err)?,
+            user_names: txn.open_table(USER_NAMES).map_err(db_err)?,
+            user_seq: txn.open_table(USER_SEQ).map_err(db_err)?,
+            mailboxes: txn.open_table(MAILBOXES).map_err(db_err)?,
+            mailbox_names: txn.open_table(MAILBOX_NAMES).map_err(db_err)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(db_err)?,
+            messages: txn.open_table(MESSAGES).map_err(db_err)?,
+            summaries: txn.open_table(SUMMARIES).map_err(db_err)?,
+            search_index: txn.open_table(SEARCH_INDEX).map_err(db_err)?,
+            by_modseq: txn.open_table(BY_MODSEQ).map_err(db_err)?,
+            expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
+            unseen: txn.open_table(UNSEEN).map_err(db_err)?,
+            deleted: txn.open_table(DELETED).map_err(db_err)?,
+            events: Vec::new(),
+        })
+    }
+
+    fn emit(&mut self, u: u64, m: u64, modseq: u64, kind: ChangeKind) {
+        self.events.push(ChangeEvent {
+            user: UserId(u),
+            mailbox: MailboxId(m),
+            modseq: ModSeq(modseq),
+            kind,
+        });
+    }
+
+    fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
+        read_mbox(&self.mailboxes, u, m)?
+            .ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
+    }
+
+    fn put_mbox(&mut self, u: u64, m: u64, row: &MboxRow) -> MetaResult<()> {
+        self.mailboxes
+            .insert((u, m), encode(row)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The id of the mailbox called `name` (normalized), creating INBOX on first use.
+    fn id_by_name(&mut self, u: u64, name: &str) -> MetaResult<Option<u64>> {
+        if let Some(id) = read_mbox_id(&self.mailbox_names, u, name)? {
+            return Ok(Some(id));
+        }
+        if name == INBOX {
+            return self.create_mbox(u, INBOX, None).map(|(id, _)| Some(id));
+        }
+        Ok(None)
+    }
+
+    fn id_by_name_req(&mut self, u: u64, name: &str) -> MetaResult<u64> {
+        self.id_by_name(u, name)?
+            .ok_or_else(|| MetaError::NotFound(format!("mailbox {name}")))
+    }
+
+    /// Creates a mailbox under a name known to be free.
+    fn create_mbox(
+        &mut self,
+        u: u64,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> MetaResult<(u64, MboxRow)> {
+        let mut seq: UserSeq = match self.user_seq.get(u).map_err(db_err)? {
+            Some(g) => decode(g.value())?,
+            None => UserSeq::default(),
+        };
+        seq.last_mailbox += 1;
+        seq.last_uid_validity = next_uid_validity(seq.last_uid_validity).0;
+        self.user_seq
+            .insert(u, encode(&seq)?.as_slice())
+            .map_err(db_err)?;
+        let id = seq.last_mailbox;
+        let row = MboxRow {
+            name: name.to_string(),
+            uid_validity: seq.last_uid_validity,
+            uid_next: 1,
+            highest_modseq: 1,
+            exists: 0,
+            unseen: 0,
+            deleted: 0,
+            size: 0,
+            special_use,
+            keywords: Vec::new(),
+        };
+        self.put_mbox(u, id, &row)?;
+        self.mailbox_names.insert((u, name), id).map_err(db_err)?;
+        self.emit(u, id, row.highest_modseq, ChangeKind::MailboxList);
+        Ok((id, row))
+    }
+
+    /// Creates the missing superiors of `name` (RFC 3501 §6.3.3/§6.3.5: the server SHOULD).
+    fn create_superiors(&mut self, u: u64, name: &str) -> MetaResult<()> {
+        for sup in names::superiors(name) {
+            if self.id_by_name(u, &sup)?.is_none() {
+                self.create_mbox(u, &sup, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_msg(
+        &mut self,
+        u: u64,
+        m: u64,
+        row: &mut MboxRow,
+        uid: u32,
+        msg: &MsgRow,
+        summary: &[u8],
+        index: &[u8],
+    ) -> MetaResult<()> {
+        self.messages
+            .insert((u, m, uid), encode(msg)?.as_slice())
+            .map_err(db_err)?;
+        self.summaries.insert((u, m, uid), summary).map_err(db_err)?;
+        self.search_index.insert((u, m, uid), index).map_err(db_err)?;
+        self.index_flags(u, m, uid, msg, true)?;
+        row.count(msg, true);
+        row.note_keywords(&msg.flags);
+        Ok(())
+    }
+
+    /// Adds or removes the secondary index entries of one message.
+    fn index_flags(&mut self, u: u64, m: u64, uid: u32, msg: &MsgRow, add: bool) -> MetaResult<()> {
+        let seen = flags::contains(&msg.flags, "\\Seen");
+        let deleted = flags::contains(&msg.flags, "\\Deleted");
+        if add {
+            self.by_modseq
+                .insert((u, m, msg.modseq, uid), 0)
+                .map_err(db_err)?;
+            if !seen {
+                self.unseen.insert((u, m, uid), 0).map_err(db_err)?;
+            }
+            if deleted {
+                self.deleted.insert((u, m, uid), 0).map_err(db_err)?;
+            }
+        } else {
+            self.by_modseq
+                .remove((u, m, msg.modseq, uid))
+                .map_err(db_err)?;
+            self.unseen.remove((u, m, uid)).map_err(db_err)?;
+            self.deleted.remove((u, m, uid)).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a message and logs its UID as expunged at `modseq` (RFC 7162 §3.2.10).
+    fn expunge_msg(
+        &mut self,
+        u: u64,
+        m: u64,
+        row: &mut MboxRow,
+        uid: u32,
+        msg: &MsgRow,
+        modseq: u64,
+    ) -> MetaResult<()> {
+        self.messages.remove((u, m, uid)).map_err(db_err)?;
+        self.summaries.remove((u, m, uid)).map_err(db_err)?;
+        self.search_index.remove((u, m, uid)).map_err(db_err)?;
+        self.index_flags(u, m, uid, msg, false)?;
+        self.expunged.insert((u, m, modseq, uid), 0).map_err(db_err)?;
+        row.count(msg, false);
+        Ok(())
+    }
+
+    fn set_flags(
+        &mut self,
+        u: u64,
+        m: u64,
+        row: &mut MboxRow,
+        uid: u32,
+        old: &MsgRow,
+        new: &MsgRow,
+    ) -> MetaResult<()> {
+        self.index_flags(u, m, uid, old, false)?;
+        row.count(old, false);
+        self.messages
+            .insert((u, m, uid), encode(new)?.as_slice())
+            .map_err(db_err)?;
+        self.index_flags(u, m, uid, new, true)?;
+        row.count(new, true);
+        row.note_keywords(&new.flags);
+        Ok(())
+    }
+
+    /// Removes every row of a mailbox (its messages, logs and name).
+    fn drop_mailbox(&mut self, u: u64, m: u64, name: &str) -> MetaResult<()> {
+        let r = (u, m, 0)..=(u, m, u32::MAX);
+        self.messages.retain_in(r.clone(), |_, _| false).map_err(db_err)?;
+        self.summaries.retain_in(r.clone(), |_, _| false).map_err(db_err)?;
+        self.search_index
+            .retain_in(r.clone(), |_, _| false)
+            .map_err(db_err)?;
+        self.unseen.retain_in(r.clone(), |_, _| false).map_err(db_err)?;
+        self.deleted.retain_in(r, |_, _| false).map_err(db_err)?;
+        let r4 = (u, m, 0, 0)..=(u, m, u64::MAX, u32::MAX);
+        self.by_modseq
+            .retain_in(r4.clone(), |_, _| false)
+            .map_err(db_err)?;
+        self.expunged.retain_in(r4, |_, _| false).map_err(db_err)?;
+        self.mailboxes.remove((u, m)).map_err(db_err)?;
+        self.mailbox_names.remove((u, name)).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Copies (or moves) the existing messages of `set` from `src` to `dst`, with new UIDs in
+    /// ascending source order, keeping flags and internal dates (RFC 3501 §6.4.7).
+    fn transfer(
+        &mut self,
+        u: u64,
+        src: u64,
+        set: Option<&UidSet>,
+        dst: u64,
+        remove_source: bool,
+    ) -> MetaResult<(u32, Vec<(Uid, Uid)>)> {
+        let mut srow = self.mbox(u, src)?;
+        let mut drow = if src == dst { None } else { Some(self.mbox(u, dst)?) };
+        let msgs = read_msgs_in(&self.messages, u, src, set)?;
+        let validity = drow.as_ref().map_or(srow.uid_validity, |d| d.uid_validity);
+        if msgs.is_empty() {
+            return Ok((validity, Vec::new()));
+        }
+        let smodseq = srow.bump_modseq();
+        let dmodseq = match drow.as_mut() {
+            Some(d) => d.bump_modseq(),
+            None => smodseq,
+        };
+        let mut mapping = Vec::with_capacity(msgs.len());
+        for (uid, msg) in msgs {
+            let summary = read_bytes(&self.summaries, u, src, uid)?.unwrap_or_default();
+            let index = read_bytes(&self.search_index, u, src, uid)?.unwrap_or_default();
+            if remove_source {
+                self.expunge_msg(u, src, &mut srow, uid, &msg, smodseq)?;
+            }
+            let d = match drow.as_mut() {
+                Some(d) => d,
+                None => &mut srow,
+            };
+            let new_uid = d.take_uid()?;
+            let copy = MsgRow {
+                modseq: dmodseq,
+                ..msg
+            };
+            self.insert_msg(u, dst, d, new_uid, &copy, &summary, &index)?;
+            mapping.push((Uid(uid), Uid(new_uid)));
+        }
+        self.put_mbox(u, src, &srow)?;
+        if let Some(d) = &drow {
+            self.put_mbox(u, dst, d)?;
+        }
+        self.emit(u, dst, dmodseq, ChangeKind::Appended);
+        if remove_source {
+            self.emit(u, src, smodseq, ChangeKind::Expunged);
+        }
+        Ok((validity, mapping))
+    }
+}
+
+/// Every table, open in one read transaction.
+struct R {
+    users: ReadOnlyTable<u64, BytesTable>,
+    user_names: ReadOnlyTable<&'static str, u64>,
+    mailboxes: ReadOnlyTable<(u64, u64), BytesTable>,
+    mailbox_names: ReadOnlyTable<(u64, &'static str), u64>,
+    subscriptions: ReadOnlyTable<(u64, &'static str), u8>,
+    messages: ReadOnlyTable<(u64, u64, u32), BytesTable>,
+    summaries: ReadOnlyTable<(u64, u64, u32), BytesTable>,
+    search_index: ReadOnlyTable<(u64, u64, u32), BytesTable>,
+    by_modseq: ReadOnlyTable<(u64, u64, u64, u32), u8>,
+    expunged: ReadOnlyTable<(u64, u64, u64, u32), u8>,
+    unseen: ReadOnlyTable<(u64, u64, u32), u8>,
+}
+
+impl R {
+    fn open(txn: &ReadTransaction) -> MetaResult<R> {
+        Ok(R {
+            users: txn.open_table(USERS).map_err(db_err)?,
+            user_names: txn.open_table(USER_NAMES).map_err(db_err)?,
+            mailboxes: txn.open_table(MAILBOXES).map_err(db_err)?,
+            mailbox_names: txn.open_table(MAILBOX_NAMES).map_err(db_err)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(db_err)?,
+            messages: txn.open_table(MESSAGES).map_err(db_err)?,
+            summaries: txn.open_table(SUMMARIES).map_err(db_err)?,
+            search_index: txn.open_table(SEARCH_INDEX).map_err(db_err)?,
+            by_modseq: txn.open_table(BY_MODSEQ).map_err(db_err)?,
+            expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
+            unseen: txn.open_table(UNSEEN).map_err(db_err)?,
+        })
+    }
+
+    fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
+        read_mbox(&self.mailboxes, u, m)?
+            .ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
+    }
+
+    fn id_by_name(&self, u: u64, name: &str) -> MetaResult<u64> {
+        read_mbox_id(&self.mailbox_names, u, name)?
+            .ok_or_else(|| MetaError::NotFound(format!("mailbox {name}")))
+    }
+
+    fn user(&self, id: u64) -> MetaResult<Option<UserRecord>> {
+        match self.users.get(id).map_err(db_err)? {
+            Some(g) => {
+                let row: UserRow = decode(g.value())?;
+                Ok(Some(UserRecord {
+                    id: UserId(id),
+                    name: row.name,
+                    password_hash: row.password_hash,
+                    disabled: row.disabled,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file at `path`. The file may be opened by one process at
+    /// a time; a second open fails with `Unavailable`.
+    pub async fn open(path: impl AsRef<Path>) -> MetaResult<EmbeddedStore> {
+        let path = path.as_ref().to_path_buf();
+        let db = tokio::task::spawn_blocking(move || -> MetaResult<Database> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    MetaError::Unavailable(format!("creating {}: {e}", dir.display()))
+                })?;
+            }
+            let db = Database::create(&path).map_err(db_err)?;
+            // Create every table up front so read transactions never meet a missing one.
+            let txn = db.begin_write().map_err(db_err)?;
+            drop(W::open(&txn)?);
+            txn.commit().map_err(db_err)?;
+            Ok(db)
+        })
+        .await
+        .map_err(|e| MetaError::Internal(format!("embedded store task: {e}")))??;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            events,
+        })
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread; commits when it returns `Ok`
+    /// (dropping the transaction on `Err` aborts it) and then publishes its hints.
+    async fn write<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&mut W<'t>) -> MetaResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let (value, events) = tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(db_err)?;
+            let (value, events) = {
+                let mut w = W::open(&txn)?;
+                let value = f(&mut w)?;
+                (value, std::mem::take(&mut w.events))
+            };
+            txn.commit().map_err(db_err)?;
+            Ok::<_, MetaError>((value, events))
+        })
+        .await
+        .map_err(|e| MetaError::Internal(format!("embedded store task: {e}")))??;
+        for ev in events {
+            // No receiver is not an error: hints are best effort.
+            let _ = self.events.send(ev);
+        }
+        Ok(value)
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot) on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&R) -> MetaResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_err)?;
+            f(&R::open(&txn)?)
+        })
+        .await
+        .map_err(|e| MetaError::Internal(format!("embedded store task: {e}")))?
+    }
+
+    /// Makes sure INBOX exists ("created on first use") before a read that lists or opens it.
+    async fn ensure_inbox(&self, user: UserId) -> MetaResult<()> {
+        let u = user.0;
+        let exists = self
+            .read(move |r| Ok(read_mbox_id(&r.mailbox_names, u, INBOX)?.is_some()))
+            .await?;
+        if !exists {
+            self.write(move |w| w.id_by_name(u, INBOX).map(|_| ())).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MailStore for EmbeddedStore {
+    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+        self.ensure_inbox(user).await?;
+        let u = user.0;
+        self.read(move |r| {
+            let mut out = Vec::new();
+            for item in r
+                .mailboxes
+                .range((u, 0)..=(u, u64::MAX))
+                .map_err(db_err)?
+            {
+                let (k, v) = item.map_err(db_err)?;
+                let row: MboxRow = decode(v.value())?;
+                out.push(row.info(k.value().1));
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_subscriptions(&self, user: UserId) -> MetaResult<Vec<String>> {
+        let u = user.0;
+        self.read(move |r| {
+            let mut out = Vec::new();
+            for item in r.subscriptions.range((u, "")..).map_err(db_err)? {
+                let (k, _) = item.map_err(db_err)?;
+                let (ku, name) = k.value();
+                if ku != u {
+                    break;
+                }
+                out.push(name.to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_subscribed(&self, user: UserId, name: &str, subscribed: bool) -> MetaResult<()> {
+        let name = names::checked(name)?;
+        let u = user.0;
+        self.write(move |w| {
+            let changed = if subscribed {
+                w.subscriptions
+                    .insert((u, name.as_str()), 0)
+                    .map_err(db_err)?
+                    .is_none()
+            } else {
+                w.subscriptions
+                    .remove((u, name.as_str()))
+                    .map_err(db_err)?
+                    .is_some()
+            };
+            if changed {
+                w.emit(u, 0, 0, ChangeKind::MailboxList);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> MetaResult<MailboxInfo> {
+        let name = names::for_create(name)?;
+        let u = user.0;
+        self.write(move |w| {
+            if w.id_by_name(u, &name)?.is_some() {
+                return Err(MetaError::AlreadyExists(format!("mailbox {name}")));
+            }
+            w.create_superiors(u, &name)?;
+            let (id, row) = w.create_mbox(u, &name, special_use)?;
+            Ok(row.info(id))
+        })
+        .await
+    }
+
+    async fn delete_mailbox(&self, user: UserId, name: &str) -> MetaResult<()> {
+        let name = names::checked(name)?;
+        if name == INBOX {
+            return Err(MetaError::Invalid("INBOX cannot be deleted".into()));
+        }
+        let u = user.0;
+        self.write(move |w| {
+            let id = w.id_by_name_req(u, &name)?;
+            let row = w.mbox(u, id)?;
+            w.drop_mailbox(u, id, &name)?;
+            w.emit(u, id, row.highest_modseq, ChangeKind::MailboxList);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> MetaResult<()> {
+        let from = names::checked(from)?;
+        let to = names::checked(to)?;
+        if to == from || names::is_inferior(&to, &from) {
+            return Err(MetaError::Invalid(format!(
+                "cannot rename {from} to {to}: a mailbox cannot become its own inferior"
+            )));
+        }
+        let u = user.0;
+        self.write(move |w| {
+            let src = w.id_by_name_req(u, &from)?;
+            if w.id_by_name(u, &to)?.is_some() {
+                return Err(MetaError::AlreadyExists(format!("mailbox {to}")));
+            }
+            if from == INBOX {
+                // RFC 3501 §6.3.5: renaming INBOX moves its messages to a new mailbox and
+                // leaves INBOX empty; INBOX's inferiors stay where they are.
+                w.create_superiors(u, &to)?;
+                let (dst, _) = w.create_mbox(u, &to, None)?;
+                w.transfer(u, src, None, dst, true)?;
+                return Ok(());
+            }
+            let mut moving: Vec<(String, u64)> = Vec::new();
+            for item in w.mailbox_names.range((u, "")..).map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let (ku, name) = k.value();
+                if ku != u {
+                    break;
+                }
+                if name == from || names::is_inferior(name, &from) {
+                    moving.push((name.to_string(), v.value()));
+                }
+            }
+            for (name, _) in &moving {
+                let target = names::renamed(name, &from, &to);
+                if read_mbox_id(&w.mailbox_names, u, &target)?.is_some() {
+                    return Err(MetaError::AlreadyExists(format!("mailbox {target}")));
+                }
+            }
+            for (name, id) in &moving {
+                let target = names::renamed(name, &from, &to);
+                w.mailbox_names
+                    .remove((u, name.as_str()))
+                    .map_err(db_err)?;
+                w.mailbox_names
+                    .insert((u, target.as_str()), *id)
+                    .map_err(db_err)?;
+                let mut row = w.mbox(u, *id)?;
+                row.name = target;
+                w.put_mbox(u, *id, &row)?;
+                w.emit(u, *id, row.highest_modseq, ChangeKind::MailboxList);
+            }
+            w.create_superiors(u, &to)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mailbox_status(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
+        let name = names::checked(name)?;
+        if name == INBOX {
+            self.ensure_inbox(user).await?;
+        }
+        let u = user.0;
+        self.read(move |r| {
+            let id = r.id_by_name(u, &name)?;
+            Ok(r.mbox(u, id)?.info(id))
+        })
+        .await
+    }
+
+    async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
+        let name = names::checked(name)?;
+        if name == INBOX {
+            self.ensure_inbox(user).await?;
+        }
+        let u = user.0;
+        self.read(move |r| {
+            let id = r.id_by_name(u, &name)?;
+            let row = r.mbox(u, id)?;
+            let mut uids = Vec::with_capacity(row.exists as usize);
+            for item in r
+                .messages
+                .range((u, id, 0)..=(u, id, u32::MAX))
+                .map_err(db_err)?
+            {
+                uids.push(Uid(item.map_err(db_err)?.0.value().2));
+            }
+            let first_unseen = r
+                .unseen
+                .range((u, id, 0)..=(u, id, u32::MAX))
+                .map_err(db_err)?
+                .next()
+                .transpose()
+                .map_err(db_err)?
+                .map(|(k, _)| Uid(k.value().2));
+            Ok(MailboxSnapshot {
+                info: row.info(id),
+                uids,
+                first_unseen,
+                keywords: row.keywords,
+            })
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        user: UserId,
+        mailbox: &str,
+        messages: Vec<NewMessage>,
+    ) -> MetaResult<AppendResult> {
+        let name = names::checked(mailbox)?;
+        let mut prepared = Vec::with_capacity(messages.len());
+        for m in messages {
+            let flags = flags::normalize(&m.flags)?;
+            let index = encode(&m.index)?;
+            prepared.push((m, flags, index));
+        }
+        let u = user.0;
+        self.write(move |w| {
+            let id = w.id_by_name_req(u, &name)?;
+            let mut row = w.mbox(u, id)?;
+            let mut uids = Vec::with_capacity(prepared.len());
+            if !prepared.is_empty() {
+                let modseq = row.bump_modseq();
+                for (m, flags, index) in &prepared {
+                    let uid = row.take_uid()?;
+                    let msg = MsgRow {
+                        modseq,
+                        flags: flags.clone(),
+                        date: m.internal_date,
+                        size: m.size,
+                        blob: m.blob.clone(),
+                    };
+                    w.insert_msg(u, id, &mut row, uid, &msg, &m.summary, index)?;
+                    uids.push(Uid(uid));
+                }
+                w.put_mbox(u, id, &row)?;
+                w.emit(u, id, modseq, ChangeKind::Appended);
+            }
+            Ok(AppendResult {
+                uid_validity: UidValidity(row.uid_validity),
+                uids,
+                mailbox: MailboxId(id),
+            })
+        })
+        .await
+    }
+
+    async fn fetch(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: &UidSet,
+        with_summary: bool,
+    ) -> MetaResult<Vec<MessageRecord>> {
+        let (u, m, set) = (user.0, mailbox.0, uids.clone());
+        self.read(move |r| {
+            r.mbox(u, m)?;
+            let msgs = read_msgs_in(&r.messages, u, m, Some(&set))?;
+            let mut out = Vec::with_capacity(msgs.len());
+            for (uid, msg) in msgs {
+                let summary = if with_summary {
+                    Some(Bytes::from(
+                        read_bytes(&r.summaries, u, m, uid)?.unwrap_or_default(),
+                    ))
+                } else {
+                    None
+                };
+                out.push(msg.record(uid, summary));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn store_flags(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: &UidSet,
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> MetaResult<StoreResult> {
+        let given = flags::normalize(flags)?;
+        let (u, m, set) = (user.0, mailbox.0, uids.clone());
+        self.write(move |w| {
+            let mut row = w.mbox(u, m)?;
+            let msgs = read_msgs_in(&w.messages, u, m, Some(&set))?;
+            let mut updated = Vec::new();
+            let mut modified = Vec::new();
+            let mut modseq = None;
+            for (uid, msg) in msgs {
+                // RFC 7162 §3.1.3: a message changed after UNCHANGEDSINCE fails the condition.
+                if unchanged_since.is_some_and(|us| msg.modseq > us.0) {
+                    modified.push(Uid(uid));
+                    continue;
+                }
+                let Some(next) = flags::apply(&msg.flags, op, &given) else {
+                    continue;
+                };
+                let ms = *modseq.get_or_insert_with(|| row.bump_modseq());
+                let new = MsgRow {
+                    modseq: ms,
+                    flags: next,
+                    ..msg.clone()
+                };
+                w.set_flags(u, m, &mut row, uid, &msg, &new)?;
+                updated.push((Uid(uid), ModSeq(ms), new.flags));
+            }
+            if let Some(ms) = modseq {
+                w.put_mbox(u, m, &row)?;
+                w.emit(u, m, ms, ChangeKind::Flags);
+            }
+            Ok(StoreResult {
+                updated,
+                modified,
+                highest_modseq: ModSeq(row.highest_modseq),
+            })
+        })
+        .await
+    }
+
+    async fn copy_messages(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        let name = names::checked(destination)?;
+        let (u, src, set) = (user.0, source.0, uids.clone());
+        self.write(move |w| {
+            w.mbox(u, src)?;
+            let dst = w.id_by_name_req(u, &name)?;
+            let (validity, mapping) = w.transfer(u, src, Some(&set), dst, remove_source)?;
+            Ok(CopyResult {
+                uid_validity: UidValidity(validity),
+                mapping,
+                destination: MailboxId(dst),
+            })
+        })
+        .await
+    }
+
+    async fn expunge(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: Option<&UidSet>,
+    ) -> MetaResult<Vec<Uid>> {
+        let (u, m, set) = (user.0, mailbox.0, uids.cloned());
+        self.write(move |w| {
+            let mut row = w.mbox(u, m)?;
+            let doomed: Vec<u32> = read_uid_keys(&w.deleted, u, m)?
+                .into_iter()
+                .filter(|uid| set.as_ref().is_none_or(|s| s.contains(Uid(*uid))))
+                .collect();
+            if doomed.is_empty() {
+                return Ok(Vec::new());
+            }
+            let modseq = row.bump_modseq();
+            for &uid in &doomed {
+                if let Some(msg) = read_msg(&w.messages, u, m, uid)? {
+                    w.expunge_msg(u, m, &mut row, uid, &msg, modseq)?;
+                }
+            }
+            w.put_mbox(u, m, &row)?;
+            w.emit(u, m, modseq, ChangeKind::Expunged);
+            Ok(doomed.into_iter().map(Uid).collect())
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> MetaResult<Vec<Uid>> {
+        let (u, m, key) = (user.0, mailbox.0, key.clone());
+        self.read(move |r| {
+            r.mbox(u, m)?;
+            let with_index = search::needs_index(&key);
+            let mut out = Vec::new();
+            for (uid, msg) in read_msgs_in(&r.messages, u, m, None)? {
+                let index: Option<SearchIndex> = if with_index {
+                    match read_bytes(&r.search_index, u, m, uid)? {
+                        Some(b) => Some(decode(&b)?),
+                        None => Some(SearchIndex::default()),
+                    }
+                } else {
+                    None
+                };
+                let c = Candidate {
+                    uid: Uid(uid),
+                    modseq: ModSeq(msg.modseq),
+                    flags: &msg.flags,
+                    internal_date: msg.date,
+                    size: msg.size,
+                    index: index.as_ref(),
+                };
+                if search::matches(&key, &c) {
+                    out.push(Uid(uid));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn changes_since(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> MetaResult<Changes> {
+        let (u, m) = (user.0, mailbox.0);
+        self.read(move |r| {
+            let Some(row) = read_mbox(&r.mailboxes, u, m)? else {
+                return Ok(Changes {
+                    highest_modseq: ModSeq(0),
+                    uid_next: Uid(0),
+                    exists: 0,
+                    changed: Vec::new(),
+                    vanished: Vec::new(),
+                    mailbox_gone: true,
+                });
+            };
+            let mut changed = Vec::new();
+            for uid in read_modseq_log(&r.by_modseq, u, m, since.0)? {
+                if let Some(msg) = read_msg(&r.messages, u, m, uid)? {
+                    changed.push(msg.record(uid, None));
+                }
+            }
+            Ok(Changes {
+                highest_modseq: ModSeq(row.highest_modseq),
+                uid_next: Uid(row.uid_next),
+                exists: row.exists,
+                changed,
+                vanished: read_modseq_log(&r.expunged, u, m, since.0)?
+                    .into_iter()
+                    .map(Uid)
+                    .collect(),
+                mailbox_gone: false,
+            })
+        })
+        .await
+    }
+
+    async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
+        let rx = self.events.subscribe();
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if ev.user == user => return Some((ev, rx)),
+                    Ok(_) => continue,
+                    // Hints were dropped: tell the consumer to resync (it calls
+                    // changes_since, the truth).
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Some((resync_hint(user), rx));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}
+
+/// The hint sent when hints may have been lost: mailbox 0 (no mailbox has it), modseq 0, kind
+/// `MailboxList`, which makes a consumer re-read its mailbox list and selected mailbox.
+pub(crate) fn resync_hint(user: UserId) -> ChangeEvent {
+    ChangeEvent {
+        user,
+        mailbox: MailboxId(0),
+        modseq: ModSeq(0),
+        kind: ChangeKind::MailboxList,
+    }
+}
+
+#[async_trait]
+impl AccountStore for EmbeddedStore {
+    async fn create_user(&self, name: &str, password_hash: &str) -> MetaResult<UserRecord> {
+        let name = normalize_login(name)?;
+        let hash = password_hash.to_string();
+        self.write(move |w| {
+            if w.user_names.get(name.as_str()).map_err(db_err)?.is_some() {
+                return Err(MetaError::AlreadyExists(format!("user {name}")));
+            }
+            let id = w.meta.get("next_user_id").map_err(db_err)?.map_or(0, |g| g.value()) + 1;
+            w.meta.insert("next_user_id", id).map_err(db_err)?;
+            let row = UserRow {
+                name: name.clone(),
+                password_hash: hash.clone(),
+                disabled: false,
+            };
+            w.users
+                .insert(id, encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            w.user_names.insert(name.as_str(), id).map_err(db_err)?;
+            w.id_by_name(id, INBOX)?;
+            Ok(UserRecord {
+                id: UserId(id),
+                name,
+                password_hash: hash,
+                disabled: false,
+            })
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
+        let name = name.to_lowercase();
+        self.read(move |r| match r.user_names.get(name.as_str()).map_err(db_err)? {
+            Some(g) => r.user(g.value()),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> MetaResult<()> {
+        let hash = password_hash.to_string();
+        self.write(move |w| {
+            let mut row: UserRow = match w.users.get(user.0).map_err(db_err)? {
+                Some(g) => decode(g.value())?,
+                None => return Err(MetaError::NotFound(format!("user {user}"))),
+            };
+            row.password_hash = hash;
+            w.users
+                .insert(user.0, encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> MetaResult<Vec<UserRecord>> {
+        self.read(|r| {
+            let mut out = Vec::new();
+            for item in r.users.iter().map_err(db_err)? {
+                let (k, _) = item.map_err(db_err)?;
+                if let Some(u) = r.user(k.value())? {
+                    out.push(u);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Login names are case-insensitive and stored lower-cased (see `UserRecord::name`).
+pub(crate) fn normalize_login(name: &str) -> MetaResult<String> {
+    let n = name.trim().to_lowercase();
+    if n.is_empty() || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(MetaError::Invalid(format!("invalid user name {name:?}")));
+    }
+    Ok(n)
+}

@@ -1,0 +1,340 @@
+//! Test doubles and a harness that serves the gRPC API on a free loopback port.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_util::sync::CancellationToken;
+use yubin_meta::{GrpcMetaClient, ServeError, serve_grpc};
+use yubin_meta_api::*;
+
+/// Accounts in memory.
+#[derive(Default)]
+pub struct MemAccounts {
+    users: Mutex<Vec<UserRecord>>,
+}
+
+#[async_trait]
+impl AccountStore for MemAccounts {
+    async fn create_user(&self, name: &str, password_hash: &str) -> MetaResult<UserRecord> {
+        let mut users = self.users.lock().unwrap();
+        if users.iter().any(|u| u.name == name) {
+            return Err(MetaError::AlreadyExists(format!("user {name}")));
+        }
+        let record = UserRecord {
+            id: UserId(users.len() as u64 + 1),
+            name: name.to_string(),
+            password_hash: password_hash.to_string(),
+            disabled: false,
+        };
+        users.push(record.clone());
+        Ok(record)
+    }
+
+    async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
+        let users = self.users.lock().unwrap();
+        Ok(users.iter().find(|u| u.name == name).cloned())
+    }
+
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> MetaResult<()> {
+        let mut users = self.users.lock().unwrap();
+        let u = users
+            .iter_mut()
+            .find(|u| u.id == user)
+            .ok_or_else(|| MetaError::NotFound(format!("user {user}")))?;
+        u.password_hash = password_hash.to_string();
+        Ok(())
+    }
+
+    async fn list_users(&self) -> MetaResult<Vec<UserRecord>> {
+        Ok(self.users.lock().unwrap().clone())
+    }
+}
+
+/// A `MailStore` that records the arguments of every call, answers with fixed values that use
+/// every field, and fails every call with `fail_with` when set: what the wire must carry
+/// unchanged in both directions.
+pub struct EchoStore {
+    pub calls: Mutex<Vec<String>>,
+    pub fail_with: Mutex<Option<MetaError>>,
+    pub events: broadcast::Sender<ChangeEvent>,
+}
+
+impl Default for EchoStore {
+    fn default() -> EchoStore {
+        EchoStore {
+            calls: Mutex::new(Vec::new()),
+            fail_with: Mutex::new(None),
+            events: broadcast::channel(64).0,
+        }
+    }
+}
+
+impl EchoStore {
+    fn record(&self, call: String) -> MetaResult<()> {
+        self.calls.lock().unwrap().push(call);
+        match self.fail_with.lock().unwrap().clone() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    pub fn last_call(&self) -> String {
+        self.calls.lock().unwrap().last().cloned().unwrap_or_default()
+    }
+}
+
+pub fn mailbox_info() -> MailboxInfo {
+    MailboxInfo {
+        id: MailboxId(u64::MAX - 1),
+        name: "Archive/2024/日本語".into(),
+        uid_validity: UidValidity(u32::MAX),
+        uid_next: Uid(4_000_000_000),
+        highest_modseq: ModSeq(u64::MAX),
+        exists: 3,
+        unseen: 2,
+        deleted: 1,
+        size: 1 << 40,
+        special_use: Some(SpecialUse::Archive),
+    }
+}
+
+pub fn record(uid: u32, summary: Option<Bytes>) -> MessageRecord {
+    MessageRecord {
+        uid: Uid(uid),
+        modseq: ModSeq(u64::from(uid) + 100),
+        flags: vec!["\\Seen".into(), "$Forwarded".into()],
+        internal_date: InternalDate {
+            unix_seconds: -86_400,
+            tz_offset_minutes: -330,
+        },
+        size: 12_345,
+        blob: BlobKey(format!("u/7/{uid:064x}")),
+        summary,
+    }
+}
+
+pub fn new_message(n: u8) -> NewMessage {
+    NewMessage {
+        blob: BlobKey(format!("u/7/{n:064x}")),
+        size: 100 + u64::from(n),
+        internal_date: InternalDate {
+            unix_seconds: 1_700_000_000,
+            tz_offset_minutes: 540,
+        },
+        flags: vec!["\\Draft".into()],
+        summary: Bytes::from(vec![n, 0, 255]),
+        index: SearchIndex {
+            headers: vec![
+                ("Subject".into(), "=?utf-8?q?not decoded?= 件名".into()),
+                ("X-Empty".into(), String::new()),
+            ],
+            sent_date: if n % 2 == 0 {
+                Some(InternalDate {
+                    unix_seconds: 1,
+                    tz_offset_minutes: -60,
+                })
+            } else {
+                None
+            },
+            body_text: "body text".into(),
+        },
+    }
+}
+
+#[async_trait]
+impl MailStore for EchoStore {
+    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+        self.record(format!("list_mailboxes {user:?}"))?;
+        let mut inbox = mailbox_info();
+        inbox.name = "INBOX".into();
+        inbox.special_use = None;
+        Ok(vec![inbox, mailbox_info()])
+    }
+
+    async fn list_subscriptions(&self, user: UserId) -> MetaResult<Vec<String>> {
+        self.record(format!("list_subscriptions {user:?}"))?;
+        Ok(vec!["INBOX".into(), "Gone/but subscribed".into()])
+    }
+
+    async fn set_subscribed(&self, user: UserId, name: &str, subscribed: bool) -> MetaResult<()> {
+        self.record(format!("set_subscribed {user:?} {name:?} {subscribed}"))
+    }
+
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> MetaResult<MailboxInfo> {
+        self.record(format!("create_mailbox {user:?} {name:?} {special_use:?}"))?;
+        Ok(MailboxInfo {
+            name: name.to_string(),
+            special_use,
+            ..mailbox_info()
+        })
+    }
+
+    async fn delete_mailbox(&self, user: UserId, name: &str) -> MetaResult<()> {
+        self.record(format!("delete_mailbox {user:?} {name:?}"))
+    }
+
+    async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> MetaResult<()> {
+        self.record(format!("rename_mailbox {user:?} {from:?} {to:?}"))
+    }
+
+    async fn mailbox_status(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
+        self.record(format!("mailbox_status {user:?} {name:?}"))?;
+        Ok(mailbox_info())
+    }
+
+    async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
+        self.record(format!("select {user:?} {name:?}"))?;
+        Ok(MailboxSnapshot {
+            info: mailbox_info(),
+            uids: vec![Uid(1), Uid(5), Uid(u32::MAX)],
+            first_unseen: Some(Uid(5)),
+            keywords: vec!["$Junk".into(), "Work".into()],
+        })
+    }
+
+    async fn append(
+        &self,
+        user: UserId,
+        mailbox: &str,
+        messages: Vec<NewMessage>,
+    ) -> MetaResult<AppendResult> {
+        self.record(format!("append {user:?} {mailbox:?} {messages:?}"))?;
+        Ok(AppendResult {
+            uid_validity: UidValidity(77),
+            uids: (0..messages.len() as u32).map(|i| Uid(10 + i)).collect(),
+            mailbox: MailboxId(3),
+        })
+    }
+
+    async fn fetch(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: &UidSet,
+        with_summary: bool,
+    ) -> MetaResult<Vec<MessageRecord>> {
+        self.record(format!("fetch {user:?} {mailbox:?} {uids:?} {with_summary}"))?;
+        let summary = with_summary.then(|| Bytes::from_static(b"\x01summary"));
+        Ok(uids.iter().map(|u| record(u.0, summary.clone())).collect())
+    }
+
+    async fn store_flags(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: &UidSet,
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> MetaResult<StoreResult> {
+        self.record(format!(
+            "store_flags {user:?} {mailbox:?} {uids:?} {op:?} {flags:?} {unchanged_since:?}"
+        ))?;
+        Ok(StoreResult {
+            updated: vec![
+                (Uid(1), ModSeq(9), vec!["\\Seen".into()]),
+                (Uid(2), ModSeq(10), vec![]),
+            ],
+            modified: vec![Uid(3)],
+            highest_modseq: ModSeq(10),
+        })
+    }
+
+    async fn copy_messages(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        self.record(format!(
+            "copy_messages {user:?} {source:?} {uids:?} {destination:?} {remove_source}"
+        ))?;
+        Ok(CopyResult {
+            uid_validity: UidValidity(5),
+            mapping: vec![(Uid(1), Uid(100)), (Uid(4), Uid(101))],
+            destination: MailboxId(9),
+        })
+    }
+
+    async fn expunge(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        uids: Option<&UidSet>,
+    ) -> MetaResult<Vec<Uid>> {
+        self.record(format!("expunge {user:?} {mailbox:?} {uids:?}"))?;
+        Ok(vec![Uid(2), Uid(3)])
+    }
+
+    async fn search(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> MetaResult<Vec<Uid>> {
+        self.record(format!("search {user:?} {mailbox:?} {key:?}"))?;
+        Ok(vec![Uid(1), Uid(u32::MAX)])
+    }
+
+    async fn changes_since(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> MetaResult<Changes> {
+        self.record(format!("changes_since {user:?} {mailbox:?} {since:?}"))?;
+        Ok(Changes {
+            highest_modseq: ModSeq(since.0 + 5),
+            uid_next: Uid(8),
+            exists: 4,
+            changed: vec![record(6, None), record(7, None)],
+            vanished: vec![Uid(2), Uid(4)],
+            mailbox_gone: true,
+        })
+    }
+
+    async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
+        self.record(format!("watch {user:?}"))?;
+        let events = BroadcastStream::new(self.events.subscribe())
+            .filter_map(|e| e.ok())
+            .filter(move |e| e.user == user);
+        Ok(Box::pin(events))
+    }
+}
+
+/// A running gRPC server on a free loopback port.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub client: GrpcMetaClient,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), ServeError>>,
+}
+
+pub async fn serve(mail: Arc<dyn MailStore>, auth: Arc<dyn Authenticator>) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve_grpc(listener, mail, auth, shutdown.clone()));
+    let client = GrpcMetaClient::connect(&format!("http://{addr}"))
+        .await
+        .unwrap();
+    Running {
+        addr,
+        client,
+        shutdown,
+        task,
+    }
+}
