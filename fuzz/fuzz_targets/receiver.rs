@@ -1,5 +1,12 @@
 //! Feeds arbitrary bytes to the command receiver in arbitrary splits and drains it, checking
 //! that it never panics and that what it holds stays within its limits.
+//!
+//! Run with `cargo fuzz run receiver` (nightly, or `RUSTC_BOOTSTRAP=1`). On a stable toolchain
+//! the same instrumentation works without cargo-fuzz: build with `--release --target
+//! <host triple>` and `RUSTFLAGS="-Cpasses=sancov-module
+//! -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+//! -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares
+//! -Cdebug-assertions -Coverflow-checks"`, then run the binary with a corpus directory.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

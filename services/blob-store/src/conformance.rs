@@ -81,7 +81,10 @@ pub async fn missing_keys(store: &dyn BlobStore, base: u64) {
         !ok(store.exists(&k).await, "exists of a missing blob"),
         "a missing blob exists"
     );
-    ok(store.delete(&k).await, "deleting a missing blob is not an error");
+    ok(
+        store.delete(&k).await,
+        "deleting a missing blob is not an error",
+    );
 }
 
 /// put, get, exists and get_range with clamping, then delete.
@@ -90,7 +93,11 @@ pub async fn round_trip_and_ranges(store: &dyn BlobStore, base: u64) {
     let data = Bytes::from_static(b"Subject: hello\r\n\r\nworld\r\n");
     let len = data.len() as u64;
     ok(store.put(&k, data.clone()).await, "put");
-    assert_eq!(ok(store.get(&k).await, "get"), data, "get returns what put stored");
+    assert_eq!(
+        ok(store.get(&k).await, "get"),
+        data,
+        "get returns what put stored"
+    );
     assert!(ok(store.exists(&k).await, "exists"), "a stored blob exists");
 
     let cases: [(std::ops::Range<u64>, &[u8]); 7] = [
@@ -131,7 +138,10 @@ pub async fn overwrite_same_content(store: &dyn BlobStore, base: u64) {
     let k = key(base, 2);
     let data = Bytes::from(pattern(4096, 2));
     ok(store.put(&k, data.clone()).await, "first put");
-    ok(store.put(&k, data.clone()).await, "second put of the same content");
+    ok(
+        store.put(&k, data.clone()).await,
+        "second put of the same content",
+    );
     assert_eq!(ok(store.get(&k).await, "get after overwrite"), data);
     ok(store.delete(&k).await, "cleanup");
 }
@@ -175,7 +185,10 @@ pub async fn list_by_prefix(store: &dyn BlobStore, base: u64) {
     assert_eq!(listed_sibling, others_sorted);
 
     // A partial last component is a plain string prefix, as in S3.
-    let partial = format!("{prefix}{}", &expected[0].as_str()[prefix.len()..prefix.len() + 63]);
+    let partial = format!(
+        "{prefix}{}",
+        &expected[0].as_str()[prefix.len()..prefix.len() + 63]
+    );
     let listed_partial = ok(store.list(&partial).await, "list with a partial name");
     assert!(
         listed_partial.contains(&expected[0]) && listed_partial.len() < expected.len(),
@@ -207,9 +220,14 @@ pub async fn large_blob(store: &dyn BlobStore, base: u64) {
     assert!(got == data, "the large blob differs from what was stored");
     let mid = 3 * 1024 * 1024 + 7;
     let r = ok(
-        store.get_range(&k, mid as u64..(mid + 100_000) as u64).await,
+        store
+            .get_range(&k, mid as u64..(mid + 100_000) as u64)
+            .await,
         "range in the large blob",
     );
-    assert!(r[..] == data[mid..mid + 100_000], "range in the large blob differs");
+    assert!(
+        r[..] == data[mid..mid + 100_000],
+        "range in the large blob differs"
+    );
     ok(store.delete(&k).await, "cleanup");
 }

@@ -61,100 +61,97 @@ fn key_path(root: &Path, key: &str) -> BlobResult<PathBuf> {
 }
 
 fn put_blocking(key: &str, path: &Path, data: &[u8], unique: u64) -> BlobResult<()> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| BlobError::Other(format!("invalid blob key {key:?}")))?;
-        create_dirs_durably(dir).map_err(|e| io_error(key, e))?;
-        let file_name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| BlobError::Other(format!("invalid blob key {key:?}")))?;
-        let tmp = dir.join(format!(
-            "{TMP_PREFIX}{file_name}-{}-{unique}",
-            std::process::id()
-        ));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, path)?;
-            sync_dir(dir)
-        })();
-        if result.is_err() {
-            // Best effort: a leftover temporary file is harmless (list skips it) but wastes space.
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(|e| io_error(key, e))
+    let dir = path
+        .parent()
+        .ok_or_else(|| BlobError::Other(format!("invalid blob key {key:?}")))?;
+    create_dirs_durably(dir).map_err(|e| io_error(key, e))?;
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| BlobError::Other(format!("invalid blob key {key:?}")))?;
+    let tmp = dir.join(format!(
+        "{TMP_PREFIX}{file_name}-{}-{unique}",
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Best effort: a leftover temporary file is harmless (list skips it) but wastes space.
+        let _ = fs::remove_file(&tmp);
     }
+    result.map_err(|e| io_error(key, e))
+}
 
 fn get_range_blocking(key: &str, path: &Path, range: Range<u64>) -> BlobResult<Bytes> {
-        let mut f = File::open(path).map_err(|e| io_error(key, e))?;
-        let len = f.metadata().map_err(|e| io_error(key, e))?.len();
-        let end = range.end.min(len);
-        if range.start >= end {
-            return Ok(Bytes::new());
-        }
-        let want = usize::try_from(end - range.start)
-            .map_err(|_| BlobError::Other(format!("range too large for {key}")))?;
-        f.seek(SeekFrom::Start(range.start))
-            .map_err(|e| io_error(key, e))?;
-        let mut buf = vec![0u8; want];
-        f.read_exact(&mut buf).map_err(|e| io_error(key, e))?;
-        Ok(Bytes::from(buf))
+    let mut f = File::open(path).map_err(|e| io_error(key, e))?;
+    let len = f.metadata().map_err(|e| io_error(key, e))?.len();
+    let end = range.end.min(len);
+    if range.start >= end {
+        return Ok(Bytes::new());
     }
+    let want = usize::try_from(end - range.start)
+        .map_err(|_| BlobError::Other(format!("range too large for {key}")))?;
+    f.seek(SeekFrom::Start(range.start))
+        .map_err(|e| io_error(key, e))?;
+    let mut buf = vec![0u8; want];
+    f.read_exact(&mut buf).map_err(|e| io_error(key, e))?;
+    Ok(Bytes::from(buf))
+}
 
 fn list_blocking(root: &Path, prefix: &str) -> BlobResult<Vec<BlobKey>> {
-        // Walk only the deepest directory the prefix names (`u/7/` → `<root>/u/7`), and only if
-        // that directory part is itself a valid relative path.
-        let dir_part = match prefix.rfind('/') {
-            Some(i) => &prefix[..i],
-            None => "",
+    // Walk only the deepest directory the prefix names (`u/7/` → `<root>/u/7`), and only if
+    // that directory part is itself a valid relative path.
+    let dir_part = match prefix.rfind('/') {
+        Some(i) => &prefix[..i],
+        None => "",
+    };
+    let start = if dir_part.is_empty() {
+        root.to_path_buf()
+    } else {
+        key_path(root, dir_part)?
+    };
+    let mut keys = Vec::new();
+    let mut stack = vec![(start, dir_part.to_string())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(prefix, e)),
         };
-        let start = if dir_part.is_empty() {
-            root.to_path_buf()
-        } else {
-            key_path(root, dir_part)?
-        };
-        let mut keys = Vec::new();
-        let mut stack = vec![(start, dir_part.to_string())];
-        while let Some((dir, rel)) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_error(prefix, e)),
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(prefix, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
             };
-            for entry in entries {
-                let entry = entry.map_err(|e| io_error(prefix, e))?;
-                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
-                if name.starts_with(TMP_PREFIX) {
-                    continue;
+            if name.starts_with(TMP_PREFIX) {
+                continue;
+            }
+            let key = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let kind = entry.file_type().map_err(|e| io_error(prefix, e))?;
+            if kind.is_dir() {
+                // Descend only where keys under it can still match the prefix.
+                let as_dir = format!("{key}/");
+                if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
+                    stack.push((entry.path(), key));
                 }
-                let key = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                let kind = entry.file_type().map_err(|e| io_error(prefix, e))?;
-                if kind.is_dir() {
-                    // Descend only where keys under it can still match the prefix.
-                    let as_dir = format!("{key}/");
-                    if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
-                        stack.push((entry.path(), key));
-                    }
-                } else if kind.is_file() && key.starts_with(prefix) {
-                    keys.push(BlobKey(key));
-                }
+            } else if kind.is_file() && key.starts_with(prefix) {
+                keys.push(BlobKey(key));
             }
         }
-        keys.sort();
-        Ok(keys)
     }
+    keys.sort();
+    Ok(keys)
+}
 
 /// Creates `dir` and its missing ancestors, fsyncing the parent of each directory created so the
 /// new entries are durable before a blob is renamed into them.

@@ -124,7 +124,11 @@ impl S3BlobStore {
             },
         }
         let mut req = self.client.create_bucket().bucket(&self.bucket);
-        let region = self.client.config().region().map(|r| r.as_ref().to_string());
+        let region = self
+            .client
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_string());
         if let Some(region) = region.filter(|r| r != DEFAULT_REGION) {
             // Outside us-east-1, S3 requires the location constraint to match the endpoint.
             req = req.create_bucket_configuration(
@@ -224,7 +228,10 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> BlobResult<Bytes> {
-        if range.start >= range.end {
+        // Positions beyond i64::MAX cannot exist (S3 objects are far smaller) and some servers
+        // reject them in a Range header.
+        const MAX_POS: u64 = i64::MAX as u64;
+        if range.start >= range.end || range.start >= MAX_POS {
             // Nothing to read, but a missing blob must still be reported as such.
             return if self.exists(key).await? {
                 Ok(Bytes::new())
@@ -232,8 +239,14 @@ impl BlobStore for S3BlobStore {
                 Err(BlobError::NotFound(key.as_str().to_string()))
             };
         }
-        // RFC 9110 §14.1.2: the last position is inclusive; servers clamp it to the length.
-        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        // RFC 9110 §14.1.2: the last position is inclusive, and servers clamp it to the length;
+        // an end past any possible length is sent as an open range.
+        let last = range.end - 1;
+        let header = if last >= MAX_POS {
+            format!("bytes={}-", range.start)
+        } else {
+            format!("bytes={}-{last}", range.start)
+        };
         let resp = self
             .client
             .get_object()

@@ -10,7 +10,7 @@ use std::path::Path;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Fixed test credentials; the server accepts only these.
 pub const TEST_ACCESS_KEY: &str = "yubin-test-access-key";
@@ -71,8 +71,8 @@ impl Drop for TestS3Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        // Connections still open are dropped with the accept loop's runtime; abort makes sure
-        // the port is released even if the loop is not polled again.
+        // Abort too, so the listener and the connections go away even if the loop is not polled
+        // again (a runtime that is shutting down).
         self.task.abort();
     }
 }
@@ -80,7 +80,8 @@ impl Drop for TestS3Server {
 /// Starts s3s-fs over `root` on an ephemeral port of 127.0.0.1. Must be called within a Tokio
 /// runtime, which keeps serving it until the returned handle is dropped.
 pub async fn spawn_s3s_fs(root: &Path) -> Result<TestS3Server, TestServerError> {
-    let fs = s3s_fs::FileSystem::new(root).map_err(|e| TestServerError::Backend(e.to_string()))?;
+    let fs =
+        s3s_fs::FileSystem::new(root).map_err(|e| TestServerError::Backend(format!("{e:?}")))?;
     let service = {
         let mut b = S3ServiceBuilder::new(fs);
         b.set_auth(SimpleAuth::from_single(TEST_ACCESS_KEY, TEST_SECRET_KEY));
@@ -91,7 +92,12 @@ pub async fn spawn_s3s_fs(root: &Path) -> Result<TestS3Server, TestServerError> 
     let (tx, mut rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let http = ConnBuilder::new(TokioExecutor::new());
+        // Connections live in this set, owned by the accept loop: when the loop ends or is
+        // aborted the set is dropped and every open connection is cut too, so a dropped server
+        // really is unreachable (clients' pooled keep-alive connections included).
+        let mut connections = JoinSet::new();
         loop {
+            while connections.try_join_next().is_some() {}
             let socket = tokio::select! {
                 _ = &mut rx => break,
                 accepted = listener.accept() => match accepted {
@@ -103,7 +109,7 @@ pub async fn spawn_s3s_fs(root: &Path) -> Result<TestS3Server, TestServerError> 
             let conn = http
                 .serve_connection(TokioIo::new(socket), service.clone())
                 .into_owned();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let _ = conn.await;
             });
         }

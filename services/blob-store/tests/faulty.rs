@@ -35,7 +35,9 @@ async fn fails_the_next_puts_then_recovers() {
     }
     // The failed puts never reached the inner store.
     assert!(!s.inner().exists(&key(1)).await.expect("exists"));
-    s.put(&key(1), Bytes::from_static(b"a")).await.expect("third put");
+    s.put(&key(1), Bytes::from_static(b"a"))
+        .await
+        .expect("third put");
     assert_eq!(s.put_calls(), 3);
     assert_eq!(s.policy().injected_failures(), 2);
     // Gets were not affected.
@@ -45,9 +47,14 @@ async fn fails_the_next_puts_then_recovers() {
 #[tokio::test]
 async fn fails_the_next_gets_including_ranges() {
     let (s, _dir) = store();
-    s.put(&key(2), Bytes::from_static(b"hello")).await.expect("put");
+    s.put(&key(2), Bytes::from_static(b"hello"))
+        .await
+        .expect("put");
     s.fail_next_gets(2);
-    assert!(matches!(s.get(&key(2)).await, Err(BlobError::Unavailable(_))));
+    assert!(matches!(
+        s.get(&key(2)).await,
+        Err(BlobError::Unavailable(_))
+    ));
     assert!(matches!(
         s.get_range(&key(2), 0..2).await,
         Err(BlobError::Unavailable(_))
@@ -67,10 +74,22 @@ async fn fail_all_is_an_outage_until_cleared() {
         dyn_store.put(&key(3), Bytes::from_static(b"x")).await,
         Err(BlobError::Unavailable(_))
     ));
-    assert!(matches!(dyn_store.get(&key(3)).await, Err(BlobError::Unavailable(_))));
-    assert!(matches!(dyn_store.exists(&key(3)).await, Err(BlobError::Unavailable(_))));
-    assert!(matches!(dyn_store.list("u/").await, Err(BlobError::Unavailable(_))));
-    assert!(matches!(dyn_store.delete(&key(3)).await, Err(BlobError::Unavailable(_))));
+    assert!(matches!(
+        dyn_store.get(&key(3)).await,
+        Err(BlobError::Unavailable(_))
+    ));
+    assert!(matches!(
+        dyn_store.exists(&key(3)).await,
+        Err(BlobError::Unavailable(_))
+    ));
+    assert!(matches!(
+        dyn_store.list("u/").await,
+        Err(BlobError::Unavailable(_))
+    ));
+    assert!(matches!(
+        dyn_store.delete(&key(3)).await,
+        Err(BlobError::Unavailable(_))
+    ));
     policy.set_fail_all(false);
     dyn_store
         .put(&key(3), Bytes::from_static(b"x"))

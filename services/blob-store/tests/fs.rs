@@ -49,10 +49,7 @@ async fn escaping_keys_are_refused() {
         );
         assert!(matches!(store.get(&key).await, Err(BlobError::Other(_))));
     }
-    assert!(matches!(
-        store.list("../").await,
-        Err(BlobError::Other(_))
-    ));
+    assert!(matches!(store.list("../").await, Err(BlobError::Other(_))));
     assert!(!dir.path().join("outside").exists());
 }
 

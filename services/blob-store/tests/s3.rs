@@ -18,7 +18,10 @@ async fn conformance_on_s3() {
     // Pages of 7 keys: listing 30 keys takes 5 requests, so pagination is exercised.
     let store = server.blob_store("conformance").with_list_page_size(7);
     store.ensure_bucket().await.expect("create bucket");
-    store.ensure_bucket().await.expect("ensure_bucket is idempotent");
+    store
+        .ensure_bucket()
+        .await
+        .expect("ensure_bucket is idempotent");
     store.ping().await.expect("ping");
     conformance::run_all(&store).await;
 }
@@ -61,7 +64,10 @@ async fn errors_are_classified() {
             .to_builder()
             .credentials_provider(creds)
             .build();
-        bad = S3BlobStore::new(aws_sdk_s3::Client::from_conf(conf), bad.bucket().to_string());
+        bad = S3BlobStore::new(
+            aws_sdk_s3::Client::from_conf(conf),
+            bad.bucket().to_string(),
+        );
     }
     assert!(
         matches!(bad.get(&key).await, Err(BlobError::Other(_))),
@@ -104,7 +110,7 @@ async fn from_env_reads_the_standard_variables() {
     let exe = std::env::current_exe().expect("test binary");
     let endpoint = server.endpoint.clone();
     let (access, secret) = (server.access_key.clone(), server.secret_key.clone());
-    let status = tokio::task::spawn_blocking(move || {
+    let output = tokio::task::spawn_blocking(move || {
         Command::new(exe)
             .args(["--exact", "from_env_child", "--ignored", "--nocapture"])
             .env_remove("AWS_ENDPOINT_URL")
@@ -116,12 +122,24 @@ async fn from_env_reads_the_standard_variables() {
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("YUBIN_TEST_FROM_ENV", "1")
-            .status()
+            // Captured, so the child's own test summary does not mix with this binary's.
+            .output()
     })
     .await
     .expect("join")
     .expect("run child");
-    assert!(status.success(), "child test failed: {status}");
+    assert!(
+        output.status.success(),
+        "child test failed: {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The child really ran the test (and did not skip it for lack of the marker variable).
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "child ran no test"
+    );
 }
 
 /// Runs only inside `from_env_reads_the_standard_variables`.

@@ -771,8 +771,28 @@ mod tests {
             b"}",
             b"HEADER.FIELDS (",
         ];
+        const COMMANDS: &[&[u8]] = &[
+            b"a NOOP\r\n",
+            b"b LOGIN {5}\r\nalice {2+}\r\npw\r\n",
+            b"c APPEND INBOX (\\Seen) ~{3}\r\nabc {1+}\r\nx\r\n",
+            b"d UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (From)]<0.9>) (CHANGEDSINCE 3)\r\n",
+            b"e SEARCH RETURN (MIN) OR NOT (SEEN 1:3) UID $ SINCE \"1-Jan-2000\"\r\n",
+            b"f STORE 1 (UNCHANGEDSINCE 4) +FLAGS.SILENT \\Seen x\r\n",
+            b"g LIST (SUBSCRIBED) \"\" (a* %) RETURN (STATUS (MESSAGES))\r\n",
+            b"h SELECT INBOX (QRESYNC (1 2 1:9 (1 2)))\r\n",
+            b"i ID (\"a\" NIL)\r\n",
+        ];
         let mut out = Vec::new();
-        let len = rng.below(60);
+        for _ in 0..rng.below(4) {
+            let start = out.len();
+            out.extend_from_slice(COMMANDS[rng.below(COMMANDS.len())]);
+            // A few random byte changes keep it close to valid.
+            for _ in 0..rng.below(3) {
+                let at = start + rng.below(out.len() - start);
+                out[at] = rng.next() as u8;
+            }
+        }
+        let len = rng.below(40);
         for _ in 0..len {
             if rng.below(3) == 0 {
                 for _ in 0..rng.below(8) {
@@ -792,6 +812,8 @@ mod tests {
         // and what the current command holds.
         let bound = limits.max_line + 1 + 2 * limits.max_command as usize;
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        // (commands, continuations, errors, fatal errors) seen, to show the input reaches them.
+        let mut seen = [0usize; 4];
         for round in 0..20_000 {
             let input = random_input(&mut rng);
             let mut r = Receiver::new(limits);
@@ -806,10 +828,15 @@ mod tests {
                     if rng.below(16) == 0 {
                         let _ = r.take_line();
                     }
-                    match r.next() {
+                    let got = r.next();
+                    match &got {
                         Received::NeedMoreData => break,
-                        other => outputs.push(other),
+                        Received::Command(_) => seen[0] += 1,
+                        Received::NeedContinuation { .. } => seen[1] += 1,
+                        Received::Error { fatal: false, .. } => seen[2] += 1,
+                        Received::Error { fatal: true, .. } => seen[3] += 1,
                     }
+                    outputs.push(got);
                     assert!(outputs.len() <= input.len() + 1, "round {round}");
                 }
                 assert!(r.buffered() <= bound, "round {round}: {}", r.buffered());
@@ -827,5 +854,6 @@ mod tests {
                 );
             }
         }
+        assert!(seen.iter().all(|&n| n > 20), "{seen:?}");
     }
 }

@@ -19,7 +19,9 @@ use tracing::Instrument;
 use yubin_imap_proto::{Command, Received, Receiver};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-const READ_CHUNK: usize = 16 * 1024;
+/// Per-connection read buffer: small, because idle connections are the common case and memory
+/// per idle connection is a target; the receiver accumulates larger commands itself.
+const READ_CHUNK: usize = 4 * 1024;
 const SHUTDOWN_BYE: &[u8] = b"* BYE Server shutting down\r\n";
 
 /// What the connection does after a command.
@@ -36,7 +38,12 @@ pub(crate) async fn handle(
     implicit_tls: bool,
     shutdown: CancellationToken,
 ) {
-    let span = tracing::info_span!("imap", %peer, tls = implicit_tls);
+    let span = tracing::info_span!(
+        "imap",
+        %peer,
+        tls = implicit_tls,
+        user = tracing::field::Empty
+    );
     async move {
         tracing::debug!("connection accepted");
         let mut receiver = Receiver::new(server.config.limits);
@@ -161,6 +168,7 @@ where
                 if n == 0 {
                     return Ok(None);
                 }
+                crate::telemetry::bytes_in(n);
                 rx.feed(&rbuf[..n]);
                 deadline = Instant::now() + inactivity_timeout(session);
             }
@@ -179,10 +187,10 @@ where
 }
 
 fn inactivity_timeout(session: &Session) -> Duration {
-    let config = &session.server.config;
+    let timeouts = &session.server.timeouts;
     match session.state {
-        SessionState::NotAuthenticated => config.unauthenticated_timeout,
-        _ => config.authenticated_timeout,
+        SessionState::NotAuthenticated => timeouts.unauthenticated,
+        _ => timeouts.authenticated,
     }
 }
 
@@ -200,6 +208,7 @@ where
 {
     let Command { tag, body } = command;
     let name = body.name();
+    let started = Instant::now();
     let mut reply = {
         let mut out = Out::new(stream);
         let reply = cmd::dispatch(session, &mut out, body).await;
@@ -219,17 +228,21 @@ where
                 out.flush().await?;
                 r
             }
-            Next::Idle => match idle(stream, session, rx, shutdown).await? {
-                Some(r) => r,
-                None => return Ok(Flow::Close),
-            },
+            Next::Idle => {
+                let before = session.enter_idle();
+                let result = idle(stream, session, rx, shutdown).await;
+                session.restore_gauge(before);
+                match result? {
+                    Some(r) => r,
+                    None => return Ok(Flow::Close),
+                }
+            }
             Next::StartTls if rx.buffered() > 0 => {
-                // RFC 3501 §6.2.1: the TLS negotiation begins right after the CRLF of the OK;
-                // bytes already pipelined behind STARTTLS were sent in the clear and must not
-                // be acted upon after the upgrade (STARTTLS command injection, RFC 8314 §4.1
-                // considerations); refuse rather than discard them silently.
-                let r = Reply::bad("STARTTLS must be the last command sent before TLS negotiation")
-                    .then(Next::Disconnect);
+                // RFC 3501 §6.2.1: TLS negotiation begins right after the CRLF of the OK.
+                // Bytes pipelined behind STARTTLS were sent in the clear (possibly injected by
+                // a man in the middle) and must never run as if they came over TLS; dropping
+                // them silently would hide that, so refuse and close.
+                let r = Reply::bad("STARTTLS must be the last command sent before TLS negotiation");
                 let mut out = Out::new(stream);
                 out.tagged(&tag, &r);
                 out.line("* BYE Pipelined data after STARTTLS");
@@ -240,6 +253,7 @@ where
         };
     }
     tracing::debug!(command = name, status = ?reply.status, "command done");
+    crate::telemetry::command(name, reply.status, started.elapsed());
     let mut out = Out::new(stream);
     out.tagged(&tag, &reply);
     out.flush().await?;
@@ -263,7 +277,7 @@ async fn read_line<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut rbuf = vec![0u8; 4096];
+    let mut rbuf = vec![0u8; 1024];
     let timeout = Duration::from_secs(60);
     loop {
         if let Some(line) = rx.take_line() {
@@ -310,7 +324,7 @@ where
     }
     let keepalive = session.server.config.idle_keepalive;
     let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
-    let mut rbuf = vec![0u8; 1024];
+    let mut rbuf = vec![0u8; 256];
     loop {
         match rx.take_idle_done() {
             Some(true) => {
@@ -337,10 +351,13 @@ where
                 rx.feed(&rbuf[..n]);
             }
             hint = session.next_hint() => {
-                if session.on_hint(hint)
-                    && let Some(r) = idle_sync(stream, session, false).await?
-                {
-                    return Ok(Some(r));
+                if session.on_hint(hint) {
+                    let received = Instant::now();
+                    let r = idle_sync(stream, session, false).await?;
+                    crate::telemetry::idle_push(received.elapsed());
+                    if let Some(r) = r {
+                        return Ok(Some(r));
+                    }
                 }
             }
             _ = ticker.tick() => {

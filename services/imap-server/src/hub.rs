@@ -17,6 +17,10 @@ use yubin_meta_api::{ChangeEvent, MailStore, UserId};
 const CHANNEL_CAPACITY: usize = 256;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A stream that lived this long counts as healthy: the next reconnect starts from the minimum
+/// backoff again. Shorter-lived streams keep growing it, so a flapping backend is not hammered
+/// (and sessions are not told to resync) every few milliseconds.
+const HEALTHY_STREAM: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hint {
@@ -59,7 +63,10 @@ impl Subscription {
     pub(crate) async fn recv(&mut self) -> Hint {
         match self.rx.recv().await {
             Ok(h) => h,
-            Err(broadcast::error::RecvError::Lagged(_)) => Hint::Resync,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                crate::telemetry::resync();
+                Hint::Resync
+            }
             // Cannot happen while `_feed` holds the sender; wait forever rather than spin.
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
@@ -114,14 +121,18 @@ async fn run_feed(mail: Arc<dyn MailStore>, user: UserId, tx: broadcast::Sender<
                     let _ = tx.send(Hint::Resync);
                 }
                 first = false;
-                backoff = BACKOFF_MIN;
+                let opened = tokio::time::Instant::now();
                 while let Some(event) = stream.next().await {
                     if event.user == user {
                         let _ = tx.send(Hint::Changed(event));
                     }
                 }
                 tracing::warn!(user = %user, "change stream ended; re-establishing");
+                crate::telemetry::resync();
                 let _ = tx.send(Hint::Resync);
+                if opened.elapsed() >= HEALTHY_STREAM {
+                    backoff = BACKOFF_MIN;
+                }
             }
             Err(e) => {
                 tracing::warn!(user = %user, error = %e, "cannot watch changes; retrying");

@@ -50,6 +50,7 @@ impl<'w> Out<'w> {
             self.buf.clear();
             return;
         }
+        crate::telemetry::bytes_out(self.buf.len());
         let r = async {
             self.w.write_all(&self.buf).await?;
             self.w.flush().await
@@ -57,6 +58,19 @@ impl<'w> Out<'w> {
         .await;
         self.buf.clear();
         if let Err(e) = r {
+            self.failed = Some(e);
+        }
+    }
+
+    /// Writes what is buffered, then `data` straight to the socket (large literal contents, so
+    /// they are never copied into the buffer).
+    pub(crate) async fn write_direct(&mut self, data: &[u8]) {
+        self.flush_inner().await;
+        if self.failed.is_some() {
+            return;
+        }
+        crate::telemetry::bytes_out(data.len());
+        if let Err(e) = self.w.write_all(data).await {
             self.failed = Some(e);
         }
     }
@@ -84,7 +98,14 @@ impl<'w> Out<'w> {
             s.push(']');
         }
         s.push(' ');
-        s.push_str(&reply.text);
+        // Texts can quote client input (a mailbox name sent as a literal may hold CR/LF); a
+        // response line must never be split by it.
+        s.extend(
+            reply
+                .text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c }),
+        );
         self.line(&s);
     }
 }

@@ -27,11 +27,30 @@ pub struct ImapConfig {
     pub greeting_hostname: String,
     /// Failed authentications per connection before `* BYE`.
     pub max_auth_failures: u32,
+}
+
+/// Connection timers, separate from [`ImapConfig`] so that configuration stays a plain list of
+/// operator settings; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
     /// How long a connection may stay unauthenticated without sending anything.
-    pub unauthenticated_timeout: Duration,
+    pub unauthenticated: Duration,
     /// Inactivity autologout of authenticated connections outside IDLE (RFC 3501 §5.4: at least
     /// 30 minutes).
-    pub authenticated_timeout: Duration,
+    pub authenticated: Duration,
+    /// After shutdown, how long `serve` waits for connections to finish their in-flight command
+    /// and say BYE before it returns anyway (a client that stops reading cannot hold it up).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            unauthenticated: Duration::from_secs(60),
+            authenticated: Duration::from_secs(30 * 60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for ImapConfig {
@@ -43,8 +62,6 @@ impl Default for ImapConfig {
             max_connections: 10_000,
             greeting_hostname: "localhost".to_string(),
             max_auth_failures: 3,
-            unauthenticated_timeout: Duration::from_secs(60),
-            authenticated_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -56,6 +73,7 @@ pub struct ImapServer {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) config: ImapConfig,
+    pub(crate) timeouts: Timeouts,
     pub(crate) hub: NotificationHub,
     slots: Arc<Semaphore>,
 }
@@ -68,6 +86,18 @@ impl ImapServer {
         tls: Option<Arc<rustls::ServerConfig>>,
         config: ImapConfig,
     ) -> Arc<ImapServer> {
+        ImapServer::with_timeouts(mail, auth, blobs, tls, config, Timeouts::default())
+    }
+
+    /// [`ImapServer::new`] with explicit connection timers.
+    pub fn with_timeouts(
+        mail: Arc<dyn MailStore>,
+        auth: Arc<dyn Authenticator>,
+        blobs: Arc<dyn BlobStore>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        config: ImapConfig,
+        timeouts: Timeouts,
+    ) -> Arc<ImapServer> {
         Arc::new(ImapServer {
             hub: NotificationHub::new(mail.clone()),
             mail,
@@ -76,6 +106,7 @@ impl ImapServer {
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config,
+            timeouts,
         })
     }
 
@@ -127,7 +158,15 @@ impl ImapServer {
             });
         }
         tracker.close();
-        tracker.wait().await;
+        if tokio::time::timeout(self.timeouts.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = tracker.len(),
+                "connections still busy after the shutdown grace period"
+            );
+        }
         Ok(())
     }
 }

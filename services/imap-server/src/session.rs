@@ -4,6 +4,7 @@ use crate::hub::{Hint, Subscription};
 use crate::out::{Next, Out};
 use crate::selected::{Selected, SyncMode, SyncOutcome};
 use crate::server::ImapServer;
+use crate::telemetry::ConnectionGauge;
 use std::sync::Arc;
 use yubin_meta_api::{ChangeKind, MetaError, UserId};
 
@@ -28,6 +29,7 @@ pub(crate) struct Session {
     pub(crate) auth_failures: u32,
     /// The user's change hints; present once authenticated.
     hints: Option<Subscription>,
+    gauge: ConnectionGauge,
 }
 
 impl Session {
@@ -38,6 +40,7 @@ impl Session {
             tls_active,
             auth_failures: 0,
             hints: None,
+            gauge: ConnectionGauge::new("not_authenticated"),
         }
     }
 
@@ -94,6 +97,28 @@ impl Session {
 
     /// Applies a command's transition. Returns false when the connection must close.
     pub(crate) fn apply(&mut self, next: Next) -> bool {
+        let open = self.transition(next);
+        self.gauge.set(match self.state {
+            SessionState::NotAuthenticated => "not_authenticated",
+            SessionState::Authenticated { .. } => "authenticated",
+            SessionState::Selected { .. } => "selected",
+            SessionState::Logout => "logout",
+        });
+        open
+    }
+
+    /// Counts the connection as idling in the connections gauge; returns the state to restore.
+    pub(crate) fn enter_idle(&mut self) -> &'static str {
+        let before = self.gauge.state();
+        self.gauge.set("idle");
+        before
+    }
+
+    pub(crate) fn restore_gauge(&mut self, state: &'static str) {
+        self.gauge.set(state);
+    }
+
+    fn transition(&mut self, next: Next) -> bool {
         match next {
             Next::Stay | Next::StartTls | Next::Idle | Next::SaslContinue => true,
             Next::Authenticated(user) => {

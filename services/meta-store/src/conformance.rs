@@ -48,7 +48,10 @@ fn unique(prefix: &str) -> String {
 
 async fn new_user<S: AccountStore>(store: &S, prefix: &str) -> UserId {
     store
-        .create_user(&unique(prefix), "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+        .create_user(
+            &unique(prefix),
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        )
         .await
         .expect("create_user")
         .id
@@ -105,8 +108,15 @@ fn uids(v: &[u32]) -> Vec<Uid> {
 
 pub async fn users<S: MailStore + AccountStore>(store: &S) {
     let name = unique("Conf-Users");
-    let rec = store.create_user(&name, "hash-1").await.expect("create_user");
-    assert_eq!(rec.name, name.to_lowercase(), "users: names are lower-cased");
+    let rec = store
+        .create_user(&name, "hash-1")
+        .await
+        .expect("create_user");
+    assert_eq!(
+        rec.name,
+        name.to_lowercase(),
+        "users: names are lower-cased"
+    );
     assert_eq!(rec.password_hash, "hash-1");
     assert!(!rec.disabled);
     let dup = store.create_user(&name.to_uppercase(), "other").await;
@@ -120,7 +130,11 @@ pub async fn users<S: MailStore + AccountStore>(store: &S) {
         .user_by_name(&name.to_uppercase())
         .await
         .expect("user_by_name");
-    assert_eq!(found.as_ref().map(|u| u.id), Some(rec.id), "users: lookup ignores case");
+    assert_eq!(
+        found.as_ref().map(|u| u.id),
+        Some(rec.id),
+        "users: lookup ignores case"
+    );
     assert_eq!(
         store.user_by_name(&unique("nobody")).await.expect("lookup"),
         None,
@@ -130,11 +144,24 @@ pub async fn users<S: MailStore + AccountStore>(store: &S) {
         .set_password_hash(rec.id, "hash-2")
         .await
         .expect("set_password_hash");
-    let found = store.user_by_name(&name).await.expect("lookup").expect("exists");
-    assert_eq!(found.password_hash, "hash-2", "users: password hash replaced");
+    let found = store
+        .user_by_name(&name)
+        .await
+        .expect("lookup")
+        .expect("exists");
+    assert_eq!(
+        found.password_hash, "hash-2",
+        "users: password hash replaced"
+    );
     let all = store.list_users().await.expect("list_users");
-    assert!(all.iter().any(|u| u.id == rec.id && u.name == rec.name), "users: listed");
-    let other = store.create_user(&unique("conf-users"), "h").await.expect("create");
+    assert!(
+        all.iter().any(|u| u.id == rec.id && u.name == rec.name),
+        "users: listed"
+    );
+    let other = store
+        .create_user(&unique("conf-users"), "h")
+        .await
+        .expect("create");
     assert_ne!(other.id, rec.id, "users: distinct ids");
     let boxes = store.list_mailboxes(rec.id).await.expect("list");
     assert_eq!(boxes.len(), 1, "users: a new account has exactly INBOX");
@@ -146,7 +173,10 @@ pub async fn inbox_exists<S: MailStore + AccountStore>(store: &S) {
     let boxes = store.list_mailboxes(user).await.expect("list");
     assert!(boxes.iter().any(|b| b.name == "INBOX"), "INBOX exists");
     let st = store.mailbox_status(user, "iNbOx").await.expect("status");
-    assert_eq!(st.name, "INBOX", "INBOX is case-insensitive and spelled upper case");
+    assert_eq!(
+        st.name, "INBOX",
+        "INBOX is case-insensitive and spelled upper case"
+    );
     assert_eq!((st.exists, st.unseen, st.deleted, st.size), (0, 0, 0, 0));
     assert_eq!(st.uid_next, Uid(1), "first UID is 1");
     let sel = store.select(user, "inbox").await.expect("select");
@@ -157,9 +187,15 @@ pub async fn inbox_exists<S: MailStore + AccountStore>(store: &S) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let fresh = UserId((1 << 50) + nanos % (1 << 40));
-    let st = store.mailbox_status(fresh, "INBOX").await.expect("status of fresh user");
+    let st = store
+        .mailbox_status(fresh, "INBOX")
+        .await
+        .expect("status of fresh user");
     assert_eq!(st.exists, 0);
-    let r = store.append(fresh, "INBOX", vec![msg(fresh, 1, &[])]).await.expect("append");
+    let r = store
+        .append(fresh, "INBOX", vec![msg(fresh, 1, &[])])
+        .await
+        .expect("append");
     assert_eq!(r.uids, uids(&[1]));
 }
 
@@ -176,7 +212,11 @@ pub async fn mailboxes<S: MailStore + AccountStore>(store: &S) {
         .create_mailbox(user, "Work/Projects", Some(SpecialUse::Archive))
         .await
         .expect("create child");
-    assert_eq!(proj.special_use, Some(SpecialUse::Archive), "special-use kept");
+    assert_eq!(
+        proj.special_use,
+        Some(SpecialUse::Archive),
+        "special-use kept"
+    );
     assert_ne!(proj.id, work.id);
     for dup in ["Work", "inbox", "INBOX", "Work/Projects/"] {
         let r = store.create_mailbox(user, dup, None).await;
@@ -187,11 +227,20 @@ pub async fn mailboxes<S: MailStore + AccountStore>(store: &S) {
     }
     for bad in ["", "a//b", "/a", "a*b", "a%"] {
         let r = store.create_mailbox(user, bad, None).await;
-        assert!(matches!(r, Err(MetaError::Invalid(_))), "create {bad:?}: Invalid, got {r:?}");
+        assert!(
+            matches!(r, Err(MetaError::Invalid(_))),
+            "create {bad:?}: Invalid, got {r:?}"
+        );
     }
     // RFC 3501 §6.3.3: superiors are created as needed.
-    store.create_mailbox(user, "a/b/c", None).await.expect("create a/b/c");
-    store.create_mailbox(user, "Trash/", Some(SpecialUse::Trash)).await.expect("trailing /");
+    store
+        .create_mailbox(user, "a/b/c", None)
+        .await
+        .expect("create a/b/c");
+    store
+        .create_mailbox(user, "Trash/", Some(SpecialUse::Trash))
+        .await
+        .expect("trailing /");
     let names: Vec<String> = store
         .list_mailboxes(user)
         .await
@@ -201,23 +250,50 @@ pub async fn mailboxes<S: MailStore + AccountStore>(store: &S) {
         .collect();
     assert_eq!(
         sorted(names),
-        s(&["INBOX", "Trash", "Work", "Work/Projects", "a", "a/b", "a/b/c"]),
+        s(&[
+            "INBOX",
+            "Trash",
+            "Work",
+            "Work/Projects",
+            "a",
+            "a/b",
+            "a/b/c"
+        ]),
         "list after creates"
     );
     let trash = store.mailbox_status(user, "Trash").await.expect("status");
     assert_eq!(trash.special_use, Some(SpecialUse::Trash));
 
     // Rename keeps ids and UIDVALIDITY and carries inferiors along (RFC 3501 §6.3.5).
-    store.append(user, "Work/Projects", vec![msg(user, 1, &[])]).await.expect("append");
-    store.rename_mailbox(user, "Work", "Jobs/Old").await.expect("rename");
+    store
+        .append(user, "Work/Projects", vec![msg(user, 1, &[])])
+        .await
+        .expect("append");
+    store
+        .rename_mailbox(user, "Work", "Jobs/Old")
+        .await
+        .expect("rename");
     let boxes = store.list_mailboxes(user).await.expect("list");
     let by_name = |n: &str| boxes.iter().find(|b| b.name == n).cloned();
-    assert!(by_name("Work").is_none() && by_name("Work/Projects").is_none(), "old names gone");
+    assert!(
+        by_name("Work").is_none() && by_name("Work/Projects").is_none(),
+        "old names gone"
+    );
     let jobs = by_name("Jobs/Old").expect("renamed");
-    assert_eq!((jobs.id, jobs.uid_validity), (work.id, work.uid_validity), "rename keeps id");
+    assert_eq!(
+        (jobs.id, jobs.uid_validity),
+        (work.id, work.uid_validity),
+        "rename keeps id"
+    );
     let jp = by_name("Jobs/Old/Projects").expect("inferior renamed");
-    assert_eq!((jp.id, jp.uid_validity, jp.exists), (proj.id, proj.uid_validity, 1));
-    assert!(by_name("Jobs").is_some(), "superior of the new name is created");
+    assert_eq!(
+        (jp.id, jp.uid_validity, jp.exists),
+        (proj.id, proj.uid_validity, 1)
+    );
+    assert!(
+        by_name("Jobs").is_some(),
+        "superior of the new name is created"
+    );
     for (from, to, want) in [
         ("Nope", "X", "NotFound"),
         ("a", "Trash", "AlreadyExists"),
@@ -237,10 +313,19 @@ pub async fn mailboxes<S: MailStore + AccountStore>(store: &S) {
 
     // Delete: INBOX never; a parent alone, its children stay (the simple rule).
     let r = store.delete_mailbox(user, "inbox").await;
-    assert!(matches!(r, Err(MetaError::Invalid(_))), "delete INBOX: Invalid, got {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::Invalid(_))),
+        "delete INBOX: Invalid, got {r:?}"
+    );
     let r = store.delete_mailbox(user, "Nope").await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "delete missing: NotFound, got {r:?}");
-    store.delete_mailbox(user, "Jobs/Old").await.expect("delete parent");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "delete missing: NotFound, got {r:?}"
+    );
+    store
+        .delete_mailbox(user, "Jobs/Old")
+        .await
+        .expect("delete parent");
     let names: Vec<String> = store
         .list_mailboxes(user)
         .await
@@ -249,38 +334,72 @@ pub async fn mailboxes<S: MailStore + AccountStore>(store: &S) {
         .map(|b| b.name)
         .collect();
     assert!(!names.contains(&"Jobs/Old".to_string()), "deleted");
-    assert!(names.contains(&"Jobs/Old/Projects".to_string()), "child survives delete");
+    assert!(
+        names.contains(&"Jobs/Old/Projects".to_string()),
+        "child survives delete"
+    );
     let r = store.mailbox_status(user, "Jobs/Old").await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "status of deleted: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "status of deleted: {r:?}"
+    );
     let r = store.fetch(user, work.id, &all(), false).await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "fetch of deleted id: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "fetch of deleted id: {r:?}"
+    );
 }
 
 pub async fn rename_inbox<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-inboxren").await;
-    let msgs = (1..=3).map(|n| msg(user, n, if n == 2 { &["\\Seen"] } else { &[] })).collect();
+    let msgs = (1..=3)
+        .map(|n| msg(user, n, if n == 2 { &["\\Seen"] } else { &[] }))
+        .collect();
     store.append(user, "INBOX", msgs).await.expect("append");
-    store.create_mailbox(user, "INBOX/Child", None).await.expect("child");
+    store
+        .create_mailbox(user, "INBOX/Child", None)
+        .await
+        .expect("child");
     let before = store.select(user, "INBOX").await.expect("select");
-    store.rename_mailbox(user, "inbox", "Old Mail").await.expect("rename INBOX");
+    store
+        .rename_mailbox(user, "inbox", "Old Mail")
+        .await
+        .expect("rename INBOX");
     let inbox = store.select(user, "INBOX").await.expect("select INBOX");
-    assert_eq!(inbox.info.id, before.info.id, "INBOX stays the same mailbox");
+    assert_eq!(
+        inbox.info.id, before.info.id,
+        "INBOX stays the same mailbox"
+    );
     assert_eq!(inbox.info.uid_validity, before.info.uid_validity);
     assert!(inbox.uids.is_empty(), "INBOX is left empty");
-    assert_eq!((inbox.info.exists, inbox.info.unseen, inbox.info.size), (0, 0, 0));
+    assert_eq!(
+        (inbox.info.exists, inbox.info.unseen, inbox.info.size),
+        (0, 0, 0)
+    );
     assert_eq!(inbox.info.uid_next, Uid(4), "UIDs are never reused");
     let old = store.select(user, "Old Mail").await.expect("new mailbox");
     assert_ne!(old.info.id, before.info.id);
     assert_eq!(old.uids, uids(&[1, 2, 3]), "new mailbox gets new UIDs");
     assert_eq!((old.info.exists, old.info.unseen), (3, 2));
-    let f = store.fetch(user, old.info.id, &all(), true).await.expect("fetch");
+    let f = store
+        .fetch(user, old.info.id, &all(), true)
+        .await
+        .expect("fetch");
     assert_eq!(f[1].flags, s(&["\\Seen"]), "flags move along");
-    assert_eq!(f[2].summary.as_deref(), Some(&b"summary-3"[..]), "summaries move along");
+    assert_eq!(
+        f[2].summary.as_deref(),
+        Some(&b"summary-3"[..]),
+        "summaries move along"
+    );
     let ch = store
         .changes_since(user, before.info.id, before.info.highest_modseq)
         .await
         .expect("changes");
-    assert_eq!(ch.vanished, uids(&[1, 2, 3]), "INBOX watchers see the messages vanish");
+    assert_eq!(
+        ch.vanished,
+        uids(&[1, 2, 3]),
+        "INBOX watchers see the messages vanish"
+    );
     let names: Vec<String> = store
         .list_mailboxes(user)
         .await
@@ -288,28 +407,62 @@ pub async fn rename_inbox<S: MailStore + AccountStore>(store: &S) {
         .into_iter()
         .map(|b| b.name)
         .collect();
-    assert!(names.contains(&"INBOX/Child".to_string()), "INBOX's inferiors stay");
+    assert!(
+        names.contains(&"INBOX/Child".to_string()),
+        "INBOX's inferiors stay"
+    );
 }
 
 pub async fn subscriptions<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-subs").await;
-    assert!(store.list_subscriptions(user).await.expect("subs").is_empty());
-    store.create_mailbox(user, "Foo", None).await.expect("create");
-    store.set_subscribed(user, "Foo", true).await.expect("subscribe");
-    store.set_subscribed(user, "Foo", true).await.expect("subscribe twice");
-    store.set_subscribed(user, "inbox", true).await.expect("subscribe inbox");
-    store.set_subscribed(user, "Ghost/Town", true).await.expect("subscribe nonexistent");
+    assert!(
+        store
+            .list_subscriptions(user)
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+    store
+        .create_mailbox(user, "Foo", None)
+        .await
+        .expect("create");
+    store
+        .set_subscribed(user, "Foo", true)
+        .await
+        .expect("subscribe");
+    store
+        .set_subscribed(user, "Foo", true)
+        .await
+        .expect("subscribe twice");
+    store
+        .set_subscribed(user, "inbox", true)
+        .await
+        .expect("subscribe inbox");
+    store
+        .set_subscribed(user, "Ghost/Town", true)
+        .await
+        .expect("subscribe nonexistent");
     assert_eq!(
         sorted(store.list_subscriptions(user).await.expect("subs")),
         s(&["Foo", "Ghost/Town", "INBOX"])
     );
     store.delete_mailbox(user, "Foo").await.expect("delete");
     assert!(
-        store.list_subscriptions(user).await.expect("subs").contains(&"Foo".to_string()),
+        store
+            .list_subscriptions(user)
+            .await
+            .expect("subs")
+            .contains(&"Foo".to_string()),
         "subscriptions outlive mailboxes"
     );
-    store.set_subscribed(user, "Foo", false).await.expect("unsubscribe");
-    store.set_subscribed(user, "Never", false).await.expect("unsubscribe unknown");
+    store
+        .set_subscribed(user, "Foo", false)
+        .await
+        .expect("unsubscribe");
+    store
+        .set_subscribed(user, "Never", false)
+        .await
+        .expect("unsubscribe unknown");
     assert_eq!(
         sorted(store.list_subscriptions(user).await.expect("subs")),
         s(&["Ghost/Town", "INBOX"])
@@ -320,14 +473,24 @@ pub async fn append_and_select<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-append").await;
     let st0 = store.mailbox_status(user, "INBOX").await.expect("status");
     let r1 = store
-        .append(user, "INBOX", vec![msg(user, 1, &["\\Seen", "\\Recent"]), msg(user, 2, &["$Work"])])
+        .append(
+            user,
+            "INBOX",
+            vec![
+                msg(user, 1, &["\\Seen", "\\Recent"]),
+                msg(user, 2, &["$Work"]),
+            ],
+        )
         .await
         .expect("append");
     assert_eq!(r1.uids, uids(&[1, 2]), "UIDs in the order given");
     assert_eq!(r1.uid_validity, st0.uid_validity);
     assert_eq!(r1.mailbox, st0.id);
     let st1 = store.mailbox_status(user, "INBOX").await.expect("status");
-    assert!(st1.highest_modseq > st0.highest_modseq, "HIGHESTMODSEQ ascends");
+    assert!(
+        st1.highest_modseq > st0.highest_modseq,
+        "HIGHESTMODSEQ ascends"
+    );
     assert_eq!(st1.uid_next, Uid(3));
     let mut last = st1.clone();
     for n in 3..=5 {
@@ -337,7 +500,10 @@ pub async fn append_and_select<S: MailStore + AccountStore>(store: &S) {
             .expect("append");
         assert_eq!(r.uids, uids(&[n]), "UIDs ascend");
         let st = store.mailbox_status(user, "INBOX").await.expect("status");
-        assert!(st.highest_modseq > last.highest_modseq, "HIGHESTMODSEQ strictly ascends");
+        assert!(
+            st.highest_modseq > last.highest_modseq,
+            "HIGHESTMODSEQ strictly ascends"
+        );
         assert!(st.uid_next > last.uid_next, "UIDNEXT strictly ascends");
         last = st;
     }
@@ -349,49 +515,101 @@ pub async fn append_and_select<S: MailStore + AccountStore>(store: &S) {
     assert_eq!(sel.uids, uids(&[1, 2, 3, 4, 5]));
     assert_eq!(sel.first_unseen, Some(Uid(2)));
     assert_eq!(sel.info, last);
-    assert!(sel.keywords.contains(&"$Work".to_string()), "keywords in use");
-    assert!(!sel.keywords.iter().any(|k| k.starts_with('\\')), "keywords exclude system flags");
-    let f = store.fetch(user, sel.info.id, &UidSet::from_uids([Uid(1)]), false).await.expect("fetch");
+    assert!(
+        sel.keywords.contains(&"$Work".to_string()),
+        "keywords in use"
+    );
+    assert!(
+        !sel.keywords.iter().any(|k| k.starts_with('\\')),
+        "keywords exclude system flags"
+    );
+    let f = store
+        .fetch(user, sel.info.id, &UidSet::from_uids([Uid(1)]), false)
+        .await
+        .expect("fetch");
     assert_eq!(f[0].flags, s(&["\\Seen"]), "\\Recent is never stored");
     let r = store.append(user, "Missing", vec![msg(user, 9, &[])]).await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "append to missing: {r:?}");
-    let r = store.append(user, "INBOX", vec![msg(user, 9, &["bad flag"])]).await;
-    assert!(matches!(r, Err(MetaError::Invalid(_))), "append with bad flag: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "append to missing: {r:?}"
+    );
+    let r = store
+        .append(user, "INBOX", vec![msg(user, 9, &["bad flag"])])
+        .await;
+    assert!(
+        matches!(r, Err(MetaError::Invalid(_))),
+        "append with bad flag: {r:?}"
+    );
     let after = store.mailbox_status(user, "INBOX").await.expect("status");
     assert_eq!(after, last, "failed appends change nothing");
     let batch: Vec<NewMessage> = (10..20).map(|n| msg(user, n, &[])).collect();
-    let r = store.append(user, "INBOX", batch).await.expect("batch append");
+    let r = store
+        .append(user, "INBOX", batch)
+        .await
+        .expect("batch append");
     assert_eq!(r.uids, uids(&[6, 7, 8, 9, 10, 11, 12, 13, 14, 15]));
 }
 
 pub async fn fetch<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-fetch").await;
     let r = store
-        .append(user, "INBOX", (1..=5).map(|n| msg(user, n, &["\\Flagged"])).collect())
+        .append(
+            user,
+            "INBOX",
+            (1..=5).map(|n| msg(user, n, &["\\Flagged"])).collect(),
+        )
         .await
         .expect("append");
     let mbox = r.mailbox;
     let f = store
-        .fetch(user, mbox, &UidSet::from_ranges([(2, 3), (5, 9), (100, u32::MAX)]), false)
+        .fetch(
+            user,
+            mbox,
+            &UidSet::from_ranges([(2, 3), (5, 9), (100, u32::MAX)]),
+            false,
+        )
         .await
         .expect("fetch");
-    assert_eq!(f.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[2, 3, 5]));
-    assert!(f.iter().all(|m| m.summary.is_none()), "no summary unless asked");
+    assert_eq!(
+        f.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[2, 3, 5])
+    );
+    assert!(
+        f.iter().all(|m| m.summary.is_none()),
+        "no summary unless asked"
+    );
     let m3 = &f[1];
     assert_eq!(m3.size, 1003);
     assert_eq!(m3.internal_date, date(3));
     assert_eq!(m3.blob, BlobKey::for_content(user, &format!("{:064x}", 3)));
     assert_eq!(m3.flags, s(&["\\Flagged"]));
     assert!(m3.modseq > ModSeq(0));
-    let f = store.fetch(user, mbox, &all(), true).await.expect("fetch all");
+    let f = store
+        .fetch(user, mbox, &all(), true)
+        .await
+        .expect("fetch all");
     assert_eq!(f.len(), 5);
     for m in &f {
         let want = format!("summary-{}", m.uid.0);
-        assert_eq!(m.summary.as_deref(), Some(want.as_bytes()), "summary of {}", m.uid);
+        assert_eq!(
+            m.summary.as_deref(),
+            Some(want.as_bytes()),
+            "summary of {}",
+            m.uid
+        );
     }
-    assert!(store.fetch(user, mbox, &UidSet::new(), true).await.expect("empty").is_empty());
+    assert!(
+        store
+            .fetch(user, mbox, &UidSet::new(), true)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
     let r = store.fetch(user, MailboxId(9_999_999), &all(), false).await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "fetch in missing mailbox: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "fetch in missing mailbox: {r:?}"
+    );
 }
 
 pub async fn store_flags<S: MailStore + AccountStore>(store: &S) {
@@ -406,32 +624,65 @@ pub async fn store_flags<S: MailStore + AccountStore>(store: &S) {
     assert_eq!((st0.unseen, st0.deleted), (4, 0));
 
     let res = store
-        .store_flags(user, mbox, &UidSet::from_ranges([(1, 2)]), FlagOp::Add, &s(&["\\seen", "$Todo"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_ranges([(1, 2)]),
+            FlagOp::Add,
+            &s(&["\\seen", "$Todo"]),
+            None,
+        )
         .await
         .expect("add");
     assert_eq!(res.updated.len(), 2);
     assert_eq!(res.updated[0].0, Uid(1));
-    assert_eq!(sorted(res.updated[0].2.clone()), s(&["$Todo", "\\Seen"]), "canonical spelling");
+    assert_eq!(
+        sorted(res.updated[0].2.clone()),
+        s(&["$Todo", "\\Seen"]),
+        "canonical spelling"
+    );
     assert!(res.updated[0].1 > st0.highest_modseq, "new modseq");
     assert_eq!(res.highest_modseq, res.updated[0].1);
     assert!(res.modified.is_empty());
     let st = store.mailbox_status(user, "INBOX").await.expect("status");
-    assert_eq!((st.unseen, st.deleted), (2, 0), "unseen count after +\\Seen");
+    assert_eq!(
+        (st.unseen, st.deleted),
+        (2, 0),
+        "unseen count after +\\Seen"
+    );
     assert_eq!(st.highest_modseq, res.highest_modseq);
 
     // No real change: modseq kept, not listed, HIGHESTMODSEQ unchanged.
-    let before = store.fetch(user, mbox, &one(1), false).await.expect("fetch")[0].clone();
+    let before = store
+        .fetch(user, mbox, &one(1), false)
+        .await
+        .expect("fetch")[0]
+        .clone();
     let res = store
         .store_flags(user, mbox, &one(1), FlagOp::Add, &s(&["\\Seen"]), None)
         .await
         .expect("noop add");
     assert!(res.updated.is_empty(), "unchanged messages are not listed");
     assert_eq!(res.highest_modseq, st.highest_modseq);
-    let after = store.fetch(user, mbox, &one(1), false).await.expect("fetch")[0].clone();
-    assert_eq!(after.modseq, before.modseq, "unchanged message keeps its modseq");
+    let after = store
+        .fetch(user, mbox, &one(1), false)
+        .await
+        .expect("fetch")[0]
+        .clone();
+    assert_eq!(
+        after.modseq, before.modseq,
+        "unchanged message keeps its modseq"
+    );
 
     let res = store
-        .store_flags(user, mbox, &UidSet::from_ranges([(1, 4)]), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_ranges([(1, 4)]),
+            FlagOp::Add,
+            &s(&["\\Deleted"]),
+            None,
+        )
         .await
         .expect("add deleted");
     assert_eq!(res.updated.len(), 4);
@@ -439,22 +690,56 @@ pub async fn store_flags<S: MailStore + AccountStore>(store: &S) {
     assert_eq!((st.unseen, st.deleted), (2, 4));
 
     let res = store
-        .store_flags(user, mbox, &one(1), FlagOp::Remove, &s(&["\\Deleted", "$todo", "\\Answered"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &one(1),
+            FlagOp::Remove,
+            &s(&["\\Deleted", "$todo", "\\Answered"]),
+            None,
+        )
         .await
         .expect("remove");
-    assert_eq!(res.updated, vec![(Uid(1), res.highest_modseq, s(&["\\Seen"]))]);
+    assert_eq!(
+        res.updated,
+        vec![(Uid(1), res.highest_modseq, s(&["\\Seen"]))]
+    );
     let res = store
-        .store_flags(user, mbox, &one(2), FlagOp::Replace, &s(&["\\Answered", "\\Recent"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &one(2),
+            FlagOp::Replace,
+            &s(&["\\Answered", "\\Recent"]),
+            None,
+        )
         .await
         .expect("replace");
-    assert_eq!(res.updated, vec![(Uid(2), res.highest_modseq, s(&["\\Answered"]))]);
+    assert_eq!(
+        res.updated,
+        vec![(Uid(2), res.highest_modseq, s(&["\\Answered"]))]
+    );
     let st = store.mailbox_status(user, "INBOX").await.expect("status");
-    assert_eq!((st.unseen, st.deleted), (3, 2), "counts after remove/replace");
+    assert_eq!(
+        (st.unseen, st.deleted),
+        (3, 2),
+        "counts after remove/replace"
+    );
     let res = store
-        .store_flags(user, mbox, &one(2), FlagOp::Replace, &s(&["\\answered"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &one(2),
+            FlagOp::Replace,
+            &s(&["\\answered"]),
+            None,
+        )
         .await
         .expect("same replace");
-    assert!(res.updated.is_empty(), "replace with the same set changes nothing");
+    assert!(
+        res.updated.is_empty(),
+        "replace with the same set changes nothing"
+    );
     let r = store
         .store_flags(user, mbox, &one(2), FlagOp::Add, &s(&["(bad"]), None)
         .await;
@@ -466,28 +751,75 @@ pub async fn store_flags<S: MailStore + AccountStore>(store: &S) {
     let m3 = cur[2].modseq;
     assert!(m2 > m3);
     let res = store
-        .store_flags(user, mbox, &UidSet::from_ranges([(2, 3)]), FlagOp::Add, &s(&["\\Flagged"]), Some(m3))
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_ranges([(2, 3)]),
+            FlagOp::Add,
+            &s(&["\\Flagged"]),
+            Some(m3),
+        )
         .await
         .expect("unchangedsince");
-    assert_eq!(res.modified, uids(&[2]), "message changed after UNCHANGEDSINCE is reported");
-    assert_eq!(res.updated.iter().map(|u| u.0).collect::<Vec<_>>(), uids(&[3]));
-    let f = store.fetch(user, mbox, &UidSet::from_ranges([(2, 3)]), false).await.expect("fetch");
-    assert!(!f[0].flags.contains(&"\\Flagged".to_string()), "modified message untouched");
+    assert_eq!(
+        res.modified,
+        uids(&[2]),
+        "message changed after UNCHANGEDSINCE is reported"
+    );
+    assert_eq!(
+        res.updated.iter().map(|u| u.0).collect::<Vec<_>>(),
+        uids(&[3])
+    );
+    let f = store
+        .fetch(user, mbox, &UidSet::from_ranges([(2, 3)]), false)
+        .await
+        .expect("fetch");
+    assert!(
+        !f[0].flags.contains(&"\\Flagged".to_string()),
+        "modified message untouched"
+    );
     assert!(f[1].flags.contains(&"\\Flagged".to_string()));
     let res = store
-        .store_flags(user, mbox, &one(4), FlagOp::Add, &s(&["\\Flagged"]), Some(ModSeq(0)))
+        .store_flags(
+            user,
+            mbox,
+            &one(4),
+            FlagOp::Add,
+            &s(&["\\Flagged"]),
+            Some(ModSeq(0)),
+        )
         .await
         .expect("unchangedsince 0");
     assert_eq!(res.modified, uids(&[4]), "UNCHANGEDSINCE 0 always fails");
     let res = store
-        .store_flags(user, mbox, &UidSet::from_ranges([(50, 60)]), FlagOp::Add, &s(&["\\Seen"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_ranges([(50, 60)]),
+            FlagOp::Add,
+            &s(&["\\Seen"]),
+            None,
+        )
         .await
         .expect("missing uids");
-    assert!(res.updated.is_empty() && res.modified.is_empty(), "missing UIDs are ignored");
+    assert!(
+        res.updated.is_empty() && res.modified.is_empty(),
+        "missing UIDs are ignored"
+    );
     let r = store
-        .store_flags(user, MailboxId(9_999_999), &all(), FlagOp::Add, &s(&["\\Seen"]), None)
+        .store_flags(
+            user,
+            MailboxId(9_999_999),
+            &all(),
+            FlagOp::Add,
+            &s(&["\\Seen"]),
+            None,
+        )
         .await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "missing mailbox: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "missing mailbox: {r:?}"
+    );
     let sel = store.select(user, "INBOX").await.expect("select");
     assert!(sel.keywords.contains(&"$Todo".to_string()));
     assert_eq!(sel.first_unseen, Some(Uid(2)));
@@ -496,34 +828,65 @@ pub async fn store_flags<S: MailStore + AccountStore>(store: &S) {
 pub async fn copy_and_move<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-copy").await;
     let r = store
-        .append(user, "INBOX", (1..=5).map(|n| msg(user, n, if n % 2 == 0 { &["\\Seen"] } else { &[] })).collect())
+        .append(
+            user,
+            "INBOX",
+            (1..=5)
+                .map(|n| msg(user, n, if n % 2 == 0 { &["\\Seen"] } else { &[] }))
+                .collect(),
+        )
         .await
         .expect("append");
     let inbox = r.mailbox;
-    let dst = store.create_mailbox(user, "Archive", None).await.expect("create");
-    store.append(user, "Archive", vec![msg(user, 99, &[])]).await.expect("append");
+    let dst = store
+        .create_mailbox(user, "Archive", None)
+        .await
+        .expect("create");
+    store
+        .append(user, "Archive", vec![msg(user, 99, &[])])
+        .await
+        .expect("append");
     let res = store
-        .copy_messages(user, inbox, &UidSet::from_ranges([(2, 4), (40, 50)]), "Archive", false)
+        .copy_messages(
+            user,
+            inbox,
+            &UidSet::from_ranges([(2, 4), (40, 50)]),
+            "Archive",
+            false,
+        )
         .await
         .expect("copy");
     assert_eq!(res.destination, dst.id);
     assert_eq!(res.uid_validity, dst.uid_validity);
-    assert_eq!(res.mapping, vec![(Uid(2), Uid(2)), (Uid(3), Uid(3)), (Uid(4), Uid(4))]);
+    assert_eq!(
+        res.mapping,
+        vec![(Uid(2), Uid(2)), (Uid(3), Uid(3)), (Uid(4), Uid(4))]
+    );
     let a = store.mailbox_status(user, "Archive").await.expect("status");
     assert_eq!((a.exists, a.unseen, a.uid_next), (4, 2, Uid(5)));
     let i = store.mailbox_status(user, "INBOX").await.expect("status");
     assert_eq!(i.exists, 5, "copy leaves the source");
-    let f = store.fetch(user, dst.id, &UidSet::from_uids([Uid(2)]), true).await.expect("fetch");
+    let f = store
+        .fetch(user, dst.id, &UidSet::from_uids([Uid(2)]), true)
+        .await
+        .expect("fetch");
     assert_eq!(f[0].flags, s(&["\\Seen"]), "flags copied");
     assert_eq!(f[0].internal_date, date(2), "internal date kept");
-    assert_eq!(f[0].blob, BlobKey::for_content(user, &format!("{:064x}", 2)), "same blob");
+    assert_eq!(
+        f[0].blob,
+        BlobKey::for_content(user, &format!("{:064x}", 2)),
+        "same blob"
+    );
     assert_eq!(f[0].summary.as_deref(), Some(&b"summary-2"[..]));
 
     let before = store.mailbox_status(user, "INBOX").await.expect("status");
     let res = store
         .copy_messages(user, inbox, &UidSet::from_ranges([(1, 2)]), "archive", true)
         .await;
-    assert!(matches!(res, Err(MetaError::NotFound(_))), "names other than INBOX are case-sensitive");
+    assert!(
+        matches!(res, Err(MetaError::NotFound(_))),
+        "names other than INBOX are case-sensitive"
+    );
     let res = store
         .copy_messages(user, inbox, &UidSet::from_ranges([(1, 2)]), "Archive", true)
         .await
@@ -534,17 +897,38 @@ pub async fn copy_and_move<S: MailStore + AccountStore>(store: &S) {
     assert!(i.highest_modseq > before.highest_modseq);
     let a = store.mailbox_status(user, "Archive").await.expect("status");
     assert_eq!((a.exists, a.unseen), (6, 3));
-    let ch = store.changes_since(user, inbox, before.highest_modseq).await.expect("changes");
-    assert_eq!(ch.vanished, uids(&[1, 2]), "moved UIDs are in the expunged log");
+    let ch = store
+        .changes_since(user, inbox, before.highest_modseq)
+        .await
+        .expect("changes");
+    assert_eq!(
+        ch.vanished,
+        uids(&[1, 2]),
+        "moved UIDs are in the expunged log"
+    );
     assert_eq!(ch.exists, 3);
-    let r = store.copy_messages(user, inbox, &all(), "Nope", false).await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "copy to missing: {r:?}");
+    let r = store
+        .copy_messages(user, inbox, &all(), "Nope", false)
+        .await;
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "copy to missing: {r:?}"
+    );
     let r = store
         .copy_messages(user, MailboxId(9_999_999), &all(), "Archive", false)
         .await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "copy from missing: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "copy from missing: {r:?}"
+    );
     let res = store
-        .copy_messages(user, inbox, &UidSet::from_ranges([(1, 2)]), "Archive", false)
+        .copy_messages(
+            user,
+            inbox,
+            &UidSet::from_ranges([(1, 2)]),
+            "Archive",
+            false,
+        )
         .await
         .expect("copy of gone messages");
     assert!(res.mapping.is_empty());
@@ -563,9 +947,22 @@ pub async fn expunge<S: MailStore + AccountStore>(store: &S) {
         .await
         .expect("append");
     let mbox = r.mailbox;
-    assert!(store.expunge(user, mbox, None).await.expect("expunge").is_empty());
+    assert!(
+        store
+            .expunge(user, mbox, None)
+            .await
+            .expect("expunge")
+            .is_empty()
+    );
     store
-        .store_flags(user, mbox, &UidSet::from_uids([Uid(2), Uid(3), Uid(5)]), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_uids([Uid(2), Uid(3), Uid(5)]),
+            FlagOp::Add,
+            &s(&["\\Deleted"]),
+            None,
+        )
         .await
         .expect("flag");
     let restricted = store
@@ -579,8 +976,14 @@ pub async fn expunge<S: MailStore + AccountStore>(store: &S) {
     assert_eq!(rest, uids(&[5]));
     let sel = store.select(user, "INBOX").await.expect("select");
     assert_eq!(sel.uids, uids(&[1, 4, 6]));
-    assert_eq!((sel.info.exists, sel.info.deleted, sel.info.size), (3, 0, 1001 + 1004 + 1006));
-    let r = store.append(user, "INBOX", vec![msg(user, 7, &[])]).await.expect("append");
+    assert_eq!(
+        (sel.info.exists, sel.info.deleted, sel.info.size),
+        (3, 0, 1001 + 1004 + 1006)
+    );
+    let r = store
+        .append(user, "INBOX", vec![msg(user, 7, &[])])
+        .await
+        .expect("append");
     assert_eq!(r.uids, uids(&[7]), "expunged UIDs are not reused");
 }
 
@@ -593,19 +996,36 @@ pub async fn changes_since<S: MailStore + AccountStore>(store: &S) {
         .await
         .expect("append");
     assert_eq!(r.uids.len(), 3);
-    let ch = store.changes_since(user, mbox, st0.highest_modseq).await.expect("changes");
-    assert_eq!(ch.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[1, 2, 3]), "appended");
+    let ch = store
+        .changes_since(user, mbox, st0.highest_modseq)
+        .await
+        .expect("changes");
+    assert_eq!(
+        ch.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[1, 2, 3]),
+        "appended"
+    );
     assert!(ch.changed.iter().all(|m| m.summary.is_none()));
     assert!(ch.vanished.is_empty() && !ch.mailbox_gone);
     assert_eq!((ch.exists, ch.uid_next), (3, Uid(4)));
     let m1 = ch.highest_modseq;
 
     let nothing = store.changes_since(user, mbox, m1).await.expect("changes");
-    assert!(nothing.changed.is_empty() && nothing.vanished.is_empty(), "nothing after HIGHESTMODSEQ");
+    assert!(
+        nothing.changed.is_empty() && nothing.vanished.is_empty(),
+        "nothing after HIGHESTMODSEQ"
+    );
     assert_eq!(nothing.highest_modseq, m1);
 
     store
-        .store_flags(user, mbox, &UidSet::from_uids([Uid(2)]), FlagOp::Add, &s(&["\\Deleted"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_uids([Uid(2)]),
+            FlagOp::Add,
+            &s(&["\\Deleted"]),
+            None,
+        )
         .await
         .expect("store");
     let ch = store.changes_since(user, mbox, m1).await.expect("changes");
@@ -624,9 +1044,15 @@ pub async fn changes_since<S: MailStore + AccountStore>(store: &S) {
     assert!(m3 > m2);
     let ch = store.changes_since(user, mbox, m1).await.expect("changes");
     assert_eq!(ch.vanished, uids(&[2]), "expunged after the flag change");
-    assert!(ch.changed.is_empty(), "an expunged message is not reported as changed");
+    assert!(
+        ch.changed.is_empty(),
+        "an expunged message is not reported as changed"
+    );
 
-    store.create_mailbox(user, "Other", None).await.expect("create");
+    store
+        .create_mailbox(user, "Other", None)
+        .await
+        .expect("create");
     store
         .copy_messages(user, mbox, &UidSet::from_uids([Uid(1)]), "Other", true)
         .await
@@ -634,13 +1060,26 @@ pub async fn changes_since<S: MailStore + AccountStore>(store: &S) {
     let ch = store.changes_since(user, mbox, m3).await.expect("changes");
     assert_eq!(ch.vanished, uids(&[1]), "move");
     let other = store.mailbox_status(user, "Other").await.expect("status");
-    let ch = store.changes_since(user, other.id, ModSeq(0)).await.expect("changes");
-    assert_eq!(ch.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[1]), "moved in");
+    let ch = store
+        .changes_since(user, other.id, ModSeq(0))
+        .await
+        .expect("changes");
+    assert_eq!(
+        ch.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[1]),
+        "moved in"
+    );
 
     store.delete_mailbox(user, "Other").await.expect("delete");
-    let ch = store.changes_since(user, other.id, ModSeq(0)).await.expect("changes");
+    let ch = store
+        .changes_since(user, other.id, ModSeq(0))
+        .await
+        .expect("changes");
     assert!(ch.mailbox_gone, "deleted mailbox is gone");
-    let ch = store.changes_since(user, MailboxId(9_999_999), ModSeq(0)).await.expect("changes");
+    let ch = store
+        .changes_since(user, MailboxId(9_999_999), ModSeq(0))
+        .await
+        .expect("changes");
     assert!(ch.mailbox_gone, "unknown mailbox is gone");
 }
 
@@ -671,9 +1110,19 @@ pub async fn search<S: MailStore + AccountStore>(store: &S) {
         sent_date: None,
         body_text: String::new(),
     };
-    store.append(user, "INBOX", vec![m6]).await.expect("append 7");
+    store
+        .append(user, "INBOX", vec![m6])
+        .await
+        .expect("append 7");
     let res = store
-        .store_flags(user, mbox, &UidSet::from_uids([Uid(6)]), FlagOp::Add, &s(&["\\Flagged"]), None)
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_uids([Uid(6)]),
+            FlagOp::Add,
+            &s(&["\\Flagged"]),
+            None,
+        )
         .await
         .expect("flag");
     let flagged_modseq = res.highest_modseq;
@@ -681,7 +1130,10 @@ pub async fn search<S: MailStore + AccountStore>(store: &S) {
     let b = Box::new;
     let cases: Vec<(K, Vec<u32>)> = vec![
         (K::All, vec![1, 2, 3, 4, 5, 6, 7]),
-        (K::Uids(UidSet::from_ranges([(2, 3), (7, u32::MAX)])), vec![2, 3, 7]),
+        (
+            K::Uids(UidSet::from_ranges([(2, 3), (7, u32::MAX)])),
+            vec![2, 3, 7],
+        ),
         (K::Flag("\\Seen".into()), vec![1, 2]),
         (K::Flag("$important".into()), vec![2]),
         (K::NoFlag("\\Seen".into()), vec![3, 4, 5, 6, 7]),
@@ -695,10 +1147,16 @@ pub async fn search<S: MailStore + AccountStore>(store: &S) {
         (K::Larger(1005), vec![6, 7]),
         (K::Smaller(1002), vec![1]),
         (K::Header("subject".into(), "GRÜSSE".into()), vec![]),
-        (K::Header("subject".into(), "grüße nummer 4".into()), vec![4]),
+        (
+            K::Header("subject".into(), "grüße nummer 4".into()),
+            vec![4],
+        ),
         (K::Header("FROM".into(), "s5@EXAMPLE".into()), vec![5]),
         (K::Header("x-custom".into(), String::new()), vec![7]),
-        (K::Header("Subject".into(), String::new()), vec![1, 2, 3, 4, 5, 6]),
+        (
+            K::Header("Subject".into(), String::new()),
+            vec![1, 2, 3, 4, 5, 6],
+        ),
         (K::Body("STRASSE".into()), vec![]),
         (K::Body("straße".into()), vec![1, 2, 3, 4, 5, 6]),
         (K::Body("message 3,".into()), vec![3]),
@@ -708,7 +1166,10 @@ pub async fn search<S: MailStore + AccountStore>(store: &S) {
         (K::ModSeqAtLeast(flagged_modseq), vec![6]),
         (K::Not(b(K::Flag("\\Seen".into()))), vec![3, 4, 5, 6, 7]),
         (K::Or(b(K::On(day(1))), b(K::Larger(1005))), vec![1, 6, 7]),
-        (K::And(vec![K::NoFlag("\\Seen".into()), K::Smaller(1005)]), vec![3, 4]),
+        (
+            K::And(vec![K::NoFlag("\\Seen".into()), K::Smaller(1005)]),
+            vec![3, 4],
+        ),
         (K::And(vec![]), vec![1, 2, 3, 4, 5, 6, 7]),
     ];
     for (key, want) in cases {
@@ -716,7 +1177,10 @@ pub async fn search<S: MailStore + AccountStore>(store: &S) {
         assert_eq!(got, uids(&want), "search {key:?}");
     }
     let r = store.search(user, MailboxId(9_999_999), &K::All).await;
-    assert!(matches!(r, Err(MetaError::NotFound(_))), "search missing mailbox: {r:?}");
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "search missing mailbox: {r:?}"
+    );
 }
 
 pub async fn uid_validity_after_recreate<S: MailStore + AccountStore>(store: &S) {
@@ -724,8 +1188,14 @@ pub async fn uid_validity_after_recreate<S: MailStore + AccountStore>(store: &S)
     let mut seen = BTreeSet::new();
     let mut ids = BTreeSet::new();
     for _ in 0..3 {
-        let m = store.create_mailbox(user, "Temp", None).await.expect("create");
-        assert!(seen.insert(m.uid_validity.0), "UIDVALIDITY differs after delete+recreate");
+        let m = store
+            .create_mailbox(user, "Temp", None)
+            .await
+            .expect("create");
+        assert!(
+            seen.insert(m.uid_validity.0),
+            "UIDVALIDITY differs after delete+recreate"
+        );
         assert!(ids.insert(m.id), "a recreated mailbox has a new id");
         assert_ne!(m.uid_validity.0, 0, "UIDVALIDITY is non-zero");
         store.delete_mailbox(user, "Temp").await.expect("delete");
@@ -742,11 +1212,18 @@ pub async fn watch<S: MailStore + AccountStore>(store: &S) {
     // Subscriptions on a remote bus may take a moment to become active; keep appending until
     // a hint arrives (hints are best effort, but a healthy store delivers them).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let inbox = store.mailbox_status(user, "INBOX").await.expect("status").id;
+    let inbox = store
+        .mailbox_status(user, "INBOX")
+        .await
+        .expect("status")
+        .id;
     let mut n = 0;
     let ev = loop {
         n += 1;
-        store.append(user, "INBOX", vec![msg(user, n, &[])]).await.expect("append");
+        store
+            .append(user, "INBOX", vec![msg(user, n, &[])])
+            .await
+            .expect("append");
         match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
             Ok(Some(ev)) if ev.kind == ChangeKind::Appended => break ev,
             Ok(Some(_)) => continue,
@@ -767,7 +1244,10 @@ pub async fn watch<S: MailStore + AccountStore>(store: &S) {
 pub async fn isolation<S: MailStore + AccountStore>(store: &S) {
     let a = new_user(store, "conf-iso-a").await;
     let b = new_user(store, "conf-iso-b").await;
-    store.create_mailbox(a, "Secret", None).await.expect("create");
+    store
+        .create_mailbox(a, "Secret", None)
+        .await
+        .expect("create");
     let ra = store
         .append(a, "INBOX", vec![msg(a, 1, &["\\Seen"]), msg(a, 2, &[])])
         .await
@@ -802,11 +1282,20 @@ pub async fn isolation<S: MailStore + AccountStore>(store: &S) {
         Err(e) => assert!(matches!(e, MetaError::NotFound(_)), "{e:?}"),
     }
     let _ = store.expunge(b, ra.mailbox, None).await;
-    let _ = store.copy_messages(b, ra.mailbox, &all(), "INBOX", true).await;
-    let ch = store.changes_since(b, ra.mailbox, ModSeq(0)).await.expect("changes");
+    let _ = store
+        .copy_messages(b, ra.mailbox, &all(), "INBOX", true)
+        .await;
+    let ch = store
+        .changes_since(b, ra.mailbox, ModSeq(0))
+        .await
+        .expect("changes");
     assert!(ch.changed.is_empty(), "B sees no changes of A");
     let st = store.mailbox_status(a, "INBOX").await.expect("status a");
-    assert_eq!((st.exists, st.unseen, st.deleted), (2, 1, 0), "A's mail is untouched by B");
+    assert_eq!(
+        (st.exists, st.unseen, st.deleted),
+        (2, 1, 0),
+        "A's mail is untouched by B"
+    );
     let b_sel = store.select(b, "INBOX").await.expect("select b");
     assert!(b_sel.uids.is_empty());
 }
@@ -827,7 +1316,10 @@ pub async fn concurrent_appends<S: MailStore + AccountStore>(store: &S) {
     let results = futures::future::join_all(tasks).await;
     let mut all_uids = BTreeSet::new();
     for got in &results {
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "each task sees ascending UIDs");
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "each task sees ascending UIDs"
+        );
         for u in got {
             assert!(all_uids.insert(*u), "UID {u} handed out twice");
         }
@@ -837,7 +1329,10 @@ pub async fn concurrent_appends<S: MailStore + AccountStore>(store: &S) {
     assert_eq!(sel.info.exists, 400);
     assert_eq!(sel.info.unseen, 400);
     assert_eq!(sel.uids.len(), 400);
-    assert!(sel.uids.windows(2).all(|w| w[0] < w[1]), "UIDs strictly ascend");
+    assert!(
+        sel.uids.windows(2).all(|w| w[0] < w[1]),
+        "UIDs strictly ascend"
+    );
     assert_eq!(sel.uids.iter().copied().collect::<BTreeSet<_>>(), all_uids);
     assert_eq!(sel.info.uid_next, Uid(401));
 }
@@ -845,7 +1340,11 @@ pub async fn concurrent_appends<S: MailStore + AccountStore>(store: &S) {
 pub async fn concurrent_flags<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-conc-flags").await;
     let r = store
-        .append(user, "INBOX", (1..=100).map(|n| msg(user, n, &[])).collect())
+        .append(
+            user,
+            "INBOX",
+            (1..=100).map(|n| msg(user, n, &[])).collect(),
+        )
         .await
         .expect("append");
     let mbox = r.mailbox;
@@ -870,16 +1369,28 @@ pub async fn concurrent_flags<S: MailStore + AccountStore>(store: &S) {
     });
     let all_modseqs: Vec<Vec<ModSeq>> = futures::future::join_all(tasks).await;
     for m in &all_modseqs {
-        assert!(m.windows(2).all(|w| w[0] <= w[1]), "one caller's modseqs never go back");
+        assert!(
+            m.windows(2).all(|w| w[0] <= w[1]),
+            "one caller's modseqs never go back"
+        );
     }
     let msgs = store.fetch(user, mbox, &all(), false).await.expect("fetch");
-    let unseen = msgs.iter().filter(|m| !m.flags.contains(&"\\Seen".to_string())).count();
-    let deleted = msgs.iter().filter(|m| m.flags.contains(&"\\Deleted".to_string())).count();
+    let unseen = msgs
+        .iter()
+        .filter(|m| !m.flags.contains(&"\\Seen".to_string()))
+        .count();
+    let deleted = msgs
+        .iter()
+        .filter(|m| m.flags.contains(&"\\Deleted".to_string()))
+        .count();
     let st = store.mailbox_status(user, "INBOX").await.expect("status");
     assert_eq!(st.unseen as usize, unseen, "unseen count stays exact");
     assert_eq!(st.deleted as usize, deleted, "deleted count stays exact");
     let max = msgs.iter().map(|m| m.modseq).max().unwrap_or_default();
-    assert_eq!(st.highest_modseq, max, "HIGHESTMODSEQ is the largest message modseq");
+    assert_eq!(
+        st.highest_modseq, max,
+        "HIGHESTMODSEQ is the largest message modseq"
+    );
     let by_search = store
         .search(user, mbox, &SearchKey::NoFlag("\\Seen".into()))
         .await

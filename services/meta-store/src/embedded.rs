@@ -32,8 +32,8 @@ use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition,
     WriteTransaction,
 };
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use yubin_meta_api::{
     AccountStore, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
@@ -236,7 +236,9 @@ fn read_bytes(
     m: u64,
     uid: u32,
 ) -> MetaResult<Option<Vec<u8>>> {
-    Ok(t.get((u, m, uid)).map_err(db_err)?.map(|g| g.value().to_vec()))
+    Ok(t.get((u, m, uid))
+        .map_err(db_err)?
+        .map(|g| g.value().to_vec()))
 }
 
 /// The existing messages of `set`, ascending by UID. Walks the set's ranges in the table, never
@@ -344,8 +346,7 @@ impl<'t> W<'t> {
     }
 
     fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
-        read_mbox(&self.mailboxes, u, m)?
-            .ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
+        read_mbox(&self.mailboxes, u, m)?.ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
     }
 
     fn put_mbox(&mut self, u: u64, m: u64, row: &MboxRow) -> MetaResult<()> {
@@ -423,14 +424,17 @@ impl<'t> W<'t> {
         row: &mut MboxRow,
         uid: u32,
         msg: &MsgRow,
-        summary: &[u8],
-        index: &[u8],
+        (summary, index): (&[u8], &[u8]),
     ) -> MetaResult<()> {
         self.messages
             .insert((u, m, uid), encode(msg)?.as_slice())
             .map_err(db_err)?;
-        self.summaries.insert((u, m, uid), summary).map_err(db_err)?;
-        self.search_index.insert((u, m, uid), index).map_err(db_err)?;
+        self.summaries
+            .insert((u, m, uid), summary)
+            .map_err(db_err)?;
+        self.search_index
+            .insert((u, m, uid), index)
+            .map_err(db_err)?;
         self.index_flags(u, m, uid, msg, true)?;
         row.count(msg, true);
         row.note_keywords(&msg.flags);
@@ -475,7 +479,9 @@ impl<'t> W<'t> {
         self.summaries.remove((u, m, uid)).map_err(db_err)?;
         self.search_index.remove((u, m, uid)).map_err(db_err)?;
         self.index_flags(u, m, uid, msg, false)?;
-        self.expunged.insert((u, m, modseq, uid), 0).map_err(db_err)?;
+        self.expunged
+            .insert((u, m, modseq, uid), 0)
+            .map_err(db_err)?;
         row.count(msg, false);
         Ok(())
     }
@@ -503,12 +509,18 @@ impl<'t> W<'t> {
     /// Removes every row of a mailbox (its messages, logs and name).
     fn drop_mailbox(&mut self, u: u64, m: u64, name: &str) -> MetaResult<()> {
         let r = (u, m, 0)..=(u, m, u32::MAX);
-        self.messages.retain_in(r.clone(), |_, _| false).map_err(db_err)?;
-        self.summaries.retain_in(r.clone(), |_, _| false).map_err(db_err)?;
+        self.messages
+            .retain_in(r.clone(), |_, _| false)
+            .map_err(db_err)?;
+        self.summaries
+            .retain_in(r.clone(), |_, _| false)
+            .map_err(db_err)?;
         self.search_index
             .retain_in(r.clone(), |_, _| false)
             .map_err(db_err)?;
-        self.unseen.retain_in(r.clone(), |_, _| false).map_err(db_err)?;
+        self.unseen
+            .retain_in(r.clone(), |_, _| false)
+            .map_err(db_err)?;
         self.deleted.retain_in(r, |_, _| false).map_err(db_err)?;
         let r4 = (u, m, 0, 0)..=(u, m, u64::MAX, u32::MAX);
         self.by_modseq
@@ -531,7 +543,11 @@ impl<'t> W<'t> {
         remove_source: bool,
     ) -> MetaResult<(u32, Vec<(Uid, Uid)>)> {
         let mut srow = self.mbox(u, src)?;
-        let mut drow = if src == dst { None } else { Some(self.mbox(u, dst)?) };
+        let mut drow = if src == dst {
+            None
+        } else {
+            Some(self.mbox(u, dst)?)
+        };
         let msgs = read_msgs_in(&self.messages, u, src, set)?;
         let validity = drow.as_ref().map_or(srow.uid_validity, |d| d.uid_validity);
         if msgs.is_empty() {
@@ -558,7 +574,7 @@ impl<'t> W<'t> {
                 modseq: dmodseq,
                 ..msg
             };
-            self.insert_msg(u, dst, d, new_uid, &copy, &summary, &index)?;
+            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index))?;
             mapping.push((Uid(uid), Uid(new_uid)));
         }
         self.put_mbox(u, src, &srow)?;
@@ -606,8 +622,7 @@ impl R {
     }
 
     fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
-        read_mbox(&self.mailboxes, u, m)?
-            .ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
+        read_mbox(&self.mailboxes, u, m)?.ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
     }
 
     fn id_by_name(&self, u: u64, name: &str) -> MetaResult<u64> {
@@ -707,7 +722,8 @@ impl EmbeddedStore {
             .read(move |r| Ok(read_mbox_id(&r.mailbox_names, u, INBOX)?.is_some()))
             .await?;
         if !exists {
-            self.write(move |w| w.id_by_name(u, INBOX).map(|_| ())).await?;
+            self.write(move |w| w.id_by_name(u, INBOX).map(|_| ()))
+                .await?;
         }
         Ok(())
     }
@@ -720,11 +736,7 @@ impl MailStore for EmbeddedStore {
         let u = user.0;
         self.read(move |r| {
             let mut out = Vec::new();
-            for item in r
-                .mailboxes
-                .range((u, 0)..=(u, u64::MAX))
-                .map_err(db_err)?
-            {
+            for item in r.mailboxes.range((u, 0)..=(u, u64::MAX)).map_err(db_err)? {
                 let (k, v) = item.map_err(db_err)?;
                 let row: MboxRow = decode(v.value())?;
                 out.push(row.info(k.value().1));
@@ -851,9 +863,7 @@ impl MailStore for EmbeddedStore {
             }
             for (name, id) in &moving {
                 let target = names::renamed(name, &from, &to);
-                w.mailbox_names
-                    .remove((u, name.as_str()))
-                    .map_err(db_err)?;
+                w.mailbox_names.remove((u, name.as_str())).map_err(db_err)?;
                 w.mailbox_names
                     .insert((u, target.as_str()), *id)
                     .map_err(db_err)?;
@@ -945,7 +955,7 @@ impl MailStore for EmbeddedStore {
                         size: m.size,
                         blob: m.blob.clone(),
                     };
-                    w.insert_msg(u, id, &mut row, uid, &msg, &m.summary, index)?;
+                    w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index))?;
                     uids.push(Uid(uid));
                 }
                 w.put_mbox(u, id, &row)?;
@@ -1203,7 +1213,12 @@ impl AccountStore for EmbeddedStore {
             if w.user_names.get(name.as_str()).map_err(db_err)?.is_some() {
                 return Err(MetaError::AlreadyExists(format!("user {name}")));
             }
-            let id = w.meta.get("next_user_id").map_err(db_err)?.map_or(0, |g| g.value()) + 1;
+            let id = w
+                .meta
+                .get("next_user_id")
+                .map_err(db_err)?
+                .map_or(0, |g| g.value())
+                + 1;
             w.meta.insert("next_user_id", id).map_err(db_err)?;
             let row = UserRow {
                 name: name.clone(),
@@ -1226,11 +1241,13 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
-        let name = name.to_lowercase();
-        self.read(move |r| match r.user_names.get(name.as_str()).map_err(db_err)? {
-            Some(g) => r.user(g.value()),
-            None => Ok(None),
-        })
+        let name = name.trim().to_lowercase();
+        self.read(
+            move |r| match r.user_names.get(name.as_str()).map_err(db_err)? {
+                Some(g) => r.user(g.value()),
+                None => Ok(None),
+            },
+        )
         .await
     }
 

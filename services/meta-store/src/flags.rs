@@ -20,9 +20,8 @@ pub(crate) fn normalize(flags: &[String]) -> MetaResult<Vec<String>> {
                 || c.is_whitespace()
                 || matches!(c, '(' | ')' | '{' | '%' | '*' | '"' | ']')
         };
-        let valid = !f.is_empty()
-            && !f.chars().any(bad_char)
-            && (is_system_flag(&f) || !f.contains('\\'));
+        let valid =
+            !f.is_empty() && !f.chars().any(bad_char) && (is_system_flag(&f) || !f.contains('\\'));
         if !valid {
             return Err(MetaError::Invalid(format!("invalid flag {f:?}")));
         }
@@ -86,7 +85,10 @@ mod tests {
             apply(&cur, FlagOp::Add, &v(&["$b"])),
             Some(v(&["\\Seen", "$A", "$b"]))
         );
-        assert_eq!(apply(&cur, FlagOp::Remove, &v(&["$a"])), Some(v(&["\\Seen"])));
+        assert_eq!(
+            apply(&cur, FlagOp::Remove, &v(&["$a"])),
+            Some(v(&["\\Seen"]))
+        );
         assert_eq!(apply(&cur, FlagOp::Remove, &v(&["$c"])), None);
         assert_eq!(apply(&cur, FlagOp::Replace, &v(&["$A", "\\Seen"])), None);
         assert_eq!(apply(&cur, FlagOp::Replace, &v(&[])), Some(vec![]));

@@ -9,7 +9,8 @@
 //!   layout.
 //!
 //! [`conformance`] is the behaviour both must show (and any other `MailStore`, e.g. a gRPC client,
-//! can be run against it); [`search`] is the SEARCH evaluator both backends share.
+//! can be run against it); [`search`] is the SEARCH evaluator both backends share. With the
+//! `testing` feature, `testing::RedisServer` spawns a real `redis-server` for tests.
 
 mod flags;
 mod names;
@@ -22,7 +23,7 @@ pub mod search;
 pub mod testing;
 
 pub use embedded::EmbeddedStore;
-
+pub use redis_store::RedisStore;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 use yubin_meta_api::UidValidity;

@@ -55,7 +55,10 @@ async fn survives_reopen() {
     let (user, mbox, validity) = {
         let store = EmbeddedStore::open(&path).await.expect("open");
         let user = store.create_user("Persist", "hash").await.expect("user");
-        store.create_mailbox(user.id, "Kept", None).await.expect("create");
+        store
+            .create_mailbox(user.id, "Kept", None)
+            .await
+            .expect("create");
         let r = store
             .append(
                 user.id,
@@ -77,10 +80,17 @@ async fn survives_reopen() {
         (user.id, r.mailbox, r.uid_validity)
     };
     let store = EmbeddedStore::open(&path).await.expect("reopen");
-    let rec = store.user_by_name("persist").await.expect("lookup").expect("user kept");
+    let rec = store
+        .user_by_name("persist")
+        .await
+        .expect("lookup")
+        .expect("user kept");
     assert_eq!(rec.id, user);
     let st = store.mailbox_status(user, "Kept").await.expect("status");
-    assert_eq!((st.id, st.uid_validity, st.exists, st.unseen), (mbox, validity, 1, 0));
+    assert_eq!(
+        (st.id, st.uid_validity, st.exists, st.unseen),
+        (mbox, validity, 1, 0)
+    );
     let f = store
         .fetch(user, mbox, &UidSet::from_ranges([(1, u32::MAX)]), true)
         .await

@@ -178,7 +178,11 @@ async fn require_token(
     if ok {
         next.run(request).await
     } else {
-        ApiError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token".into()).into_response()
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        )
+        .into_response()
     }
 }
 
@@ -282,31 +286,31 @@ pub enum AdminClientError {
 #[derive(Debug, Clone)]
 pub struct AdminClient {
     http: reqwest::Client,
-    base: reqwest::Url,
+    base: String,
     token: Option<String>,
 }
 
 impl AdminClient {
     /// A client of the admin API at `base_url` (e.g. `http://127.0.0.1:8080`), sending `token`
-    /// as bearer token when given.
-    pub fn new(base_url: &str, token: Option<String>) -> Result<AdminClient, AdminClientError> {
-        let base = reqwest::Url::parse(base_url)
-            .map_err(|_| AdminClientError::BadUrl(base_url.to_string()))?;
-        if base.cannot_be_a_base() {
-            return Err(AdminClientError::BadUrl(base_url.to_string()));
-        }
-        Ok(AdminClient {
+    /// as bearer token when given (an empty token counts as none). A malformed URL is reported
+    /// by the first request, as [`AdminClientError::BadUrl`].
+    pub fn new(base_url: &str, token: Option<String>) -> AdminClient {
+        AdminClient {
             http: reqwest::Client::new(),
-            base,
+            base: base_url.to_string(),
             token: token.filter(|t| !t.is_empty()),
-        })
+        }
     }
 
     /// `base/v1/users/<segments>`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<reqwest::Url, AdminClientError> {
-        let mut url = self.base.clone();
+        let bad = || AdminClientError::BadUrl(self.base.clone());
+        let mut url = reqwest::Url::parse(&self.base).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad());
+        }
         url.path_segments_mut()
-            .map_err(|_| AdminClientError::BadUrl(self.base.to_string()))?
+            .map_err(|_| bad())?
             .pop_if_empty()
             .extend(["v1", "users"])
             .extend(segments);
@@ -380,7 +384,14 @@ mod tests {
 
     #[test]
     fn user_names() {
-        for ok in ["a", "demo", "user@example.org", "a.b-c_d", "0", &"x".repeat(64)] {
+        for ok in [
+            "a",
+            "demo",
+            "user@example.org",
+            "a.b-c_d",
+            "0",
+            &"x".repeat(64),
+        ] {
             assert!(is_valid_user_name(ok), "{ok}");
         }
         for bad in ["", "Demo", "a b", "a/b", "ü", "a:b", &"x".repeat(65), "a\n"] {
@@ -390,13 +401,19 @@ mod tests {
 
     #[test]
     fn client_urls_are_encoded() {
-        let c = AdminClient::new("http://127.0.0.1:8080", None).unwrap();
+        let c = AdminClient::new("http://127.0.0.1:8080", None);
         assert_eq!(
             c.url(&["a b", "password"]).unwrap().as_str(),
             "http://127.0.0.1:8080/v1/users/a%20b/password"
         );
-        let c = AdminClient::new("http://h/admin/", None).unwrap();
+        let c = AdminClient::new("http://h/admin/", None);
         assert_eq!(c.url(&[]).unwrap().as_str(), "http://h/admin/v1/users");
-        assert!(AdminClient::new("not a url", None).is_err());
+        for bad in ["not a url", "mailto:a@b", "127.0.0.1:8080"] {
+            let c = AdminClient::new(bad, None);
+            assert!(
+                matches!(c.url(&[]), Err(AdminClientError::BadUrl(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -113,6 +114,10 @@ pub struct AuthConfig {
     pub failure_window: Duration,
     /// Most login names whose failures are tracked at once.
     pub throttle_capacity: usize,
+    /// Most Argon2 verifications running at once. Each holds its memory cost (19 MiB by
+    /// default) for its duration, so a storm of wrong passwords must queue rather than fan out
+    /// over every blocking thread tokio would start.
+    pub max_concurrent_verifications: usize,
 }
 
 impl Default for AuthConfig {
@@ -123,6 +128,9 @@ impl Default for AuthConfig {
             max_failures: 10,
             failure_window: Duration::from_secs(5 * 60),
             throttle_capacity: 100_000,
+            max_concurrent_verifications: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
         }
     }
 }
@@ -167,7 +175,11 @@ impl SuccessCache {
         if self.ttl.is_zero() || self.capacity == 0 {
             return;
         }
-        while self.order.front().is_some_and(|&(_, expires)| expires <= now) {
+        while self
+            .order
+            .front()
+            .is_some_and(|&(_, expires)| expires <= now)
+        {
             self.pop_oldest();
         }
         while !self.order.is_empty()
@@ -244,9 +256,10 @@ impl Throttle {
 pub struct PasswordAuthenticator {
     accounts: Arc<dyn AccountStore>,
     /// Per-process key of the cache's HMAC: cache keys mean nothing outside this process.
-    secret: [u8; 32],
+    secret: [u8; 64],
     cache: Mutex<SuccessCache>,
     throttle: Mutex<Throttle>,
+    verifying: tokio::sync::Semaphore,
     verifications: AtomicU64,
 }
 
@@ -255,8 +268,11 @@ impl PasswordAuthenticator {
         PasswordAuthenticator::with_config(accounts, AuthConfig::default())
     }
 
-    pub fn with_config(accounts: Arc<dyn AccountStore>, config: AuthConfig) -> PasswordAuthenticator {
-        let mut secret = [0u8; 32];
+    pub fn with_config(
+        accounts: Arc<dyn AccountStore>,
+        config: AuthConfig,
+    ) -> PasswordAuthenticator {
+        let mut secret = [0u8; 64];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         PasswordAuthenticator {
             accounts,
@@ -268,6 +284,7 @@ impl PasswordAuthenticator {
                 capacity: config.throttle_capacity,
                 failures: HashMap::new(),
             }),
+            verifying: tokio::sync::Semaphore::new(config.max_concurrent_verifications.max(1)),
             verifications: AtomicU64::new(0),
         }
     }
@@ -280,8 +297,8 @@ impl PasswordAuthenticator {
 
     fn cache_key(&self, name: &str, password: &str, stored_hash: &str) -> CacheKey {
         // Length prefixes keep ("ab","c") and ("a","bc") apart.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("hmac accepts keys of any length"));
+        // A key of exactly one SHA-256 block: HMAC uses it as is, and construction cannot fail.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new(&self.secret.into());
         for part in [name, password, stored_hash] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
@@ -300,6 +317,11 @@ impl PasswordAuthenticator {
 
     /// Runs Argon2 on a blocking thread so the verification does not stall the async workers.
     async fn verify(&self, password: &str, phc: String) -> MetaResult<bool> {
+        let _permit = self
+            .verifying
+            .acquire()
+            .await
+            .map_err(|_| MetaError::Internal("verification semaphore closed".into()))?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let password = password.to_string();
         tokio::task::spawn_blocking(move || verify_password(&password, &phc))
@@ -307,11 +329,11 @@ impl PasswordAuthenticator {
             .map_err(|e| MetaError::Internal(format!("password verification task failed: {e}")))?
             .map_err(MetaError::from)
     }
+}
 
-    fn fail(&self, name: &str) -> MetaError {
-        self.lock_throttle().record_failure(name, Instant::now());
-        MetaError::AuthenticationFailed
-    }
+/// Counts one login attempt by how it ended: `verified` and `cached` succeeded, the rest failed.
+fn outcome(result: &'static str) {
+    metrics::counter!("yubin_auth_attempts_total", "result" => result).increment(1);
 }
 
 /// A hash of a password nobody has, verified for unknown or disabled accounts so that their
@@ -336,42 +358,56 @@ impl Authenticator for PasswordAuthenticator {
         }
         if self.lock_throttle().is_locked(&name, Instant::now()) {
             tracing::info!(user = %name, "login refused: too many failures");
+            outcome("throttled");
             return Err(MetaError::AuthenticationFailed);
         }
 
-        let record = match self.accounts.user_by_name(&name).await? {
-            Some(record) if !record.disabled => record,
-            _ => {
-                let decoy = tokio::task::spawn_blocking(decoy_hash)
-                    .await
-                    .ok()
-                    .flatten();
-                if let Some(decoy) = decoy {
-                    // The outcome is irrelevant; only the time spent matters.
-                    let _ = self.verify(password, decoy.to_string()).await;
-                }
-                return Err(self.fail(&name));
+        let record = self
+            .accounts
+            .user_by_name(&name)
+            .await?
+            .filter(|r| !r.disabled);
+        if let Some(r) = &record {
+            let key = self.cache_key(&name, password, &r.password_hash);
+            if self.lock_cache().get(&key, Instant::now()) == Some(r.id) {
+                self.lock_throttle().record_success(&name);
+                outcome("cached");
+                return Ok(r.id);
             }
-        };
-
-        let key = self.cache_key(&name, password, &record.password_hash);
-        if self.lock_cache().get(&key, Instant::now()) == Some(record.id) {
-            self.lock_throttle().record_success(&name);
-            return Ok(record.id);
         }
+
+        // Counted as a failure before verifying and forgiven on success, so that a burst of
+        // parallel guesses is throttled as it arrives rather than after its verifications end.
+        self.lock_throttle().record_failure(&name, Instant::now());
+
+        let Some(record) = record else {
+            let decoy = tokio::task::spawn_blocking(decoy_hash).await.ok().flatten();
+            if let Some(decoy) = decoy {
+                // The outcome is irrelevant; only the time spent matters.
+                let _ = self.verify(password, decoy.to_string()).await;
+            }
+            outcome("unknown_user");
+            return Err(MetaError::AuthenticationFailed);
+        };
 
         match self.verify(password, record.password_hash.clone()).await {
             Ok(true) => {
+                let key = self.cache_key(&name, password, &record.password_hash);
                 self.lock_cache().insert(key, record.id, Instant::now());
                 self.lock_throttle().record_success(&name);
+                outcome("verified");
                 Ok(record.id)
             }
-            Ok(false) => Err(self.fail(&name)),
+            Ok(false) => {
+                outcome("wrong_password");
+                Err(MetaError::AuthenticationFailed)
+            }
             Err(err) => {
                 // A corrupt stored hash is an operator problem; the client only learns that the
                 // login failed.
                 tracing::error!(user = %name, error = %err, "cannot verify password");
-                Err(self.fail(&name))
+                outcome("error");
+                Err(MetaError::AuthenticationFailed)
             }
         }
     }
@@ -611,6 +647,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_parallel_burst_of_guesses_is_throttled_as_it_arrives() {
+        let config = AuthConfig {
+            max_failures: 3,
+            max_concurrent_verifications: 1,
+            ..AuthConfig::default()
+        };
+        let (accounts, auth) = setup(config);
+        accounts.add("alice", "pw", false);
+        let guesses = (0..20).map(|i| {
+            let auth = &auth;
+            async move { auth.authenticate("alice", &format!("guess{i}")).await }
+        });
+        let results = futures::future::join_all(guesses).await;
+        assert!(results.iter().all(|r| r.is_err()));
+        assert_eq!(auth.verification_count(), 3);
+    }
+
+    #[tokio::test]
     async fn success_resets_the_failure_count() {
         let config = AuthConfig {
             max_failures: 2,
@@ -676,8 +730,14 @@ mod tests {
     fn cache_keys_separate_fields() {
         let accounts = Arc::new(Accounts::default());
         let auth = PasswordAuthenticator::new(accounts);
-        assert_ne!(auth.cache_key("ab", "c", "h"), auth.cache_key("a", "bc", "h"));
-        assert_ne!(auth.cache_key("a", "b", "h1"), auth.cache_key("a", "b", "h2"));
+        assert_ne!(
+            auth.cache_key("ab", "c", "h"),
+            auth.cache_key("a", "bc", "h")
+        );
+        assert_ne!(
+            auth.cache_key("a", "b", "h1"),
+            auth.cache_key("a", "b", "h2")
+        );
         assert_eq!(auth.cache_key("a", "b", "h"), auth.cache_key("a", "b", "h"));
     }
 }

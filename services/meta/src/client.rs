@@ -1,18 +1,16 @@
 //! `MailStore` and `Authenticator` over gRPC: what the IMAP front-end and LMTP use to reach a
 //! remote `yubin meta`.
 
-use crate::convert::{
-    self, WireError, mailbox_info_from_pb, meta_from_status, records_from_pb,
-};
+use crate::convert::{self, WireError, mailbox_info_from_pb, meta_from_status, records_from_pb};
 use crate::pb::{self, meta_client::MetaClient};
-use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES};
+use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, code_label};
 use async_trait::async_trait;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use yubin_meta_api::{
-    AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp,
-    MailStore, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult,
-    ModSeq, NewMessage, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
+    AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp, MailStore,
+    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq,
+    NewMessage, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
 };
 
 /// How long a unary call may take before it fails as `Unavailable`; Watch has no such limit.
@@ -49,7 +47,8 @@ impl GrpcMetaClient {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             // Watch streams sit idle for long stretches; pinging them is what detects a dead
             // meta node so the front-end can re-watch elsewhere.
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            .http2_adaptive_window(true);
         Ok(GrpcMetaClient::from_channel(endpoint.connect_lazy()))
     }
 
@@ -81,7 +80,25 @@ impl GrpcMetaClient {
     }
 }
 
-fn call<T>(result: Result<tonic::Response<T>, tonic::Status>) -> MetaResult<T> {
+/// Runs one RPC, records its latency and outcome, and maps its status to a `MetaError`.
+async fn call<T>(
+    method: &'static str,
+    rpc: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> MetaResult<T> {
+    let start = Instant::now();
+    let result = rpc.await;
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    metrics::histogram!("yubin_grpc_client_duration_seconds", "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    metrics::counter!(
+        "yubin_grpc_client_requests_total",
+        "method" => method,
+        "code" => code_label(code)
+    )
+    .increment(1);
     result
         .map(tonic::Response::into_inner)
         .map_err(|status| meta_from_status(&status))
@@ -91,7 +108,7 @@ fn call<T>(result: Result<tonic::Response<T>, tonic::Status>) -> MetaResult<T> {
 impl MailStore for GrpcMetaClient {
     async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
         let req = self.request(pb::ListMailboxesRequest { user_id: user.0 });
-        let resp = call(self.client().list_mailboxes(req).await)?;
+        let resp = call("list_mailboxes", self.client().list_mailboxes(req)).await?;
         resp.mailboxes
             .into_iter()
             .map(|m| MailboxInfo::try_from(m).map_err(MetaError::from))
@@ -100,7 +117,11 @@ impl MailStore for GrpcMetaClient {
 
     async fn list_subscriptions(&self, user: UserId) -> MetaResult<Vec<String>> {
         let req = self.request(pb::ListSubscriptionsRequest { user_id: user.0 });
-        Ok(call(self.client().list_subscriptions(req).await)?.names)
+        Ok(
+            call("list_subscriptions", self.client().list_subscriptions(req))
+                .await?
+                .names,
+        )
     }
 
     async fn set_subscribed(&self, user: UserId, name: &str, subscribed: bool) -> MetaResult<()> {
@@ -109,7 +130,7 @@ impl MailStore for GrpcMetaClient {
             name: name.to_string(),
             subscribed,
         });
-        call(self.client().set_subscribed(req).await)?;
+        call("set_subscribed", self.client().set_subscribed(req)).await?;
         Ok(())
     }
 
@@ -124,7 +145,7 @@ impl MailStore for GrpcMetaClient {
             name: name.to_string(),
             special_use: convert::special_use_to_pb(special_use),
         });
-        let resp = call(self.client().create_mailbox(req).await)?;
+        let resp = call("create_mailbox", self.client().create_mailbox(req)).await?;
         Ok(mailbox_info_from_pb(resp.mailbox)?)
     }
 
@@ -133,7 +154,7 @@ impl MailStore for GrpcMetaClient {
             user_id: user.0,
             name: name.to_string(),
         });
-        call(self.client().delete_mailbox(req).await)?;
+        call("delete_mailbox", self.client().delete_mailbox(req)).await?;
         Ok(())
     }
 
@@ -143,7 +164,7 @@ impl MailStore for GrpcMetaClient {
             from: from.to_string(),
             to: to.to_string(),
         });
-        call(self.client().rename_mailbox(req).await)?;
+        call("rename_mailbox", self.client().rename_mailbox(req)).await?;
         Ok(())
     }
 
@@ -152,7 +173,7 @@ impl MailStore for GrpcMetaClient {
             user_id: user.0,
             name: name.to_string(),
         });
-        let resp = call(self.client().mailbox_status(req).await)?;
+        let resp = call("mailbox_status", self.client().mailbox_status(req)).await?;
         Ok(mailbox_info_from_pb(resp.mailbox)?)
     }
 
@@ -161,7 +182,7 @@ impl MailStore for GrpcMetaClient {
             user_id: user.0,
             name: name.to_string(),
         });
-        let resp = call(self.client().select(req).await)?;
+        let resp = call("select", self.client().select(req)).await?;
         let snapshot = resp
             .snapshot
             .ok_or_else(|| WireError("missing snapshot".into()))?;
@@ -179,7 +200,7 @@ impl MailStore for GrpcMetaClient {
             mailbox: mailbox.to_string(),
             messages: messages.into_iter().map(Into::into).collect(),
         });
-        Ok(call(self.client().append(req).await)?.into())
+        Ok(call("append", self.client().append(req)).await?.into())
     }
 
     async fn fetch(
@@ -195,7 +216,7 @@ impl MailStore for GrpcMetaClient {
             uids: Some(uids.into()),
             with_summary,
         });
-        let resp = call(self.client().fetch(req).await)?;
+        let resp = call("fetch", self.client().fetch(req)).await?;
         Ok(records_from_pb(resp.messages)?)
     }
 
@@ -216,7 +237,9 @@ impl MailStore for GrpcMetaClient {
             flags: flags.to_vec(),
             unchanged_since: unchanged_since.map(|m| m.0),
         });
-        Ok(call(self.client().store_flags(req).await)?.into())
+        Ok(call("store_flags", self.client().store_flags(req))
+            .await?
+            .into())
     }
 
     async fn copy_messages(
@@ -234,7 +257,9 @@ impl MailStore for GrpcMetaClient {
             destination: destination.to_string(),
             remove_source,
         });
-        Ok(call(self.client().copy_messages(req).await)?.into())
+        Ok(call("copy_messages", self.client().copy_messages(req))
+            .await?
+            .into())
     }
 
     async fn expunge(
@@ -249,7 +274,7 @@ impl MailStore for GrpcMetaClient {
             uids: uids.map(Into::into),
         });
         Ok(convert::uids_from_pb(
-            call(self.client().expunge(req).await)?.uids,
+            call("expunge", self.client().expunge(req)).await?.uids,
         ))
     }
 
@@ -265,7 +290,7 @@ impl MailStore for GrpcMetaClient {
             key: Some(key.into()),
         });
         Ok(convert::uids_from_pb(
-            call(self.client().search(req).await)?.uids,
+            call("search", self.client().search(req)).await?.uids,
         ))
     }
 
@@ -280,16 +305,15 @@ impl MailStore for GrpcMetaClient {
             mailbox_id: mailbox.0,
             since: since.0,
         });
-        Ok(Changes::try_from(
-            call(self.client().changes_since(req).await)?,
-        )?)
+        let resp = call("changes_since", self.client().changes_since(req)).await?;
+        Ok(Changes::try_from(resp)?)
     }
 
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
         // No timeout: the stream lives as long as the session watches. The call returns once
         // meta has subscribed, so every change made after it is hinted.
         let req = tonic::Request::new(pb::WatchRequest { user_id: user.0 });
-        let stream = call(self.client().watch(req).await)?;
+        let stream = call("watch", self.client().watch(req)).await?;
         let events = futures::stream::unfold(stream, |mut stream| async move {
             loop {
                 match stream.message().await {
@@ -317,7 +341,7 @@ impl Authenticator for GrpcMetaClient {
             name: name.to_string(),
             password: password.to_string(),
         });
-        let resp = call(self.client().authenticate(req).await)?;
+        let resp = call("authenticate", self.client().authenticate(req)).await?;
         Ok(convert::user_id(resp.user_id)?)
     }
 
@@ -325,7 +349,7 @@ impl Authenticator for GrpcMetaClient {
         let req = self.request(pb::LookupUserRequest {
             name: name.to_string(),
         });
-        let resp = call(self.client().lookup_user(req).await)?;
+        let resp = call("lookup_user", self.client().lookup_user(req)).await?;
         resp.user_id
             .map(|id| convert::user_id(id).map_err(MetaError::from))
             .transpose()

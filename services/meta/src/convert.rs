@@ -10,7 +10,6 @@
 //! transport or a proxy made up.
 
 use crate::pb;
-use bytes::Bytes;
 use tonic::{Code, Status};
 use yubin_meta_api::{
     AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, InternalDate,
@@ -78,9 +77,10 @@ pub fn status_from_meta(err: MetaError) -> Status {
         MetaError::AuthenticationFailed => "authentication failed".to_string(),
     };
     let mut status = Status::new(code, message);
-    status
-        .metadata_mut()
-        .insert(ERROR_KIND_KEY, tonic::metadata::MetadataValue::from_static(kind));
+    status.metadata_mut().insert(
+        ERROR_KIND_KEY,
+        tonic::metadata::MetadataValue::from_static(kind),
+    );
     status
 }
 
@@ -414,7 +414,7 @@ impl TryFrom<pb::MessageRecord> for MessageRecord {
             internal_date: required(m.internal_date, "internal_date")?.into(),
             size: m.size,
             blob: BlobKey(m.blob),
-            summary: m.summary.map(Bytes::from),
+            summary: m.summary,
         })
     }
 }
@@ -488,9 +488,10 @@ impl TryFrom<pb::SearchKey> for SearchKey {
 
     fn try_from(key: pb::SearchKey) -> Result<SearchKey, WireError> {
         use pb::search_key::Key;
-        let boxed = |k: Option<Box<pb::SearchKey>>, field: &str| -> Result<Box<SearchKey>, WireError> {
-            Ok(Box::new(SearchKey::try_from(*required(k, field)?)?))
-        };
+        let boxed =
+            |k: Option<Box<pb::SearchKey>>, field: &str| -> Result<Box<SearchKey>, WireError> {
+                Ok(Box::new(SearchKey::try_from(*required(k, field)?)?))
+            };
         Ok(match required(key.key, "search key")? {
             Key::All(_) => SearchKey::All,
             Key::Uids(set) => SearchKey::Uids(set.into()),
@@ -637,6 +638,7 @@ impl TryFrom<pb::ChangesSinceResponse> for Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn all_errors() -> Vec<MetaError> {
         vec![
@@ -735,10 +737,12 @@ mod tests {
     fn search_key_without_key_or_operand_is_refused() {
         assert!(SearchKey::try_from(pb::SearchKey { key: None }).is_err());
         let half_or = pb::SearchKey {
-            key: Some(pb::search_key::Key::Or(Box::new(pb::search_key::SearchOr {
-                left: Some(Box::new((&SearchKey::All).into())),
-                right: None,
-            }))),
+            key: Some(pb::search_key::Key::Or(Box::new(
+                pb::search_key::SearchOr {
+                    left: Some(Box::new((&SearchKey::All).into())),
+                    right: None,
+                },
+            ))),
         };
         assert!(SearchKey::try_from(half_or).is_err());
     }
@@ -762,7 +766,10 @@ mod tests {
             SpecialUse::Sent,
             SpecialUse::Trash,
         ] {
-            assert_eq!(special_use_from_pb(special_use_to_pb(Some(su))), Ok(Some(su)));
+            assert_eq!(
+                special_use_from_pb(special_use_to_pb(Some(su))),
+                Ok(Some(su))
+            );
         }
     }
 

@@ -6,9 +6,9 @@ use crate::pb::{self, meta_server::MetaServer};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 use yubin_meta_api::{Authenticator, MailStore, NewMessage, SearchKey, UidSet};
 
 /// The largest message either side of the metadata contract accepts. Tonic's default of 4 MiB is
@@ -20,6 +20,11 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// dead node is noticed and its Watch streams are dropped.
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Concurrent calls on one connection. A front-end multiplexes every session onto one HTTP/2
+/// connection, and each user with an idle session holds a Watch stream open, so hyper's default
+/// of 200 would make calls queue behind idle streams.
+const MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// Errors of [`serve_grpc`].
 #[derive(Debug, thiserror::Error)]
@@ -77,19 +82,84 @@ pub async fn serve_grpc(
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        // Large FETCH answers should not be paced by the 64 KiB default flow-control window.
+        .http2_adaptive_window(Some(true))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
     Ok(())
 }
 
-fn meta<T>(result: yubin_meta_api::MetaResult<T>) -> Result<T, Status> {
+/// A store answer as the RPC's answer; store bugs are logged here, where the request is known.
+fn answer<T>(result: yubin_meta_api::MetaResult<T>) -> Result<T, Status> {
     result.map_err(|err| {
         if matches!(err, yubin_meta_api::MetaError::Internal(_)) {
             tracing::error!(error = %err, "metadata store failed");
         }
         status_from_meta(err)
     })
+}
+
+/// Records the latency and outcome of one RPC.
+async fn observed<T>(
+    method: &'static str,
+    call: impl Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    let start = Instant::now();
+    let result = call.await;
+    let code = match &result {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    };
+    metrics::histogram!("yubin_grpc_server_duration_seconds", "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    metrics::counter!(
+        "yubin_grpc_server_requests_total",
+        "method" => method,
+        "code" => code_label(code)
+    )
+    .increment(1);
+    result
+}
+
+/// The gRPC status code as a metric label (the canonical upper-snake names).
+pub(crate) fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Counts open Watch streams (`yubin_grpc_watch_streams`) for as long as it lives in one.
+struct OpenWatch;
+
+impl OpenWatch {
+    fn new() -> OpenWatch {
+        metrics::gauge!("yubin_grpc_watch_streams").increment(1.0);
+        OpenWatch
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        metrics::gauge!("yubin_grpc_watch_streams").decrement(1.0);
+    }
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::ChangeEvent, Status>> + Send + 'static>>;
@@ -100,259 +170,310 @@ impl pb::meta_server::Meta for MetaGrpc {
         &self,
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
-        let req = request.into_inner();
-        let user = meta(self.auth.authenticate(&req.name, &req.password).await)?;
-        Ok(Response::new(pb::AuthenticateResponse { user_id: user.0 }))
+        observed("authenticate", async move {
+            let req = request.into_inner();
+            let user = answer(self.auth.authenticate(&req.name, &req.password).await)?;
+            Ok(Response::new(pb::AuthenticateResponse { user_id: user.0 }))
+        })
+        .await
     }
 
     async fn lookup_user(
         &self,
         request: Request<pb::LookupUserRequest>,
     ) -> Result<Response<pb::LookupUserResponse>, Status> {
-        let req = request.into_inner();
-        let user = meta(self.auth.lookup(&req.name).await)?;
-        Ok(Response::new(pb::LookupUserResponse {
-            user_id: user.map(|u| u.0),
-        }))
+        observed("lookup_user", async move {
+            let req = request.into_inner();
+            let user = answer(self.auth.lookup(&req.name).await)?;
+            Ok(Response::new(pb::LookupUserResponse {
+                user_id: user.map(|u| u.0),
+            }))
+        })
+        .await
     }
 
     async fn list_mailboxes(
         &self,
         request: Request<pb::ListMailboxesRequest>,
     ) -> Result<Response<pb::ListMailboxesResponse>, Status> {
-        let req = request.into_inner();
-        let boxes = meta(self.mail.list_mailboxes(user_id(req.user_id)?).await)?;
-        Ok(Response::new(pb::ListMailboxesResponse {
-            mailboxes: boxes.into_iter().map(Into::into).collect(),
-        }))
+        observed("list_mailboxes", async move {
+            let req = request.into_inner();
+            let boxes = answer(self.mail.list_mailboxes(user_id(req.user_id)?).await)?;
+            Ok(Response::new(pb::ListMailboxesResponse {
+                mailboxes: boxes.into_iter().map(Into::into).collect(),
+            }))
+        })
+        .await
     }
 
     async fn list_subscriptions(
         &self,
         request: Request<pb::ListSubscriptionsRequest>,
     ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
-        let req = request.into_inner();
-        let names = meta(self.mail.list_subscriptions(user_id(req.user_id)?).await)?;
-        Ok(Response::new(pb::ListSubscriptionsResponse { names }))
+        observed("list_subscriptions", async move {
+            let req = request.into_inner();
+            let names = answer(self.mail.list_subscriptions(user_id(req.user_id)?).await)?;
+            Ok(Response::new(pb::ListSubscriptionsResponse { names }))
+        })
+        .await
     }
 
     async fn set_subscribed(
         &self,
         request: Request<pb::SetSubscribedRequest>,
     ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        meta(
-            self.mail
-                .set_subscribed(user, &req.name, req.subscribed)
-                .await,
-        )?;
-        Ok(Response::new(pb::SetSubscribedResponse {}))
+        observed("set_subscribed", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            answer(
+                self.mail
+                    .set_subscribed(user, &req.name, req.subscribed)
+                    .await,
+            )?;
+            Ok(Response::new(pb::SetSubscribedResponse {}))
+        })
+        .await
     }
 
     async fn create_mailbox(
         &self,
         request: Request<pb::CreateMailboxRequest>,
     ) -> Result<Response<pb::CreateMailboxResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let special_use = convert::special_use_from_pb(req.special_use)?;
-        let info = meta(self.mail.create_mailbox(user, &req.name, special_use).await)?;
-        Ok(Response::new(pb::CreateMailboxResponse {
-            mailbox: Some(info.into()),
-        }))
+        observed("create_mailbox", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let special_use = convert::special_use_from_pb(req.special_use)?;
+            let info = answer(self.mail.create_mailbox(user, &req.name, special_use).await)?;
+            Ok(Response::new(pb::CreateMailboxResponse {
+                mailbox: Some(info.into()),
+            }))
+        })
+        .await
     }
 
     async fn delete_mailbox(
         &self,
         request: Request<pb::DeleteMailboxRequest>,
     ) -> Result<Response<pb::DeleteMailboxResponse>, Status> {
-        let req = request.into_inner();
-        meta(
-            self.mail
-                .delete_mailbox(user_id(req.user_id)?, &req.name)
-                .await,
-        )?;
-        Ok(Response::new(pb::DeleteMailboxResponse {}))
+        observed("delete_mailbox", async move {
+            let req = request.into_inner();
+            answer(
+                self.mail
+                    .delete_mailbox(user_id(req.user_id)?, &req.name)
+                    .await,
+            )?;
+            Ok(Response::new(pb::DeleteMailboxResponse {}))
+        })
+        .await
     }
 
     async fn rename_mailbox(
         &self,
         request: Request<pb::RenameMailboxRequest>,
     ) -> Result<Response<pb::RenameMailboxResponse>, Status> {
-        let req = request.into_inner();
-        meta(
-            self.mail
-                .rename_mailbox(user_id(req.user_id)?, &req.from, &req.to)
-                .await,
-        )?;
-        Ok(Response::new(pb::RenameMailboxResponse {}))
+        observed("rename_mailbox", async move {
+            let req = request.into_inner();
+            answer(
+                self.mail
+                    .rename_mailbox(user_id(req.user_id)?, &req.from, &req.to)
+                    .await,
+            )?;
+            Ok(Response::new(pb::RenameMailboxResponse {}))
+        })
+        .await
     }
 
     async fn mailbox_status(
         &self,
         request: Request<pb::MailboxStatusRequest>,
     ) -> Result<Response<pb::MailboxStatusResponse>, Status> {
-        let req = request.into_inner();
-        let info = meta(
-            self.mail
-                .mailbox_status(user_id(req.user_id)?, &req.name)
-                .await,
-        )?;
-        Ok(Response::new(pb::MailboxStatusResponse {
-            mailbox: Some(info.into()),
-        }))
+        observed("mailbox_status", async move {
+            let req = request.into_inner();
+            let info = answer(
+                self.mail
+                    .mailbox_status(user_id(req.user_id)?, &req.name)
+                    .await,
+            )?;
+            Ok(Response::new(pb::MailboxStatusResponse {
+                mailbox: Some(info.into()),
+            }))
+        })
+        .await
     }
 
     async fn select(
         &self,
         request: Request<pb::SelectRequest>,
     ) -> Result<Response<pb::SelectResponse>, Status> {
-        let req = request.into_inner();
-        let snapshot = meta(self.mail.select(user_id(req.user_id)?, &req.name).await)?;
-        Ok(Response::new(pb::SelectResponse {
-            snapshot: Some(snapshot.into()),
-        }))
+        observed("select", async move {
+            let req = request.into_inner();
+            let snapshot = answer(self.mail.select(user_id(req.user_id)?, &req.name).await)?;
+            Ok(Response::new(pb::SelectResponse {
+                snapshot: Some(snapshot.into()),
+            }))
+        })
+        .await
     }
 
     async fn append(
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let messages = req
-            .messages
-            .into_iter()
-            .map(NewMessage::try_from)
-            .collect::<Result<Vec<_>, WireError>>()?;
-        let result = meta(self.mail.append(user, &req.mailbox, messages).await)?;
-        Ok(Response::new(result.into()))
+        observed("append", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let messages = req
+                .messages
+                .into_iter()
+                .map(NewMessage::try_from)
+                .collect::<Result<Vec<_>, WireError>>()?;
+            let result = answer(self.mail.append(user, &req.mailbox, messages).await)?;
+            Ok(Response::new(result.into()))
+        })
+        .await
     }
 
     async fn fetch(
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let uids = uid_set_from_pb(req.uids, "uids")?;
-        let records = meta(
-            self.mail
-                .fetch(
-                    user,
-                    yubin_meta_api::MailboxId(req.mailbox_id),
-                    &uids,
-                    req.with_summary,
-                )
-                .await,
-        )?;
-        Ok(Response::new(pb::FetchResponse {
-            messages: records.into_iter().map(Into::into).collect(),
-        }))
+        observed("fetch", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let uids = uid_set_from_pb(req.uids, "uids")?;
+            let records = answer(
+                self.mail
+                    .fetch(
+                        user,
+                        yubin_meta_api::MailboxId(req.mailbox_id),
+                        &uids,
+                        req.with_summary,
+                    )
+                    .await,
+            )?;
+            Ok(Response::new(pb::FetchResponse {
+                messages: records.into_iter().map(Into::into).collect(),
+            }))
+        })
+        .await
     }
 
     async fn store_flags(
         &self,
         request: Request<pb::StoreFlagsRequest>,
     ) -> Result<Response<pb::StoreFlagsResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let uids = uid_set_from_pb(req.uids, "uids")?;
-        let op = convert::flag_op_from_pb(req.op)?;
-        let result = meta(
-            self.mail
-                .store_flags(
-                    user,
-                    yubin_meta_api::MailboxId(req.mailbox_id),
-                    &uids,
-                    op,
-                    &req.flags,
-                    req.unchanged_since.map(yubin_meta_api::ModSeq),
-                )
-                .await,
-        )?;
-        Ok(Response::new(result.into()))
+        observed("store_flags", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let uids = uid_set_from_pb(req.uids, "uids")?;
+            let op = convert::flag_op_from_pb(req.op)?;
+            let result = answer(
+                self.mail
+                    .store_flags(
+                        user,
+                        yubin_meta_api::MailboxId(req.mailbox_id),
+                        &uids,
+                        op,
+                        &req.flags,
+                        req.unchanged_since.map(yubin_meta_api::ModSeq),
+                    )
+                    .await,
+            )?;
+            Ok(Response::new(result.into()))
+        })
+        .await
     }
 
     async fn copy_messages(
         &self,
         request: Request<pb::CopyMessagesRequest>,
     ) -> Result<Response<pb::CopyMessagesResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let uids = uid_set_from_pb(req.uids, "uids")?;
-        let result = meta(
-            self.mail
-                .copy_messages(
-                    user,
-                    yubin_meta_api::MailboxId(req.source_mailbox_id),
-                    &uids,
-                    &req.destination,
-                    req.remove_source,
-                )
-                .await,
-        )?;
-        Ok(Response::new(result.into()))
+        observed("copy_messages", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let uids = uid_set_from_pb(req.uids, "uids")?;
+            let result = answer(
+                self.mail
+                    .copy_messages(
+                        user,
+                        yubin_meta_api::MailboxId(req.source_mailbox_id),
+                        &uids,
+                        &req.destination,
+                        req.remove_source,
+                    )
+                    .await,
+            )?;
+            Ok(Response::new(result.into()))
+        })
+        .await
     }
 
     async fn expunge(
         &self,
         request: Request<pb::ExpungeRequest>,
     ) -> Result<Response<pb::ExpungeResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let uids: Option<UidSet> = req.uids.map(Into::into);
-        let expunged = meta(
-            self.mail
-                .expunge(
-                    user,
-                    yubin_meta_api::MailboxId(req.mailbox_id),
-                    uids.as_ref(),
-                )
-                .await,
-        )?;
-        Ok(Response::new(pb::ExpungeResponse {
-            uids: convert::uids_to_pb(&expunged),
-        }))
+        observed("expunge", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let uids: Option<UidSet> = req.uids.map(Into::into);
+            let expunged = answer(
+                self.mail
+                    .expunge(
+                        user,
+                        yubin_meta_api::MailboxId(req.mailbox_id),
+                        uids.as_ref(),
+                    )
+                    .await,
+            )?;
+            Ok(Response::new(pb::ExpungeResponse {
+                uids: convert::uids_to_pb(&expunged),
+            }))
+        })
+        .await
     }
 
     async fn search(
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let key = SearchKey::try_from(
-            req.key
-                .ok_or_else(|| WireError("missing search key".into()))?,
-        )?;
-        let uids = meta(
-            self.mail
-                .search(user, yubin_meta_api::MailboxId(req.mailbox_id), &key)
-                .await,
-        )?;
-        Ok(Response::new(pb::SearchResponse {
-            uids: convert::uids_to_pb(&uids),
-        }))
+        observed("search", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let key = SearchKey::try_from(
+                req.key
+                    .ok_or_else(|| WireError("missing search key".into()))?,
+            )?;
+            let uids = answer(
+                self.mail
+                    .search(user, yubin_meta_api::MailboxId(req.mailbox_id), &key)
+                    .await,
+            )?;
+            Ok(Response::new(pb::SearchResponse {
+                uids: convert::uids_to_pb(&uids),
+            }))
+        })
+        .await
     }
 
     async fn changes_since(
         &self,
         request: Request<pb::ChangesSinceRequest>,
     ) -> Result<Response<pb::ChangesSinceResponse>, Status> {
-        let req = request.into_inner();
-        let user = user_id(req.user_id)?;
-        let changes = meta(
-            self.mail
-                .changes_since(
-                    user,
-                    yubin_meta_api::MailboxId(req.mailbox_id),
-                    yubin_meta_api::ModSeq(req.since),
-                )
-                .await,
-        )?;
-        Ok(Response::new(changes.into()))
+        observed("changes_since", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let changes = answer(
+                self.mail
+                    .changes_since(
+                        user,
+                        yubin_meta_api::MailboxId(req.mailbox_id),
+                        yubin_meta_api::ModSeq(req.since),
+                    )
+                    .await,
+            )?;
+            Ok(Response::new(changes.into()))
+        })
+        .await
     }
 
     type WatchStream = WatchStream;
@@ -361,18 +482,26 @@ impl pb::meta_server::Meta for MetaGrpc {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let user = user_id(request.into_inner().user_id)?;
-        // Subscribe before answering: once the client has the response headers, no change it
-        // makes afterwards can be missed by this stream.
-        let events = meta(self.mail.watch(user).await)?;
-        let stop = self.streams_stop.clone().cancelled_owned();
-        let stream = events
-            // A store bug must never leak another account's hints.
-            .filter(move |e| std::future::ready(e.user == user))
-            .map(|e| Ok(pb::ChangeEvent::from(e)))
-            .take_until(stop);
-        // Dropping the response stream (client gone, connection reset) drops the store's
-        // subscription with it.
-        Ok(Response::new(Box::pin(stream)))
+        observed("watch", async move {
+            let user = user_id(request.into_inner().user_id)?;
+            // Subscribe before answering: once the client has the response headers, no change it
+            // makes afterwards can be missed by this stream.
+            let events = answer(self.mail.watch(user).await)?;
+            let stop = self.streams_stop.clone().cancelled_owned();
+            let open = OpenWatch::new();
+            let stream = events
+                // A store bug must never leak another account's hints.
+                .filter(move |e| std::future::ready(e.user == user))
+                .map(move |e| {
+                    let _open = &open;
+                    Ok(pb::ChangeEvent::from(e))
+                })
+                .take_until(stop);
+            // Dropping the response stream (client gone, connection reset) drops the store's
+            // subscription with it.
+            let stream: WatchStream = Box::pin(stream);
+            Ok(Response::new(stream))
+        })
+        .await
     }
 }

@@ -50,7 +50,7 @@ async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
 #[tokio::test]
 async fn user_lifecycle_through_the_client() {
     let api = start(Some(TOKEN)).await;
-    let client = AdminClient::new(&api.base, Some(TOKEN.into())).unwrap();
+    let client = AdminClient::new(&api.base, Some(TOKEN.into()));
 
     let created = client.create_user("alice", "old password").await.unwrap();
     assert_eq!(created.name, "alice");
@@ -75,7 +75,9 @@ async fn user_lifecycle_through_the_client() {
 
     let auth = PasswordAuthenticator::new(api.accounts.clone());
     assert_eq!(
-        auth.authenticate("alice", "old password").await.map(|u| u.0),
+        auth.authenticate("alice", "old password")
+            .await
+            .map(|u| u.0),
         Ok(created.id)
     );
     client.set_password("alice", "new password").await.unwrap();
@@ -84,12 +86,17 @@ async fn user_lifecycle_through_the_client() {
         Err(MetaError::AuthenticationFailed)
     );
     assert_eq!(
-        auth.authenticate("alice", "new password").await.map(|u| u.0),
+        auth.authenticate("alice", "new password")
+            .await
+            .map(|u| u.0),
         Ok(created.id)
     );
 
     match client.create_user("alice", "again").await {
-        Err(AdminClientError::Api { status: 409, message }) => {
+        Err(AdminClientError::Api {
+            status: 409,
+            message,
+        }) => {
             assert!(message.contains("alice"), "{message}")
         }
         other => panic!("expected 409, got {other:?}"),
@@ -169,10 +176,7 @@ async fn token_is_required_and_checked() {
     let url = format!("{}/v1/users", api.base);
 
     let missing = api.http.get(&url).send().await.unwrap();
-    assert_eq!(
-        missing.headers().get("www-authenticate").unwrap(),
-        "Bearer"
-    );
+    assert_eq!(missing.headers().get("www-authenticate").unwrap(), "Bearer");
     assert_eq!(error_of(missing).await.0, StatusCode::UNAUTHORIZED);
 
     for header in [
@@ -219,12 +223,12 @@ async fn token_is_required_and_checked() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let client = AdminClient::new(&api.base, Some("wrong".into())).unwrap();
+    let client = AdminClient::new(&api.base, Some("wrong".into()));
     assert!(matches!(
         client.list_users().await,
         Err(AdminClientError::Api { status: 401, .. })
     ));
-    let client = AdminClient::new(&api.base, None).unwrap();
+    let client = AdminClient::new(&api.base, None);
     assert!(matches!(
         client.create_user("eve", "pw").await,
         Err(AdminClientError::Api { status: 401, .. })
@@ -234,12 +238,12 @@ async fn token_is_required_and_checked() {
 #[tokio::test]
 async fn no_token_means_open() {
     let api = start(None).await;
-    let client = AdminClient::new(&api.base, None).unwrap();
+    let client = AdminClient::new(&api.base, None);
     client.create_user("demo", "demo").await.unwrap();
     assert_eq!(client.list_users().await.unwrap().len(), 1);
     // An empty token is no token.
     let api = start(Some("")).await;
-    let client = AdminClient::new(&api.base, None).unwrap();
+    let client = AdminClient::new(&api.base, None);
     client.create_user("demo", "demo").await.unwrap();
 }
 
@@ -273,7 +277,6 @@ async fn bad_input_is_400_with_json_error() {
         ("{not json", "application/json"),
         (r#"{"name": "x"}"#, "application/json"),
         (r#"{"name": 5, "password": "pw"}"#, "application/json"),
-        (r#"["x", "pw"]"#, "application/json"),
         ("", "application/json"),
         (r#"{"name": "x", "password": "pw"}"#, "text/plain"),
         (r#"{"name": "x", "password": ""}"#, "application/json"),
@@ -298,7 +301,7 @@ async fn bad_input_is_400_with_json_error() {
     assert_eq!(error_of(response).await.0, StatusCode::BAD_REQUEST);
 
     let long_password = "p".repeat(yubin_meta::auth::MAX_PASSWORD_BYTES + 1);
-    let client = AdminClient::new(&api.base, Some(TOKEN.into())).unwrap();
+    let client = AdminClient::new(&api.base, Some(TOKEN.into()));
     assert!(matches!(
         client.set_password(&ok, &long_password).await,
         Err(AdminClientError::Api { status: 400, .. })
@@ -314,7 +317,7 @@ async fn client_reports_unreachable_api() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let client = AdminClient::new(&format!("http://{addr}"), None).unwrap();
+    let client = AdminClient::new(&format!("http://{addr}"), None);
     assert!(matches!(
         client.list_users().await,
         Err(AdminClientError::Http(_))

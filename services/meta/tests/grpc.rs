@@ -120,8 +120,16 @@ async fn every_rpc_round_trips_unchanged() {
     for op in [FlagOp::Add, FlagOp::Remove, FlagOp::Replace] {
         let flags = vec!["\\Seen".to_string(), "$Label1".to_string()];
         same!(h, store_flags(u, MailboxId(3), &set, op, &flags, None)).unwrap();
-        same!(h, store_flags(u, MailboxId(3), &set, op, &[], Some(ModSeq(0)))).unwrap();
-        same!(h, store_flags(u, MailboxId(3), &set, op, &flags, Some(ModSeq(u64::MAX)))).unwrap();
+        same!(
+            h,
+            store_flags(u, MailboxId(3), &set, op, &[], Some(ModSeq(0)))
+        )
+        .unwrap();
+        same!(
+            h,
+            store_flags(u, MailboxId(3), &set, op, &flags, Some(ModSeq(u64::MAX)))
+        )
+        .unwrap();
     }
     same!(h, copy_messages(u, MailboxId(3), &set, "Trash", false)).unwrap();
     same!(h, copy_messages(u, MailboxId(3), &set, "Trash", true)).unwrap();
@@ -145,8 +153,14 @@ async fn every_rpc_round_trips_unchanged() {
 async fn authentication_round_trips() {
     let h = harness().await;
     let client = &h.running.client;
-    assert_eq!(client.authenticate("alice", "wonderland").await, Ok(h.alice));
-    assert_eq!(client.authenticate("Alice", "wonderland").await, Ok(h.alice));
+    assert_eq!(
+        client.authenticate("alice", "wonderland").await,
+        Ok(h.alice)
+    );
+    assert_eq!(
+        client.authenticate("Alice", "wonderland").await,
+        Ok(h.alice)
+    );
     assert_eq!(
         client.authenticate("alice", "wrong").await,
         Err(MetaError::AuthenticationFailed)
@@ -292,10 +306,7 @@ async fn watch_delivers_events_of_the_user() {
         ChangeKind::Expunged,
         ChangeKind::MailboxList,
     ] {
-        h.served
-            .events
-            .send(ChangeEvent { kind, ..mine })
-            .unwrap();
+        h.served.events.send(ChangeEvent { kind, ..mine }).unwrap();
     }
     for kind in [
         ChangeKind::Appended,
@@ -311,7 +322,10 @@ async fn watch_delivers_events_of_the_user() {
 async fn wait_for(mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -336,7 +350,12 @@ async fn watch_ends_and_server_returns_on_shutdown() {
     assert!(served.unwrap().is_ok());
     assert_eq!(h.served.events.receiver_count(), 0);
     // Meta is gone: calls fail as retryable.
-    let err = h.running.client.list_mailboxes(UserId(7)).await.unwrap_err();
+    let err = h
+        .running
+        .client
+        .list_mailboxes(UserId(7))
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
 }
 
@@ -406,4 +425,21 @@ async fn large_responses_pass() {
         .unwrap();
     assert_eq!(records.len(), 60_000);
     assert_eq!(records[59_999].uid, Uid(60_000));
+}
+
+#[tokio::test]
+async fn many_open_watches_do_not_block_calls() {
+    // One front-end connection carries every session; idle Watch streams must not use up the
+    // connection's stream limit.
+    let h = harness().await;
+    let mut streams = Vec::new();
+    for i in 0..300 {
+        streams.push(h.running.client.watch(UserId(1 + i % 7)).await.unwrap());
+    }
+    let names = tokio::time::timeout(WAIT, h.running.client.list_subscriptions(UserId(7)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(names.len(), 2);
+    assert_eq!(h.served.events.receiver_count(), 300);
 }

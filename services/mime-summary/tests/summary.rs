@@ -638,3 +638,25 @@ fn body_text_is_capped() {
     assert!(idx.body_text.len() <= 64 * 1024);
     assert!(idx.body_text.len() > 60 * 1024);
 }
+
+#[test]
+fn digest_parts_default_to_message_rfc822() {
+    // RFC 2046 §5.1.5: in multipart/digest, a part without Content-Type is message/rfc822.
+    let raw = b"Subject: digest\r\nContent-Type: multipart/digest; boundary=d\r\n\r\n\
+        --d\r\n\r\nFrom: a@example.org\r\nSubject: one\r\n\r\nbody one\r\n\
+        --d--\r\n";
+    let (s, _) = summarize(raw);
+    check_invariants(raw, &s);
+    assert_eq!(
+        s.body(),
+        "((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 45 (NIL \"one\" \
+         ((NIL NIL \"a\" \"example.org\")) ((NIL NIL \"a\" \"example.org\")) \
+         ((NIL NIL \"a\" \"example.org\")) NIL NIL NIL NIL NIL) \
+         (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 8 1) 4) \"digest\")"
+    );
+    assert_eq!(
+        section(raw, &s, &[1], SectionWhat::Header),
+        b"From: a@example.org\r\nSubject: one\r\n\r\n"
+    );
+    assert_eq!(section(raw, &s, &[1, 1], SectionWhat::Full), b"body one");
+}

@@ -1,7 +1,7 @@
 //! DELETE (RFC 3501 §6.3.4).
 
 use crate::cmd::mailbox_arg;
-use crate::out::Reply;
+use crate::out::{Next, Reply};
 use crate::session::Session;
 
 pub(crate) async fn run(s: &mut Session, mailbox: &[u8]) -> Reply {
@@ -15,7 +15,17 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8]) -> Reply {
     if name == "INBOX" {
         return Reply::no("INBOX cannot be deleted").code("CANNOT");
     }
+    // Deleting the mailbox this session has selected ends the selection quietly; only other
+    // sessions get the BYE of a vanished mailbox. The extra lookup happens only when selected.
+    let deletes_selected = match s.selected_mut() {
+        Some((_, sel)) => {
+            let id = sel.id;
+            matches!(s.server.mail.mailbox_status(user, &name).await, Ok(info) if info.id == id)
+        }
+        None => false,
+    };
     match s.server.mail.delete_mailbox(user, &name).await {
+        Ok(()) if deletes_selected => Reply::ok("DELETE completed").then(Next::Deselect),
         Ok(()) => Reply::ok("DELETE completed"),
         Err(e) => Reply::meta(&e),
     }

@@ -132,14 +132,19 @@ pub(crate) async fn run(
             }
         };
         let recent = sel.is_recent(rec.uid);
-        let buf = out.buf();
-        buf.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+        out.buf()
+            .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
         for (i, a) in attrs.iter().enumerate() {
             if i > 0 {
-                buf.push(b' ');
+                out.buf().push(b' ');
             }
-            write_attr(buf, a, rec, summary.as_ref(), &body, recent);
+            if let Some(large) = write_attr(out.buf(), a, rec, summary.as_ref(), &body, recent) {
+                // Large literal contents go to the socket straight from the blob bytes
+                // instead of being copied into the response buffer.
+                out.write_direct(&large).await;
+            }
         }
+        let buf = out.buf();
         if seen_now.contains(&rec.uid) && !attrs.contains(&A::Flags) {
             buf.extend_from_slice(b" FLAGS ");
             buf.extend_from_slice(flag_list(&rec.flags, recent).as_bytes());
@@ -173,12 +178,12 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn slice(&self, r: &Range<u64>) -> &[u8] {
-        let start = r.start.saturating_sub(self.offset) as usize;
-        let end = r.end.saturating_sub(self.offset) as usize;
-        self.data
-            .get(start..end.min(self.data.len()))
-            .unwrap_or(&[])
+    /// Bytes `r` of the message, clamped to what was read (never panics on odd offsets).
+    fn slice(&self, r: &Range<u64>) -> Bytes {
+        let len = self.data.len();
+        let end = (r.end.saturating_sub(self.offset) as usize).min(len);
+        let start = (r.start.saturating_sub(self.offset) as usize).min(end);
+        self.data.slice(start..end)
     }
 }
 
@@ -276,6 +281,23 @@ async fn load(
     })
 }
 
+/// Literals at least this large are written to the socket directly (see [`write_attr`]).
+const DIRECT_LITERAL: usize = 16 * 1024;
+
+/// Writes a literal; a large one gets only its `{n}` header into `buf` and its content is
+/// returned for the caller to send right after.
+fn literal(buf: &mut Vec<u8>, content: Bytes) -> Option<Bytes> {
+    if content.len() >= DIRECT_LITERAL {
+        buf.extend_from_slice(format!("{{{}}}\r\n", content.len()).as_bytes());
+        Some(content)
+    } else {
+        encode::literal(buf, &content);
+        None
+    }
+}
+
+/// Appends one FETCH item. Returns the content of a large literal whose header was just
+/// written; the caller must send it next.
 fn write_attr(
     buf: &mut Vec<u8>,
     a: &A,
@@ -283,7 +305,7 @@ fn write_attr(
     summary: Option<&Summary>,
     body: &Loaded,
     recent: bool,
-) {
+) -> Option<Bytes> {
     match a {
         A::Uid => buf.extend_from_slice(format!("UID {}", rec.uid).as_bytes()),
         A::Flags => {
@@ -318,7 +340,7 @@ fn write_attr(
             };
             buf.extend_from_slice(name);
             match needed_range(a, rec, summary) {
-                Some(r) => encode::literal(buf, body.slice(&r)),
+                Some(r) => return literal(buf, body.slice(&r)),
                 None => buf.extend_from_slice(b"NIL"),
             }
         }
@@ -336,16 +358,16 @@ fn write_attr(
             match (needed_range(a, rec, summary), &section.text) {
                 (None, _) => buf.extend_from_slice(b"NIL"),
                 (Some(r), Some(SectionText::HeaderFields(names))) => {
-                    let filtered = filter_header_fields(body.slice(&r), names, false);
+                    let filtered = filter_header_fields(&body.slice(&r), names, false);
                     let f = apply_partial(0..filtered.len() as u64, *partial);
                     encode::literal(buf, &filtered[f.start as usize..f.end as usize]);
                 }
                 (Some(r), Some(SectionText::HeaderFieldsNot(names))) => {
-                    let filtered = filter_header_fields(body.slice(&r), names, true);
+                    let filtered = filter_header_fields(&body.slice(&r), names, true);
                     let f = apply_partial(0..filtered.len() as u64, *partial);
                     encode::literal(buf, &filtered[f.start as usize..f.end as usize]);
                 }
-                (Some(r), _) => encode::literal(buf, body.slice(&r)),
+                (Some(r), _) => return literal(buf, body.slice(&r)),
             }
         }
         // Refused before any output (see `run`).
@@ -356,6 +378,7 @@ fn write_attr(
         | A::ThreadId
         | A::SaveDate => buf.extend_from_slice(b"NIL"),
     }
+    None
 }
 
 fn write_section(buf: &mut Vec<u8>, section: &Section) {

@@ -138,3 +138,38 @@ impl<'a> Tree<'a> {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implied_parents_are_noselect_and_children_are_marked() {
+        let tree = Tree::new(
+            [
+                ("a/b/c", None),
+                ("INBOX", None),
+                ("INBOX/x", None),
+                ("Sent", Some(SpecialUse::Sent)),
+                ("a", None),
+            ]
+            .into_iter(),
+        );
+        let v: Vec<(&str, bool, bool)> = tree
+            .sorted()
+            .into_iter()
+            .map(|(n, node)| (n, node.exists, node.has_children))
+            .collect();
+        assert_eq!(
+            v,
+            [
+                ("INBOX", true, true),
+                ("INBOX/x", true, false),
+                ("Sent", true, false),
+                ("a", true, true),
+                ("a/b", false, true),
+                ("a/b/c", true, false),
+            ]
+        );
+    }
+}

@@ -20,6 +20,7 @@ pub(crate) async fn run(s: &mut Session, out: &mut Out<'_>, user: &[u8], pass: &
 pub(crate) async fn verify(s: &mut Session, out: &mut Out<'_>, user: &str, pass: &str) -> Reply {
     match s.server.auth.authenticate(user, pass).await {
         Ok(id) => {
+            tracing::Span::current().record("user", id.0);
             tracing::info!(user = %id, "authenticated");
             // The capability list changes after login (RFC 3501 §7.2.1 suggests the code).
             let caps = s.capability_list(false);
@@ -35,6 +36,7 @@ pub(crate) async fn verify(s: &mut Session, out: &mut Out<'_>, user: &str, pass:
 /// Counts a failure; past the per-connection limit the connection is closed.
 pub(crate) fn failed(s: &mut Session, out: &mut Out<'_>) -> Reply {
     s.auth_failures += 1;
+    crate::telemetry::auth_failure();
     tracing::info!(failures = s.auth_failures, "authentication failed");
     let reply = Reply::no("Authentication failed").code("AUTHENTICATIONFAILED");
     if s.auth_failures >= s.server.config.max_auth_failures {

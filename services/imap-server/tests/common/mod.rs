@@ -3,18 +3,16 @@
 #![allow(dead_code)]
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use yubin_blob::{BlobError, BlobResult, BlobStore};
-use yubin_imap::{ImapConfig, ImapServer};
+use yubin_blob::{FaultPolicy, FaultyBlobStore, FsBlobStore};
+use yubin_imap::{ImapConfig, ImapServer, Timeouts};
 use yubin_meta_api::*;
 use yubin_meta_store::EmbeddedStore;
 
@@ -40,46 +38,6 @@ impl Authenticator for TestAuth {
     }
 }
 
-/// Bodies as files under a directory (one file per key).
-pub struct DirBlobs(pub std::path::PathBuf);
-
-impl DirBlobs {
-    fn path(&self, key: &BlobKey) -> std::path::PathBuf {
-        self.0.join(key.as_str().replace('/', "_"))
-    }
-}
-
-#[async_trait]
-impl BlobStore for DirBlobs {
-    async fn put(&self, key: &BlobKey, data: Bytes) -> BlobResult<()> {
-        tokio::fs::write(self.path(key), &data)
-            .await
-            .map_err(|e| BlobError::Other(e.to_string()))
-    }
-    async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
-        tokio::fs::read(self.path(key))
-            .await
-            .map(Bytes::from)
-            .map_err(|_| BlobError::NotFound(key.to_string()))
-    }
-    async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> BlobResult<Bytes> {
-        let all = self.get(key).await?;
-        let end = (range.end as usize).min(all.len());
-        let start = (range.start as usize).min(end);
-        Ok(all.slice(start..end))
-    }
-    async fn exists(&self, key: &BlobKey) -> BlobResult<bool> {
-        Ok(self.path(key).exists())
-    }
-    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
-        let _ = tokio::fs::remove_file(self.path(key)).await;
-        Ok(())
-    }
-    async fn list(&self, _prefix: &str) -> BlobResult<Vec<BlobKey>> {
-        Ok(Vec::new())
-    }
-}
-
 /// How a wrapped store's watch stream misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchFault {
@@ -94,6 +52,8 @@ pub enum WatchFault {
 pub struct FaultyWatch {
     pub inner: Arc<EmbeddedStore>,
     pub fault: WatchFault,
+    /// Number of `watch` calls (one per user per node is the contract of the hub).
+    pub watch_calls: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -160,7 +120,12 @@ impl MailStore for FaultyWatch {
     ) -> MetaResult<CopyResult> {
         self.inner.copy_messages(u, src, uids, dst, rm).await
     }
-    async fn expunge(&self, u: UserId, m: MailboxId, uids: Option<&UidSet>) -> MetaResult<Vec<Uid>> {
+    async fn expunge(
+        &self,
+        u: UserId,
+        m: MailboxId,
+        uids: Option<&UidSet>,
+    ) -> MetaResult<Vec<Uid>> {
         self.inner.expunge(u, m, uids).await
     }
     async fn search(&self, u: UserId, m: MailboxId, k: &SearchKey) -> MetaResult<Vec<Uid>> {
@@ -170,6 +135,7 @@ impl MailStore for FaultyWatch {
         self.inner.changes_since(u, m, s).await
     }
     async fn watch(&self, u: UserId) -> MetaResult<ChangeStream> {
+        self.watch_calls.fetch_add(1, Ordering::SeqCst);
         match self.fault {
             WatchFault::None => self.inner.watch(u).await,
             WatchFault::Ends => Ok(futures::stream::empty().boxed()),
@@ -184,11 +150,42 @@ pub struct Harness {
     pub shutdown: CancellationToken,
     pub tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub store: Arc<EmbeddedStore>,
+    /// Fault injection and call counters of the blob store.
+    pub blobs: Arc<FaultPolicy>,
+    pub blob_dir: std::path::PathBuf,
+    pub watch_calls: Arc<AtomicUsize>,
     pub _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts another front-end node over the same stores (as two `yubin imap` processes share
+    /// one meta service and one bucket) and returns its address.
+    pub async fn second_node(&self) -> SocketAddr {
+        let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
+            inner: self.store.clone(),
+            fault: WatchFault::None,
+            watch_calls: Arc::new(AtomicUsize::new(0)),
+        });
+        let server = ImapServer::new(
+            mail,
+            Arc::new(TestAuth(self.store.clone())),
+            Arc::new(FsBlobStore::new(self.blob_dir.clone())),
+            None,
+            ImapConfig {
+                allow_plaintext_auth: true,
+                ..ImapConfig::default()
+            },
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(server.serve(listener, false, self.shutdown.clone()));
+        addr
+    }
 }
 
 pub struct Options {
     pub config: ImapConfig,
+    pub timeouts: Timeouts,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub fault: WatchFault,
 }
@@ -200,6 +197,7 @@ impl Default for Options {
                 allow_plaintext_auth: true,
                 ..ImapConfig::default()
             },
+            timeouts: Timeouts::default(),
             tls: None,
             fault: WatchFault::None,
         }
@@ -225,17 +223,22 @@ pub async fn start_with(opts: Options) -> Harness {
     }
     let blob_dir = dir.path().join("blobs");
     std::fs::create_dir_all(&blob_dir).expect("blob dir");
+    let watch_calls = Arc::new(AtomicUsize::new(0));
     let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
         inner: store.clone(),
         fault: opts.fault,
+        watch_calls: watch_calls.clone(),
     });
     let has_tls = opts.tls.is_some();
-    let server = ImapServer::new(
+    let blobs = FaultyBlobStore::new(FsBlobStore::new(blob_dir.clone()));
+    let policy = blobs.policy();
+    let server = ImapServer::with_timeouts(
         mail,
         Arc::new(TestAuth(store.clone())),
-        Arc::new(DirBlobs(blob_dir)),
+        Arc::new(blobs),
         opts.tls,
         opts.config,
+        opts.timeouts,
     );
     let shutdown = CancellationToken::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -257,6 +260,9 @@ pub async fn start_with(opts: Options) -> Harness {
         shutdown,
         tasks,
         store,
+        blobs: policy,
+        blob_dir,
+        watch_calls,
         _dir: dir,
     }
 }
@@ -310,7 +316,11 @@ impl Raw {
             loop {
                 let mut l = Vec::new();
                 let n = self.io.read_until(b'\n', &mut l).await.expect("read");
-                assert!(n > 0, "connection closed; got so far: {:?}", String::from_utf8_lossy(&all));
+                assert!(
+                    n > 0,
+                    "connection closed; got so far: {:?}",
+                    String::from_utf8_lossy(&all)
+                );
                 all.extend_from_slice(&l);
                 // `{n}\r\n` at the end announces a literal.
                 if let Some(size) = literal_size(&l) {
@@ -391,8 +401,4 @@ pub async fn append(raw: &mut Raw, mailbox: &str, flags: &str, msg: &[u8]) -> St
     raw.send(b"\r\n").await;
     let lines = raw.until_tag("A").await;
     last(&lines).to_string()
-}
-
-pub fn shared_map() -> Arc<Mutex<HashMap<String, String>>> {
-    Arc::new(Mutex::new(HashMap::new()))
 }

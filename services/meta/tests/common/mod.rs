@@ -85,7 +85,12 @@ impl EchoStore {
     }
 
     pub fn last_call(&self) -> String {
-        self.calls.lock().unwrap().last().cloned().unwrap_or_default()
+        self.calls
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -134,7 +139,7 @@ pub fn new_message(n: u8) -> NewMessage {
                 ("Subject".into(), "=?utf-8?q?not decoded?= 件名".into()),
                 ("X-Empty".into(), String::new()),
             ],
-            sent_date: if n % 2 == 0 {
+            sent_date: if n.is_multiple_of(2) {
                 Some(InternalDate {
                     unix_seconds: 1,
                     tz_offset_minutes: -60,
@@ -224,7 +229,9 @@ impl MailStore for EchoStore {
         uids: &UidSet,
         with_summary: bool,
     ) -> MetaResult<Vec<MessageRecord>> {
-        self.record(format!("fetch {user:?} {mailbox:?} {uids:?} {with_summary}"))?;
+        self.record(format!(
+            "fetch {user:?} {mailbox:?} {uids:?} {with_summary}"
+        ))?;
         let summary = with_summary.then(|| Bytes::from_static(b"\x01summary"));
         Ok(uids.iter().map(|u| record(u.0, summary.clone())).collect())
     }

@@ -1,0 +1,24 @@
+-- append: ARGV = P, now, name, n, then n times: flags, record, summary, index
+-- -> { uidvalidity, mailbox, uid... }
+local now, name, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local id = resolve(name, now)
+if not id then
+  publish()
+  return notfound('mailbox ' .. name)
+end
+local out = { redis.call('HGET', mbkey(id), 'uidvalidity'), id }
+if n == 0 then
+  publish()
+  return out
+end
+if not uid_room(id, n) then return invalid('mailbox ' .. name .. ' has no UIDs left') end
+local ms = bump(id)
+for i = 0, n - 1 do
+  local b = 5 + i * 4
+  local uid = take_uid(id)
+  add_msg(id, uid, split(ARGV[b]), ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ms)
+  out[#out + 1] = fmt(uid)
+end
+emit(id, ms, 'a')
+publish()
+return out

@@ -1,0 +1,16 @@
+-- expunge: ARGV = P, mailbox, restricted "1"|"0", then (lo, hi) pairs restricting the UIDs
+-- -> { uid ... } expunged, ascending
+local m = ARGV[2]
+if not mb_exists(m) then return notfound('mailbox ' .. m) end
+local doomed
+if ARGV[3] == '1' then
+  doomed = uids_in(K('deleted', m), 4)
+else
+  doomed = redis.call('ZRANGE', K('deleted', m), 0, -1)
+end
+if #doomed == 0 then return {} end
+local ms = bump(m)
+for _, uid in ipairs(doomed) do expunge_msg(m, uid, ms) end
+emit(m, ms, 'e')
+publish()
+return doomed

@@ -1,0 +1,246 @@
+-- Shared by every Yubin meta script (prepended by the Rust side).
+--
+-- ARGV[1] is the user's key prefix "{u:<id>}:"; KEYS[1] is "{u:<id>}:mailboxes", which routes
+-- the script to the user's hash slot. Every other key the script touches is built from the
+-- prefix and so lies in the same slot (one user's operation never spans two slots).
+--
+-- Redis does not roll a script back on error, so every script validates first and only then
+-- writes; errors are replied as "YNOTFOUND ...", "YEXISTS ...", "YINVALID ...".
+
+local P = ARGV[1]
+local CHANNEL = 'ev:' .. string.sub(P, 1, #P - 1)
+local EVENTS = {}
+local MAX_UID = 4294967295
+local MB_FIELDS = { 'name', 'uidvalidity', 'uidnext', 'highestmodseq', 'exists', 'unseen',
+  'deleted', 'size', 'specialuse' }
+
+local function fmt(n) return string.format('%d', n) end
+local function K(what, m) return P .. what .. ':' .. m end
+local function mbkey(m) return P .. 'mb:' .. m end
+
+local function notfound(what) return redis.error_reply('YNOTFOUND ' .. what) end
+local function exists_err(what) return redis.error_reply('YEXISTS ' .. what) end
+local function invalid(what) return redis.error_reply('YINVALID ' .. what) end
+
+-- Change hints, published once the script's writes are done (kinds: a=appended, f=flags,
+-- e=expunged, l=mailbox list). PUBLISH failing must never fail the write: hints only.
+local function emit(m, ms, kind)
+  EVENTS[#EVENTS + 1] = fmt(tonumber(m)) .. ' ' .. fmt(tonumber(ms)) .. ' ' .. kind
+end
+local function publish()
+  for _, e in ipairs(EVENTS) do redis.pcall('PUBLISH', CHANNEL, e) end
+end
+
+local function split(s)
+  local t = {}
+  if s then for w in string.gmatch(s, '%S+') do t[#t + 1] = w end end
+  return t
+end
+
+-- Flags compare case-insensitively (RFC 3501 §2.3.2); a message keeps its first spelling.
+local function has(list, f)
+  local lf = string.lower(f)
+  for _, x in ipairs(list) do if string.lower(x) == lf then return true end end
+  return false
+end
+
+-- "<unix-seconds> <tz-minutes> <size> <blob key>"
+local function rec_size(rec)
+  local _, _, sz = string.match(rec or '', '^(%S+) (%S+) (%S+) ')
+  return tonumber(sz) or 0
+end
+
+local function mb_exists(m) return redis.call('EXISTS', mbkey(m)) == 1 end
+
+local function mb_info(m)
+  local v = redis.call('HMGET', mbkey(m), unpack(MB_FIELDS))
+  table.insert(v, 1, fmt(tonumber(m)))
+  return v
+end
+
+local function bump(m) return redis.call('HINCRBY', mbkey(m), 'highestmodseq', 1) end
+local function take_uid(m) return redis.call('HINCRBY', mbkey(m), 'uidnext', 1) - 1 end
+
+-- UIDVALIDITY: max(now, previous + 1) per user, so a mailbox recreated under an old name never
+-- gets an old value back (RFC 3501 §2.3.1.1).
+local function next_uidvalidity(now)
+  local last = tonumber(redis.call('HGET', P .. 'seq', 'uidvalidity') or '0')
+  local v = math.max(tonumber(now), last + 1)
+  redis.call('HSET', P .. 'seq', 'uidvalidity', fmt(v))
+  return v
+end
+
+local function create_mb(name, special, now)
+  local id = redis.call('HINCRBY', P .. 'seq', 'mailbox', 1)
+  local v = next_uidvalidity(now)
+  redis.call('HSET', mbkey(id), 'name', name, 'uidvalidity', fmt(v), 'uidnext', '1',
+    'highestmodseq', '1', 'exists', '0', 'unseen', '0', 'deleted', '0', 'size', '0',
+    'specialuse', special or '')
+  redis.call('HSET', P .. 'mailboxes', name, fmt(id))
+  emit(id, 1, 'l')
+  return id
+end
+
+-- The id of a mailbox by (normalized) name; INBOX is created on first use.
+local function resolve(name, now)
+  local id = redis.call('HGET', P .. 'mailboxes', name)
+  if not id and name == 'INBOX' then id = fmt(create_mb('INBOX', '', now)) end
+  return id
+end
+
+-- RFC 3501 §6.3.3/§6.3.5: superiors of a created or renamed-to name are created as needed.
+local function create_superiors(name, now)
+  local i = 0
+  while true do
+    i = string.find(name, '/', i + 1, true)
+    if not i then break end
+    local sup = string.sub(name, 1, i - 1)
+    if not resolve(sup, now) then create_mb(sup, '', now) end
+  end
+end
+
+local function flag_counts(m, flags, sign)
+  if not has(flags, '\\Seen') then redis.call('HINCRBY', mbkey(m), 'unseen', sign) end
+  if has(flags, '\\Deleted') then redis.call('HINCRBY', mbkey(m), 'deleted', sign) end
+end
+
+local function index_flags(m, uid, flags)
+  if has(flags, '\\Seen') then
+    redis.call('ZREM', K('unseen', m), uid)
+  else
+    redis.call('ZADD', K('unseen', m), uid, uid)
+  end
+  if has(flags, '\\Deleted') then
+    redis.call('ZADD', K('deleted', m), uid, uid)
+  else
+    redis.call('ZREM', K('deleted', m), uid)
+  end
+end
+
+local function note_keywords(m, flags)
+  for _, f in ipairs(flags) do
+    if string.sub(f, 1, 1) ~= '\\' then redis.call('HSETNX', K('kw', m), string.lower(f), f) end
+  end
+end
+
+local function add_msg(m, uid, flags, rec, sum, idx, ms)
+  redis.call('ZADD', K('uids', m), uid, uid)
+  redis.call('HSET', K('flags', m), uid, table.concat(flags, ' '))
+  redis.call('HSET', K('msg', m), uid, rec)
+  redis.call('HSET', K('sum', m), uid, sum)
+  redis.call('HSET', K('idx', m), uid, idx)
+  redis.call('ZADD', K('modseq', m), ms, uid)
+  index_flags(m, uid, flags)
+  note_keywords(m, flags)
+  redis.call('HINCRBY', mbkey(m), 'exists', 1)
+  redis.call('HINCRBY', mbkey(m), 'size', rec_size(rec))
+  flag_counts(m, flags, 1)
+end
+
+-- Removes a message and logs (uid, modseq) for QRESYNC VANISHED (RFC 7162 §3.2.10).
+local function expunge_msg(m, uid, ms)
+  local flags = split(redis.call('HGET', K('flags', m), uid))
+  local rec = redis.call('HGET', K('msg', m), uid)
+  redis.call('ZREM', K('uids', m), uid)
+  redis.call('HDEL', K('flags', m), uid)
+  redis.call('HDEL', K('msg', m), uid)
+  redis.call('HDEL', K('sum', m), uid)
+  redis.call('HDEL', K('idx', m), uid)
+  redis.call('ZREM', K('modseq', m), uid)
+  redis.call('ZREM', K('unseen', m), uid)
+  redis.call('ZREM', K('deleted', m), uid)
+  redis.call('ZADD', K('expunged', m), ms, uid)
+  redis.call('HINCRBY', mbkey(m), 'exists', -1)
+  redis.call('HINCRBY', mbkey(m), 'size', -rec_size(rec))
+  flag_counts(m, flags, -1)
+end
+
+-- UIDs of mailbox m inside the (lo, hi) pairs ARGV[first], ARGV[first+1], ... (ascending,
+-- because the pairs are sorted and disjoint).
+local function uids_in(key, first)
+  local out = {}
+  for r = first, #ARGV - 1, 2 do
+    local got = redis.call('ZRANGEBYSCORE', key, ARGV[r], ARGV[r + 1])
+    for _, u in ipairs(got) do out[#out + 1] = u end
+  end
+  return out
+end
+
+-- Copies (or moves) messages to dst with fresh UIDs in ascending source order, keeping flags
+-- and internal date (RFC 3501 §6.4.7); a move expunges the sources in the same step (RFC 6851).
+local function transfer(src, uids, dst, remove)
+  if #uids == 0 then return {} end
+  local sms, dms
+  if remove then sms = bump(src) end
+  if remove and src == dst then dms = sms else dms = bump(dst) end
+  local mapping = {}
+  for _, uid in ipairs(uids) do
+    local flags = split(redis.call('HGET', K('flags', src), uid))
+    local rec = redis.call('HGET', K('msg', src), uid)
+    local sum = redis.call('HGET', K('sum', src), uid) or ''
+    local idx = redis.call('HGET', K('idx', src), uid) or ''
+    if remove then expunge_msg(src, uid, sms) end
+    local nu = take_uid(dst)
+    add_msg(dst, nu, flags, rec, sum, idx, dms)
+    mapping[#mapping + 1] = uid
+    mapping[#mapping + 1] = fmt(nu)
+  end
+  emit(dst, dms, 'a')
+  if remove then emit(src, sms, 'e') end
+  return mapping
+end
+
+local function uid_room(m, n)
+  local next_uid = tonumber(redis.call('HGET', mbkey(m), 'uidnext'))
+  return next_uid + n - 1 <= MAX_UID
+end
+
+local MB_KINDS = { 'uids', 'flags', 'msg', 'sum', 'idx', 'modseq', 'expunged', 'unseen',
+  'deleted', 'kw' }
+local function drop_mb(m, name)
+  redis.call('UNLINK', mbkey(m))
+  for _, what in ipairs(MB_KINDS) do redis.call('UNLINK', K(what, m)) end
+  redis.call('HDEL', P .. 'mailboxes', name)
+end
+
+-- Bulk reads and writes in chunks: one command per CHUNK messages instead of one per message,
+-- and never more arguments than Lua's stack allows for unpack().
+local CHUNK = 1000
+
+local function bulk_read(cmd, key, ids)
+  local out = {}
+  for i = 1, #ids, CHUNK do
+    local part = redis.call(cmd, key, unpack(ids, i, math.min(i + CHUNK - 1, #ids)))
+    -- missing entries come back as false, which ipairs walks over (it stops only at nil)
+    for _, v in ipairs(part) do out[#out + 1] = v end
+  end
+  return out
+end
+local function hmget_all(key, ids) return bulk_read('HMGET', key, ids) end
+local function zmscore_all(key, ids) return bulk_read('ZMSCORE', key, ids) end
+
+-- Runs `cmd key <flat items>` in chunks of `per * CHUNK` items (per = items per entry).
+local function bulk_write(cmd, key, items, per)
+  local step = per * CHUNK
+  for i = 1, #items, step do
+    redis.call(cmd, key, unpack(items, i, math.min(i + step - 1, #items)))
+  end
+end
+
+-- Flat { uid, flags, record, modseq[, extra] ... } rows for `uids` of mailbox m.
+local function rows(m, uids, extra_kind)
+  local flags = hmget_all(K('flags', m), uids)
+  local recs = hmget_all(K('msg', m), uids)
+  local mss = zmscore_all(K('modseq', m), uids)
+  local extra
+  if extra_kind then extra = hmget_all(K(extra_kind, m), uids) end
+  local out = {}
+  for i, uid in ipairs(uids) do
+    out[#out + 1] = uid
+    out[#out + 1] = flags[i] or ''
+    out[#out + 1] = recs[i] or ''
+    out[#out + 1] = mss[i] or '0'
+    if extra then out[#out + 1] = extra[i] or '' end
+  end
+  return out
+end

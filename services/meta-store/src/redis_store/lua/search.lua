@@ -1,0 +1,21 @@
+-- search: ARGV = P, mailbox, mode, want-flags, want-record, want-modseq, want-index
+-- mode "unseen" / "deleted": just the UIDs of that flag index (SEARCH UNSEEN, DELETED);
+-- mode "scan": { uids, flags|false, records|false, modseqs|false, indexes|false }, only the
+-- columns the search key needs.
+local m, mode = ARGV[2], ARGV[3]
+if not mb_exists(m) then return notfound('mailbox ' .. m) end
+if mode == 'unseen' or mode == 'deleted' then
+  return { redis.call('ZRANGE', K(mode, m), 0, -1) }
+end
+local uids = redis.call('ZRANGE', K('uids', m), 0, -1)
+local function col(want, f)
+  if want == '1' then return f() end
+  return false
+end
+return {
+  uids,
+  col(ARGV[4], function() return hmget_all(K('flags', m), uids) end),
+  col(ARGV[5], function() return hmget_all(K('msg', m), uids) end),
+  col(ARGV[6], function() return zmscore_all(K('modseq', m), uids) end),
+  col(ARGV[7], function() return hmget_all(K('idx', m), uids) end),
+}
