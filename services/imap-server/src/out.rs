@@ -2,6 +2,7 @@
 
 use crate::selected::Selected;
 use std::io;
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use yubin_blob::BlobError;
 use yubin_meta_api::{MetaError, UserId};
@@ -9,6 +10,9 @@ use yubin_meta_api::{MetaError, UserId};
 /// Untagged data is flushed to the socket once this much is buffered, so a large FETCH never
 /// holds more than about this much response in memory.
 const FLUSH_AT: usize = 64 * 1024;
+/// A client that accepts no bytes for this long is gone (or hostile): the write fails and the
+/// connection closes instead of pinning its task and buffers forever.
+const WRITE_STALL: Duration = Duration::from_secs(120);
 
 /// The buffered writer handlers write responses into. I/O errors are sticky: after the first one
 /// further writes are dropped and the connection sees the error when it finishes the command.
@@ -51,11 +55,9 @@ impl<'w> Out<'w> {
             return;
         }
         crate::telemetry::bytes_out(self.buf.len());
-        let r = async {
-            self.w.write_all(&self.buf).await?;
-            self.w.flush().await
-        }
-        .await;
+        let buf = std::mem::take(&mut self.buf);
+        let r = write_chunks(self.w, &buf).await;
+        self.buf = buf;
         self.buf.clear();
         if let Err(e) = r {
             self.failed = Some(e);
@@ -70,7 +72,7 @@ impl<'w> Out<'w> {
             return;
         }
         crate::telemetry::bytes_out(data.len());
-        if let Err(e) = self.w.write_all(data).await {
+        if let Err(e) = write_chunks(self.w, data).await {
             self.failed = Some(e);
         }
     }
@@ -108,6 +110,19 @@ impl<'w> Out<'w> {
         );
         self.line(&s);
     }
+}
+
+/// Writes `data` in chunks, each of which must make progress within [`WRITE_STALL`], so a slow
+/// but live client can download a large body while a stalled one is cut off.
+async fn write_chunks(w: &mut (dyn AsyncWrite + Unpin + Send), data: &[u8]) -> io::Result<()> {
+    for chunk in data.chunks(FLUSH_AT) {
+        tokio::time::timeout(WRITE_STALL, w.write_all(chunk))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+    }
+    tokio::time::timeout(WRITE_STALL, w.flush())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,5 +241,42 @@ impl Reply {
                 Reply::no("Internal server error").code("SERVERBUG")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tagged_lines_cannot_be_split_by_reply_text() {
+        let mut sink: Vec<u8> = Vec::new();
+        let mut out = Out::new(&mut sink);
+        let reply = Reply::meta(&MetaError::NotFound("mailbox a\r\n* OK injected".into()));
+        out.tagged("t1", &reply);
+        out.flush().await.expect("flush");
+        drop(out);
+        assert_eq!(
+            String::from_utf8(sink).expect("utf8"),
+            "t1 NO [NONEXISTENT] mailbox a  * OK injected does not exist\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn large_output_is_flushed_early_and_direct_writes_keep_order() {
+        let mut sink: Vec<u8> = Vec::new();
+        let mut out = Out::new(&mut sink);
+        out.line("* first");
+        out.write_direct(&[b'x'; 10]).await;
+        out.line("");
+        for _ in 0..4000 {
+            out.line("* 1 FETCH (FLAGS (\\Seen))");
+        }
+        out.flush_if_large().await;
+        assert!(out.buf().is_empty());
+        out.flush().await.expect("flush");
+        drop(out);
+        assert!(sink.starts_with(b"* first\r\nxxxxxxxxxx\r\n* 1 FETCH"));
+        assert_eq!(sink.len(), 9 + 10 + 2 + 4000 * 27);
     }
 }

@@ -8,6 +8,8 @@ use futures::stream::BoxStream;
 
 /// A stream of change hints for one user. It may end or lose items (a pub/sub reconnect); the
 /// consumer re-reads state with [`MailStore::changes_since`] and never trusts the stream for truth.
+/// A hint with `mailbox == MailboxId(0)` and `modseq == ModSeq(0)` means "something may have been
+/// missed, resync every selected mailbox" (sent after a reconnect or when a watcher lagged).
 pub type ChangeStream = BoxStream<'static, ChangeEvent>;
 
 /// Mailbox and message operations for one user's mail. Every method costs O(1) round trips to the
@@ -17,8 +19,8 @@ pub type ChangeStream = BoxStream<'static, ChangeEvent>;
 /// `user` always comes from an authenticated session, never from client input.
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
-    /// Every mailbox of the user with its status, plus whether it is subscribed. INBOX always
-    /// exists (it is created on first use).
+    /// Every mailbox of the user with its status (subscriptions come from
+    /// [`MailStore::list_subscriptions`]). INBOX always exists (it is created with the account).
     async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>>;
 
     /// Names of subscribed mailboxes; subscriptions outlive the mailboxes they name.

@@ -1,7 +1,9 @@
 use crate::Uid;
 use serde::{Deserialize, Serialize};
 
-/// A set of UIDs as sorted, non-overlapping, non-adjacent inclusive ranges.
+/// A set of UIDs as sorted, non-overlapping, non-adjacent inclusive ranges. An open upper end
+/// (IMAP's `*` in a UID set) is written as `u32::MAX`; implementations never walk a set one UID at
+/// a time, so such ranges cost nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UidSet {
     ranges: Vec<(u32, u32)>,

@@ -357,7 +357,7 @@ impl Authenticator for PasswordAuthenticator {
             return Err(MetaError::AuthenticationFailed);
         }
         if self.lock_throttle().is_locked(&name, Instant::now()) {
-            tracing::info!(user = %name, "login refused: too many failures");
+            tracing::debug!(user = %name, "login refused: too many failures");
             outcome("throttled");
             return Err(MetaError::AuthenticationFailed);
         }

@@ -18,7 +18,6 @@ pub mod server;
 
 /// Generated protobuf and gRPC code for `proto/yubin/meta/v1/meta.proto`.
 pub mod pb {
-    #![allow(missing_docs)]
     tonic::include_proto!("yubin.meta.v1");
 }
 

@@ -24,7 +24,7 @@ pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent calls on one connection. A front-end multiplexes every session onto one HTTP/2
 /// connection, and each user with an idle session holds a Watch stream open, so hyper's default
 /// of 200 would make calls queue behind idle streams.
-const MAX_CONCURRENT_STREAMS: u32 = 200;
+const MAX_CONCURRENT_STREAMS: u32 = 65_536;
 
 /// Errors of [`serve_grpc`].
 #[derive(Debug, thiserror::Error)]

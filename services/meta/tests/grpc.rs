@@ -317,6 +317,16 @@ async fn watch_delivers_events_of_the_user() {
         let got = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
         assert_eq!(got, Some(ChangeEvent { kind, ..mine }));
     }
+    // The "resync everything" hint (mailbox 0, modseq 0) crosses the wire unchanged.
+    let resync = ChangeEvent {
+        user: UserId(7),
+        mailbox: MailboxId(0),
+        modseq: ModSeq(0),
+        kind: ChangeKind::MailboxList,
+    };
+    h.served.events.send(resync).unwrap();
+    let got = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
+    assert_eq!(got, Some(resync));
 }
 
 async fn wait_for(mut condition: impl FnMut() -> bool) {
@@ -434,7 +444,8 @@ async fn many_open_watches_do_not_block_calls() {
     let h = harness().await;
     let mut streams = Vec::new();
     for i in 0..300 {
-        streams.push(h.running.client.watch(UserId(1 + i % 7)).await.unwrap());
+        let watch = h.running.client.watch(UserId(1 + i % 7));
+        streams.push(tokio::time::timeout(WAIT, watch).await.unwrap().unwrap());
     }
     let names = tokio::time::timeout(WAIT, h.running.client.list_subscriptions(UserId(7)))
         .await

@@ -339,6 +339,16 @@ impl RedisStore {
         })
     }
 
+    /// Round trip to the server, for the readiness probe.
+    pub async fn ping(&self) -> MetaResult<()> {
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
     /// Whether the server persists data (AOF on, or RDB snapshots configured), for meta's
     /// start-up warning.
     pub async fn persistence_enabled(&self) -> MetaResult<bool> {

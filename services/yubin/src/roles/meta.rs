@@ -54,6 +54,14 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
             .await
             .context("connecting to redis")?,
     );
+    match store.persistence_enabled().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "redis persistence is off (no AOF, no RDB snapshots): a redis restart loses all mail \
+             metadata; use appendonly yes with appendfsync always, or replicas"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether redis persists data"),
+    }
     let accounts: Arc<dyn AccountStore> = store.clone();
     let mail: Arc<dyn MailStore> = store.clone();
     let auth: Arc<dyn Authenticator> = Arc::new(PasswordAuthenticator::new(accounts.clone()));
