@@ -33,6 +33,9 @@ impl std::fmt::Debug for GrpcMetaClient {
     }
 }
 
+/// Readiness must answer quickly even when meta hangs.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl GrpcMetaClient {
     /// A client of the meta service at `url` (e.g. `http://meta:50051`). The connection is made
     /// on first use and re-made after failures, so meta need not be up yet; only a malformed URL
@@ -61,6 +64,14 @@ impl GrpcMetaClient {
             inner,
             call_timeout: DEFAULT_CALL_TIMEOUT,
         }
+    }
+
+    /// One round trip through meta to its store (a lookup of a name no account can have), for
+    /// the front-end's readiness probe: it fails when meta or Redis cannot be reached.
+    pub async fn ping(&self) -> MetaResult<()> {
+        let mut probe = self.clone();
+        probe.call_timeout = PING_TIMEOUT;
+        Authenticator::lookup(&probe, "").await.map(|_| ())
     }
 
     /// Sets the per-call timeout of unary calls.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, FsBlobStore};
-use yubin_meta::{PasswordAuthenticator, PasswordParams, admin_router, hash_password};
+use yubin_meta::{PasswordAuthenticator, PasswordParams, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
 use yubin_meta_store::EmbeddedStore;
 
@@ -76,6 +76,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     let store = Arc::new(
         EmbeddedStore::open(settings.data_dir.join("meta.redb"))
+            .await
             .context("opening the embedded metadata store")?,
     );
     let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(settings.data_dir.join("blobs")));
@@ -86,7 +87,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     if accounts.user_by_name(DEMO_USER).await?.is_none() && accounts.list_users().await?.is_empty()
     {
-        let hash = hash_password(DEMO_PASSWORD, &params)?;
+        let hash = params.hash(DEMO_PASSWORD)?;
         accounts.create_user(DEMO_USER, &hash).await?;
         println!("created user {DEMO_USER} with password {DEMO_PASSWORD}");
     }
