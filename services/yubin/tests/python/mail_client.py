@@ -97,6 +97,9 @@ def populate(host, port, state_path):
     check(*conn.copy("1:20", "Archive"), "copy")
     typ, data = conn._simple_command("MOVE", "21:30", imap_name("Projects/2026"))
     check(typ, data, "move")
+    # MOVE reports each moved message as an untagged EXPUNGE (RFC 6851 §3.3); imaplib keeps them.
+    typ, moved = conn.response("EXPUNGE")
+    assert moved == [b"21"] * 10, moved
     check(*conn.store("21:25", "+FLAGS", "(\\Deleted)"), "store deleted")
     typ, data = conn.expunge()
     check(typ, data, "expunge")
