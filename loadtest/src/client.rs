@@ -112,7 +112,8 @@ impl Imap {
     /// Sends a command and collects everything up to its tagged response.
     pub async fn run(&mut self, command: &str) -> Response {
         let tag = self.tag();
-        self.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.send_raw(format!("{tag} {command}\r\n").as_bytes())
+            .await;
         self.finish(&tag).await
     }
 
@@ -148,8 +149,10 @@ impl Imap {
         } else {
             format!("({flags}) ")
         };
-        self.send_raw(format!("{tag} APPEND {mailbox} {flags}{{{}}}\r\n", message.len()).as_bytes())
-            .await;
+        self.send_raw(
+            format!("{tag} APPEND {mailbox} {flags}{{{}}}\r\n", message.len()).as_bytes(),
+        )
+        .await;
         let cont = self.read_line().await.expect("continuation");
         assert!(cont.text.starts_with('+'), "expected +, got {}", cont.text);
         self.send_raw(message).await;

@@ -101,8 +101,12 @@ pub trait MailStore: Send + Sync + 'static {
     ) -> MetaResult<Vec<Uid>>;
 
     /// UIDs of the messages matching `key`, ascending.
-    async fn search(&self, user: UserId, mailbox: MailboxId, key: &SearchKey)
-    -> MetaResult<Vec<Uid>>;
+    async fn search(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> MetaResult<Vec<Uid>>;
 
     /// What changed after `since`. `mailbox_gone` when the mailbox no longer exists.
     async fn changes_since(

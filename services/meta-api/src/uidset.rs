@@ -50,10 +50,7 @@ impl UidSet {
 
     /// Number of UIDs in the set.
     pub fn len(&self) -> u64 {
-        self.ranges
-            .iter()
-            .map(|(a, b)| u64::from(b - a) + 1)
-            .sum()
+        self.ranges.iter().map(|(a, b)| u64::from(b - a) + 1).sum()
     }
 
     /// Iterates every UID in ascending order.
@@ -66,7 +63,13 @@ impl UidSet {
         let parts: Vec<String> = self
             .ranges
             .iter()
-            .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}:{b}") })
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}:{b}")
+                }
+            })
             .collect();
         parts.join(",")
     }
@@ -83,6 +86,9 @@ mod tests {
         assert_eq!(s.to_imap(), "1,3:5,7:10");
         assert_eq!(s.len(), 8);
         assert!(s.contains(Uid(4)) && s.contains(Uid(10)) && !s.contains(Uid(6)));
-        assert_eq!(s.iter().map(|u| u.0).collect::<Vec<_>>(), [1, 3, 4, 5, 7, 8, 9, 10]);
+        assert_eq!(
+            s.iter().map(|u| u.0).collect::<Vec<_>>(),
+            [1, 3, 4, 5, 7, 8, 9, 10]
+        );
     }
 }

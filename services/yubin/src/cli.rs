@@ -6,7 +6,11 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "yubin", version, about = "Yubin: a horizontally scaled IMAP service")]
+#[command(
+    name = "yubin",
+    version,
+    about = "Yubin: a horizontally scaled IMAP service"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -147,7 +151,12 @@ pub struct ImapArgs {
 #[derive(Debug, Args)]
 pub struct UserArgs {
     /// The admin API's base URL (meta's HTTP port, or `yubin dev`'s).
-    #[arg(long, env = "YUBIN_ADMIN", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "YUBIN_ADMIN",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub admin: String,
     #[command(subcommand)]
     pub command: UserCommand,

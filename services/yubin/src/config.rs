@@ -106,12 +106,18 @@ impl ConnectionLimits {
         Ok(())
     }
 
-    pub fn imap_config(&self, hostname: &str, allow_plaintext_auth: bool) -> yubin_imap::ImapConfig {
+    pub fn imap_config(
+        &self,
+        hostname: &str,
+        allow_plaintext_auth: bool,
+    ) -> yubin_imap::ImapConfig {
         yubin_imap::ImapConfig {
             limits: yubin_imap_proto::Limits {
                 max_line: self.max_line_bytes,
                 max_literal: self.max_literal_bytes,
-                max_command: self.max_literal_bytes.saturating_add(self.max_line_bytes as u64),
+                max_command: self
+                    .max_literal_bytes
+                    .saturating_add(self.max_line_bytes as u64),
                 max_nesting: self.max_nesting,
             },
             idle_keepalive: std::time::Duration::from_secs(self.idle_keepalive_seconds),

@@ -7,7 +7,9 @@ use std::io::BufRead;
 use yubin_meta::AdminClient;
 
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {
-    let token = std::env::var("YUBIN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = std::env::var("YUBIN_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let client = AdminClient::new(&args.admin, token);
     match args.command {
         UserCommand::Add {

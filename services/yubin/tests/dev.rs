@@ -3,10 +3,9 @@
 
 mod common;
 
-
-use yubin_loadtest::client::Imap;
 use common::{sample_message, start_dev, yubin_user};
 use std::process::Command;
+use yubin_loadtest::client::Imap;
 
 fn python(mode: &str, addr: std::net::SocketAddr, state: &std::path::Path) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mail_client.py");
@@ -54,7 +53,13 @@ async fn admin_cli_creates_users_who_can_log_in() {
     assert!(r.status.contains("APPENDUID"), "{r:?}");
     let mut demo = Imap::login(dev.addr("imap"), "demo", "demo").await;
     let r = demo.ok("SELECT INBOX").await;
-    assert!(r.find("* 0 EXISTS").is_some(), "demo does not see erin's mail: {r:?}");
-    let bad = Imap::connect(dev.addr("imap")).await.run("LOGIN erin wrong").await;
+    assert!(
+        r.find("* 0 EXISTS").is_some(),
+        "demo does not see erin's mail: {r:?}"
+    );
+    let bad = Imap::connect(dev.addr("imap"))
+        .await
+        .run("LOGIN erin wrong")
+        .await;
     assert!(bad.status.starts_with("NO"), "{bad:?}");
 }

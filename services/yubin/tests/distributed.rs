@@ -3,11 +3,11 @@
 
 mod common;
 
-use yubin_loadtest::client::Imap;
 use common::{YubinProcess, sample_message, yubin_user};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use yubin_blob::test_server::{TestS3Server, spawn_s3s_fs};
+use yubin_loadtest::client::Imap;
 use yubin_meta_store::testing::RedisServer;
 
 const BUCKET: &str = "yubin-test";
@@ -105,7 +105,9 @@ fn start_node(grpc: SocketAddr, s3: &TestS3Server) -> YubinProcess {
 }
 
 fn literal_of<'a>(r: &'a yubin_loadtest::client::Response, needle: &str) -> &'a [u8] {
-    let line = r.find(needle).unwrap_or_else(|| panic!("no {needle} in {r:?}"));
+    let line = r
+        .find(needle)
+        .unwrap_or_else(|| panic!("no {needle} in {r:?}"));
     &line.literals[0]
 }
 
@@ -172,10 +174,19 @@ async fn bodies_round_trip_through_s3_byte_identical_and_users_are_isolated() {
 
     let mut bob = Imap::login(stack.imap(1), "bob", "pw-b").await;
     let r = bob.ok("SELECT INBOX").await;
-    assert!(r.find("* 0 EXISTS").is_some(), "bob sees none of alice's mail: {r:?}");
+    assert!(
+        r.find("* 0 EXISTS").is_some(),
+        "bob sees none of alice's mail: {r:?}"
+    );
     let r = bob.ok("LIST \"\" \"*\"").await;
     assert_eq!(r.untagged.len(), 1, "bob has only his INBOX: {r:?}");
-    assert!(!Imap::connect(stack.imap(0)).await.run("LOGIN bob pw-a").await.is_ok());
+    assert!(
+        !Imap::connect(stack.imap(0))
+            .await
+            .run("LOGIN bob pw-a")
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +195,11 @@ async fn meta_restart_keeps_everything_and_idle_clients_catch_up() {
     stack.add_user("carol", "pw-c");
     let mut c = Imap::login(stack.imap(0), "carol", "pw-c").await;
     c.ok("CREATE Work").await;
-    assert!(c.append("Work", "\\Flagged", &sample_message(7)).await.is_ok());
+    assert!(
+        c.append("Work", "\\Flagged", &sample_message(7))
+            .await
+            .is_ok()
+    );
 
     let mut watcher = Imap::login(stack.imap(0), "carol", "pw-c").await;
     watcher.ok("SELECT Work").await;

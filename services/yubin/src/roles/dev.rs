@@ -107,7 +107,9 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         imap_config,
     );
 
-    let token = std::env::var("YUBIN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = std::env::var("YUBIN_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     if token.is_none() && !is_loopback(&settings.http_listen) {
         anyhow::bail!("YUBIN_ADMIN_TOKEN must be set when --http-listen is not a loopback address");
     }

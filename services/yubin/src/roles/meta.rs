@@ -66,7 +66,9 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
     let mail: Arc<dyn MailStore> = store.clone();
     let auth: Arc<dyn Authenticator> = Arc::new(PasswordAuthenticator::new(accounts.clone()));
 
-    let token = std::env::var("YUBIN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = std::env::var("YUBIN_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     if token.is_none() && !is_loopback(&settings.http_listen) {
         anyhow::bail!("YUBIN_ADMIN_TOKEN must be set when --http-listen is not a loopback address");
     }
