@@ -19,4 +19,15 @@ fi
 # The test harness starts redis-server itself on free ports; a system service is not needed.
 
 cargo fmt --all -- --check
-cargo test --workspace --locked --no-fail-fast "$@"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# cargo prints one "test result:" line per test binary (the last is often an empty doc-test run);
+# close with the totals over all of them.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

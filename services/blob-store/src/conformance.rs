@@ -20,6 +20,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     empty_blob(store, base).await;
     list_by_prefix(store, base).await;
     large_blob(store, base).await;
+    put_from_file(store, base).await;
 }
 
 /// A user id no earlier run used, with room for a sibling id (`base * 10`) that shares its
@@ -230,4 +231,40 @@ pub async fn large_blob(store: &dyn BlobStore, base: u64) {
         "range in the large blob differs"
     );
     ok(store.delete(&k).await, "cleanup");
+}
+
+/// `put_file`: an 8 MiB file round trip, the file left in place; a file whose length is not the
+/// announced size stores nothing.
+pub async fn put_from_file(store: &dyn BlobStore, base: u64) {
+    let k = key(base, 5);
+    let data = pattern(8 * 1024 * 1024, base ^ 0x5eed);
+    // Plain std rather than a temp-file crate: this module is part of the library.
+    let path = std::env::temp_dir().join(format!(
+        "yubin-blob-conformance-{base}-{}",
+        std::process::id()
+    ));
+    ok(std::fs::write(&path, &data), "write the source file");
+    ok(
+        store.put_file(&k, &path, data.len() as u64).await,
+        "put_file 8 MiB",
+    );
+    let got = ok(store.get(&k).await, "get after put_file");
+    assert_eq!(got.len(), data.len(), "length after put_file");
+    assert!(got[..] == data[..], "put_file stored different bytes");
+    assert!(path.exists(), "put_file leaves its source in place");
+    ok(store.delete(&k).await, "cleanup");
+
+    let short = key(base, 6);
+    assert!(
+        store
+            .put_file(&short, &path, data.len() as u64 + 1)
+            .await
+            .is_err(),
+        "a file shorter than announced is refused"
+    );
+    assert!(
+        !ok(store.exists(&short).await, "exists after a refused put_file"),
+        "a refused put_file stores nothing"
+    );
+    ok(std::fs::remove_file(&path), "remove the source file");
 }

@@ -5,6 +5,7 @@ use crate::{BlobError, BlobResult, BlobStore};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use yubin_meta_api::BlobKey;
@@ -135,6 +136,13 @@ impl<S: BlobStore> BlobStore for FaultyBlobStore<S> {
         let p = &self.policy;
         p.check("put", &p.puts, Some(&p.fail_next_puts))?;
         self.inner.put(key, data).await
+    }
+
+    async fn put_file(&self, key: &BlobKey, path: &Path, size: u64) -> BlobResult<()> {
+        // A put like any other: same counter, same scheduled failures.
+        let p = &self.policy;
+        p.check("put", &p.puts, Some(&p.fail_next_puts))?;
+        self.inner.put_file(key, path, size).await
     }
 
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {

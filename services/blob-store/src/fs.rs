@@ -60,7 +60,14 @@ fn key_path(root: &Path, key: &str) -> BlobResult<PathBuf> {
     Ok(root.join(key))
 }
 
-fn put_blocking(key: &str, path: &Path, data: &[u8], unique: u64) -> BlobResult<()> {
+/// Where the bytes of a put come from.
+enum Source<'a> {
+    Memory(&'a [u8]),
+    /// A file of exactly this many bytes, copied without loading it.
+    File(&'a Path, u64),
+}
+
+fn put_blocking(key: &str, path: &Path, source: Source<'_>, unique: u64) -> BlobResult<()> {
     let dir = path
         .parent()
         .ok_or_else(|| BlobError::Other(format!("invalid blob key {key:?}")))?;
@@ -75,7 +82,21 @@ fn put_blocking(key: &str, path: &Path, data: &[u8], unique: u64) -> BlobResult<
     ));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(data)?;
+        match source {
+            Source::Memory(data) => f.write_all(data)?,
+            Source::File(src, size) => {
+                // io::copy between files uses copy_file_range/sendfile where it can, and a
+                // small buffer otherwise; the length is checked after the copy so a file that
+                // changed under us is never stored as this key.
+                let copied = io::copy(&mut File::open(src)?, &mut f)?;
+                if copied != size {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("source file holds {copied} bytes, expected {size}"),
+                    ));
+                }
+            }
+        }
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)?;
@@ -207,7 +228,15 @@ impl BlobStore for FsBlobStore {
         let path = self.path_for(key.as_str())?;
         let key = key.as_str().to_string();
         let unique = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        blocking(move || put_blocking(&key, &path, &data, unique)).await
+        blocking(move || put_blocking(&key, &path, Source::Memory(&data), unique)).await
+    }
+
+    async fn put_file(&self, key: &BlobKey, src: &Path, size: u64) -> BlobResult<()> {
+        let path = self.path_for(key.as_str())?;
+        let key = key.as_str().to_string();
+        let src = src.to_path_buf();
+        let unique = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        blocking(move || put_blocking(&key, &path, Source::File(&src, size), unique)).await
     }
 
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {

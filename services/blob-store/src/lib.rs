@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::ops::Range;
+use std::path::Path;
 use thiserror::Error;
 use yubin_meta_api::BlobKey;
 
@@ -28,6 +29,11 @@ pub type BlobResult<T> = Result<T, BlobError>;
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `data` under `key`; returns once it is durable.
     async fn put(&self, key: &BlobKey, data: Bytes) -> BlobResult<()>;
+    /// Stores the `size` bytes of the file at `path` under `key`, streaming them from disk
+    /// rather than holding them in memory (large APPENDs are spooled to a file first); returns
+    /// once they are durable. The file is left in place. A file whose length is not `size`
+    /// (changed under us) is refused with [`BlobError::Other`] and nothing is stored.
+    async fn put_file(&self, key: &BlobKey, path: &Path, size: u64) -> BlobResult<()>;
     /// The whole blob.
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes>;
     /// Bytes `range` of the blob (clamped to its length).

@@ -15,6 +15,7 @@ use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use std::path::Path;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use bytes::Bytes;
 use std::ops::Range;
@@ -215,6 +216,31 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| classify(key.as_str(), "PutObject", e))
     }
 
+    async fn put_file(&self, key: &BlobKey, path: &Path, size: u64) -> BlobResult<()> {
+        // One PutObject streamed from the file (S3 takes up to 5 GiB that way, far above any
+        // APPENDLIMIT), so the body never sits in memory. The length is checked up front because
+        // the request announces it.
+        check_file_len(key.as_str(), path, size).await?;
+        let length = i64::try_from(size)
+            .map_err(|_| BlobError::Other(format!("{}: file too large", key.as_str())))?;
+        let body = ByteStream::read_from()
+            .path(path)
+            .length(aws_sdk_s3::primitives::Length::Exact(size))
+            .build()
+            .await
+            .map_err(|e| BlobError::Other(format!("{}: reading {}: {e}", key.as_str(), path.display())))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_length(length)
+            .body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(key.as_str(), "PutObject", e))
+    }
+
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
         let resp = self
             .client
@@ -327,4 +353,18 @@ impl BlobStore for S3BlobStore {
         keys.dedup();
         Ok(keys)
     }
+}
+
+/// Refuses a file whose length is not the announced `size`.
+async fn check_file_len(key: &str, path: &Path, size: u64) -> BlobResult<()> {
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| BlobError::Other(format!("{key}: reading {}: {e}", path.display())))?
+        .len();
+    if len != size {
+        return Err(BlobError::Other(format!(
+            "{key}: file holds {len} bytes, expected {size}"
+        )));
+    }
+    Ok(())
 }
