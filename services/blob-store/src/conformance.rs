@@ -263,7 +263,10 @@ pub async fn put_from_file(store: &dyn BlobStore, base: u64) {
         "a file shorter than announced is refused"
     );
     assert!(
-        !ok(store.exists(&short).await, "exists after a refused put_file"),
+        !ok(
+            store.exists(&short).await,
+            "exists after a refused put_file"
+        ),
         "a refused put_file stores nothing"
     );
     ok(std::fs::remove_file(&path), "remove the source file");

@@ -15,10 +15,10 @@ use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use std::path::Path;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use bytes::Bytes;
 use std::ops::Range;
+use std::path::Path;
 use std::time::Duration;
 use yubin_meta_api::BlobKey;
 
@@ -228,7 +228,9 @@ impl BlobStore for S3BlobStore {
             .length(aws_sdk_s3::primitives::Length::Exact(size))
             .build()
             .await
-            .map_err(|e| BlobError::Other(format!("{}: reading {}: {e}", key.as_str(), path.display())))?;
+            .map_err(|e| {
+                BlobError::Other(format!("{}: reading {}: {e}", key.as_str(), path.display()))
+            })?;
         self.client
             .put_object()
             .bucket(&self.bucket)

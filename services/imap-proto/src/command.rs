@@ -197,15 +197,42 @@ pub struct QresyncParams {
     pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
-/// One message of an APPEND. `message` holds the literal's exact bytes.
+/// One message of an APPEND.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendMessage {
     pub flags: Vec<String>,
     /// date-time as sent (RFC 3501 §9 `date-time`), already parsed.
     pub internal_date: Option<DateTime>,
-    pub message: Bytes,
+    /// The literal's exact bytes, or where the caller put them.
+    pub message: AppendBody,
     /// Sent as literal8 `~{n}` (RFC 3516 BINARY).
     pub binary: bool,
+}
+
+/// Where the octets of an APPEND message literal are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendBody {
+    /// Held by the receiver (literals up to `Limits::max_buffered_literal`).
+    Inline(Bytes),
+    /// Larger: the receiver handed the octets to the caller as they arrived
+    /// ([`crate::Received::LiteralStream`] then [`crate::Receiver::take_literal_chunk`]) instead
+    /// of buffering them. `index` numbers the streamed literals of this command from 0, in the
+    /// order they were streamed, so the caller can match what it spooled.
+    Streamed { size: u64, index: usize },
+}
+
+impl AppendBody {
+    /// Length of the literal in octets.
+    pub fn len(&self) -> u64 {
+        match self {
+            AppendBody::Inline(b) => b.len() as u64,
+            AppendBody::Streamed { size, .. } => *size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A `date-time` (RFC 3501 §9): `"dd-Mon-yyyy hh:mm:ss +zzzz"`.

@@ -9,4 +9,4 @@ mod parse;
 pub mod receiver;
 
 pub use command::*;
-pub use receiver::{Limits, Received, Receiver};
+pub use receiver::{Limits, LiteralChunk, Received, Receiver};

@@ -8,12 +8,17 @@
 //!
 //! Memory: a line is never held beyond `max_line` (a longer one is discarded as it arrives), a
 //! literal is never accepted beyond `max_literal`, and one command never holds more than
-//! `max_command`. Input the caller has fed but not yet drained with [`Receiver::next`] is of
-//! course held too, so callers should alternate `feed` and `next`.
+//! `max_command`. Only literals up to `max_buffered_literal` are held: a larger APPEND message
+//! literal is handed to the caller piece by piece as it arrives ([`Received::LiteralStream`],
+//! [`Receiver::take_literal_chunk`]) so the caller can spool it to disk, and any other literal that
+//! large is refused. What one connection makes the receiver hold is therefore bounded by the line
+//! and buffered-literal limits, whatever APPENDLIMIT is. Input the caller has fed but not yet
+//! drained with [`Receiver::next`] / [`Receiver::take_literal_chunk`] is of course held too, so
+//! callers should alternate feeding and draining.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
-use crate::command::Command;
+use crate::command::{AppendBody, Command};
 use crate::parse::{self, Lit};
 
 /// Bounds on what one client may make the server hold (all configurable).
@@ -27,6 +32,9 @@ pub struct Limits {
     pub max_command: u64,
     /// Deepest nesting of parenthesised lists / SEARCH keys.
     pub max_nesting: usize,
+    /// Largest literal held in memory. A larger APPEND message literal is streamed to the caller
+    /// instead (still at most `max_literal`); any other literal over it is refused.
+    pub max_buffered_literal: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +44,7 @@ impl Default for Limits {
             max_literal: 64 * 1024 * 1024,
             max_command: 80 * 1024 * 1024,
             max_nesting: 64,
+            max_buffered_literal: 256 * 1024,
         }
     }
 }
@@ -48,6 +57,12 @@ pub enum Received {
     /// The client announced a synchronizing literal of `size` bytes and waits for `+` before
     /// sending it (RFC 3501 §7.5). The caller writes a continuation request, then keeps feeding.
     NeedContinuation { size: u64 },
+    /// An APPEND message literal of `size` bytes (over `max_buffered_literal`) is arriving and
+    /// is not buffered: the caller now takes its octets with [`Receiver::take_literal_chunk`]
+    /// (feeding more input as needed) until that says [`LiteralChunk::Done`], then goes on with
+    /// `next`. The command it belongs to carries [`AppendBody::Streamed`] for it. For a
+    /// synchronizing literal this follows `NeedContinuation`.
+    LiteralStream { size: u64 },
     /// A complete command.
     Command(Command),
     /// The command was malformed or over a limit: answer `<tag> BAD <text>` (or untagged `* BAD`
@@ -61,12 +76,26 @@ pub enum Received {
     },
 }
 
+/// What [`Receiver::take_literal_chunk`] has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiteralChunk {
+    /// The next octets of the streamed literal (never empty).
+    Data(Bytes),
+    /// None of the literal's octets are buffered: feed more input.
+    NeedMoreData,
+    /// The literal has been taken in full (or none is being streamed): call `next`.
+    Done,
+}
+
 /// Error text for a literal over `max_literal` / `max_command`. It starts with the RFC 7889
 /// response code so that APPEND can answer `NO [TOOBIG] ...` by passing it through.
 pub const LITERAL_TOO_LARGE: &str = "[TOOBIG] literal too large";
 
 /// Bytes of a discarded line kept to recognise a literal marker at its end.
 const SKIP_TAIL: usize = 32;
+
+/// Input buffer capacity worth giving back once a streamed literal is done.
+const SHRINK_ABOVE: usize = 16 * 1024;
 
 /// Sync literals per command for which the partial command is syntax-checked before asking
 /// for the literal; bounded so that a command with thousands of literals does not reparse its
@@ -79,6 +108,10 @@ enum State {
     Line,
     /// Waiting for the `size` octets of a literal of the current command.
     Literal { size: usize },
+    /// An APPEND message literal of `size` octets is to be streamed; `next` announces it.
+    StreamStart { size: u64 },
+    /// The caller is taking the `remaining` octets of a streamed literal.
+    Stream { remaining: u64 },
     /// Discarding the rest of a command already answered with an error: the current line (the
     /// last `SKIP_TAIL` bytes of it are in `tail`), and `discard` octets of a non-synchronizing
     /// literal it announced, which the client sends regardless.
@@ -100,8 +133,11 @@ pub struct Receiver {
     text: Vec<u8>,
     /// Literals of the current command.
     lits: Vec<Lit>,
-    /// Bytes the current command holds, lines and literals, counted against `max_command`.
+    /// Bytes the current command holds, lines and literals, counted against `max_command`
+    /// (streamed literals too: they are spooled, and the spool is bounded by it).
     held: u64,
+    /// Literals of the current command streamed so far.
+    streamed: usize,
 }
 
 /// A literal marker at the end of a line.
@@ -150,6 +186,7 @@ impl Receiver {
             text: Vec::new(),
             lits: Vec::new(),
             held: 0,
+            streamed: 0,
         }
     }
 
@@ -185,10 +222,24 @@ impl Receiver {
                     self.scanned = 0;
                     self.lits.push(Lit {
                         pos: self.text.len(),
-                        data,
+                        data: AppendBody::Inline(data),
                     });
                     self.state = State::Line;
                 }
+                State::StreamStart { size } => {
+                    self.lits.push(Lit {
+                        pos: self.text.len(),
+                        data: AppendBody::Streamed {
+                            size,
+                            index: self.streamed,
+                        },
+                    });
+                    self.streamed += 1;
+                    self.state = State::Stream { remaining: size };
+                    return Received::LiteralStream { size };
+                }
+                // The caller drains it with take_literal_chunk.
+                State::Stream { .. } => return Received::NeedMoreData,
                 State::Line => {
                     if let Some(out) = self.line() {
                         return out;
@@ -237,7 +288,7 @@ impl Receiver {
             size <= self.limits.max_literal
                 && self.held.saturating_add(size) <= self.limits.max_command
         });
-        let Some(size) = fits.and_then(|s| usize::try_from(s).ok()) else {
+        let Some(size) = fits else {
             let tag = parse::read_tag(&self.text);
             self.reset_command();
             if marker.sync {
@@ -257,6 +308,13 @@ impl Receiver {
                 text: LITERAL_TOO_LARGE.to_string(),
                 fatal: true,
             });
+        };
+        if size > self.limits.max_buffered_literal as u64 {
+            return self.stream_or_refuse(size, marker.sync);
+        }
+        let Ok(size) = usize::try_from(size) else {
+            // Unreachable in practice: size is at most max_buffered_literal, a usize.
+            return Some(self.refuse_unbuffered(size, marker.sync));
         };
         if marker.sync && self.lits.len() < PRECHECK_LITERALS {
             // Reject a command that is already wrong before making the client send a literal.
@@ -278,6 +336,100 @@ impl Receiver {
             Some(Received::NeedContinuation { size: size as u64 })
         } else {
             None
+        }
+    }
+
+    /// A literal too large to buffer: streamed to the caller if it is an APPEND message
+    /// (RFC 3502 `append-message`), refused otherwise. The partial command is parsed to know;
+    /// this happens at most `max_command / max_buffered_literal` times per command.
+    fn stream_or_refuse(&mut self, size: u64, sync: bool) -> Option<Received> {
+        match parse::parse_command(&self.text, &self.lits, self.limits.max_nesting, true) {
+            Err((_, e)) if e.incomplete && e.pending_message => {
+                self.held += size;
+                self.state = State::StreamStart { size };
+                if sync {
+                    Some(Received::NeedContinuation { size })
+                } else {
+                    None
+                }
+            }
+            Err((tag, e)) if !e.incomplete => {
+                let text = e.text;
+                self.reset_command();
+                self.skip_unsent(size, sync);
+                Some(Received::Error {
+                    tag,
+                    text,
+                    fatal: false,
+                })
+            }
+            _ => Some(self.refuse_unbuffered(size, sync)),
+        }
+    }
+
+    /// Refuses a literal within `max_literal` that may not be buffered (it is not an APPEND
+    /// message). Unlike a literal over `max_literal`, the octets of a non-synchronizing one are
+    /// read and dropped (bounded by `max_literal`, never held), so the stream goes on.
+    fn refuse_unbuffered(&mut self, size: u64, sync: bool) -> Received {
+        let tag = parse::read_tag(&self.text);
+        self.reset_command();
+        self.skip_unsent(size, sync);
+        Received::Error {
+            tag,
+            text: LITERAL_TOO_LARGE.to_string(),
+            fatal: false,
+        }
+    }
+
+    /// After refusing a command at a literal marker: a synchronizing literal is never sent (no
+    /// `+`, RFC 3501 §7.5); a non-synchronizing one is (RFC 7888 §4), so its octets and the rest
+    /// of the command are discarded.
+    fn skip_unsent(&mut self, size: u64, sync: bool) {
+        if !sync {
+            self.state = State::Skip {
+                tail: Vec::new(),
+                discard: size,
+            };
+        }
+    }
+
+    /// Takes up to `max` (at least 1) octets of the literal being streamed, from what has been
+    /// fed so far; see [`Received::LiteralStream`]. The octets are handed over without copying.
+    pub fn take_literal_chunk(&mut self, max: usize) -> LiteralChunk {
+        let State::Stream { remaining } = &mut self.state else {
+            return LiteralChunk::Done;
+        };
+        if *remaining == 0 {
+            self.state = State::Line;
+            return LiteralChunk::Done;
+        }
+        if self.buf.is_empty() {
+            return LiteralChunk::NeedMoreData;
+        }
+        let n = usize::try_from(*remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len())
+            .min(max.max(1));
+        let data = self.buf.split_to(n).freeze();
+        *remaining -= n as u64;
+        self.scanned = 0;
+        if *remaining == 0 {
+            self.state = State::Line;
+            // The caller fed large reads while streaming; an idle connection should not keep
+            // that allocation (what is left is at most the rest of one read).
+            if self.buf.capacity() > SHRINK_ABOVE {
+                self.buf = BytesMut::from(&self.buf[..]);
+            }
+        }
+        LiteralChunk::Data(data)
+    }
+
+    /// Octets of the streamed literal not taken yet; `None` when no literal is being streamed.
+    pub fn literal_remaining(&self) -> Option<u64> {
+        match self.state {
+            State::StreamStart { size } => Some(size),
+            State::Stream { remaining } => Some(remaining),
+            _ => None,
         }
     }
 
@@ -385,6 +537,7 @@ impl Receiver {
         self.text = Vec::new();
         self.lits = Vec::new();
         self.held = 0;
+        self.streamed = 0;
         self.state = State::Line;
     }
 
@@ -408,6 +561,8 @@ impl Receiver {
                     return None;
                 }
             }
+            // Not a place for a line: the caller is in the middle of a streamed literal.
+            State::StreamStart { .. } | State::Stream { .. } => return None,
             State::Line | State::Literal { .. } => {}
         }
         let Some(lf) = self.find_lf() else {
@@ -437,7 +592,15 @@ impl Receiver {
     /// Bytes buffered but not yet consumed (to hand over unread bytes, e.g. none may remain after
     /// STARTTLS per RFC 3501 §6.2.1). This includes the part of a command received so far.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.text.len() + self.lits.iter().map(|l| l.data.len()).sum::<usize>()
+        let inline: usize = self
+            .lits
+            .iter()
+            .map(|l| match &l.data {
+                AppendBody::Inline(b) => b.len(),
+                AppendBody::Streamed { .. } => 0,
+            })
+            .sum();
+        self.buf.len() + self.text.len() + inline
     }
 }
 
@@ -452,23 +615,59 @@ mod tests {
             max_literal: 100,
             max_command: 300,
             max_nesting: 8,
+            // Nothing streams: these limits test buffering.
+            max_buffered_literal: 100,
+        }
+    }
+
+    /// Limits under which literals over 16 bytes stream.
+    fn streaming() -> Limits {
+        Limits {
+            max_line: 64,
+            max_literal: 1000,
+            max_command: 2500,
+            max_nesting: 8,
+            max_buffered_literal: 16,
         }
     }
 
     /// Everything the receiver produces for `input` fed in pieces of `step` bytes.
     fn run(limits: Limits, input: &[u8], step: usize) -> Vec<Received> {
+        run_streaming(limits, input, step).0
+    }
+
+    /// [`run`], also taking streamed literals (in chunks of at most `step` bytes) and returning
+    /// their octets, one entry per streamed literal.
+    fn run_streaming(limits: Limits, input: &[u8], step: usize) -> (Vec<Received>, Vec<Vec<u8>>) {
         let mut r = Receiver::new(limits);
         let mut out = Vec::new();
+        let mut streamed: Vec<Vec<u8>> = Vec::new();
         for chunk in input.chunks(step.max(1)) {
             r.feed(chunk);
             loop {
+                drain(&mut r, step, &mut streamed);
                 match r.next() {
                     Received::NeedMoreData => break,
+                    Received::LiteralStream { size } => {
+                        streamed.push(Vec::new());
+                        out.push(Received::LiteralStream { size });
+                    }
                     other => out.push(other),
                 }
             }
         }
-        out
+        (out, streamed)
+    }
+
+    /// Takes what is buffered of a streamed literal onto the last entry of `streamed`.
+    fn drain(r: &mut Receiver, max: usize, streamed: &mut [Vec<u8>]) {
+        while let LiteralChunk::Data(d) = r.take_literal_chunk(max) {
+            assert!(!d.is_empty() && d.len() <= max.max(1));
+            match streamed.last_mut() {
+                Some(body) => body.extend_from_slice(&d),
+                None => panic!("literal octets before LiteralStream"),
+            }
+        }
     }
 
     fn cmd(tag: &str, body: CommandBody) -> Received {
@@ -499,7 +698,7 @@ mod tests {
             messages: vec![AppendMessage {
                 flags: vec![],
                 internal_date: None,
-                message: bytes::Bytes::from_static(message),
+                message: AppendBody::Inline(bytes::Bytes::from_static(message)),
                 binary,
             }],
         }
@@ -628,6 +827,233 @@ mod tests {
         }
     }
 
+    fn streamed(size: u64, index: usize) -> AppendBody {
+        AppendBody::Streamed { size, index }
+    }
+
+    fn inline(b: &'static [u8]) -> AppendBody {
+        AppendBody::Inline(bytes::Bytes::from_static(b))
+    }
+
+    fn append(messages: Vec<(AppendBody, bool)>) -> CommandBody {
+        CommandBody::Append {
+            mailbox: b"INBOX".to_vec(),
+            messages: messages
+                .into_iter()
+                .map(|(message, binary)| AppendMessage {
+                    flags: vec![],
+                    internal_date: None,
+                    message,
+                    binary,
+                })
+                .collect(),
+        }
+    }
+
+    /// 20 octets that look like commands and literal markers; a streamed literal under
+    /// `streaming()` limits.
+    const BIG: &[u8] = b"LOGOUT\r\n{3}\r\nx\r\n{9+}";
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// (wire input, expected outputs, expected streamed bodies).
+    type StreamCase = (Vec<u8>, Vec<Received>, Vec<Vec<u8>>);
+
+    /// The streaming cases, under `streaming()` limits.
+    fn stream_table() -> Vec<StreamCase> {
+        let big = BIG.to_vec();
+        let seventeen = b"0123456789abcdefg".to_vec();
+        vec![
+            // Synchronizing: `+` first, then the stream; pipelined commands after it still run.
+            (
+                cat(&[b"a APPEND INBOX {20}\r\n", BIG, b"\r\nb NOOP\r\n"]),
+                vec![
+                    Received::NeedContinuation { size: 20 },
+                    Received::LiteralStream { size: 20 },
+                    cmd("a", append(vec![(streamed(20, 0), false)])),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![big.clone()],
+            ),
+            // LITERAL+ (RFC 7888): no continuation.
+            (
+                cat(&[b"a APPEND INBOX {20+}\r\n", BIG, b"\r\nb NOOP\r\n"]),
+                vec![
+                    Received::LiteralStream { size: 20 },
+                    cmd("a", append(vec![(streamed(20, 0), false)])),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![big.clone()],
+            ),
+            // literal8 (RFC 3516).
+            (
+                cat(&[b"a APPEND INBOX ~{20}\r\n", BIG, b"\r\n"]),
+                vec![
+                    Received::NeedContinuation { size: 20 },
+                    Received::LiteralStream { size: 20 },
+                    cmd("a", append(vec![(streamed(20, 0), true)])),
+                ],
+                vec![big.clone()],
+            ),
+            // MULTIAPPEND (RFC 3502) mixing buffered and streamed messages.
+            (
+                cat(&[
+                    b"a APPEND INBOX {3+}\r\nabc {20+}\r\n",
+                    BIG,
+                    b" {17}\r\n0123456789abcdefg {2}\r\nhi\r\nb NOOP\r\n",
+                ]),
+                vec![
+                    Received::LiteralStream { size: 20 },
+                    Received::NeedContinuation { size: 17 },
+                    Received::LiteralStream { size: 17 },
+                    Received::NeedContinuation { size: 2 },
+                    cmd(
+                        "a",
+                        append(vec![
+                            (inline(b"abc"), false),
+                            (streamed(20, 0), false),
+                            (streamed(17, 1), false),
+                            (inline(b"hi"), false),
+                        ]),
+                    ),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![big.clone(), seventeen],
+            ),
+            // Over max_literal: still refused, without a continuation; the client does not
+            // send it.
+            (
+                b"a APPEND INBOX {1001}\r\nb NOOP\r\n".to_vec(),
+                vec![
+                    err(Some("a"), LITERAL_TOO_LARGE, false),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![],
+            ),
+            // ... and fatal when non-synchronizing.
+            (
+                b"a APPEND INBOX {1001+}\r\nb NOOP\r\n".to_vec(),
+                vec![err(Some("a"), LITERAL_TOO_LARGE, true)],
+                vec![],
+            ),
+            // Streamed literals count against max_command like buffered ones.
+            (
+                cat(&[
+                    b"a APPEND INBOX {1000+}\r\n",
+                    &[b'x'; 1000],
+                    b" {1000+}\r\n",
+                    &[b'y'; 1000],
+                    b" {1000}\r\nb NOOP\r\n",
+                ]),
+                vec![
+                    Received::LiteralStream { size: 1000 },
+                    Received::LiteralStream { size: 1000 },
+                    err(Some("a"), LITERAL_TOO_LARGE, false),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![vec![b'x'; 1000], vec![b'y'; 1000]],
+            ),
+            // A literal too big to buffer that is not an APPEND message (a password, a
+            // mailbox name) is refused; a non-synchronizing one is skipped, not fatal.
+            (
+                b"a LOGIN {20}\r\nb APPEND {17}\r\nc NOOP\r\n".to_vec(),
+                vec![
+                    err(Some("a"), LITERAL_TOO_LARGE, false),
+                    err(Some("b"), LITERAL_TOO_LARGE, false),
+                    cmd("c", CommandBody::Noop),
+                ],
+                vec![],
+            ),
+            (
+                cat(&[b"a LOGIN {20+}\r\n", BIG, b" {2+}\r\npw\r\nb NOOP\r\n"]),
+                vec![
+                    err(Some("a"), LITERAL_TOO_LARGE, false),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![],
+            ),
+            // An APPEND already wrong before its big literal is refused at once; a
+            // non-synchronizing literal is skipped with the rest of the command.
+            (
+                cat(&[b"a APPEND INBOX (\\Seen {20+}\r\n", BIG, b"\r\nb NOOP\r\n"]),
+                vec![
+                    err(Some("a"), "expected atom", false),
+                    cmd("b", CommandBody::Noop),
+                ],
+                vec![],
+            ),
+            // A buffered literal at the threshold is not streamed.
+            (
+                b"a APPEND INBOX {16+}\r\n0123456789abcdef\r\n".to_vec(),
+                vec![cmd("a", append(vec![(inline(b"0123456789abcdef"), false)]))],
+                vec![],
+            ),
+        ]
+    }
+
+    #[test]
+    fn streamed_literals_whole_split_and_bytewise() {
+        for (input, want, want_bodies) in stream_table() {
+            for step in [input.len(), 1, 2, 3, 7, 64] {
+                let (got, bodies) = run_streaming(streaming(), &input, step);
+                let shown = String::from_utf8_lossy(&input);
+                assert_eq!(got, want, "step {step}: {shown:?}");
+                assert_eq!(bodies, want_bodies, "step {step}: {shown:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_literal_is_never_buffered() {
+        let limits = Limits {
+            max_literal: 64 * 1024 * 1024,
+            max_command: 64 * 1024 * 1024 + 1024,
+            ..Limits::default()
+        };
+        let size: u64 = 8 * 1024 * 1024;
+        let mut r = Receiver::new(limits);
+        r.feed(format!("a APPEND INBOX {{{size}}}\r\n").as_bytes());
+        assert_eq!(r.next(), Received::NeedContinuation { size });
+        assert_eq!(r.take_literal_chunk(100), LiteralChunk::Done);
+        assert_eq!(r.next(), Received::LiteralStream { size });
+        assert_eq!(r.literal_remaining(), Some(size));
+        assert_eq!(r.take_literal_chunk(100), LiteralChunk::NeedMoreData);
+        // Neither next() nor take_line() may eat literal octets.
+        assert_eq!(r.next(), Received::NeedMoreData);
+        let piece = vec![b'z'; 4096];
+        let mut taken = 0u64;
+        while taken < size {
+            r.feed(&piece);
+            assert_eq!(r.take_line(), None);
+            assert_eq!(r.next(), Received::NeedMoreData);
+            loop {
+                match r.take_literal_chunk(1500) {
+                    LiteralChunk::Data(d) => {
+                        assert!(d.len() <= 1500 && d.iter().all(|&b| b == b'z'));
+                        taken += d.len() as u64;
+                    }
+                    LiteralChunk::NeedMoreData => break,
+                    LiteralChunk::Done => break,
+                }
+            }
+            assert!(r.buffered() < 8192, "{}", r.buffered());
+        }
+        assert_eq!(taken, size);
+        assert_eq!(r.literal_remaining(), None);
+        assert_eq!(r.take_literal_chunk(100), LiteralChunk::Done);
+        r.feed(b" {3+}\r\nabc\r\nb NOOP\r\n");
+        assert_eq!(
+            r.next(),
+            cmd(
+                "a",
+                append(vec![(streamed(size, 0), false), (inline(b"abc"), false)])
+            )
+        );
+        assert_eq!(r.next(), cmd("b", CommandBody::Noop));
+    }
+
     #[test]
     fn continuation_only_once_and_bytes_wait() {
         let mut r = Receiver::new(Limits::default());
@@ -675,7 +1101,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(messages[0].message, &b"body"[..]);
+        assert_eq!(
+            messages[0].message,
+            AppendBody::Inline(bytes::Bytes::from_static(b"body"))
+        );
     }
 
     #[test]
@@ -749,6 +1178,8 @@ mod tests {
             b"~{1}\r\n",
             b"{99999}\r\n",
             b"{200+}\r\n",
+            b"{20}\r\n",
+            b"~{24+}\r\n",
             b"\r\n",
             b"\n",
             b"\"",
@@ -775,6 +1206,7 @@ mod tests {
             b"a NOOP\r\n",
             b"b LOGIN {5}\r\nalice {2+}\r\npw\r\n",
             b"c APPEND INBOX (\\Seen) ~{3}\r\nabc {1+}\r\nx\r\n",
+            b"j APPEND INBOX {20}\r\n01234567890123456789 ~{17+}\r\n0123456789abcdefg\r\n",
             b"d UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (From)]<0.9>) (CHANGEDSINCE 3)\r\n",
             b"e SEARCH RETURN (MIN) OR NOT (SEEN 1:3) UID $ SINCE \"1-Jan-2000\"\r\n",
             b"f STORE 1 (UNCHANGEDSINCE 4) +FLAGS.SILENT \\Seen x\r\n",
@@ -805,15 +1237,16 @@ mod tests {
         out
     }
 
-    #[test]
-    fn random_input_never_panics_and_stays_bounded() {
-        let limits = small();
-        // After draining, the receiver holds at most an unfinished line, an unfinished literal
-        // and what the current command holds.
-        let bound = limits.max_line + 1 + 2 * limits.max_command as usize;
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-        // (commands, continuations, errors, fatal errors) seen, to show the input reaches them.
-        let mut seen = [0usize; 4];
+    /// Feeds random input under `limits`, checking bounds after each drain; returns how many
+    /// (commands, continuations, errors, fatal errors, streamed literals) were seen.
+    fn random_rounds(limits: Limits, seed: u64) -> [usize; 5] {
+        // After draining, the receiver's input buffer holds at most an unfinished line or an
+        // unfinished buffered literal, never a streamed one; the command holds its text and
+        // buffered literals, each at most max_buffered_literal. None of this depends on
+        // max_literal.
+        let buf_bound = (limits.max_line + 1).max(limits.max_buffered_literal);
+        let mut rng = XorShift(seed);
+        let mut seen = [0usize; 5];
         for round in 0..20_000 {
             let input = random_input(&mut rng);
             let mut r = Receiver::new(limits);
@@ -828,6 +1261,7 @@ mod tests {
                     if rng.below(16) == 0 {
                         let _ = r.take_line();
                     }
+                    while let LiteralChunk::Data(_) = r.take_literal_chunk(1 + rng.below(8)) {}
                     let got = r.next();
                     match &got {
                         Received::NeedMoreData => break,
@@ -835,17 +1269,24 @@ mod tests {
                         Received::NeedContinuation { .. } => seen[1] += 1,
                         Received::Error { fatal: false, .. } => seen[2] += 1,
                         Received::Error { fatal: true, .. } => seen[3] += 1,
+                        Received::LiteralStream { .. } => seen[4] += 1,
                     }
                     outputs.push(got);
                     assert!(outputs.len() <= input.len() + 1, "round {round}");
                 }
-                assert!(r.buffered() <= bound, "round {round}: {}", r.buffered());
+                assert!(r.buf.len() <= buf_bound, "round {round}: {}", r.buf.len());
+                assert!(r.held <= limits.max_command, "round {round}");
                 assert!(r.text.len() as u64 <= limits.max_command);
+                for lit in &r.lits {
+                    if let AppendBody::Inline(b) = &lit.data {
+                        assert!(b.len() <= limits.max_buffered_literal, "round {round}");
+                    }
+                }
             }
             // Splitting differently changes nothing when only next() is used.
             if round % 10 == 0 {
-                let whole = run(limits, &input, input.len());
-                let bytewise = run(limits, &input, 1);
+                let whole = run_streaming(limits, &input, input.len());
+                let bytewise = run_streaming(limits, &input, 1);
                 assert_eq!(
                     whole,
                     bytewise,
@@ -854,6 +1295,24 @@ mod tests {
                 );
             }
         }
+        seen
+    }
+
+    #[test]
+    fn random_input_never_panics_and_stays_bounded() {
+        let limits = Limits {
+            max_buffered_literal: 16,
+            ..small()
+        };
+        let seen = random_rounds(limits, 0x9e37_79b9_7f4a_7c15);
         assert!(seen.iter().all(|&n| n > 20), "{seen:?}");
+        // The same bounds hold with a huge APPENDLIMIT: memory does not follow max_literal.
+        let huge = Limits {
+            max_literal: 1 << 40,
+            max_command: 1 << 41,
+            ..limits
+        };
+        let seen = random_rounds(huge, 0x2545_f491_4f6c_dd1d);
+        assert!(seen[0] > 20 && seen[4] > 20, "{seen:?}");
     }
 }

@@ -7,6 +7,7 @@ use crate::out::{Next, Out, Reply};
 use crate::selected::SyncMode;
 use crate::server::ImapServer;
 use crate::session::{Session, SessionState};
+use crate::spool::{Spool, Spooler};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +17,16 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use yubin_imap_proto::{Command, Received, Receiver};
+use yubin_imap_proto::{Command, LiteralChunk, Received, Receiver};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-connection read buffer: small, because idle connections are the common case and memory
 /// per idle connection is a target; the receiver accumulates larger commands itself.
 const READ_CHUNK: usize = 4 * 1024;
 const SHUTDOWN_BYE: &[u8] = b"* BYE Server shutting down\r\n";
+/// Read buffer while a streamed APPEND literal arrives: larger than `READ_CHUNK` for throughput,
+/// and only allocated for the duration of that literal.
+const SPOOL_CHUNK: usize = 64 * 1024;
 
 /// What the connection does after a command.
 enum Flow {
@@ -131,7 +135,15 @@ where
                     stream.write_all(b"+ Ready for literal data\r\n").await?;
                     stream.flush().await?;
                 }
+                Received::LiteralStream { size } => {
+                    if !spool_literal(&mut stream, session, rx, size, shutdown).await? {
+                        return Ok(None);
+                    }
+                    deadline = Instant::now() + inactivity_timeout(session);
+                }
                 Received::Error { tag, text, fatal } => {
+                    // Whatever the refused command had spooled is of no use any more.
+                    session.spooled.clear();
                     let line = format!("{} BAD {text}\r\n", tag.as_deref().unwrap_or("*"));
                     stream.write_all(line.as_bytes()).await?;
                     if fatal {
@@ -144,7 +156,10 @@ where
                     stream.flush().await?;
                 }
                 Received::Command(command) => {
-                    match execute(&mut stream, session, rx, command, shutdown).await? {
+                    let flow = execute(&mut stream, session, rx, command, shutdown).await;
+                    // APPEND took its spool files; anything else never used them.
+                    session.spooled.clear();
+                    match flow? {
                         Flow::Continue => {}
                         Flow::Close => {
                             let _ = stream.shutdown().await;
@@ -184,6 +199,91 @@ where
             }
         }
     }
+}
+
+/// Takes a streamed APPEND message literal (RFC 3501 §7.5, RFC 7888 LITERAL+) off the wire into
+/// a spool file, holding no more than one read buffer of it, and queues the file for the command
+/// (`Session::spooled`). Returns false when the connection is to close (client gone, shutdown,
+/// inactivity); the partial spool file is then removed as it is dropped.
+async fn spool_literal<S>(
+    stream: &mut S,
+    session: &mut Session,
+    rx: &mut Receiver,
+    size: u64,
+    shutdown: &CancellationToken,
+) -> io::Result<bool>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    // A client that is not authenticated cannot APPEND (the command will be refused); its
+    // octets are read and dropped rather than written to disk.
+    let mut spooler = if session.user().is_some() {
+        match Spooler::create(&session.server.spool_dir()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create an APPEND spool file");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut rbuf = vec![0u8; SPOOL_CHUNK];
+    let timeout = inactivity_timeout(session);
+    let mut deadline = Instant::now() + timeout;
+    loop {
+        match rx.take_literal_chunk(SPOOL_CHUNK) {
+            LiteralChunk::Data(chunk) => {
+                if let Some(sp) = spooler.as_mut()
+                    && let Err(e) = sp.write(&chunk).await
+                {
+                    // Keep reading the literal so the stream stays in step; the command
+                    // then answers NO.
+                    tracing::error!(error = %e, "writing an APPEND spool file failed");
+                    spooler = None;
+                }
+                continue;
+            }
+            LiteralChunk::Done => break,
+            LiteralChunk::NeedMoreData => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                stream.write_all(SHUTDOWN_BYE).await?;
+                stream.flush().await?;
+                let _ = stream.shutdown().await;
+                return Ok(false);
+            }
+            read = stream.read(&mut rbuf) => {
+                let n = read?;
+                if n == 0 {
+                    tracing::debug!(size, "client left during a streamed literal");
+                    return Ok(false);
+                }
+                crate::telemetry::bytes_in(n);
+                rx.feed(&rbuf[..n]);
+                deadline = Instant::now() + timeout;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                stream.write_all(b"* BYE Autologout; idle for too long\r\n").await?;
+                stream.flush().await?;
+                let _ = stream.shutdown().await;
+                return Ok(false);
+            }
+        }
+    }
+    let spool = match spooler {
+        Some(sp) => match sp.finish().await {
+            Ok(body) => Spool::Ready(body),
+            Err(e) => {
+                tracing::error!(error = %e, "finishing an APPEND spool file failed");
+                Spool::Discarded
+            }
+        },
+        None => Spool::Discarded,
+    };
+    session.spooled.push(spool);
+    Ok(true)
 }
 
 fn inactivity_timeout(session: &Session) -> Duration {

@@ -11,6 +11,7 @@
 //! - `connection`: bytes ↔ receiver ↔ dispatcher; STARTTLS, implicit TLS, IDLE, SASL, timeouts.
 //! - `session`: the state enum (`NotAuthenticated`, `Authenticated`, `Selected`, `Logout`) and
 //!   its transitions; `gate`: the one table of which command is valid in which state.
+//! - `spool`: temporary files for APPEND literals too large to buffer, uploaded from disk.
 //! - `cmd::*`: one handler per command, each returning the tagged reply plus the transition.
 //! - `selected`: the selected mailbox's sequence-number view and the MODSEQ catch-up that turns
 //!   changes into EXISTS / EXPUNGE / FETCH, holding EXPUNGE back where RFC 3501 §7.4.1 says so.
@@ -27,6 +28,7 @@ mod out;
 mod selected;
 mod server;
 mod session;
+mod spool;
 mod telemetry;
 pub mod tls;
 

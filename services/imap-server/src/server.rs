@@ -2,6 +2,7 @@
 
 use crate::connection;
 use crate::hub::NotificationHub;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -27,6 +28,9 @@ pub struct ImapConfig {
     pub greeting_hostname: String,
     /// Failed authentications per connection before `* BYE`.
     pub max_auth_failures: u32,
+    /// Directory for APPEND literals over `limits.max_buffered_literal`, spooled to disk on
+    /// their way to the blob store; `None` means the OS temporary directory.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Connection timers, separate from [`ImapConfig`] so that configuration stays a plain list of
@@ -62,6 +66,7 @@ impl Default for ImapConfig {
             max_connections: 10_000,
             greeting_hostname: "localhost".to_string(),
             max_auth_failures: 3,
+            spool_dir: None,
         }
     }
 }
@@ -76,9 +81,20 @@ pub struct ImapServer {
     pub(crate) timeouts: Timeouts,
     pub(crate) hub: NotificationHub,
     slots: Arc<Semaphore>,
+    /// Summaries of streamed (large) APPEND bodies computed at once on this node; each holds
+    /// the whole message in memory while it runs, so this bounds that transient peak.
+    pub(crate) summary_slots: Semaphore,
 }
 
 impl ImapServer {
+    /// Where streamed APPEND literals are spooled.
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        self.config
+            .spool_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+    }
+
     pub fn new(
         mail: Arc<dyn MailStore>,
         auth: Arc<dyn Authenticator>,
@@ -105,6 +121,9 @@ impl ImapServer {
             blobs,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            summary_slots: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
             config,
             timeouts,
         })

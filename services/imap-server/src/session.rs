@@ -4,6 +4,7 @@ use crate::hub::{Hint, Subscription};
 use crate::out::{Next, Out};
 use crate::selected::{Selected, SyncMode, SyncOutcome};
 use crate::server::ImapServer;
+use crate::spool::Spool;
 use crate::telemetry::ConnectionGauge;
 use std::sync::Arc;
 use yubin_meta_api::{ChangeKind, MetaError, UserId};
@@ -30,6 +31,9 @@ pub(crate) struct Session {
     /// The user's change hints; present once authenticated.
     hints: Option<Subscription>,
     gauge: ConnectionGauge,
+    /// Streamed APPEND literals of the command being received, in order; the connection loop
+    /// clears it after every command, which removes the files APPEND did not take.
+    pub(crate) spooled: Vec<Spool>,
 }
 
 impl Session {
@@ -41,6 +45,7 @@ impl Session {
             auth_failures: 0,
             hints: None,
             gauge: ConnectionGauge::new("not_authenticated"),
+            spooled: Vec::new(),
         }
     }
 

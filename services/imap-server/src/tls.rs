@@ -82,6 +82,43 @@ pub fn self_signed_server_config(hostnames: &[String]) -> Result<Arc<ServerConfi
     build(vec![cert], key)
 }
 
+/// A self-signed certificate kept in `dir` (`cert.pem`, `key.pem`): made on first use, loaded
+/// afterwards, so clients that were told to trust it keep trusting it across restarts.
+pub fn persistent_self_signed(
+    dir: &Path,
+    hostnames: &[String],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    if !(cert.exists() && key.exists()) {
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TlsError::Read { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+        let certified = rcgen::generate_simple_self_signed(hostnames.to_vec())?;
+        write_private(&key, certified.key_pair.serialize_pem().as_bytes())
+            .map_err(write_err(&key))?;
+        std::fs::write(&cert, certified.cert.pem()).map_err(write_err(&cert))?;
+    }
+    load_server_config(&cert, &key)
+}
+
+/// Writes a file only its owner can read (a private key).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +127,16 @@ mod tests {
     fn self_signed_config_builds() {
         let config = self_signed_server_config(&["localhost".to_string()]).expect("config");
         assert!(config.alpn_protocols.is_empty());
+    }
+
+    #[test]
+    fn persistent_self_signed_is_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = dir.path().join("tls");
+        persistent_self_signed(&tls, &["localhost".to_string()]).expect("first");
+        let first = std::fs::read(tls.join("cert.pem")).expect("cert");
+        persistent_self_signed(&tls, &["localhost".to_string()]).expect("second");
+        assert_eq!(std::fs::read(tls.join("cert.pem")).expect("cert"), first);
     }
 
     #[test]

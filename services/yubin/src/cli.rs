@@ -39,6 +39,10 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_MAX_LITERAL_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_literal_bytes: Option<u64>,
+    /// APPEND literals larger than this go to a spool file instead of memory, in bytes.
+    #[arg(long, env = "YUBIN_MAX_BUFFERED_LITERAL_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_buffered_literal_bytes: Option<usize>,
     /// Deepest nesting of parenthesised lists (SEARCH, BODYSTRUCTURE requests).
     #[arg(long, env = "YUBIN_MAX_NESTING")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +92,11 @@ pub struct DevArgs {
     #[arg(long, env = "YUBIN_TLS_KEY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Where large APPEND literals are spooled on their way to the blob store (default: the
+    /// system temporary directory).
+    #[arg(long, env = "YUBIN_SPOOL_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
     #[command(flatten)]
     #[serde(rename = "limits")]
     pub limits: LimitArgs,
@@ -143,6 +152,11 @@ pub struct ImapArgs {
     #[arg(long, env = "YUBIN_ALLOW_PLAINTEXT_AUTH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_plaintext_auth: Option<bool>,
+    /// Where large APPEND literals are spooled on their way to the blob store (default: the
+    /// system temporary directory).
+    #[arg(long, env = "YUBIN_SPOOL_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
     #[command(flatten)]
     #[serde(rename = "limits")]
     pub limits: LimitArgs,

@@ -67,6 +67,8 @@ pub struct ConnectionLimits {
     pub max_line_bytes: usize,
     #[serde(default = "default_max_literal")]
     pub max_literal_bytes: u64,
+    #[serde(default = "default_max_buffered_literal")]
+    pub max_buffered_literal_bytes: usize,
     #[serde(default = "default_max_nesting")]
     pub max_nesting: usize,
     #[serde(default = "default_max_connections")]
@@ -82,6 +84,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             max_line_bytes: default_max_line(),
             max_literal_bytes: default_max_literal(),
+            max_buffered_literal_bytes: default_max_buffered_literal(),
             max_nesting: default_max_nesting(),
             max_connections: default_max_connections(),
             idle_keepalive_seconds: default_idle_keepalive(),
@@ -95,6 +98,9 @@ impl ConnectionLimits {
         if self.max_line_bytes < 1024 {
             bail!("max_line_bytes must be at least 1024 (RFC 7162 §4 asks for 8192)");
         }
+        if self.max_buffered_literal_bytes < 1024 {
+            bail!("max_buffered_literal_bytes must be at least 1024");
+        }
         if self.max_literal_bytes == 0 || self.max_nesting == 0 || self.max_connections == 0 {
             bail!("max_literal_bytes, max_nesting and max_connections must be positive");
         }
@@ -106,10 +112,13 @@ impl ConnectionLimits {
         Ok(())
     }
 
+    /// The front-end's configuration; `spool_dir` is where APPEND literals above
+    /// `max_buffered_literal_bytes` are written on their way to the blob store.
     pub fn imap_config(
         &self,
         hostname: &str,
         allow_plaintext_auth: bool,
+        spool_dir: Option<PathBuf>,
     ) -> yubin_imap::ImapConfig {
         yubin_imap::ImapConfig {
             limits: yubin_imap_proto::Limits {
@@ -119,12 +128,14 @@ impl ConnectionLimits {
                     .max_literal_bytes
                     .saturating_add(self.max_line_bytes as u64),
                 max_nesting: self.max_nesting,
+                max_buffered_literal: self.max_buffered_literal_bytes,
             },
             idle_keepalive: std::time::Duration::from_secs(self.idle_keepalive_seconds),
             allow_plaintext_auth,
             max_connections: self.max_connections,
             greeting_hostname: hostname.to_string(),
             max_auth_failures: self.max_auth_failures,
+            spool_dir,
         }
     }
 }
@@ -134,6 +145,9 @@ fn default_max_line() -> usize {
 }
 fn default_max_literal() -> u64 {
     64 * 1024 * 1024
+}
+fn default_max_buffered_literal() -> usize {
+    256 * 1024
 }
 fn default_max_nesting() -> usize {
     64

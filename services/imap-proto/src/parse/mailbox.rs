@@ -246,7 +246,11 @@ pub(super) fn append(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         } else {
             None
         };
-        let (message, binary) = c.literal(true)?;
+        let (message, binary) = c.literal(true).map_err(|mut e| {
+            // Tells the receiver that this literal may be streamed rather than buffered.
+            e.pending_message = e.incomplete;
+            e
+        })?;
         messages.push(AppendMessage {
             flags,
             internal_date,
@@ -565,7 +569,7 @@ mod tests {
                     messages: vec![AppendMessage {
                         flags: vec![],
                         internal_date: None,
-                        message: Bytes::from_static(b"hello"),
+                        message: AppendBody::Inline(Bytes::from_static(b"hello")),
                         binary: false,
                     }],
                 },
@@ -577,7 +581,7 @@ mod tests {
                     messages: vec![AppendMessage {
                         flags: vec!["\\Seen".into(), "$Forwarded".into()],
                         internal_date: Some(date),
-                        message: Bytes::from_static(b"abc"),
+                        message: AppendBody::Inline(Bytes::from_static(b"abc")),
                         binary: false,
                     }],
                 },
@@ -589,7 +593,7 @@ mod tests {
                     messages: vec![AppendMessage {
                         flags: vec![],
                         internal_date: None,
-                        message: Bytes::from_static(b"\0\r\n"),
+                        message: AppendBody::Inline(Bytes::from_static(b"\0\r\n")),
                         binary: true,
                     }],
                 },
@@ -602,19 +606,19 @@ mod tests {
                         AppendMessage {
                             flags: vec!["\\Seen".into()],
                             internal_date: None,
-                            message: Bytes::from_static(b"one"),
+                            message: AppendBody::Inline(Bytes::from_static(b"one")),
                             binary: false,
                         },
                         AppendMessage {
                             flags: vec![],
                             internal_date: Some(date),
-                            message: Bytes::from_static(b"two"),
+                            message: AppendBody::Inline(Bytes::from_static(b"two")),
                             binary: true,
                         },
                         AppendMessage {
                             flags: vec![],
                             internal_date: None,
-                            message: Bytes::new(),
+                            message: AppendBody::Inline(Bytes::new()),
                             binary: false,
                         },
                     ],

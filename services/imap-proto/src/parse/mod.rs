@@ -15,17 +15,16 @@ mod store;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-use bytes::Bytes;
-
 use crate::civil;
 use crate::command::*;
 use crate::encode::{is_astring_char, is_atom_char};
 
-/// A literal the receiver read: its bytes and the text offset right after its marker.
+/// A literal the receiver read: its bytes (or that it streamed them to the caller) and the text
+/// offset right after its marker.
 #[derive(Debug, Clone)]
 pub(crate) struct Lit {
     pub(crate) pos: usize,
-    pub(crate) data: Bytes,
+    pub(crate) data: AppendBody,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +33,9 @@ pub(crate) struct ParseError {
     /// The parser reached the literal the client has not sent yet (partial mode only): not an
     /// error, the command may still be valid.
     pub(crate) incomplete: bool,
+    /// With `incomplete`: the pending literal is the message of an APPEND, which the receiver
+    /// may stream to the caller instead of buffering.
+    pub(crate) pending_message: bool,
 }
 
 pub(crate) type PResult<T> = Result<T, ParseError>;
@@ -162,6 +164,7 @@ impl<'a> Cursor<'a> {
         ParseError {
             text: what.to_string(),
             incomplete: false,
+            pending_message: false,
         }
     }
 
@@ -314,7 +317,7 @@ impl<'a> Cursor<'a> {
 
     /// A literal (`{n}`, `{n+}`, or with `allow8` also `~{n}` / `~{n+}`); returns its bytes and
     /// whether it was a literal8.
-    pub(crate) fn literal(&mut self, allow8: bool) -> PResult<(Bytes, bool)> {
+    pub(crate) fn literal(&mut self, allow8: bool) -> PResult<(AppendBody, bool)> {
         let binary = self.eat(b'~');
         if binary && !allow8 {
             return self.fail("literal8 is not allowed here");
@@ -324,13 +327,14 @@ impl<'a> Cursor<'a> {
         self.eat(b'+');
         self.expect(b'}', "invalid literal")?;
         match self.lits.get(self.next_lit) {
-            Some(lit) if lit.pos == self.pos && lit.data.len() as u64 == size => {
+            Some(lit) if lit.pos == self.pos && lit.data.len() == size => {
                 self.next_lit += 1;
                 Ok((lit.data.clone(), binary))
             }
             None if self.partial && self.at_end() => Err(ParseError {
                 text: "literal pending".to_string(),
                 incomplete: true,
+                pending_message: false,
             }),
             _ => self.fail("literal must end the line"),
         }
@@ -340,7 +344,11 @@ impl<'a> Cursor<'a> {
     pub(crate) fn string(&mut self) -> PResult<Vec<u8>> {
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') => Ok(self.literal(false)?.0.to_vec()),
+            Some(b'{') => match self.literal(false)?.0 {
+                AppendBody::Inline(b) => Ok(b.to_vec()),
+                // The receiver streams only APPEND message literals; a string never is one.
+                AppendBody::Streamed { .. } => self.fail("literal too large"),
+            },
             _ => self.fail("expected string"),
         }
     }
@@ -590,6 +598,7 @@ pub(crate) fn lossy(v: Vec<u8>) -> String {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn tags_and_names() {
@@ -749,7 +758,7 @@ mod tests {
         let text = b"{3}";
         let lits = [Lit {
             pos: 3,
-            data: Bytes::from_static(b"abc"),
+            data: AppendBody::Inline(Bytes::from_static(b"abc")),
         }];
         let mut c = Cursor::for_test(text, &lits);
         assert_eq!(c.astring().unwrap(), b"abc");
@@ -760,10 +769,13 @@ mod tests {
         assert!(c.literal(false).is_err());
         let lits8 = [Lit {
             pos: 4,
-            data: Bytes::from_static(b"abc"),
+            data: AppendBody::Inline(Bytes::from_static(b"abc")),
         }];
         let mut c = Cursor::for_test(b"~{3}", &lits8);
-        assert_eq!(c.literal(true).unwrap(), (Bytes::from_static(b"abc"), true));
+        assert_eq!(
+            c.literal(true).unwrap(),
+            (AppendBody::Inline(Bytes::from_static(b"abc")), true)
+        );
         let mut c = Cursor::for_test(b"{4}", &lits);
         assert!(c.astring().is_err());
     }

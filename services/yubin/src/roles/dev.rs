@@ -35,6 +35,8 @@ struct DevSettings {
     #[serde(default)]
     tls_key: Option<PathBuf>,
     #[serde(default)]
+    spool_dir: Option<PathBuf>,
+    #[serde(default)]
     limits: ConnectionLimits,
 }
 
@@ -94,11 +96,22 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => yubin_imap::tls::load_server_config(cert, key)?,
-        _ => yubin_imap::tls::self_signed_server_config(&["localhost".to_string()])?,
+        _ => yubin_imap::tls::persistent_self_signed(
+            &settings.data_dir.join("tls"),
+            &["localhost".to_string()],
+        )?,
     };
     // Dev mode allows plaintext login on loopback only (ARCHITECTURE.md, "Protocol").
     let plaintext = is_loopback(&settings.imap_listen);
-    let imap_config = settings.limits.imap_config("localhost", plaintext);
+    // Spool next to the blobs so the final write is on the same file system.
+    let spool = settings
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("spool"));
+    std::fs::create_dir_all(&spool).with_context(|| format!("creating {}", spool.display()))?;
+    let imap_config = settings
+        .limits
+        .imap_config("localhost", plaintext, Some(spool));
     let server = yubin_imap::ImapServer::new(
         mail.clone(),
         auth.clone(),

@@ -35,6 +35,8 @@ struct ImapSettings {
     #[serde(default)]
     allow_plaintext_auth: bool,
     #[serde(default)]
+    spool_dir: Option<PathBuf>,
+    #[serde(default)]
     limits: ConnectionLimits,
 }
 
@@ -59,9 +61,6 @@ impl ImapSettings {
         }
         config::check_addr("http_listen", &self.http_listen)?;
         config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
-        if self.imaps_listen.is_some() && self.tls_cert.is_none() {
-            anyhow::bail!("--imaps-listen needs --tls-cert and --tls-key");
-        }
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
         }
@@ -86,13 +85,24 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
     );
     let blobs: Arc<dyn BlobStore> = s3.clone();
     let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => Some(yubin_imap::tls::load_server_config(cert, key)?),
-        _ => None,
+        (Some(cert), Some(key)) => yubin_imap::tls::load_server_config(cert, key)?,
+        _ => {
+            // STARTTLS must work even on a node set up without a certificate, so clients never
+            // have to send passwords in the clear; a self-signed one is no substitute for a real
+            // certificate, hence the warning.
+            tracing::warn!("no --tls-cert/--tls-key given: using a self-signed certificate");
+            yubin_imap::tls::self_signed_server_config(&["localhost".to_string()])?
+        }
     };
-    let imap_config = settings
-        .limits
-        .imap_config("localhost", settings.allow_plaintext_auth);
-    let server = yubin_imap::ImapServer::new(mail.clone(), auth, blobs, tls, imap_config);
+    if let Some(dir) = &settings.spool_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let imap_config = settings.limits.imap_config(
+        "localhost",
+        settings.allow_plaintext_auth,
+        settings.spool_dir.clone(),
+    );
+    let server = yubin_imap::ImapServer::new(mail.clone(), auth, blobs, Some(tls), imap_config);
 
     let mut tasks = JoinSet::new();
     let imap = bind("imap", &settings.imap_listen).await?;
