@@ -224,3 +224,40 @@ async fn meta_restart_keeps_everything_and_idle_clients_catch_up() {
     let r = writer.ok("FETCH 1 FLAGS").await;
     assert!(r.find("\\Flagged").is_some(), "{r:?}");
 }
+
+/// Benchmark, not a test (run it with `cargo test --release -p yubin --test distributed --
+/// --ignored --nocapture`): cross-node IDLE latency, sequential APPEND rate and the mixed
+/// workload on the distributed stack. Numbers are recorded in docs/performance.md.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark; run explicitly in release mode"]
+async fn benchmark_distributed() {
+    let stack = Stack::start().await;
+    stack.add_user("bench", "bench");
+    let samples =
+        yubin_loadtest::workload::idle_latency(stack.imap(0), stack.imap(1), "bench", "bench", 300)
+            .await;
+    let q = |x| yubin_loadtest::workload::quantile(&samples, x);
+    println!(
+        "APPEND on node 2 -> EXISTS on IDLE node 1 ({} rounds): p50 {:?}, p99 {:?}, max {:?}",
+        samples.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+    let rate = yubin_loadtest::workload::append_rate(stack.imap(0), "bench", "bench", 2000).await;
+    println!("sequential APPEND through one front-end: {rate:.0}/s");
+    for i in 0..50 {
+        let name = format!("load{i}");
+        stack.add_user(&name, &name);
+    }
+    let r = yubin_loadtest::workload::mixed(stack.imap(0), "load", 50, 50, Duration::from_secs(20))
+        .await;
+    println!(
+        "mixed workload, 50 users / 50 clients on one front-end: {:.0} cycles/s, {:.0} commands/s, \
+         {} failed, {} state errors",
+        r.cycles as f64 / r.elapsed.as_secs_f64(),
+        r.commands as f64 / r.elapsed.as_secs_f64(),
+        r.failed_commands,
+        r.state_errors
+    );
+}
