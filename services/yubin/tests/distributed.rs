@@ -56,6 +56,15 @@ impl Stack {
     fn restart_meta(&mut self) {
         let old = self.meta.take().expect("meta running");
         assert!(old.stop().success(), "meta exits cleanly on SIGTERM");
+        self.start_meta_again();
+    }
+
+    /// Kills meta without warning (SIGKILL), as a crash would.
+    fn crash_meta(&mut self) {
+        self.meta.take().expect("meta running").kill();
+    }
+
+    fn start_meta_again(&mut self) {
         let meta = start_meta(&self.redis.url(), &self.grpc.to_string());
         self.admin = meta.addr("http");
         self.meta = Some(meta);
@@ -223,6 +232,97 @@ async fn meta_restart_keeps_everything_and_idle_clients_catch_up() {
     assert!(r.find("2 EXISTS").is_some(), "{r:?}");
     let r = writer.ok("FETCH 1 FLAGS").await;
     assert!(r.find("\\Flagged").is_some(), "{r:?}");
+}
+
+/// Nothing acknowledged is lost: APPENDs run through both front-ends while meta is killed and
+/// restarted; every APPEND that got a tagged OK must be in the mailbox afterwards, exactly once,
+/// with strictly ascending UIDs. APPENDs made while meta is down must fail cleanly (NO), never hang
+/// or be acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_crash_during_appends_loses_nothing_acknowledged() {
+    use std::sync::{Arc, Mutex};
+    let mut stack = Stack::start().await;
+    stack.add_user("dora", "pw-d");
+    let acknowledged = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let refused = Arc::new(Mutex::new(0u32));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let addr = stack.imap((w % 2) as usize);
+        let (acknowledged, refused, stop) = (acknowledged.clone(), refused.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut imap = Imap::login(addr, "dora", "pw-d").await;
+            let mut n = w * 1_000_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let r = imap
+                    .append("INBOX", "", &yubin_loadtest::workload::message(n))
+                    .await;
+                if r.is_ok() {
+                    acknowledged.lock().expect("lock").push(n);
+                } else {
+                    assert!(r.status.starts_with("NO"), "{r:?}");
+                    *refused.lock().expect("lock") += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stack.crash_meta();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.start_meta_again();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() > 20,
+        "appends succeeded before and after the crash"
+    );
+    println!(
+        "acknowledged {} appends, {} refused while meta was down",
+        acknowledged.len(),
+        refused.lock().expect("lock")
+    );
+
+    let mut check = Imap::login(stack.imap(0), "dora", "pw-d").await;
+    check.ok("SELECT INBOX").await;
+    let r = check
+        .ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    let mut uids = Vec::new();
+    let mut present = Vec::new();
+    for line in &r.untagged {
+        let uid: u32 = line
+            .text
+            .split("UID ")
+            .nth(1)
+            .and_then(|t| t.split([' ', ')']).next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no UID in {line:?}"));
+        uids.push(uid);
+        let header = String::from_utf8_lossy(&line.literals[0]).into_owned();
+        let n: u64 = header
+            .trim()
+            .strip_prefix("Subject: load ")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected header {header:?}"));
+        present.push(n);
+    }
+    assert!(
+        uids.windows(2).all(|w| w[0] < w[1]),
+        "UIDs strictly ascend: {uids:?}"
+    );
+    let mut sorted = present.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), present.len(), "no message stored twice");
+    for n in &acknowledged {
+        assert!(present.contains(n), "acknowledged APPEND {n} was lost");
+    }
 }
 
 /// Benchmark, not a test (run it with `cargo test --release -p yubin --test distributed --
