@@ -112,15 +112,13 @@ impl NotificationHub {
 /// Keeps one watch stream open for `user`, re-establishing it with backoff whenever it ends.
 async fn run_feed(mail: Arc<dyn MailStore>, user: UserId, tx: broadcast::Sender<Hint>) {
     let mut backoff = BACKOFF_MIN;
-    let mut first = true;
     loop {
         match mail.watch(user).await {
             Ok(mut stream) => {
-                if !first {
-                    // Hints between the old stream's end and now are lost.
-                    let _ = tx.send(Hint::Resync);
-                }
-                first = false;
+                // Changes committed before the stream was confirmed sent no hint to it: after a
+                // reconnect those are the ones made while it was down, and on the first watch
+                // those made between a session's SELECT and now. Either way, re-read by MODSEQ.
+                let _ = tx.send(Hint::Resync);
                 let opened = tokio::time::Instant::now();
                 while let Some(event) = stream.next().await {
                     if event.user == user {
@@ -136,7 +134,6 @@ async fn run_feed(mail: Arc<dyn MailStore>, user: UserId, tx: broadcast::Sender<
             }
             Err(e) => {
                 tracing::warn!(user = %user, error = %e, "cannot watch changes; retrying");
-                first = false;
             }
         }
         tokio::time::sleep(backoff).await;

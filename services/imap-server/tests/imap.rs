@@ -763,6 +763,25 @@ async fn silent_watch_stream_still_syncs_on_noop() {
     );
 }
 
+/// A change committed after a session's SELECT but before the user's first watch is confirmed
+/// sends no hint; the hub resyncs every session once the watch is up, so the IDLE client still
+/// hears of it at once (not at the next keepalive, minutes later).
+#[tokio::test]
+async fn change_before_first_watch_is_confirmed_reaches_idle_session() {
+    let h = start_with(Options {
+        fault: WatchFault::SlowStart,
+        ..Options::default()
+    })
+    .await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    select(&mut a, "INBOX").await;
+    a.send(b"I IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling");
+    let mut b = Raw::login(h.addr, "alice", "wonderland").await;
+    append(&mut b, "INBOX", "", SIMPLE).await;
+    assert_eq!(a.line().await, "* 1 EXISTS");
+}
+
 /// A watch stream that keeps ending: the hub re-establishes it and tells sessions to resync, so
 /// an idling client still hears about the change without doing anything.
 #[tokio::test]

@@ -7,6 +7,17 @@
 //! let store = RedisStore::connect(&server.url()).await.expect("connect");
 //! # }
 //! ```
+//!
+//! [`RedisCluster`] starts three such servers as a Redis Cluster (all slots assigned, no
+//! replicas):
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use yubin_meta_store::{RedisStore, testing::RedisCluster};
+//! let cluster = RedisCluster::spawn().expect("redis cluster");
+//! let store = RedisStore::connect_cluster(&cluster.urls()).await.expect("connect");
+//! # }
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -82,6 +93,11 @@ impl RedisServer {
     }
 
     pub fn spawn_with(options: RedisOptions) -> std::io::Result<RedisServer> {
+        RedisServer::spawn_args(options, &[])
+    }
+
+    /// Starts a server with `extra` arguments appended to the usual ones.
+    fn spawn_args(options: RedisOptions, extra: &[String]) -> std::io::Result<RedisServer> {
         let port = match options.port {
             Some(p) => p,
             None => free_port()?,
@@ -116,6 +132,7 @@ impl RedisServer {
         } else {
             cmd.arg("--appendonly").arg("no");
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -187,5 +204,186 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Number of hash slots of a Redis Cluster.
+const SLOTS: u16 = 16384;
+
+/// A 3-node Redis Cluster (primaries only, slots split evenly), every node killed on drop.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    /// Cluster bus port of each node, in the order of `nodes`.
+    bus_ports: Vec<u16>,
+}
+
+/// Sends one command in RESP (inline commands cannot carry empty or spaced arguments) and
+/// reads one reply; enough for the few setup commands the harness needs.
+fn command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(
+        &(Ipv4Addr::LOCALHOST, port).into(),
+        Duration::from_millis(500),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    // Replies of interest are small (+OK, -ERR, an integer, the bulk string of CLUSTER INFO); read
+    // until the reply is complete or the server stops sending.
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if reply_complete(&out) {
+            break;
+        }
+    }
+    String::from_utf8(out).map_err(|e| std::io::Error::other(format!("reply not UTF-8: {e}")))
+}
+
+fn reply_complete(r: &[u8]) -> bool {
+    match r.first() {
+        Some(b'+' | b'-' | b':') => r.ends_with(b"\r\n"),
+        Some(b'$') => {
+            let Some(eol) = r.windows(2).position(|w| w == b"\r\n") else {
+                return false;
+            };
+            let len: i64 = std::str::from_utf8(&r[1..eol])
+                .ok()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(-1);
+            len < 0 || r.len() >= eol + 2 + len as usize + 2
+        }
+        _ => false,
+    }
+}
+
+fn expect_ok(port: u16, args: &[&str]) -> std::io::Result<()> {
+    let reply = command(port, args)?;
+    if reply.starts_with("+OK") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{args:?} on port {port}: {}",
+            reply.trim_end()
+        )))
+    }
+}
+
+impl RedisCluster {
+    /// Three primaries on free ports, each in its own temporary directory, without
+    /// persistence; returns once every node reports `cluster_state:ok`.
+    pub fn spawn() -> std::io::Result<RedisCluster> {
+        let mut nodes = Vec::new();
+        let mut bus_ports = Vec::new();
+        for _ in 0..3 {
+            // The cluster bus needs a port of its own; by default it is port + 10000, which
+            // may be taken or out of range, so it is chosen explicitly (`cluster-port`, Redis 7).
+            let bus = free_port()?;
+            let extra = [
+                "--cluster-enabled".to_string(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                "nodes.conf".into(),
+                "--cluster-port".into(),
+                bus.to_string(),
+                "--cluster-node-timeout".into(),
+                "2000".into(),
+            ];
+            nodes.push(RedisServer::spawn_args(RedisOptions::default(), &extra)?);
+            bus_ports.push(bus);
+        }
+        let cluster = RedisCluster { nodes, bus_ports };
+        cluster.form()?;
+        Ok(cluster)
+    }
+
+    /// Assigns a third of the slots to each node, introduces the nodes to each other and
+    /// waits until the cluster is healthy everywhere.
+    fn form(&self) -> std::io::Result<()> {
+        let n = self.nodes.len() as u16;
+        let per = SLOTS.div_ceil(n);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let first = i as u16 * per;
+            let last = ((i as u16 + 1) * per).min(SLOTS) - 1;
+            expect_ok(
+                node.port(),
+                &[
+                    "CLUSTER",
+                    "ADDSLOTSRANGE",
+                    &first.to_string(),
+                    &last.to_string(),
+                ],
+            )?;
+        }
+        // Introducing the others to the first node is enough: gossip spreads the rest. The
+        // wait below is dominated by Redis itself, which keeps a fresh primary from declaring
+        // the cluster OK for its first two seconds (CLUSTER_WRITABLE_DELAY in cluster.c).
+        let first = self.nodes[0].port();
+        for (node, bus) in self.nodes.iter().zip(&self.bus_ports).skip(1) {
+            // CLUSTER MEET <ip> <port> <bus-port>; the bus port argument is needed because it
+            // is not port + 10000 here.
+            expect_ok(
+                first,
+                &[
+                    "CLUSTER",
+                    "MEET",
+                    "127.0.0.1",
+                    &node.port().to_string(),
+                    &bus.to_string(),
+                ],
+            )?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let healthy = self.nodes.iter().all(|node| {
+                command(node.port(), &["CLUSTER", "INFO"]).is_ok_and(|info| {
+                    info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+                })
+            });
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(
+                    "redis cluster did not reach cluster_state:ok",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Seed URLs of every node (`redis://127.0.0.1:<port>/`).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Ports of the nodes, in the order of [`Self::urls`].
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// The port of the node that owns `key`'s slot.
+    pub fn owner_of(&self, key: &str) -> std::io::Result<u16> {
+        let slot = command(self.nodes[0].port(), &["CLUSTER", "KEYSLOT", key])?;
+        let slot: u16 = slot
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("CLUSTER KEYSLOT replied {slot:?}")))?;
+        let n = self.nodes.len() as u16;
+        let per = SLOTS.div_ceil(n);
+        let index = usize::from(slot / per);
+        self.nodes
+            .get(index)
+            .map(RedisServer::port)
+            .ok_or_else(|| std::io::Error::other(format!("no node for slot {slot}")))
     }
 }

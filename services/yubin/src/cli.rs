@@ -107,10 +107,15 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Redis URL, e.g. redis://127.0.0.1:6379.
+    /// Redis URL, e.g. redis://127.0.0.1:6379; with --redis-cluster, a comma-separated list of
+    /// seed nodes, e.g. redis://10.0.0.1:6379,redis://10.0.0.2:6379.
     #[arg(long, env = "YUBIN_REDIS_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// Treat --redis-url as the seed nodes of a Redis Cluster.
+    #[arg(long, env = "YUBIN_REDIS_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cluster: Option<bool>,
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,

@@ -46,6 +46,9 @@ pub enum WatchFault {
     Ends,
     /// The stream stays open but never delivers anything (silently lost hints).
     Silent,
+    /// The watch is confirmed only after a delay (a slow meta or pub/sub subscribe); changes
+    /// committed during the delay send no hint to it.
+    SlowStart,
 }
 
 /// A MailStore that delegates to the embedded store but can break `watch`.
@@ -140,6 +143,10 @@ impl MailStore for FaultyWatch {
             WatchFault::None => self.inner.watch(u).await,
             WatchFault::Ends => Ok(futures::stream::empty().boxed()),
             WatchFault::Silent => Ok(futures::stream::pending().boxed()),
+            WatchFault::SlowStart => {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                self.inner.watch(u).await
+            }
         }
     }
 }

@@ -32,7 +32,20 @@
 //!
 //! MODSEQs are stored as sorted-set scores (doubles), exact up to 2^53; UIDs are 32-bit.
 //! Scripts receive `{u:<id>}:mailboxes` as their only declared key (it routes them to the
-//! user's slot) and build the other key names from the prefix: all in the same slot.
+//! user's slot) and build the other key names from the prefix: all in the same slot. Redis
+//! Cluster checks only declared keys against the node's slots; accessing undeclared keys is
+//! outside the documented contract for scripts ("all keys must be passed in KEYS"), but works
+//! in practice as long as they hash to the script's slot, which the shared `{u:<id>}` tag
+//! guarantees. On a cluster a script never touches a global key (`users`, `users:next_id`):
+//! those are read and written by single-key commands outside scripts.
+//!
+//! # Cluster
+//!
+//! [`RedisStore::connect_cluster`] runs the same code on a Redis Cluster connection. Change
+//! hints are then sharded: scripts SPUBLISH to `ev:{u:<id>}`, which shares the user's hash tag
+//! and so the script's slot (SPUBLISH inside a script is allowed for a channel of the script's
+//! slot); the hub SSUBSCRIBEs on the node owning that slot. A plain PUBLISH would be broadcast
+//! over the cluster bus to every node.
 
 mod hub;
 
@@ -42,8 +55,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
-use redis::{ErrorKind, RedisError, Script, ScriptInvocation, Value};
+use futures::{StreamExt, TryStreamExt};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script,
+    ScriptInvocation, Value,
+};
 use yubin_meta_api::{
     AccountStore, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, FlagOp, InternalDate,
     MailStore, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult,
@@ -80,12 +99,17 @@ struct Scripts {
     user_password: Script,
 }
 
-fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+/// A script: which publish command to use (`PUBLISH`, or `SPUBLISH` for sharded pub/sub on a
+/// cluster), the prelude, then the body.
+fn script(publish: &str, body: &str) -> Script {
+    Script::new(&format!(
+        "local PUBLISH_CMD = '{publish}'\n{PRELUDE}\n{body}"
+    ))
 }
 
 impl Scripts {
-    fn new() -> Scripts {
+    fn new(publish: &str) -> Scripts {
+        let script = |body| script(publish, body);
         Scripts {
             list: script(include_str!("lua/list.lua")),
             status: script(include_str!("lua/status.lua")),
@@ -108,10 +132,51 @@ impl Scripts {
     }
 }
 
+/// The command connection: one server, or a Redis Cluster. Every operation is written once
+/// against [`ConnectionLike`]; the cluster connection routes each command by its first key
+/// (scripts by their one declared key, `{u:<id>}:mailboxes`), follows `-MOVED`/`-ASK`
+/// redirections and refreshes the slot map by itself.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How many per-user reads `list_users` keeps in flight at once.
+const LIST_USERS_CONCURRENCY: usize = 64;
+
 /// The Redis-backed store. Cheap to clone; clones share the connection and the pub/sub hub.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     scripts: Arc<Scripts>,
     hub: hub::Hub,
 }
@@ -333,13 +398,43 @@ impl RedisStore {
             .await
             .map_err(redis_err)?;
         Ok(RedisStore {
-            conn,
-            scripts: Arc::new(Scripts::new()),
+            conn: Conn::Single(conn),
+            scripts: Arc::new(Scripts::new("PUBLISH")),
             hub: hub::Hub::start(client),
         })
     }
 
-    /// Round trip to the server, for the readiness probe.
+    /// Connects to a Redis Cluster through any of the seed `nodes` (`redis://host:port`); the
+    /// rest of the topology is discovered with `CLUSTER SLOTS` and followed as it changes.
+    ///
+    /// Every user's keys share the hash tag `{u:<id>}` (one slot), so each operation is one
+    /// single-slot command or script; the two global keys (`users`, `users:next_id`) are only
+    /// ever touched by single-key commands. Change hints use sharded pub/sub (SPUBLISH /
+    /// SSUBSCRIBE, Redis 7), so a hint travels only within the shard owning the user's slot.
+    pub async fn connect_cluster(nodes: &[String]) -> MetaResult<RedisStore> {
+        if nodes.is_empty() {
+            return Err(MetaError::Invalid("no redis cluster nodes given".into()));
+        }
+        let cluster = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(Duration::from_secs(5))
+            .response_timeout(Duration::from_secs(30))
+            .retries(3)
+            .build()
+            .map_err(|e| MetaError::Invalid(format!("redis cluster nodes {nodes:?}: {e}")))?;
+        let conn = cluster.get_async_connection().await.map_err(redis_err)?;
+        let seed = nodes[0]
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| MetaError::Invalid(format!("redis url {:?}: {e}", nodes[0])))?;
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn.clone()),
+            scripts: Arc::new(Scripts::new("SPUBLISH")),
+            hub: hub::Hub::start_sharded(conn, seed),
+        })
+    }
+
+    /// Round trip to the server, for the readiness probe (on a cluster, PING goes to every
+    /// primary and succeeds only if all answer).
     pub async fn ping(&self) -> MetaResult<()> {
         let mut c = self.conn.clone();
         let _: String = redis::cmd("PING")
@@ -350,7 +445,8 @@ impl RedisStore {
     }
 
     /// Whether the server persists data (AOF on, or RDB snapshots configured), for meta's
-    /// start-up warning.
+    /// start-up warning. On a cluster CONFIG GET goes to one node: nodes of one deployment
+    /// are expected to share their configuration.
     pub async fn persistence_enabled(&self) -> MetaResult<bool> {
         let mut c = self.conn.clone();
         let aof: Vec<String> = redis::cmd("CONFIG")
@@ -853,19 +949,28 @@ impl AccountStore for RedisStore {
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
-        let mut pipe = redis::pipe();
-        for (_, id) in &index {
-            pipe.cmd("HMGET")
-                .arg(format!("{{u:{id}}}:user"))
-                .arg("name")
-                .arg("password_hash")
-                .arg("disabled");
-        }
-        let fields: Vec<Vec<Option<String>>> = if index.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut c).await.map_err(redis_err)?
-        };
+        // One HMGET per user, many in flight: on a cluster the users' keys lie in different
+        // slots, and a pipeline (or any multi-key command) across slots is refused, so no
+        // batching by more than one user at a time.
+        let ids: Vec<u64> = index.iter().map(|(_, id)| *id).collect();
+        let conn = self.conn.clone();
+        let fields: Vec<Vec<Option<String>>> = futures::stream::iter(ids)
+            .map(|id| {
+                let mut c = conn.clone();
+                async move {
+                    redis::cmd("HMGET")
+                        .arg(format!("{{u:{id}}}:user"))
+                        .arg("name")
+                        .arg("password_hash")
+                        .arg("disabled")
+                        .query_async::<Vec<Option<String>>>(&mut c)
+                        .await
+                        .map_err(redis_err)
+                }
+            })
+            .buffered(LIST_USERS_CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut out: Vec<UserRecord> = index
             .iter()
             .zip(fields)

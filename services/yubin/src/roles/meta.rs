@@ -17,8 +17,11 @@ use yubin_meta_store::RedisStore;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetaSettings {
+    /// One URL, or with `redis_cluster` a comma-separated list of cluster seed nodes.
     #[serde(default = "default_redis")]
     redis_url: String,
+    #[serde(default)]
+    redis_cluster: bool,
     #[serde(default = "default_grpc")]
     grpc_listen: String,
     #[serde(default = "default_http")]
@@ -39,21 +42,44 @@ impl MetaSettings {
     fn validate(&self) -> anyhow::Result<()> {
         config::check_addr("grpc_listen", &self.grpc_listen)?;
         config::check_addr("http_listen", &self.http_listen)?;
-        if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
-            anyhow::bail!("redis_url must start with redis:// or rediss://");
+        let urls = self.redis_urls();
+        if urls.is_empty() {
+            anyhow::bail!("redis_url is empty");
+        }
+        if urls.len() > 1 && !self.redis_cluster {
+            anyhow::bail!("redis_url lists several nodes: set redis_cluster for a Redis Cluster");
+        }
+        for url in &urls {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                anyhow::bail!("redis_url must start with redis:// or rediss:// (got {url:?})");
+            }
         }
         Ok(())
+    }
+
+    fn redis_urls(&self) -> Vec<String> {
+        self.redis_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 
 pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let settings: MetaSettings = config::load(&args, args.config.as_deref())?;
     settings.validate()?;
-    let store = Arc::new(
+    let store = if settings.redis_cluster {
+        RedisStore::connect_cluster(&settings.redis_urls())
+            .await
+            .context("connecting to the redis cluster")?
+    } else {
         RedisStore::connect(&settings.redis_url)
             .await
-            .context("connecting to redis")?,
-    );
+            .context("connecting to redis")?
+    };
+    let store = Arc::new(store);
     match store.persistence_enabled().await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(

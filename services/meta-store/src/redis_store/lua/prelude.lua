@@ -24,11 +24,13 @@ local function invalid(what) return redis.error_reply('YINVALID ' .. what) end
 
 -- Change hints, published once the script's writes are done (kinds: a=appended, f=flags,
 -- e=expunged, l=mailbox list). PUBLISH failing must never fail the write: hints only.
+-- PUBLISH_CMD is defined by the Rust side ahead of this prelude: 'PUBLISH', or 'SPUBLISH' on a
+-- cluster (CHANNEL carries the user's hash tag, so it hashes to this script's slot).
 local function emit(m, ms, kind)
   EVENTS[#EVENTS + 1] = fmt(tonumber(m)) .. ' ' .. fmt(tonumber(ms)) .. ' ' .. kind
 end
 local function publish()
-  for _, e in ipairs(EVENTS) do redis.pcall('PUBLISH', CHANNEL, e) end
+  for _, e in ipairs(EVENTS) do redis.pcall(PUBLISH_CMD, CHANNEL, e) end
 end
 
 local function split(s)
