@@ -15,6 +15,26 @@ use yubin_meta_api::{
     ModSeq, NewMessage, SearchIndex, SearchKey, SpecialUse, Uid, UidSet, UserId,
 };
 
+/// One `#[tokio::test]` per conformance check, each on a fresh store from `$setup`, an async fn
+/// returning `(guard, store)` (the guard keeps the backing server or directory alive). Every
+/// backend's test file invokes this once, so a new check is listed here only.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:ident) => {
+        $crate::conformance_tests!(@each $setup;
+            users, inbox_exists, mailboxes, rename_inbox, subscriptions, append_and_select, fetch,
+            store_flags, copy_and_move, expunge, changes_since, search,
+            uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags);
+    };
+    (@each $setup:ident; $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_guard, store) = $setup().await;
+            $crate::conformance::$name(&store).await;
+        }
+    )*};
+}
+
 /// Runs every check in turn.
 pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     users(store).await;

@@ -11,35 +11,7 @@ async fn store() -> (tempfile::TempDir, EmbeddedStore) {
     (dir, store)
 }
 
-macro_rules! conformance_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (_dir, store) = store().await;
-            conformance::$name(&store).await;
-        }
-    )*};
-}
-
-conformance_tests!(
-    users,
-    inbox_exists,
-    mailboxes,
-    rename_inbox,
-    subscriptions,
-    append_and_select,
-    fetch,
-    store_flags,
-    copy_and_move,
-    expunge,
-    changes_since,
-    search,
-    uid_validity_after_recreate,
-    watch,
-    isolation,
-    concurrent_appends,
-    concurrent_flags,
-);
+yubin_meta_store::conformance_tests!(store);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_twice_on_one_store() {
