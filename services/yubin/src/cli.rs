@@ -61,6 +61,37 @@ pub struct LimitArgs {
     pub max_auth_failures: Option<u32>,
 }
 
+/// Listeners, TLS, spool and limits of the roles that serve IMAP (`dev` and `imap`).
+#[derive(Debug, Args, Serialize)]
+pub struct FrontEndArgs {
+    #[arg(long, env = "YUBIN_IMAP_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap_listen: Option<String>,
+    #[arg(long, env = "YUBIN_IMAPS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imaps_listen: Option<String>,
+    /// Health, metrics (and in `yubin dev` the admin API).
+    #[arg(long, env = "YUBIN_HTTP_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<String>,
+    /// PEM certificate chain; without it a self-signed certificate is used (`yubin dev` keeps
+    /// it in the data dir).
+    #[arg(long, env = "YUBIN_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "YUBIN_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Where large APPEND literals are spooled on their way to the blob store (default: the
+    /// system temporary directory; `yubin dev`: the data dir).
+    #[arg(long, env = "YUBIN_SPOOL_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(rename = "limits")]
+    pub limits: LimitArgs,
+}
+
 #[derive(Debug, Args, Serialize)]
 pub struct DevArgs {
     /// TOML file with settings (flags and YUBIN_* variables take precedence).
@@ -71,35 +102,13 @@ pub struct DevArgs {
     #[arg(long, env = "YUBIN_DATA_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    #[arg(long, env = "YUBIN_IMAP_LISTEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub imap_listen: Option<String>,
-    #[arg(long, env = "YUBIN_IMAPS_LISTEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub imaps_listen: Option<String>,
-    /// Health, metrics and the admin API.
-    #[arg(long, env = "YUBIN_HTTP_LISTEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_listen: Option<String>,
     /// Also serve the metadata gRPC API here (so separate front-ends can join).
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,
-    /// PEM certificate chain; without it a self-signed certificate is made and kept in the data dir.
-    #[arg(long, env = "YUBIN_TLS_CERT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<PathBuf>,
-    #[arg(long, env = "YUBIN_TLS_KEY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_key: Option<PathBuf>,
-    /// Where large APPEND literals are spooled on their way to the blob store (default: the
-    /// system temporary directory).
-    #[arg(long, env = "YUBIN_SPOOL_DIR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spool_dir: Option<PathBuf>,
     #[command(flatten)]
-    #[serde(rename = "limits")]
-    pub limits: LimitArgs,
+    #[serde(flatten)]
+    pub front_end: FrontEndArgs,
 }
 
 #[derive(Debug, Args, Serialize)]
@@ -138,33 +147,13 @@ pub struct ImapArgs {
     #[arg(long, env = "YUBIN_S3_BUCKET")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_bucket: Option<String>,
-    #[arg(long, env = "YUBIN_IMAP_LISTEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub imap_listen: Option<String>,
-    #[arg(long, env = "YUBIN_IMAPS_LISTEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub imaps_listen: Option<String>,
-    #[arg(long, env = "YUBIN_HTTP_LISTEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_listen: Option<String>,
-    #[arg(long, env = "YUBIN_TLS_CERT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<PathBuf>,
-    #[arg(long, env = "YUBIN_TLS_KEY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_key: Option<PathBuf>,
     /// Allow LOGIN/AUTHENTICATE PLAIN on unencrypted connections (off: LOGINDISABLED, RFC 3501 §6.2.3).
     #[arg(long, env = "YUBIN_ALLOW_PLAINTEXT_AUTH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_plaintext_auth: Option<bool>,
-    /// Where large APPEND literals are spooled on their way to the blob store (default: the
-    /// system temporary directory).
-    #[arg(long, env = "YUBIN_SPOOL_DIR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spool_dir: Option<PathBuf>,
     #[command(flatten)]
-    #[serde(rename = "limits")]
-    pub limits: LimitArgs,
+    #[serde(flatten)]
+    pub front_end: FrontEndArgs,
 }
 
 #[derive(Debug, Args)]

@@ -161,3 +161,75 @@ fn default_idle_keepalive() -> u64 {
 fn default_max_auth_failures() -> u32 {
     3
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Settings {
+        imap_listen: String,
+        #[serde(default)]
+        http_listen: Option<String>,
+        #[serde(default)]
+        limits: ConnectionLimits,
+    }
+
+    fn dev_args(argv: &[&str]) -> crate::cli::DevArgs {
+        match Cli::try_parse_from(argv).expect("parse").command {
+            Command::Dev(args) => args,
+            _ => unreachable!("dev subcommand"),
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(f.path(), text).expect("write");
+        f
+    }
+
+    #[test]
+    fn a_flag_beats_the_file_and_limits_merge_key_by_key() {
+        let f = file(
+            "imap_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\n\
+             [limits]\nmax_nesting = 7\nmax_connections = 9\n",
+        );
+        let args = dev_args(&[
+            "yubin",
+            "dev",
+            "--imap-listen",
+            "127.0.0.1:3",
+            "--max-nesting",
+            "5",
+        ]);
+        let s: Settings = load(&args, Some(f.path())).expect("load");
+        assert_eq!(s.imap_listen, "127.0.0.1:3");
+        assert_eq!(s.http_listen.as_deref(), Some("127.0.0.1:2"));
+        assert_eq!(s.limits.max_nesting, 5);
+        assert_eq!(s.limits.max_connections, 9);
+        assert_eq!(s.limits.max_line_bytes, default_max_line());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let f = file("imap_listen = \"127.0.0.1:1\"\nimap_lisen = \"typo\"\n");
+        let args = dev_args(&["yubin", "dev"]);
+        assert!(load::<_, Settings>(&args, Some(f.path())).is_err());
+        let f = file("imap_listen = \"127.0.0.1:1\"\n[limits]\nmax_nestin = 3\n");
+        assert!(load::<_, Settings>(&args, Some(f.path())).is_err());
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        let limits = ConnectionLimits {
+            idle_keepalive_seconds: 0,
+            ..ConnectionLimits::default()
+        };
+        assert!(limits.validate().is_err());
+        assert!(ConnectionLimits::default().validate().is_ok());
+    }
+}
