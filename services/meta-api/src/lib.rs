@@ -20,7 +20,10 @@ pub use message::{
     MessageRecord, NewMessage, SearchIndex, StoreResult, canonical_flag, is_system_flag,
 };
 pub use search::{DayNumber, SearchKey};
-pub use store::{AccountStore, Authenticator, ChangeStream, MailStore, UserRecord};
+pub use store::{
+    AccountStore, Alias, Authenticator, ChangeStream, Domain, MailStore, QuotaLimits, QuotaUsage,
+    UidRange, UserRecord,
+};
 pub use uidset::UidSet;
 
 /// The hierarchy delimiter of every mailbox name (RFC 3501 §5.1.1).

@@ -1,3 +1,4 @@
+use crate::MetaError;
 use crate::{
     AppendResult, ChangeEvent, Changes, CopyResult, FlagOp, MailboxId, MailboxInfo,
     MailboxSnapshot, MessageRecord, MetaResult, ModSeq, NewMessage, SearchKey, SpecialUse,
@@ -5,6 +6,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
 
 /// A stream of change hints for one user. It may end or lose items (a pub/sub reconnect); the
 /// consumer re-reads state with [`MailStore::changes_since`] and never trusts the stream for truth.
@@ -118,6 +120,78 @@ pub trait MailStore: Send + Sync + 'static {
 
     /// Hints of every change to the user's mailboxes from now on.
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream>;
+
+    /// The account's quota limits and exact current usage (RFC 9208 STORAGE and MESSAGE
+    /// resources; one quota root per account). `append` and `copy_messages` refuse with
+    /// `OverQuota` when a limit would be exceeded, checked in the same atomic step as the write.
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
+        let _ = user;
+        Err(MetaError::Internal(
+            "quota is not implemented by this backend".into(),
+        ))
+    }
+
+    /// Claims the `\Recent` messages of a mailbox for the calling session (RFC 3501 §2.3.2: a
+    /// message is recent in exactly one session). Atomically moves the mailbox's "recent claimed"
+    /// mark to its current UIDNEXT and returns the UIDs from the old mark up to (excluding) the new
+    /// one: every existing message in that range is recent to the caller and to no one else.
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+        let _ = (user, mailbox);
+        Err(MetaError::Internal(
+            "claim_recent is not implemented by this backend".into(),
+        ))
+    }
+}
+
+/// A half-open range of UIDs `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidRange {
+    pub from: Uid,
+    pub to: Uid,
+}
+
+impl UidRange {
+    pub fn contains(&self, uid: Uid) -> bool {
+        self.from <= uid && uid < self.to
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.to <= self.from
+    }
+}
+
+/// An account's limits; `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaLimits {
+    /// Sum of RFC822.SIZE of every message, in bytes (RFC 9208 STORAGE is reported in KiB).
+    pub storage_bytes: Option<u64>,
+    /// Number of messages in all mailboxes (RFC 9208 MESSAGE).
+    pub messages: Option<u64>,
+}
+
+/// Limits plus exact usage of one account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    pub limits: QuotaLimits,
+    pub storage_bytes: u64,
+    pub messages: u64,
+}
+
+/// A mail domain served by this installation. An alias domain maps every address
+/// `local@name` to `local@alias_of`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    /// Lower-cased domain name.
+    pub name: String,
+    pub alias_of: Option<String>,
+}
+
+/// An address alias: mail for `address` goes to the account `target`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    /// Lower-cased full address (`local@domain`).
+    pub address: String,
+    pub target: UserId,
 }
 
 /// A stored account.
@@ -139,6 +213,82 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>>;
     async fn set_password_hash(&self, user: UserId, password_hash: &str) -> MetaResult<()>;
     async fn list_users(&self) -> MetaResult<Vec<UserRecord>>;
+
+    // The methods below carry temporary "not implemented" defaults while the backends gain them
+    // (issue 4); each backend overrides all of them and the defaults are then removed.
+
+    /// One page of accounts ordered by name, starting after `after`.
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<UserRecord>> {
+        let _ = (after, limit);
+        Err(MetaError::Internal(
+            "list_users_page is not implemented by this backend".into(),
+        ))
+    }
+    async fn user_by_id(&self, user: UserId) -> MetaResult<Option<UserRecord>> {
+        let _ = user;
+        Err(MetaError::Internal(
+            "user_by_id is not implemented by this backend".into(),
+        ))
+    }
+    /// A disabled account cannot log in and receives no mail; its data is kept.
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> MetaResult<()> {
+        let _ = (user, disabled);
+        Err(MetaError::Internal(
+            "set_disabled is not implemented by this backend".into(),
+        ))
+    }
+    /// Deletes the account's metadata (mailboxes, messages, aliases pointing at it). The caller
+    /// then deletes its blobs (everything under [`crate::BlobKey::user_prefix`]).
+    async fn delete_user(&self, user: UserId) -> MetaResult<()> {
+        let _ = user;
+        Err(MetaError::Internal(
+            "delete_user is not implemented by this backend".into(),
+        ))
+    }
+    async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        let _ = (user, limits);
+        Err(MetaError::Internal(
+            "set_quota is not implemented by this backend".into(),
+        ))
+    }
+    async fn put_alias(&self, alias: &Alias) -> MetaResult<()> {
+        let _ = alias;
+        Err(MetaError::Internal(
+            "put_alias is not implemented by this backend".into(),
+        ))
+    }
+    async fn delete_alias(&self, address: &str) -> MetaResult<()> {
+        let _ = address;
+        Err(MetaError::Internal(
+            "delete_alias is not implemented by this backend".into(),
+        ))
+    }
+    async fn list_aliases(&self) -> MetaResult<Vec<Alias>> {
+        Err(MetaError::Internal(
+            "list_aliases is not implemented by this backend".into(),
+        ))
+    }
+    async fn put_domain(&self, domain: &Domain) -> MetaResult<()> {
+        let _ = domain;
+        Err(MetaError::Internal(
+            "put_domain is not implemented by this backend".into(),
+        ))
+    }
+    async fn delete_domain(&self, name: &str) -> MetaResult<()> {
+        let _ = name;
+        Err(MetaError::Internal(
+            "delete_domain is not implemented by this backend".into(),
+        ))
+    }
+    async fn list_domains(&self) -> MetaResult<Vec<Domain>> {
+        Err(MetaError::Internal(
+            "list_domains is not implemented by this backend".into(),
+        ))
+    }
 }
 
 /// Checks credentials; what the front-end and LMTP use (never the hash itself).
