@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests need
-# (redis-server, python3, isync for mbsync) when missing, checks formatting, then runs every test of the workspace.
+# (redis-server, python3, isync for mbsync, prometheus, kubernetes-validate, check-jsonschema) when
+# missing, checks formatting, then runs every test of the workspace.
 # The integration tests spawn their own redis-server, S3 server (s3s-fs) and yubin processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,14 +10,42 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
+# A private Postfix instance relays to Yubin's LMTP (services/yubin/tests/lmtp.rs); installed
+# preseeded with "No configuration", so the package's own instance is neither set up nor started.
+[ -x /usr/sbin/postfix ] || command -v postfix >/dev/null 2>&1 || missing+=(postfix)
+# promtool checks infra/prometheus/, and the prometheus server evaluates the dashboard's queries
+# (services/yubin/tests/deploy.rs); the tests start their own server on a free port.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# Offline schema checks from PyPI, kept in a virtualenv under target/: kubernetes-validate for
+# k8s/, check-jsonschema (its bundled compose-spec schema) for infra/docker-compose.yml.
+tools_venv="$PWD/target/test-tools"
+schema_tools=(kubernetes-validate check-jsonschema)
+need_schema_tools=false
+for tool in "${schema_tools[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "$tools_venv/bin/$tool" ] || need_schema_tools=true
+done
+if $need_schema_tools && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
+    if [[ " ${missing[*]} " == *" postfix "* ]]; then
+        echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # The test harness starts redis-server itself on free ports; a system service is not needed.
+
+if $need_schema_tools; then
+    echo "installing: ${schema_tools[*]} (PyPI) into target/test-tools"
+    python3 -m venv "$tools_venv"
+    "$tools_venv/bin/pip" install --quiet --disable-pip-version-check \
+        kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+fi
+export PATH="$PATH:$tools_venv/bin"
 
 cargo fmt --all -- --check
 

@@ -40,6 +40,9 @@ impl Response {
 
 pub struct Imap {
     io: BufReader<TcpStream>,
+    /// The part of a line read so far: kept here so that a read given up by a timeout (IDLE,
+    /// `wait_for`) loses no bytes and the next read goes on where it stopped.
+    partial: Vec<u8>,
     next_tag: u32,
     pub greeting: String,
 }
@@ -52,6 +55,7 @@ impl Imap {
         stream.set_nodelay(true).expect("nodelay");
         let mut imap = Imap {
             io: BufReader::new(stream),
+            partial: Vec::new(),
             next_tag: 1,
             greeting: String::new(),
         };
@@ -81,11 +85,12 @@ impl Imap {
         let mut text = String::new();
         let mut literals = Vec::new();
         loop {
-            let mut raw = Vec::new();
-            let n = self.io.read_until(b'\n', &mut raw).await.ok()?;
-            if n == 0 {
+            // `read_until` is cancel-safe: what it read stays in `partial`.
+            let n = self.io.read_until(b'\n', &mut self.partial).await.ok()?;
+            if n == 0 || !self.partial.ends_with(b"\n") {
                 return None;
             }
+            let raw = std::mem::take(&mut self.partial);
             let chunk = String::from_utf8_lossy(&raw).into_owned();
             let chunk = chunk.trim_end_matches(['\r', '\n']).to_string();
             text.push_str(&chunk);
@@ -103,6 +108,21 @@ impl Imap {
                 None => return Some(Line { text, literals }),
             }
         }
+    }
+
+    /// A response line the server sent while no command was in progress, or None when nothing
+    /// is waiting. Untagged data may come at any time (RFC 3501 §7), but an EXPUNGE must not
+    /// (§7.4.1); a test calls this between commands to see such lines before it sends the next.
+    pub async fn unsolicited(&mut self) -> Option<Line> {
+        if self.io.buffer().is_empty() {
+            // `peek` does not consume, so giving up on it at once loses nothing.
+            let mut probe = [0u8; 1];
+            match tokio::time::timeout(Duration::ZERO, self.io.get_ref().peek(&mut probe)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+        self.read_line_within(TIMEOUT).await
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {

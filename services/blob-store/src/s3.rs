@@ -20,10 +20,21 @@ use bytes::Bytes;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
+use tracing::Instrument;
 use yubin_meta_api::BlobKey;
 
 /// The region used when none is configured: every S3-compatible server accepts it.
 const DEFAULT_REGION: &str = "us-east-1";
+
+/// The S3 operations the store performs: the `operation` label of its metrics.
+const OPERATIONS: [&str; 6] = [
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "ListObjectsV2",
+    "HeadBucket",
+];
 
 /// Keys per ListObjectsV2 page; S3's own maximum.
 const DEFAULT_LIST_PAGE: i32 = 1000;
@@ -39,6 +50,11 @@ pub struct S3BlobStore {
 impl S3BlobStore {
     /// A store over an already configured client.
     pub fn new(client: Client, bucket: String) -> S3BlobStore {
+        // Error series exist from the start (at 0), so dashboards and alerts see them before
+        // the first failure.
+        for operation in OPERATIONS {
+            metrics::counter!("yubin_s3_errors_total", "operation" => operation).increment(0);
+        }
         S3BlobStore {
             client,
             bucket,
@@ -103,15 +119,18 @@ impl S3BlobStore {
 
     /// Checks that the bucket is reachable with the configured credentials (readiness probes).
     pub async fn ping(&self) -> BlobResult<()> {
-        match self.client.head_bucket().bucket(&self.bucket).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(match classify(&self.bucket, "HeadBucket", e) {
-                BlobError::NotFound(_) => {
-                    BlobError::Other(format!("bucket {} does not exist", self.bucket))
-                }
-                other => other,
-            }),
-        }
+        observed("HeadBucket", async move {
+            match self.client.head_bucket().bucket(&self.bucket).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(match classify(&self.bucket, "HeadBucket", e) {
+                    BlobError::NotFound(_) => {
+                        BlobError::Other(format!("bucket {} does not exist", self.bucket))
+                    }
+                    other => other,
+                }),
+            }
+        })
+        .await
     }
 
     /// Creates the bucket if it does not exist (development and tests; production buckets are
@@ -152,6 +171,37 @@ impl S3BlobStore {
             Err(e) => Err(classify(&self.bucket, "CreateBucket", e)),
         }
     }
+}
+
+/// Runs one S3 operation under an `s3` span (a child of the command that needed it) and records
+/// `yubin_s3_request_duration_seconds{operation}` and, when S3 failed,
+/// `yubin_s3_errors_total{operation}`. A missing key is an answer, not a failure.
+async fn observed<T>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = BlobResult<T>>,
+) -> BlobResult<T> {
+    let span = tracing::info_span!(
+        "s3",
+        otel.name = %format_args!("S3.{operation}"),
+        otel.kind = "client",
+        rpc.system = "aws-api",
+        rpc.service = "S3",
+        rpc.method = operation,
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        metrics::histogram!("yubin_s3_request_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result
+            && !matches!(e, BlobError::NotFound(_))
+        {
+            metrics::counter!("yubin_s3_errors_total", "operation" => operation).increment(1);
+        }
+        result
+    }
+    .instrument(span)
+    .await
 }
 
 /// Maps an SDK error to the trait's classes (see the module documentation).
@@ -204,156 +254,177 @@ async fn collect(key: &str, body: ByteStream) -> BlobResult<Bytes> {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn put(&self, key: &BlobKey, data: Bytes) -> BlobResult<()> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .content_length(data.len() as i64)
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(key.as_str(), "PutObject", e))
+        observed("PutObject", async move {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .content_length(data.len() as i64)
+                .body(ByteStream::from(data))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(key.as_str(), "PutObject", e))
+        })
+        .await
     }
 
     async fn put_file(&self, key: &BlobKey, path: &Path, size: u64) -> BlobResult<()> {
-        // One PutObject streamed from the file (S3 takes up to 5 GiB that way, far above any
-        // APPENDLIMIT), so the body never sits in memory. The length is checked up front because
-        // the request announces it.
-        check_file_len(key.as_str(), path, size).await?;
-        let length = i64::try_from(size)
-            .map_err(|_| BlobError::Other(format!("{}: file too large", key.as_str())))?;
-        let body = ByteStream::read_from()
-            .path(path)
-            .length(aws_sdk_s3::primitives::Length::Exact(size))
-            .build()
-            .await
-            .map_err(|e| {
-                BlobError::Other(format!("{}: reading {}: {e}", key.as_str(), path.display()))
-            })?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .content_length(length)
-            .body(body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(key.as_str(), "PutObject", e))
+        observed("PutObject", async move {
+            // One PutObject streamed from the file (S3 takes up to 5 GiB that way, far above any
+            // APPENDLIMIT), so the body never sits in memory. The length is checked up front because
+            // the request announces it.
+            check_file_len(key.as_str(), path, size).await?;
+            let length = i64::try_from(size)
+                .map_err(|_| BlobError::Other(format!("{}: file too large", key.as_str())))?;
+            let body = ByteStream::read_from()
+                .path(path)
+                .length(aws_sdk_s3::primitives::Length::Exact(size))
+                .build()
+                .await
+                .map_err(|e| {
+                    BlobError::Other(format!("{}: reading {}: {e}", key.as_str(), path.display()))
+                })?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .content_length(length)
+                .body(body)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(key.as_str(), "PutObject", e))
+        })
+        .await
     }
 
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| classify(key.as_str(), "GetObject", e))?;
-        collect(key.as_str(), resp.body).await
+        observed("GetObject", async move {
+            let resp = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+                .map_err(|e| classify(key.as_str(), "GetObject", e))?;
+            collect(key.as_str(), resp.body).await
+        })
+        .await
     }
 
     async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> BlobResult<Bytes> {
-        // Positions beyond i64::MAX cannot exist (S3 objects are far smaller) and some servers
-        // reject them in a Range header.
-        const MAX_POS: u64 = i64::MAX as u64;
-        if range.start >= range.end || range.start >= MAX_POS {
-            // Nothing to read, but a missing blob must still be reported as such.
-            return if self.exists(key).await? {
-                Ok(Bytes::new())
+        observed("GetObject", async move {
+            // Positions beyond i64::MAX cannot exist (S3 objects are far smaller) and some servers
+            // reject them in a Range header.
+            const MAX_POS: u64 = i64::MAX as u64;
+            if range.start >= range.end || range.start >= MAX_POS {
+                // Nothing to read, but a missing blob must still be reported as such.
+                return if self.exists(key).await? {
+                    Ok(Bytes::new())
+                } else {
+                    Err(BlobError::NotFound(key.as_str().to_string()))
+                };
+            }
+            // RFC 9110 §14.1.2: the last position is inclusive, and servers clamp it to the length;
+            // an end past any possible length is sent as an open range.
+            let last = range.end - 1;
+            let header = if last >= MAX_POS {
+                format!("bytes={}-", range.start)
             } else {
-                Err(BlobError::NotFound(key.as_str().to_string()))
+                format!("bytes={}-{last}", range.start)
             };
-        }
-        // RFC 9110 §14.1.2: the last position is inclusive, and servers clamp it to the length;
-        // an end past any possible length is sent as an open range.
-        let last = range.end - 1;
-        let header = if last >= MAX_POS {
-            format!("bytes={}-", range.start)
-        } else {
-            format!("bytes={}-{last}", range.start)
-        };
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .range(header)
-            .send()
-            .await;
-        match resp {
-            Ok(resp) => collect(key.as_str(), resp.body).await,
-            // 416: the range starts at or past the end; clamped, that is the empty slice.
-            Err(e) if is_invalid_range(&e) => Ok(Bytes::new()),
-            Err(e) => Err(classify(key.as_str(), "GetObject", e)),
-        }
+            let resp = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .range(header)
+                .send()
+                .await;
+            match resp {
+                Ok(resp) => collect(key.as_str(), resp.body).await,
+                // 416: the range starts at or past the end; clamped, that is the empty slice.
+                Err(e) if is_invalid_range(&e) => Ok(Bytes::new()),
+                Err(e) => Err(classify(key.as_str(), "GetObject", e)),
+            }
+        })
+        .await
     }
 
     async fn exists(&self, key: &BlobKey) -> BlobResult<bool> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match classify(key.as_str(), "HeadObject", e) {
-                BlobError::NotFound(_) => Ok(false),
-                other => Err(other),
-            },
-        }
+        observed("HeadObject", async move {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => match classify(key.as_str(), "HeadObject", e) {
+                    BlobError::NotFound(_) => Ok(false),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
     }
 
     async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // S3 answers 204 for a missing key; some compatible servers say NoSuchKey instead.
-            Err(e) => match classify(key.as_str(), "DeleteObject", e) {
-                BlobError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        observed("DeleteObject", async move {
+            match self
+                .client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                // S3 answers 204 for a missing key; some compatible servers say NoSuchKey instead.
+                Err(e) => match classify(key.as_str(), "DeleteObject", e) {
+                    BlobError::NotFound(_) => Ok(()),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> BlobResult<Vec<BlobKey>> {
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let resp = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .max_keys(self.list_page_size)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| classify(prefix, "ListObjectsV2", e))?;
-            keys.extend(
-                resp.contents()
-                    .iter()
-                    .filter_map(|o| o.key())
-                    .map(|k| BlobKey(k.to_string())),
-            );
-            match (resp.is_truncated(), resp.next_continuation_token()) {
-                (Some(true), Some(next)) if !next.is_empty() => token = Some(next.to_string()),
-                _ => break,
+        observed("ListObjectsV2", async move {
+            let mut keys = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let resp = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .max_keys(self.list_page_size)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| classify(prefix, "ListObjectsV2", e))?;
+                keys.extend(
+                    resp.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .map(|k| BlobKey(k.to_string())),
+                );
+                match (resp.is_truncated(), resp.next_continuation_token()) {
+                    (Some(true), Some(next)) if !next.is_empty() => token = Some(next.to_string()),
+                    _ => break,
+                }
             }
-        }
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+            keys.sort();
+            keys.dedup();
+            Ok(keys)
+        })
+        .await
     }
 }
 

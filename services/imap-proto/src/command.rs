@@ -134,6 +134,19 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: Vec<u8>,
     },
+
+    // QUOTA (RFC 9208 §4), authenticated state
+    GetQuota {
+        root: Vec<u8>,
+    },
+    GetQuotaRoot {
+        mailbox: Vec<u8>,
+    },
+    /// `SETQUOTA root (resource limit ...)`; resource names upper-cased.
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 }
 
 impl CommandBody {
@@ -177,6 +190,9 @@ impl CommandBody {
             CommandBody::Copy { uid: true, .. } => "UID COPY",
             CommandBody::Move { uid: false, .. } => "MOVE",
             CommandBody::Move { uid: true, .. } => "UID MOVE",
+            CommandBody::GetQuota { .. } => "GETQUOTA",
+            CommandBody::GetQuotaRoot { .. } => "GETQUOTAROOT",
+            CommandBody::SetQuota { .. } => "SETQUOTA",
         }
     }
 }
@@ -283,6 +299,8 @@ pub enum StatusItem {
     HighestModSeq,
     AppendLimit,
     MailboxId,
+    /// RFC 9208 §4.2.
+    DeletedStorage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,50 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends `s` as a string for an IMAP4rev2 (RFC 9051 §4.3) or UTF8=ACCEPT session: quoted when it
+/// is valid UTF-8 without CR, LF or NUL (rev2's `QUOTED-CHAR` includes `UTF8-2..4`), otherwise a
+/// literal.
+pub fn string_utf8(out: &mut Vec<u8>, s: &[u8]) {
+    if std::str::from_utf8(s).is_ok() && !s.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        literal(out, s);
+    }
+}
+
+/// Writes ascending numbers as a compact `sequence-set` (RFC 3501 §9): runs of consecutive
+/// numbers become `a:b`. Used for ESEARCH `ALL` (RFC 4731 §3.1) over sequence numbers or UIDs.
+pub fn sequence_set(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = numbers[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Appends `{n}\r\n` followed by the bytes.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 24);
@@ -281,6 +325,29 @@ mod tests {
         out.push(b' ');
         nstring(&mut out, Some(b"x\ry"));
         assert_eq!(out, b"NIL \"NIL\" {3}\r\nx\ry");
+    }
+
+    #[test]
+    fn utf8_strings() {
+        assert_eq!(
+            enc(string_utf8, "caf\u{e9}".as_bytes()),
+            "\"caf\u{e9}\"".as_bytes()
+        );
+        assert_eq!(enc(string_utf8, b"a\"b\\"), b"\"a\\\"b\\\\\"");
+        assert_eq!(enc(string_utf8, b"\xff"), b"{1}\r\n\xff");
+        assert_eq!(enc(string_utf8, b"a\nb"), b"{3}\r\na\nb");
+        assert_eq!(enc(string_utf8, b""), b"\"\"");
+    }
+
+    #[test]
+    fn sequence_sets() {
+        assert_eq!(sequence_set(&[]), "");
+        assert_eq!(sequence_set(&[7]), "7");
+        assert_eq!(sequence_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(
+            sequence_set(&[u32::MAX - 1, u32::MAX]),
+            "4294967294:4294967295"
+        );
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub enum LiteralChunk {
 /// response code so that APPEND can answer `NO [TOOBIG] ...` by passing it through.
 pub const LITERAL_TOO_LARGE: &str = "[TOOBIG] literal too large";
 
+/// Error texts for a line over `max_line` and a command over `max_command`: the RFC 9051 §7.1
+/// `LIMIT` code says a server limit was exceeded (the command may be fine otherwise).
+pub const LINE_TOO_LONG: &str = "[LIMIT] line too long";
+pub const COMMAND_TOO_LONG: &str = "[LIMIT] command too long";
+
 /// Bytes of a discarded line kept to recognise a literal marker at its end.
 const SKIP_TAIL: usize = 32;
 
@@ -254,7 +259,7 @@ impl Receiver {
         let Some(lf) = self.find_lf() else {
             // Without its CRLF the line may be one byte longer than max_line (a buffered CR).
             if self.buf.len() > self.limits.max_line.saturating_add(1) {
-                return Some(self.abandon("line too long"));
+                return Some(self.abandon(LINE_TOO_LONG));
             }
             return Some(Received::NeedMoreData);
         };
@@ -265,11 +270,11 @@ impl Receiver {
             lf
         };
         if end > self.limits.max_line {
-            return Some(self.abandon("line too long"));
+            return Some(self.abandon(LINE_TOO_LONG));
         }
         let held = self.held + end as u64;
         if held > self.limits.max_command {
-            return Some(self.abandon("command too long"));
+            return Some(self.abandon(COMMAND_TOO_LONG));
         }
         if self.text.is_empty() && end == 0 {
             // An empty line between commands: nothing to answer.
@@ -764,14 +769,14 @@ mod tests {
             (
                 small(),
                 b"a1 SELECT xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\nb NOOP\r\n",
-                vec![err(Some("a1"), "line too long", false), cmd("b", CommandBody::Noop)],
+                vec![err(Some("a1"), LINE_TOO_LONG, false), cmd("b", CommandBody::Noop)],
             ),
             // ... and when it announced a non-synchronizing literal, that is skipped as well,
             // together with the rest of the command.
             (
                 small(),
                 b"a1 SELECT xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {10+}\r\nb NOOP\r\nxx {2+}\r\nzz\r\nc NOOP\r\n",
-                vec![err(Some("a1"), "line too long", false), cmd("c", CommandBody::Noop)],
+                vec![err(Some("a1"), LINE_TOO_LONG, false), cmd("c", CommandBody::Noop)],
             ),
             // A synchronizing literal over the limit: refused without a continuation; the
             // client does not send it.
@@ -1079,7 +1084,7 @@ mod tests {
         let mut r = Receiver::new(limits);
         r.feed(b"t1 NOOP ");
         r.feed(&[b'x'; 100]);
-        assert_eq!(r.next(), err(Some("t1"), "line too long", false));
+        assert_eq!(r.next(), err(Some("t1"), LINE_TOO_LONG, false));
         // Memory stays bounded while the rest streams in.
         for _ in 0..1000 {
             r.feed(&[b'y'; 100]);

@@ -23,7 +23,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-connection read buffer: small, because idle connections are the common case and memory
 /// per idle connection is a target; the receiver accumulates larger commands itself.
 const READ_CHUNK: usize = 4 * 1024;
-const SHUTDOWN_BYE: &[u8] = b"* BYE Server shutting down\r\n";
+/// RFC 5530 UNAVAILABLE: this node is going away; the client reconnects (to another node).
+const SHUTDOWN_BYE: &[u8] = b"* BYE [UNAVAILABLE] Server shutting down, please reconnect\r\n";
 /// Read buffer while a streamed APPEND literal arrives: larger than `READ_CHUNK` for throughput,
 /// and only allocated for the duration of that literal.
 const SPOOL_CHUNK: usize = 64 * 1024;
@@ -54,7 +55,7 @@ pub(crate) async fn handle(
         let result = if implicit_tls {
             match tls_accept(&server, tcp).await {
                 Some(tls) => {
-                    let mut session = Session::new(server.clone(), true);
+                    let mut session = Session::new(server.clone(), true, Some(peer.ip()));
                     run(tls, &mut session, &mut receiver, true, &shutdown)
                         .await
                         .map(|_| ())
@@ -62,7 +63,7 @@ pub(crate) async fn handle(
                 None => Ok(()),
             }
         } else {
-            let mut session = Session::new(server.clone(), false);
+            let mut session = Session::new(server.clone(), false, Some(peer.ip()));
             match run(tcp, &mut session, &mut receiver, true, &shutdown).await {
                 Ok(Some(tcp)) => match tls_accept(&server, tcp).await {
                     Some(tls) => {
@@ -136,7 +137,7 @@ where
                     stream.flush().await?;
                 }
                 Received::LiteralStream { size } => {
-                    if !spool_literal(&mut stream, session, rx, size, shutdown).await? {
+                    if !spool_literal(&mut stream, session, rx, size).await? {
                         return Ok(None);
                     }
                     deadline = Instant::now() + inactivity_timeout(session);
@@ -156,7 +157,10 @@ where
                     stream.flush().await?;
                 }
                 Received::Command(command) => {
-                    let flow = execute(&mut stream, session, rx, command, shutdown).await;
+                    let span = crate::telemetry::command_span(command.body.name());
+                    let flow = execute(&mut stream, session, rx, command, shutdown)
+                        .instrument(span)
+                        .await;
                     // APPEND took its spool files; anything else never used them.
                     session.spooled.clear();
                     match flow? {
@@ -174,6 +178,7 @@ where
         tokio::select! {
             _ = shutdown.cancelled() => {
                 stream.write_all(SHUTDOWN_BYE).await?;
+                crate::telemetry::shutdown_bye();
                 stream.flush().await?;
                 let _ = stream.shutdown().await;
                 return Ok(None);
@@ -203,14 +208,15 @@ where
 
 /// Takes a streamed APPEND message literal (RFC 3501 §7.5, RFC 7888 LITERAL+) off the wire into
 /// a spool file, holding no more than one read buffer of it, and queues the file for the command
-/// (`Session::spooled`). Returns false when the connection is to close (client gone, shutdown,
-/// inactivity); the partial spool file is then removed as it is dropped.
+/// (`Session::spooled`). Returns false when the connection is to close (client gone,
+/// inactivity); the partial spool file is then removed as it is dropped. A shutdown does not
+/// interrupt it: the literal is part of an APPEND already under way, which is finished and
+/// answered before the connection's BYE (bounded by the server's shutdown grace period).
 async fn spool_literal<S>(
     stream: &mut S,
     session: &mut Session,
     rx: &mut Receiver,
     size: u64,
-    shutdown: &CancellationToken,
 ) -> io::Result<bool>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -248,12 +254,6 @@ where
             LiteralChunk::NeedMoreData => {}
         }
         tokio::select! {
-            _ = shutdown.cancelled() => {
-                stream.write_all(SHUTDOWN_BYE).await?;
-                stream.flush().await?;
-                let _ = stream.shutdown().await;
-                return Ok(false);
-            }
             read = stream.read(&mut rbuf) => {
                 let n = read?;
                 if n == 0 {
@@ -311,14 +311,17 @@ where
     let started = Instant::now();
     let mut reply = {
         let mut out = Out::new(stream);
-        let reply = cmd::dispatch(session, &mut out, body).await;
+        let reply = cmd::dispatch(session, &mut out, &tag, body).await;
         out.flush().await?;
         reply
     };
     loop {
         reply = match reply.next {
             Next::SaslContinue => {
-                stream.write_all(b"+ \r\n").await?;
+                let challenge = cmd::authenticate::challenge(session);
+                stream
+                    .write_all(format!("+ {challenge}\r\n").as_bytes())
+                    .await?;
                 stream.flush().await?;
                 let Some(line) = read_line(stream, rx, shutdown).await? else {
                     return Ok(Flow::Close);
@@ -386,6 +389,7 @@ where
         tokio::select! {
             _ = shutdown.cancelled() => {
                 stream.write_all(SHUTDOWN_BYE).await?;
+                crate::telemetry::shutdown_bye();
                 stream.flush().await?;
                 return Ok(None);
             }
@@ -440,6 +444,7 @@ where
         tokio::select! {
             _ = shutdown.cancelled() => {
                 stream.write_all(SHUTDOWN_BYE).await?;
+                crate::telemetry::shutdown_bye();
                 stream.flush().await?;
                 return Ok(None);
             }

@@ -25,13 +25,18 @@ pub(crate) fn check(state: &SessionState, body: &CommandBody) -> Result<(), Repl
             | C::Status { .. }
             | C::Append { .. }
             | C::Idle
+            | C::GetQuota { .. }
+            | C::GetQuotaRoot { .. }
+            | C::SetQuota { .. }
     );
     let allowed = any
         || match state {
             SessionState::NotAuthenticated => not_authenticated,
             SessionState::Authenticated { .. } => authenticated,
-            // Selected state allows the authenticated commands too (RFC 3501 §6.4).
-            SessionState::Selected { .. } => !not_authenticated,
+            // Selected state allows the authenticated commands too (RFC 3501 §6.4), except
+            // ENABLE, which is valid only before a mailbox is selected (RFC 5161 §3.1, RFC 9051
+            // §6.3.1): an extension must not change the rules under an open selection.
+            SessionState::Selected { .. } => !not_authenticated && !matches!(body, C::Enable(_)),
             SessionState::Logout => false,
         };
     if allowed {
@@ -40,6 +45,9 @@ pub(crate) fn check(state: &SessionState, body: &CommandBody) -> Result<(), Repl
     let text = match state {
         SessionState::NotAuthenticated => "Authenticate first",
         SessionState::Authenticated { .. } if !not_authenticated => "Select a mailbox first",
+        SessionState::Selected { .. } if matches!(body, C::Enable(_)) => {
+            "ENABLE is only valid before a mailbox is selected"
+        }
         SessionState::Logout => "Logging out",
         _ => "Already authenticated",
     };
@@ -65,5 +73,8 @@ mod tests {
         assert!(check(&au, &CommandBody::Idle).is_ok());
         assert!(check(&au, &CommandBody::Check).is_err());
         assert!(check(&au, &CommandBody::Expunge { uids: None }).is_err());
+        assert!(check(&au, &CommandBody::Enable(vec![])).is_ok());
+        assert!(check(&au, &CommandBody::GetQuotaRoot { mailbox: vec![] }).is_ok());
+        assert!(check(&na, &CommandBody::GetQuota { root: vec![] }).is_err());
     }
 }

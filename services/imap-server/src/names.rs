@@ -1,5 +1,5 @@
-//! Mailbox names on the wire (modified UTF-7, RFC 3501 §5.1.3) and LIST pattern matching
-//! (RFC 3501 §6.3.8).
+//! Mailbox names on the wire (modified UTF-7 in IMAP4rev1, RFC 3501 §5.1.3; UTF-8 in IMAP4rev2,
+//! RFC 9051 §5.1) and LIST pattern matching (RFC 3501 §6.3.8).
 
 use yubin_imap_proto::encode;
 use yubin_meta_api::HIERARCHY_DELIMITER;
@@ -7,10 +7,11 @@ use yubin_meta_api::HIERARCHY_DELIMITER;
 /// Decodes a mailbox name as sent by the client into the UTF-8 name the store holds.
 ///
 /// Rev1 clients send modified UTF-7; some send raw UTF-8 anyway, which is unambiguous (modified
-/// UTF-7 is 7-bit), so it is accepted. `INBOX` is case-insensitive (RFC 3501 §5.1) and is
-/// normalised to upper case, including as the first level of a hierarchy.
-pub(crate) fn decode(raw: &[u8]) -> Option<String> {
-    let name = if raw.is_ascii() {
+/// UTF-7 is 7-bit), so it is accepted. An IMAP4rev2 session (`utf8`) sends UTF-8 and nothing
+/// else: `&` is then just an ampersand (RFC 9051 §5.1). `INBOX` is case-insensitive (RFC 3501
+/// §5.1) and is normalised to upper case, including as the first level of a hierarchy.
+pub(crate) fn decode(raw: &[u8], utf8: bool) -> Option<String> {
+    let name = if raw.is_ascii() && !utf8 {
         encode::mutf7_decode(raw)?
     } else {
         String::from_utf8(raw.to_vec()).ok()?
@@ -31,10 +32,15 @@ pub(crate) fn normalize_inbox(name: String) -> String {
     }
 }
 
-/// Appends a store name as it goes on the wire (modified UTF-7, quoted or literal).
-pub(crate) fn encode_to(out: &mut Vec<u8>, name: &str) {
-    let wire = encode::mutf7_encode(name);
-    encode::string(out, wire.as_bytes());
+/// Appends a store name as it goes on the wire: modified UTF-7 for a rev1 session, UTF-8 for an
+/// IMAP4rev2 one (`utf8`); quoted, or a literal when it cannot be quoted.
+pub(crate) fn encode_to(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if utf8 {
+        encode::string_utf8(out, name.as_bytes());
+    } else {
+        let wire = encode::mutf7_encode(name);
+        encode::string(out, wire.as_bytes());
+    }
 }
 
 /// Combines LIST's reference and pattern (RFC 3501 §6.3.8): a pattern starting with the delimiter
@@ -132,6 +138,37 @@ mod tests {
         assert!(m("%b*", "ab/x"));
         assert!(!m("", "a"));
         assert!(m("*%", "a/b"));
+    }
+
+    #[test]
+    fn rev1_and_rev2_forms() {
+        assert_eq!(
+            decode(b"Entw&APw-rfe", false).as_deref(),
+            Some("Entw\u{fc}rfe")
+        );
+        assert_eq!(
+            decode(b"Entw&APw-rfe", true).as_deref(),
+            Some("Entw&APw-rfe")
+        );
+        assert_eq!(
+            decode("Entw\u{fc}rfe".as_bytes(), false).as_deref(),
+            Some("Entw\u{fc}rfe")
+        );
+        assert_eq!(
+            decode("Entw\u{fc}rfe".as_bytes(), true).as_deref(),
+            Some("Entw\u{fc}rfe")
+        );
+        assert_eq!(decode(b"Tom & Jerry", true).as_deref(), Some("Tom & Jerry"));
+        assert_eq!(decode(b"Tom & Jerry", false), None);
+        assert_eq!(decode(b"\xff", true), None);
+        assert_eq!(decode(b"inbox/x", true).as_deref(), Some("INBOX/x"));
+        let enc = |name: &str, utf8: bool| {
+            let mut v = Vec::new();
+            encode_to(&mut v, name, utf8);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(enc("Entw\u{fc}rfe & Co", false), "\"Entw&APw-rfe &- Co\"");
+        assert_eq!(enc("Entw\u{fc}rfe & Co", true), "\"Entw\u{fc}rfe & Co\"");
     }
 
     #[test]

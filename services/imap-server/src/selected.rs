@@ -1,11 +1,16 @@
 //! A selected mailbox as one session sees it: the ordered UID list whose positions are the
-//! sequence numbers, the session's `\Recent` set, the highest MODSEQ it has caught up to, and the
-//! expunges it could not announce yet (RFC 3501 §7.4.1).
+//! sequence numbers, the session's `\Recent` set, the highest MODSEQ it has caught up to, the
+//! expunges it could not announce yet (RFC 3501 §7.4.1) and the saved search result (RFC 5182).
+//!
+//! `\Recent` (RFC 3501 §2.3.2) belongs to exactly one session: a rev1 SELECT claims the mailbox's
+//! unclaimed messages with [`MailStore::claim_recent`], and so does every catch-up that learns of
+//! a message beyond what this session has claimed so far. Whatever node the sessions run on, the
+//! store hands each UID to one claimant only. EXAMINE and IMAP4rev2 sessions never claim.
 
 use crate::out::Out;
 use std::collections::{BTreeSet, HashMap};
 use yubin_imap_proto::{SeqBound, SequenceSet};
-use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidSet, UserId};
+use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidRange, UidSet, UserId};
 
 pub(crate) struct Selected {
     pub(crate) id: MailboxId,
@@ -24,6 +29,15 @@ pub(crate) struct Selected {
     own_reports: HashMap<Uid, ModSeq>,
     /// A hint arrived (or this session wrote): catch up after the current command.
     pub(crate) dirty: bool,
+    /// This session takes `\Recent` (a rev1 SELECT; not EXAMINE, not IMAP4rev2).
+    claims_recent: bool,
+    /// `\Recent` ranges this session claimed that messages it has not seen yet may still fall
+    /// in (ranges wholly below the highest UID seen are dropped).
+    claims: Vec<UidRange>,
+    /// IMAP4rev2 session: there is no `\Recent` and no RECENT response (RFC 9051 Appendix E).
+    rev2: bool,
+    /// The result saved by `SEARCH RETURN (SAVE)` (RFC 5182 §2.1), ascending UIDs; `$` names it.
+    saved: Vec<Uid>,
 }
 
 /// How a catch-up may talk to the client.
@@ -45,6 +59,9 @@ pub(crate) enum SyncOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidSequence;
 
+/// Catch-up passes one sync may make (see [`Selected::sync`]).
+const MAX_SYNC_PASSES: usize = 3;
+
 impl Selected {
     pub(crate) fn new(
         id: MailboxId,
@@ -61,7 +78,44 @@ impl Selected {
             highest_modseq,
             own_reports: HashMap::new(),
             dirty: false,
+            claims_recent: false,
+            claims: Vec::new(),
+            rev2: false,
+            saved: Vec::new(),
         }
+    }
+
+    /// Marks the view as an IMAP4rev2 session's: no `\Recent`, no RECENT responses.
+    pub(crate) fn for_rev2(mut self) -> Selected {
+        self.rev2 = true;
+        self
+    }
+
+    /// Makes this session the claimant of `\Recent` (rev1 SELECT), starting with `claim`, the
+    /// range the SELECT claimed: the messages of the view in it are recent to this session.
+    /// Returns how many are.
+    pub(crate) fn claim(&mut self, claim: Option<UidRange>) -> usize {
+        self.claims_recent = true;
+        if let Some(claim) = claim {
+            let start = self.uids.partition_point(|u| *u < claim.from);
+            let end = self.uids.partition_point(|u| *u < claim.to);
+            self.recent.extend(self.uids[start..end].iter().copied());
+            self.claims.push(claim);
+            self.prune_claims();
+        }
+        self.recent.len()
+    }
+
+    /// Drops claimed ranges no new message can fall in any more: UIDs ascend, so once the view
+    /// holds UID n, a message not seen yet has a UID above n.
+    fn prune_claims(&mut self) {
+        let next = self.uids.last().map_or(0, |u| u.0.saturating_add(1));
+        self.claims.retain(|c| c.to.0 > next);
+    }
+
+    /// Replaces the saved search result (RFC 5182 §2.1); UIDs ascending.
+    pub(crate) fn save_result(&mut self, uids: Vec<Uid>) {
+        self.saved = uids;
     }
 
     pub(crate) fn is_recent(&self, uid: Uid) -> bool {
@@ -97,9 +151,18 @@ impl Selected {
         uid: bool,
         strict: bool,
     ) -> Result<Vec<Uid>, InvalidSequence> {
-        let SequenceSet::Ranges(ranges) = set else {
-            // `$` (SEARCHRES) is not advertised.
-            return Err(InvalidSequence);
+        let ranges = match set {
+            SequenceSet::Ranges(ranges) => ranges,
+            // `$` (RFC 5182 §2.1) names the saved UIDs, in UID and sequence-number commands
+            // alike; those expunged since simply drop out.
+            SequenceSet::Saved => {
+                return Ok(self
+                    .saved
+                    .iter()
+                    .copied()
+                    .filter(|u| self.uids.binary_search(u).is_ok())
+                    .collect());
+            }
         };
         let mut out: Vec<Uid> = Vec::new();
         if uid {
@@ -134,6 +197,11 @@ impl Selected {
         out.sort_unstable();
         out.dedup();
         Ok(out)
+    }
+
+    /// Whether expunges by others wait to be announced.
+    pub(crate) fn has_pending_expunges(&self) -> bool {
+        !self.pending_expunge.is_empty()
     }
 
     /// Announces expunges this session caused itself (EXPUNGE, MOVE): they go out now.
@@ -175,46 +243,83 @@ impl Selected {
         out: &mut Out<'_>,
         mode: SyncMode,
     ) -> MetaResult<SyncOutcome> {
-        let changes = mail
-            .changes_since(user, self.id, self.highest_modseq)
-            .await?;
-        self.dirty = false;
-        if changes.mailbox_gone {
-            return Ok(SyncOutcome::Gone);
-        }
-        self.queue_expunges(&changes.vanished);
-        let mut last = self.uids.last().copied();
-        let mut arrived = 0usize;
+        let mut arrived: Vec<Uid> = Vec::new();
         let mut flag_changes = Vec::new();
-        for rec in changes.changed {
-            if last.is_none_or(|l| rec.uid > l) {
-                // New since the view was built; its flags are the client's to fetch.
-                self.uids.push(rec.uid);
-                self.recent.insert(rec.uid);
-                last = Some(rec.uid);
-                arrived += 1;
-            } else if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
-                || self.pending_expunge.binary_search(&rec.uid).is_ok()
-            {
-                continue;
-            } else if self.uids.binary_search(&rec.uid).is_ok() {
-                flag_changes.push(rec);
-            } else {
-                // Below the highest UID but never seen: UIDs ascend, so this is a message that
-                // was already expunged from the view. Nothing to say.
-                tracing::debug!(uid = %rec.uid, "change for a message outside the view");
+        // A `\Recent` claim takes every message below the mailbox's UIDNEXT, which may include
+        // messages committed after this pass read the changes. They are this session's to
+        // announce (or they would be recent to no one), so another pass follows such a claim;
+        // it sees them, as they were committed before the claim. Bounded: under a constant
+        // stream of appends the claims still covering unseen UIDs are kept and the next
+        // catch-up announces them.
+        for _pass in 0..MAX_SYNC_PASSES {
+            let changes = mail
+                .changes_since(user, self.id, self.highest_modseq)
+                .await?;
+            self.dirty = false;
+            if changes.mailbox_gone {
+                return Ok(SyncOutcome::Gone);
             }
-        }
-        self.own_reports.clear();
-        if changes.highest_modseq > self.highest_modseq {
-            self.highest_modseq = changes.highest_modseq;
+            self.queue_expunges(&changes.vanished);
+            let mut last = self.uids.last().copied();
+            let first_new = arrived.len();
+            for rec in changes.changed {
+                if last.is_none_or(|l| rec.uid > l) {
+                    // New since the view was built; its flags are the client's to fetch.
+                    self.uids.push(rec.uid);
+                    last = Some(rec.uid);
+                    arrived.push(rec.uid);
+                } else if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
+                    || self.pending_expunge.binary_search(&rec.uid).is_ok()
+                {
+                    continue;
+                } else if self.uids.binary_search(&rec.uid).is_ok() {
+                    flag_changes.push(rec);
+                } else {
+                    // Below the highest UID but never seen: UIDs ascend, so this is a message
+                    // that was already expunged from the view. Nothing to say.
+                    tracing::debug!(uid = %rec.uid, "change for a message outside the view");
+                }
+            }
+            self.own_reports.clear();
+            if changes.highest_modseq > self.highest_modseq {
+                self.highest_modseq = changes.highest_modseq;
+            }
+            if !self.claims_recent || arrived.len() == first_new {
+                break;
+            }
+            let newest = arrived[arrived.len() - 1];
+            let mut claimed_unseen = false;
+            // A message beyond every range claimed so far may be unclaimed: claim now, so it is
+            // recent here unless another session (on any node) got to it first.
+            if !self.claims.iter().any(|c| newest < c.to) {
+                match mail.claim_recent(user, self.id).await {
+                    Ok(claim) => {
+                        claimed_unseen = claim.to.0 > newest.0.saturating_add(1);
+                        self.claims.push(claim);
+                    }
+                    // \Recent is advisory: a failed claim leaves the messages non-recent here
+                    // rather than failing the command.
+                    Err(e) => tracing::warn!(error = %e, "claiming \\Recent failed"),
+                }
+            }
+            for &uid in &arrived[first_new..] {
+                if self.claims.iter().any(|c| c.contains(uid)) {
+                    self.recent.insert(uid);
+                }
+            }
+            self.prune_claims();
+            if !claimed_unseen {
+                break;
+            }
         }
         if mode.allow_expunge {
             self.flush_expunges(out);
         }
-        if arrived > 0 {
+        if !arrived.is_empty() {
             out.line(&format!("* {} EXISTS", self.uids.len()));
-            out.line(&format!("* {} RECENT", self.recent.len()));
+            if !self.rev2 {
+                out.line(&format!("* {} RECENT", self.recent.len()));
+            }
         }
         for rec in flag_changes {
             let Some(seq) = self.seq_of(rec.uid) else {
@@ -321,10 +426,42 @@ mod tests {
             view(&[]).resolve(&set(&[(N(1), Star)]), true, true),
             Ok(vec![])
         );
+        assert_eq!(v.resolve(&SequenceSet::Saved, true, true), Ok(vec![]));
+    }
+
+    #[test]
+    fn saved_result_follows_the_view() {
+        let mut v = view(&[3, 5, 9, 12]);
+        v.save_result(vec![Uid(5), Uid(7), Uid(12)]);
+        // 7 is not in the view (expunged, or never seen): `$` no longer names it.
+        assert_eq!(
+            v.resolve(&SequenceSet::Saved, false, true),
+            Ok(vec![Uid(5), Uid(12)])
+        );
         assert_eq!(
             v.resolve(&SequenceSet::Saved, true, true),
-            Err(InvalidSequence)
+            Ok(vec![Uid(5), Uid(12)])
         );
+    }
+
+    #[test]
+    fn recent_claims_mark_the_view_and_prune() {
+        let mut v = view(&[3, 5, 9, 12]);
+        let n = v.claim(Some(UidRange {
+            from: Uid(5),
+            to: Uid(15),
+        }));
+        assert_eq!(n, 3);
+        assert!(!v.is_recent(Uid(3)) && v.is_recent(Uid(5)) && v.is_recent(Uid(12)));
+        // UIDs 13 and 14 may still arrive: the claim stays.
+        assert_eq!(v.claims.len(), 1);
+        let mut w = view(&[3, 5]);
+        w.claim(Some(UidRange {
+            from: Uid(1),
+            to: Uid(6),
+        }));
+        assert!(w.claims.is_empty());
+        assert_eq!(view(&[1]).claim(None), 0);
     }
 
     #[test]

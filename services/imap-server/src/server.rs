@@ -2,8 +2,10 @@
 
 use crate::connection;
 use crate::hub::NotificationHub;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -31,6 +33,10 @@ pub struct ImapConfig {
     /// Directory for APPEND literals over `limits.max_buffered_literal`, spooled to disk on
     /// their way to the blob store; `None` means the OS temporary directory.
     pub spool_dir: Option<PathBuf>,
+    /// On shutdown, the connections get their `* BYE` in batches spread over this window, so
+    /// that thousands of clients do not all reconnect (and log in) elsewhere in the same
+    /// instant. Zero sends every BYE at once.
+    pub drain_window: Duration,
 }
 
 /// Connection timers, separate from [`ImapConfig`] so that configuration stays a plain list of
@@ -67,6 +73,7 @@ impl Default for ImapConfig {
             greeting_hostname: "localhost".to_string(),
             max_auth_failures: 3,
             spool_dir: None,
+            drain_window: Duration::ZERO,
         }
     }
 }
@@ -84,6 +91,8 @@ pub struct ImapServer {
     /// Summaries of streamed (large) APPEND bodies computed at once on this node; each holds
     /// the whole message in memory while it runs, so this bounds that transient peak.
     pub(crate) summary_slots: Semaphore,
+    /// The authenticator validates bearer tokens: AUTH=OAUTHBEARER and AUTH=XOAUTH2 are offered.
+    bearer_auth: std::sync::atomic::AtomicBool,
 }
 
 impl ImapServer {
@@ -93,6 +102,17 @@ impl ImapServer {
             .spool_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Offers (or stops offering) the bearer-token mechanisms OAUTHBEARER and XOAUTH2; set from
+    /// [`Authenticator::accepts_bearer_tokens`], which a remote meta may answer only later.
+    pub fn set_bearer_auth(&self, enabled: bool) {
+        self.bearer_auth
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn bearer_auth(&self) -> bool {
+        self.bearer_auth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn new(
@@ -114,6 +134,7 @@ impl ImapServer {
         config: ImapConfig,
         timeouts: Timeouts,
     ) -> Arc<ImapServer> {
+        crate::telemetry::register_node_metrics();
         Arc::new(ImapServer {
             hub: NotificationHub::new(mail.clone()),
             mail,
@@ -126,11 +147,15 @@ impl ImapServer {
             ),
             config,
             timeouts,
+            bearer_auth: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Accepts connections until `shutdown` is cancelled; then sends `* BYE` to every connection,
-    /// lets in-flight commands finish, and returns.
+    /// Accepts connections until `shutdown` is cancelled; then stops accepting (the port is
+    /// closed at once, so new clients go to other nodes), tells the connections `* BYE` in
+    /// batches spread over [`ImapConfig::drain_window`], lets in-flight commands finish, and
+    /// returns. A connection gets its BYE only between commands: a command being executed
+    /// completes and is answered first, so nothing a client was told OK is cut short.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -144,6 +169,7 @@ impl ImapServer {
             ));
         }
         let tracker = TaskTracker::new();
+        let open = OpenConnections::default();
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -170,13 +196,16 @@ impl ImapServer {
                 continue;
             };
             let server = self.clone();
-            let token = shutdown.clone();
+            let registered = open.register();
             tracker.spawn(async move {
-                connection::handle(server, tcp, peer, implicit_tls, token).await;
+                connection::handle(server, tcp, peer, implicit_tls, registered.token.clone()).await;
+                drop(registered);
                 drop(permit);
             });
         }
+        drop(listener);
         tracker.close();
+        drain(&open, self.config.drain_window).await;
         if tokio::time::timeout(self.timeouts.shutdown_grace, tracker.wait())
             .await
             .is_err()
@@ -187,5 +216,140 @@ impl ImapServer {
             );
         }
         Ok(())
+    }
+}
+
+/// The live connections of one listener, each with the token that tells it to say BYE.
+#[derive(Default, Clone)]
+struct OpenConnections {
+    inner: Arc<OpenInner>,
+}
+
+#[derive(Default)]
+struct OpenInner {
+    next_id: AtomicU64,
+    /// In accept order, so the oldest connections are drained first.
+    tokens: Mutex<BTreeMap<u64, CancellationToken>>,
+}
+
+/// A connection's entry; dropping it (the connection ended) removes it.
+struct Registered {
+    open: OpenConnections,
+    id: u64,
+    token: CancellationToken,
+}
+
+impl OpenConnections {
+    fn register(&self) -> Registered {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        self.lock().insert(id, token.clone());
+        Registered {
+            open: self.clone(),
+            id,
+            token,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
+        // Every critical section is one map operation; a poisoned lock holds a consistent map.
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn snapshot(&self) -> Vec<CancellationToken> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.lock().remove(&self.id);
+    }
+}
+
+/// Shortest pause between two BYE batches: below it, batching buys nothing over one burst.
+const MIN_BATCH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The batch plan of a drain: how many batches for `connections` over `window`.
+fn batch_count(connections: usize, window: Duration) -> usize {
+    if connections == 0 || window.is_zero() {
+        return 1;
+    }
+    let slots = (window.as_millis() / MIN_BATCH_INTERVAL.as_millis()).max(1);
+    connections.min(usize::try_from(slots).unwrap_or(usize::MAX))
+}
+
+/// Tells every open connection to say BYE: batch `b` of `n` at `b/n` of the window, so the last
+/// batch goes out one batch interval before the window ends. Connections that end on their own
+/// meanwhile are simply skipped (cancelling a finished connection's token does nothing).
+async fn drain(open: &OpenConnections, window: Duration) {
+    let tokens = open.snapshot();
+    let batches = batch_count(tokens.len(), window);
+    tracing::info!(
+        connections = tokens.len(),
+        batches,
+        window_ms = window.as_millis() as u64,
+        "draining connections"
+    );
+    let started = tokio::time::Instant::now();
+    let total = tokens.len();
+    for b in 0..batches {
+        let at = started + window.mul_f64(b as f64 / batches as f64);
+        tokio::time::sleep_until(at).await;
+        for token in &tokens[b * total / batches..(b + 1) * total / batches] {
+            token.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_connections_and_by_the_window() {
+        assert_eq!(batch_count(0, Duration::from_secs(10)), 1);
+        assert_eq!(batch_count(200, Duration::ZERO), 1);
+        assert_eq!(batch_count(3, Duration::from_secs(10)), 3);
+        // 10 s at one batch per 50 ms at most: 200 batches of 5 for 1 000 connections.
+        assert_eq!(batch_count(1_000, Duration::from_secs(10)), 200);
+        assert_eq!(batch_count(10, Duration::from_millis(10)), 1);
+    }
+
+    #[tokio::test]
+    async fn drain_spreads_the_byes_over_the_window_and_reaches_everyone() {
+        let open = OpenConnections::default();
+        let conns: Vec<Registered> = (0..8).map(|_| open.register()).collect();
+        let window = Duration::from_millis(800);
+        let started = tokio::time::Instant::now();
+        let watcher = {
+            let tokens: Vec<CancellationToken> = conns.iter().map(|c| c.token.clone()).collect();
+            tokio::spawn(async move {
+                let mut at = Vec::new();
+                for t in tokens {
+                    t.cancelled().await;
+                    at.push(started.elapsed());
+                }
+                at
+            })
+        };
+        drain(&open, window).await;
+        let at = watcher.await.expect("join");
+        assert_eq!(at.len(), 8, "every connection is told");
+        assert!(at[0] < window / 4, "the first batch goes at once: {at:?}");
+        // 8 batches at 0, 100, …, 700 ms (timers may fire a little late).
+        assert!(
+            at[7] < window + window / 4,
+            "the last batch goes within the window: {at:?}"
+        );
+        assert!(
+            at[7] >= window * 7 / 8 - Duration::from_millis(5),
+            "batches are spread, not a burst: {at:?}"
+        );
+        drop(conns);
+        assert!(
+            open.snapshot().is_empty(),
+            "ended connections leave the registry"
+        );
     }
 }

@@ -6,6 +6,7 @@ use crate::selected::{Selected, SyncMode, SyncOutcome};
 use crate::server::ImapServer;
 use crate::spool::Spool;
 use crate::telemetry::ConnectionGauge;
+use std::net::IpAddr;
 use std::sync::Arc;
 use yubin_meta_api::{ChangeKind, MetaError, UserId};
 
@@ -28,6 +29,13 @@ pub(crate) struct Session {
     /// The connection is encrypted (implicit TLS or after STARTTLS).
     pub(crate) tls_active: bool,
     pub(crate) auth_failures: u32,
+    /// The client's address: meta throttles failed logins per address too.
+    pub(crate) client: Option<IpAddr>,
+    /// The SASL exchange in progress (AUTHENTICATE between its continuation requests).
+    pub(crate) sasl: Option<crate::cmd::authenticate::Exchange>,
+    /// `ENABLE IMAP4rev2` was accepted (RFC 9051 §6.3.1): UTF-8 mailbox names, ESEARCH instead
+    /// of SEARCH responses, no `\Recent`. Fixed for the rest of the connection.
+    pub(crate) rev2: bool,
     /// The user's change hints; present once authenticated.
     hints: Option<Subscription>,
     gauge: ConnectionGauge,
@@ -37,14 +45,21 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(server: Arc<ImapServer>, tls_active: bool) -> Session {
+    pub(crate) fn new(
+        server: Arc<ImapServer>,
+        tls_active: bool,
+        client: Option<IpAddr>,
+    ) -> Session {
         Session {
             server,
             state: SessionState::NotAuthenticated,
             tls_active,
             auth_failures: 0,
+            client,
+            sasl: None,
+            rev2: false,
             hints: None,
-            gauge: ConnectionGauge::new("not_authenticated"),
+            gauge: ConnectionGauge::new("not_authenticated", tls_active),
             spooled: Vec::new(),
         }
     }
@@ -66,7 +81,8 @@ impl Session {
         }
     }
 
-    /// Whether LOGIN / AUTHENTICATE PLAIN may be used on this connection (LOGINDISABLED).
+    /// Whether LOGIN and AUTHENTICATE (every mechanism offered sends a password or a bearer
+    /// token) may be used on this connection (LOGINDISABLED).
     pub(crate) fn plaintext_auth_allowed(&self) -> bool {
         self.tls_active || self.server.config.allow_plaintext_auth
     }
@@ -83,16 +99,22 @@ impl Session {
 
     /// The list before (`pre_auth`) or after authentication.
     pub(crate) fn capability_list(&self, pre_auth: bool) -> String {
+        // IMAP4rev2 (RFC 9051 §7.2.2) is offered next to IMAP4rev1 and chosen with ENABLE; the
+        // extensions rev2 folded into its base are listed for rev1 clients too.
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
-             STATUS=SIZE",
+            "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
+             CHILDREN STATUS=SIZE ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE \
+             CREATE-SPECIAL-USE BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         if pre_auth {
             if self.starttls_available() {
                 caps.push_str(" STARTTLS");
             }
             if self.plaintext_auth_allowed() {
-                caps.push_str(" AUTH=PLAIN");
+                caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+                if self.server.bearer_auth() {
+                    caps.push_str(" AUTH=OAUTHBEARER AUTH=XOAUTH2");
+                }
             } else {
                 caps.push_str(" LOGINDISABLED");
             }
@@ -103,24 +125,25 @@ impl Session {
     /// Applies a command's transition. Returns false when the connection must close.
     pub(crate) fn apply(&mut self, next: Next) -> bool {
         let open = self.transition(next);
-        self.gauge.set(match self.state {
+        let state = match self.state {
             SessionState::NotAuthenticated => "not_authenticated",
             SessionState::Authenticated { .. } => "authenticated",
             SessionState::Selected { .. } => "selected",
             SessionState::Logout => "logout",
-        });
+        };
+        self.gauge.set(state, self.tls_active);
         open
     }
 
     /// Counts the connection as idling in the connections gauge; returns the state to restore.
     pub(crate) fn enter_idle(&mut self) -> &'static str {
         let before = self.gauge.state();
-        self.gauge.set("idle");
+        self.gauge.set("idle", self.tls_active);
         before
     }
 
     pub(crate) fn restore_gauge(&mut self, state: &'static str) {
-        self.gauge.set(state);
+        self.gauge.set(state, self.tls_active);
     }
 
     fn transition(&mut self, next: Next) -> bool {
@@ -160,6 +183,9 @@ impl Session {
 
     /// Records a hint; true when it concerns the selected mailbox.
     pub(crate) fn on_hint(&mut self, hint: Hint) -> bool {
+        if let Hint::Changed(ev) = &hint {
+            crate::telemetry::notification_delivered(ev);
+        }
         let SessionState::Selected { mailbox, .. } = &mut self.state else {
             return false;
         };
@@ -187,7 +213,10 @@ impl Session {
         let Some((user, sel)) = self.selected_mut() else {
             return Ok(Next::Stay);
         };
-        if !force && !sel.dirty {
+        // Expunges held back during FETCH/STORE/SEARCH go out at the next point that allows
+        // them (RFC 3501 §7.4.1), even when nothing new has happened since.
+        let expunges_due = mode.allow_expunge && sel.has_pending_expunges();
+        if !(force || sel.dirty || expunges_due) {
             return Ok(Next::Stay);
         }
         match sel.sync(mail.as_ref(), user, out, mode).await? {

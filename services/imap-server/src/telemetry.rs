@@ -1,39 +1,85 @@
-//! Prometheus metrics of the front-end (recorded through the `metrics` facade; the binary
-//! installs the exporter). Names are `yubin_imap_*`.
+//! Metrics and spans of the front-end. Metrics go through the `metrics` facade (the binary
+//! installs the Prometheus exporter); spans through `tracing` (the binary may add an
+//! OpenTelemetry layer). The names are catalogued in docs/metrics.md.
 
 use crate::out::Status;
+use opentelemetry::trace::{TraceContextExt, TraceId};
 use std::time::Duration;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use yubin_meta_api::{ChangeEvent, unix_micros_now};
 
-/// Counts one connection in the `yubin_imap_connections{state}` gauge for as long as it lives,
-/// moving it between states as the session changes.
+/// Counts one connection in `yubin_imap_connections{state,tls}` for as long as it lives, moving
+/// it between states (and to `tls="true"` after STARTTLS) as the session changes; while it is in
+/// the `idle` state it is also counted in `yubin_imap_idle_sessions`.
 pub(crate) struct ConnectionGauge {
     state: &'static str,
+    tls: bool,
+}
+
+fn tls_label(tls: bool) -> &'static str {
+    if tls { "true" } else { "false" }
 }
 
 impl ConnectionGauge {
-    pub(crate) fn new(state: &'static str) -> ConnectionGauge {
-        metrics::gauge!("yubin_imap_connections", "state" => state).increment(1.0);
-        metrics::counter!("yubin_imap_connections_total").increment(1);
-        ConnectionGauge { state }
+    pub(crate) fn new(state: &'static str, tls: bool) -> ConnectionGauge {
+        metrics::counter!("yubin_imap_connections_total", "tls" => tls_label(tls)).increment(1);
+        let gauge = ConnectionGauge { state, tls };
+        gauge.count(1.0);
+        gauge
     }
 
-    pub(crate) fn set(&mut self, state: &'static str) {
-        if state != self.state {
-            metrics::gauge!("yubin_imap_connections", "state" => self.state).decrement(1.0);
-            metrics::gauge!("yubin_imap_connections", "state" => state).increment(1.0);
+    pub(crate) fn set(&mut self, state: &'static str, tls: bool) {
+        if state != self.state || tls != self.tls {
+            self.count(-1.0);
             self.state = state;
+            self.tls = tls;
+            self.count(1.0);
         }
     }
 
     pub(crate) fn state(&self) -> &'static str {
         self.state
     }
+
+    fn count(&self, delta: f64) {
+        metrics::gauge!(
+            "yubin_imap_connections",
+            "state" => self.state,
+            "tls" => tls_label(self.tls)
+        )
+        .increment(delta);
+        if self.state == "idle" {
+            metrics::gauge!("yubin_imap_idle_sessions").increment(delta);
+        }
+    }
 }
 
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
-        metrics::gauge!("yubin_imap_connections", "state" => self.state).decrement(1.0);
+        self.count(-1.0);
     }
+}
+
+/// The span of one IMAP command. In OpenTelemetry it is the root of its own trace (a connection
+/// lives for hours and holds many commands; each command is one trace, continued into meta over
+/// gRPC); in the logs it stays inside the connection's span, so lines carry the peer and user,
+/// plus the command's `trace_id` when traces are exported.
+pub(crate) fn command_span(command: &'static str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "imap.command",
+        otel.name = %format_args!("IMAP {command}"),
+        otel.kind = "server",
+        command,
+        trace_id = tracing::field::Empty,
+    );
+    // Fails only when no OpenTelemetry layer is installed: then there is no trace to start.
+    if span.set_parent(opentelemetry::Context::new()).is_ok() {
+        let trace_id = span.context().span().span_context().trace_id();
+        if trace_id != TraceId::INVALID {
+            span.record("trace_id", tracing::field::display(trace_id));
+        }
+    }
+    span
 }
 
 pub(crate) fn command(name: &'static str, status: Status, elapsed: Duration) {
@@ -48,16 +94,35 @@ pub(crate) fn command(name: &'static str, status: Status, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-pub(crate) fn auth_failure() {
-    metrics::counter!("yubin_imap_auth_failures_total").increment(1);
-}
-
 pub(crate) fn bytes_in(n: usize) {
     metrics::counter!("yubin_imap_bytes_in_total").increment(n as u64);
 }
 
 pub(crate) fn bytes_out(n: usize) {
     metrics::counter!("yubin_imap_bytes_out_total").increment(n as u64);
+}
+
+/// Series that only move on rare events exist from the start (at 0), so dashboards and alerts
+/// see them before the first event.
+pub(crate) fn register_node_metrics() {
+    metrics::counter!("yubin_imap_shutdown_byes_total").increment(0);
+    metrics::gauge!("yubin_imap_idle_sessions").increment(0.0);
+}
+
+/// A `* BYE` sent because the node is draining (shutdown).
+pub(crate) fn shutdown_bye() {
+    metrics::counter!("yubin_imap_shutdown_byes_total").increment(1);
+}
+
+/// A change hint reached a session: `yubin_notification_lag_seconds` is the time since the store
+/// published it (the store's clock against this node's; a clock behind the store's reads as 0).
+/// Synthetic hints (resyncs) carry no time and are not measured.
+pub(crate) fn notification_delivered(event: &ChangeEvent) {
+    if event.published_unix_micros == 0 {
+        return;
+    }
+    let lag = unix_micros_now().saturating_sub(event.published_unix_micros);
+    metrics::histogram!("yubin_notification_lag_seconds").record(lag as f64 / 1e6);
 }
 
 /// Time from a change hint reaching an idling session to its untagged responses being written.

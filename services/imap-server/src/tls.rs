@@ -1,12 +1,21 @@
 //! TLS server configurations for STARTTLS and implicit TLS (TLS 1.2 and 1.3 only, ring provider).
+//!
+//! A certificate given as files is served through [`ReloadingCert`]: the files are re-read when
+//! they change (polled by [`ReloadingCert::watch`]) and new handshakes get the new certificate,
+//! so a renewed certificate (ACME, cert-manager) takes effect without a restart. Connections
+//! already established keep the session they negotiated.
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use thiserror::Error;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -51,10 +60,15 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
-pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let cert_bytes = read(cert_pem)?;
-    let certs = rustls_pemfile::certs(&mut BufReader::new(cert_bytes.as_slice()))
+/// Parses a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1); the paths
+/// only name the files in errors.
+fn parse_pem(
+    cert_pem: &Path,
+    cert_bytes: &[u8],
+    key_pem: &Path,
+    key_bytes: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = rustls_pemfile::certs(&mut BufReader::new(cert_bytes))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Read {
             path: cert_pem.to_path_buf(),
@@ -63,14 +77,137 @@ pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerC
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(cert_pem.to_path_buf()));
     }
-    let key_bytes = read(key_pem)?;
-    let key = rustls_pemfile::private_key(&mut BufReader::new(key_bytes.as_slice()))
+    let key = rustls_pemfile::private_key(&mut BufReader::new(key_bytes))
         .map_err(|source| TlsError::Read {
             path: key_pem.to_path_buf(),
             source,
         })?
         .ok_or_else(|| TlsError::NoPrivateKey(key_pem.to_path_buf()))?;
+    Ok((certs, key))
+}
+
+/// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1), read once.
+pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let (certs, key) = parse_pem(cert_pem, &read(cert_pem)?, key_pem, &read(key_pem)?)?;
     build(certs, key)
+}
+
+/// A certificate chain and key kept in PEM files and re-read when the files change; the
+/// [`ResolvesServerCert`] of the configurations it makes, so every handshake gets the
+/// certificate in force at that moment.
+pub struct ReloadingCert {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The file contents `current` was made from: a reload compares contents rather than
+    /// modification times, which a rename over the old file or a Kubernetes secret update (a
+    /// symlink swap) may leave unchanged.
+    source: Mutex<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCert")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often [`ReloadingCert::watch`] looks at the files by default.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+impl ReloadingCert {
+    /// Reads the files; they must hold a usable certificate and the matching key.
+    pub fn load(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ReloadingCert>, TlsError> {
+        let source = (read(cert_pem)?, read(key_pem)?);
+        let certified = certified_key(cert_pem, &source.0, key_pem, &source.1)?;
+        Ok(Arc::new(ReloadingCert {
+            cert_path: cert_pem.to_path_buf(),
+            key_path: key_pem.to_path_buf(),
+            current: RwLock::new(Arc::new(certified)),
+            source: Mutex::new(source),
+        }))
+    }
+
+    /// A server configuration (TLS 1.2 and 1.3) that serves whatever certificate is in force.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        Ok(Arc::new(config))
+    }
+
+    /// Re-reads the files; when they changed and hold a usable certificate with its key, new
+    /// handshakes get it. Returns whether the certificate changed. On error (a file missing or
+    /// half-written, the key not matching the certificate yet) the certificate in force stays.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let source = (read(&self.cert_path)?, read(&self.key_path)?);
+        let mut in_force = self.source.lock().unwrap_or_else(|e| e.into_inner());
+        if *in_force == source {
+            return Ok(false);
+        }
+        let certified = certified_key(&self.cert_path, &source.0, &self.key_path, &source.1)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(certified);
+        *in_force = source;
+        Ok(true)
+    }
+
+    /// Reloads every `interval` until `shutdown`, logging what happens; the task also ends when
+    /// nothing else holds this certificate any more.
+    pub fn watch(
+        self: &Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let Some(cert) = weak.upgrade() else { return };
+                // File reads are small and rare; a blocking pool hop is not worth it.
+                match cert.reload() {
+                    Ok(true) => tracing::info!(
+                        cert = %cert.cert_path.display(),
+                        "tls certificate reloaded"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "tls certificate files changed but cannot be used yet; keeping the current one"
+                    ),
+                }
+            }
+        })
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// The certificate and key of PEM contents, checked to belong together.
+fn certified_key(
+    cert_pem: &Path,
+    cert_bytes: &[u8],
+    key_pem: &Path,
+    key_bytes: &[u8],
+) -> Result<CertifiedKey, TlsError> {
+    let (certs, key) = parse_pem(cert_pem, cert_bytes, key_pem, key_bytes)?;
+    // `from_der` refuses a key that does not match the certificate's public key: while a
+    // renewal has written one file but not yet the other, the old pair stays in force.
+    Ok(CertifiedKey::from_der(certs, key, &provider())?)
 }
 
 /// A configuration with a freshly generated self-signed certificate for `hostnames` (dev mode and

@@ -285,6 +285,8 @@ async fn append_and_fetch_exact_bytes() {
 
     let r = select(&mut c, "INBOX").await;
     assert!(has(&r, "* 4 EXISTS"), "{r:#?}");
+    // This SELECT is the first: all four are \Recent to this session (RFC 3501 §2.3.2).
+    assert!(has(&r, "* 4 RECENT"), "{r:#?}");
     assert!(has(&r, "[UIDVALIDITY "));
     assert!(has(&r, "* OK [UIDNEXT 5]"));
     assert!(has(&r, "[PERMANENTFLAGS ("));
@@ -349,7 +351,7 @@ async fn append_and_fetch_exact_bytes() {
     let r = c.cmd("FETCH 1 (RFC822.HEADER RFC822.TEXT FLAGS)").await;
     ok(&r);
     assert!(r[0].contains("RFC822.TEXT {12}\r\nHello Bob!\r\n"), "{r:?}");
-    assert!(r[0].contains("FLAGS (\\Seen)"), "{r:?}");
+    assert!(r[0].contains("FLAGS (\\Seen \\Recent)"), "{r:?}");
 
     let r = c
         .cmd("FETCH 3 (ENVELOPE BODYSTRUCTURE BODY INTERNALDATE FLAGS UID)")
@@ -359,7 +361,7 @@ async fn append_and_fetch_exact_bytes() {
     let upper = r[0].to_ascii_uppercase();
     assert!(upper.contains("BODYSTRUCTURE (\"TEXT\" \"PLAIN\""), "{r:?}");
     assert!(r[0].contains("INTERNALDATE \""), "{r:?}");
-    assert!(r[0].contains("FLAGS (\\Flagged) UID 3)"), "{r:?}");
+    assert!(r[0].contains("FLAGS (\\Flagged \\Recent) UID 3)"), "{r:?}");
     let r = c.cmd("FETCH 2 (BODYSTRUCTURE)").await;
     let upper = r[0].to_ascii_uppercase();
     assert!(upper.contains("\"MIXED\""), "{r:?}");
@@ -372,14 +374,18 @@ async fn append_and_fetch_exact_bytes() {
     let r = c.cmd("FETCH 3 (BODY[TEXT])").await;
     ok(&r);
     assert!(
-        r[0].contains("FLAGS (\\Flagged \\Seen)") || r[0].contains("FLAGS (\\Seen \\Flagged)"),
+        r[0].contains("FLAGS (\\Flagged \\Seen \\Recent)")
+            || r[0].contains("FLAGS (\\Seen \\Flagged \\Recent)"),
         "{r:?}"
     );
     assert!(r[0].contains("Grüße aus Köln — 日本語"), "{r:?}");
     let r = c.cmd("UID FETCH 2:* (FLAGS)").await;
     ok(&r);
     assert_eq!(r.len(), 4, "{r:#?}");
-    assert!(r[0].starts_with("* 2 FETCH (UID 2 FLAGS ())"), "{r:?}");
+    assert!(
+        r[0].starts_with("* 2 FETCH (UID 2 FLAGS (\\Recent))"),
+        "{r:?}"
+    );
     let r = c.cmd("FETCH 9 FLAGS").await;
     assert!(last(&r).starts_with("T BAD"), "{r:?}");
     let r = c.cmd("FETCH 1:* FAST").await;
@@ -430,6 +436,9 @@ async fn flags_store_and_search() {
         append(&mut c, "INBOX", "", SIMPLE).await;
     }
     append(&mut c, "INBOX", "", UTF8).await;
+    // The first SELECT claims \Recent (RFC 3501 §2.3.2); selecting again finds none left, so
+    // the flag lists below are exactly the stored flags.
+    select(&mut c, "INBOX").await;
     select(&mut c, "INBOX").await;
     let r = c.cmd("STORE 1:2 +FLAGS (\\Seen $Important)").await;
     ok(&r);
@@ -559,7 +568,10 @@ async fn second_session_sees_changes_on_noop() {
     select(&mut a, "INBOX").await;
     select(&mut b, "INBOX").await;
 
-    append(&mut a, "INBOX", "", SIMPLE).await;
+    // Appended by a session with nothing selected: B's NOOP is the first to learn of it, so
+    // the message is \Recent to B (and only to B, RFC 3501 §2.3.2).
+    let mut w = Raw::login(h.addr, "alice", "wonderland").await;
+    append(&mut w, "INBOX", "", SIMPLE).await;
     let r = b.cmd("NOOP").await;
     assert_eq!(&r[..2], ["* 3 EXISTS", "* 1 RECENT"], "{r:?}");
     ok(&r);
@@ -582,9 +594,10 @@ async fn second_session_sees_changes_on_noop() {
     let r = b.cmd("NOOP").await;
     assert_eq!(r.len(), 1, "{r:?}");
     let r = a.cmd("NOOP").await;
+    // A selected first, so messages 1 and 2 are \Recent to A.
     assert!(
-        has(&r, "* 1 FETCH (FLAGS (\\Answered \\Seen))")
-            || has(&r, "* 1 FETCH (FLAGS (\\Seen \\Answered))"),
+        has(&r, "* 1 FETCH (FLAGS (\\Answered \\Seen \\Recent))")
+            || has(&r, "* 1 FETCH (FLAGS (\\Seen \\Answered \\Recent))"),
         "{r:?}"
     );
     // During a UID command, flag updates from elsewhere carry the UID (RFC 3501 §6.4.8); the
@@ -613,9 +626,12 @@ async fn expunge_is_held_back_during_fetch_store_search() {
     b.quiet(Duration::from_millis(300)).await;
 
     let r = b.cmd("FETCH 1:* (UID)").await;
-    assert!(!has(&r, "EXPUNGE"), "{r:?}");
+    assert!(!r.iter().any(|l| l.ends_with(" EXPUNGE")), "{r:?}");
     // Sequence numbers stay as B knows them: message 3 is still UID 3.
     assert!(has(&r, "* 3 FETCH (UID 3)"), "{r:?}");
+    // Message 2 is gone from the store: the rest is answered and the client is told to catch up
+    // (RFC 9051 §7.1 EXPUNGEISSUED).
+    assert!(last(&r).starts_with("T NO [EXPUNGEISSUED]"), "{r:?}");
     let r = b.cmd("STORE 3 +FLAGS (\\Flagged)").await;
     assert!(!has(&r, "EXPUNGE"), "{r:?}");
     assert_eq!(r[0], "* 3 FETCH (FLAGS (\\Flagged))");
@@ -640,7 +656,9 @@ async fn idle_delivers_changes_from_another_session() {
     b.send(b"I IDLE\r\n").await;
     assert_eq!(b.line().await, "+ idling");
 
-    append(&mut a, "INBOX", "", SIMPLE).await;
+    // A writer with nothing selected, so the idling B is the one to claim \Recent.
+    let mut w = Raw::login(h.addr, "alice", "wonderland").await;
+    append(&mut w, "INBOX", "", SIMPLE).await;
     assert_eq!(b.line().await, "* 2 EXISTS");
     assert_eq!(b.line().await, "* 1 RECENT");
     ok(&a.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)").await);
@@ -756,7 +774,8 @@ async fn silent_watch_stream_still_syncs_on_noop() {
         [
             "* 2 EXPUNGE",
             "* 2 EXISTS",
-            "* 1 RECENT",
+            // A appended with INBOX selected: its own catch-up claimed \Recent first.
+            "* 0 RECENT",
             "* 1 FETCH (FLAGS (\\Flagged))"
         ],
         "{r:?}"
@@ -793,7 +812,6 @@ async fn ending_watch_stream_resyncs_idle_sessions() {
     .await;
     let mut a = Raw::login(h.addr, "alice", "wonderland").await;
     let mut b = Raw::login(h.addr, "alice", "wonderland").await;
-    select(&mut a, "INBOX").await;
     select(&mut b, "INBOX").await;
     b.send(b"I IDLE\r\n").await;
     assert_eq!(b.line().await, "+ idling");
@@ -850,8 +868,9 @@ async fn shutdown_sends_bye_and_serve_returns() {
     assert_eq!(idle.line().await, "+ idling");
     let mut plain = Raw::connect(h.addr).await;
     h.shutdown.cancel();
-    assert_eq!(idle.line().await, "* BYE Server shutting down");
-    assert_eq!(plain.line().await, "* BYE Server shutting down");
+    let bye = "* BYE [UNAVAILABLE] Server shutting down, please reconnect";
+    assert_eq!(idle.line().await, bye);
+    assert_eq!(plain.line().await, bye);
     for t in h.tasks.drain(..) {
         tokio::time::timeout(TIMEOUT, t)
             .await

@@ -18,6 +18,7 @@ pub use mailbox::{MailboxInfo, MailboxSnapshot, SpecialUse, is_valid_mailbox_nam
 pub use message::{
     AppendResult, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, InternalDate,
     MessageRecord, NewMessage, SearchIndex, StoreResult, canonical_flag, is_system_flag,
+    unix_micros_now,
 };
 pub use search::{DayNumber, SearchKey};
 pub use store::{

@@ -116,6 +116,17 @@ pub struct ChangeEvent {
     pub mailbox: MailboxId,
     pub modseq: ModSeq,
     pub kind: ChangeKind,
+    /// When the store published the hint, in microseconds since the Unix epoch by the store's
+    /// clock (Redis `TIME` inside the writing script; the embedded store's clock); 0 for
+    /// synthetic hints (resyncs). Only for the notification-lag metric: never for ordering.
+    pub published_unix_micros: u64,
+}
+
+/// The current time in microseconds since the Unix epoch, as [`ChangeEvent`] carries it.
+pub fn unix_micros_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 const SYSTEM_FLAGS: [&str; 6] = [

@@ -7,6 +7,7 @@ use crate::{
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// A stream of change hints for one user. It may end or lose items (a pub/sub reconnect); the
 /// consumer re-reads state with [`MailStore::changes_since`] and never trusts the stream for truth.
@@ -124,23 +125,13 @@ pub trait MailStore: Send + Sync + 'static {
     /// The account's quota limits and exact current usage (RFC 9208 STORAGE and MESSAGE
     /// resources; one quota root per account). `append` and `copy_messages` refuse with
     /// `OverQuota` when a limit would be exceeded, checked in the same atomic step as the write.
-    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
-        let _ = user;
-        Err(MetaError::Internal(
-            "quota is not implemented by this backend".into(),
-        ))
-    }
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage>;
 
     /// Claims the `\Recent` messages of a mailbox for the calling session (RFC 3501 §2.3.2: a
     /// message is recent in exactly one session). Atomically moves the mailbox's "recent claimed"
     /// mark to its current UIDNEXT and returns the UIDs from the old mark up to (excluding) the new
     /// one: every existing message in that range is recent to the caller and to no one else.
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
-        let _ = (user, mailbox);
-        Err(MetaError::Internal(
-            "claim_recent is not implemented by this backend".into(),
-        ))
-    }
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange>;
 }
 
 /// A half-open range of UIDs `[from, to)`.
@@ -214,88 +205,96 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn set_password_hash(&self, user: UserId, password_hash: &str) -> MetaResult<()>;
     async fn list_users(&self) -> MetaResult<Vec<UserRecord>>;
 
-    // The methods below carry temporary "not implemented" defaults while the backends gain them
-    // (issue 4); each backend overrides all of them and the defaults are then removed.
-
-    /// One page of accounts ordered by name, starting after `after`.
+    /// Up to `limit` accounts ordered by (lower-cased) name, those after `after` (compared
+    /// case-insensitively) when given: the admin API's paging.
     async fn list_users_page(
         &self,
         after: Option<&str>,
         limit: usize,
-    ) -> MetaResult<Vec<UserRecord>> {
-        let _ = (after, limit);
-        Err(MetaError::Internal(
-            "list_users_page is not implemented by this backend".into(),
-        ))
-    }
-    async fn user_by_id(&self, user: UserId) -> MetaResult<Option<UserRecord>> {
-        let _ = user;
-        Err(MetaError::Internal(
-            "user_by_id is not implemented by this backend".into(),
-        ))
-    }
-    /// A disabled account cannot log in and receives no mail; its data is kept.
-    async fn set_disabled(&self, user: UserId, disabled: bool) -> MetaResult<()> {
-        let _ = (user, disabled);
-        Err(MetaError::Internal(
-            "set_disabled is not implemented by this backend".into(),
-        ))
-    }
-    /// Deletes the account's metadata (mailboxes, messages, aliases pointing at it). The caller
-    /// then deletes its blobs (everything under [`crate::BlobKey::user_prefix`]).
-    async fn delete_user(&self, user: UserId) -> MetaResult<()> {
-        let _ = user;
-        Err(MetaError::Internal(
-            "delete_user is not implemented by this backend".into(),
-        ))
-    }
-    async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
-        let _ = (user, limits);
-        Err(MetaError::Internal(
-            "set_quota is not implemented by this backend".into(),
-        ))
-    }
-    async fn put_alias(&self, alias: &Alias) -> MetaResult<()> {
-        let _ = alias;
-        Err(MetaError::Internal(
-            "put_alias is not implemented by this backend".into(),
-        ))
-    }
-    async fn delete_alias(&self, address: &str) -> MetaResult<()> {
-        let _ = address;
-        Err(MetaError::Internal(
-            "delete_alias is not implemented by this backend".into(),
-        ))
-    }
-    async fn list_aliases(&self) -> MetaResult<Vec<Alias>> {
-        Err(MetaError::Internal(
-            "list_aliases is not implemented by this backend".into(),
-        ))
-    }
-    async fn put_domain(&self, domain: &Domain) -> MetaResult<()> {
-        let _ = domain;
-        Err(MetaError::Internal(
-            "put_domain is not implemented by this backend".into(),
-        ))
-    }
-    async fn delete_domain(&self, name: &str) -> MetaResult<()> {
-        let _ = name;
-        Err(MetaError::Internal(
-            "delete_domain is not implemented by this backend".into(),
-        ))
-    }
-    async fn list_domains(&self) -> MetaResult<Vec<Domain>> {
-        Err(MetaError::Internal(
-            "list_domains is not implemented by this backend".into(),
-        ))
-    }
+    ) -> MetaResult<Vec<UserRecord>>;
+    async fn user_by_id(&self, user: UserId) -> MetaResult<Option<UserRecord>>;
+    /// A disabled account cannot log in and receives no mail; its data is kept. `NotFound` for
+    /// an unknown account.
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> MetaResult<()>;
+    /// Deletes the account's metadata: mailboxes, messages, subscriptions, quota, the aliases
+    /// pointing at it and its name (free for a new account, which gets a new id; ids are never
+    /// reused). A half-deleted account can never log in or receive mail. The caller then
+    /// deletes its blobs (everything under [`crate::BlobKey::user_prefix`]). `NotFound` for an
+    /// unknown account.
+    async fn delete_user(&self, user: UserId) -> MetaResult<()>;
+    /// Sets the account's limits (`MailStore::quota` reads them with the usage). A limit below
+    /// the current usage is allowed: it only refuses further growth. `NotFound` for an unknown
+    /// account.
+    async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()>;
+    /// Creates the alias or re-points it (stored lower-cased). `Invalid` for an address that is
+    /// not `local@domain`, `NotFound` for an unknown target, `AlreadyExists` when an account
+    /// has that name (the account would always win, rule 1 of `resolve_address`).
+    async fn put_alias(&self, alias: &Alias) -> MetaResult<()>;
+    /// `NotFound` when there is no such alias.
+    async fn delete_alias(&self, address: &str) -> MetaResult<()>;
+    /// Every alias, by address.
+    async fn list_aliases(&self) -> MetaResult<Vec<Alias>>;
+    /// Adds or changes a domain (stored lower-cased). `Invalid` for a bad name, and for an
+    /// alias domain whose target is not a configured non-alias domain, or that other domains
+    /// alias: alias domains never chain.
+    async fn put_domain(&self, domain: &Domain) -> MetaResult<()>;
+    /// `NotFound` when there is no such domain, `Invalid` while alias domains point at it.
+    async fn delete_domain(&self, name: &str) -> MetaResult<()>;
+    /// Every domain, by name.
+    async fn list_domains(&self) -> MetaResult<Vec<Domain>>;
+    /// The enabled account mail for `address` is delivered to, or `None` (LMTP `550 5.1.1`).
+    ///
+    /// Matching ignores case. The rules, first match wins:
+    ///
+    /// 1. an account whose login name is the whole address (`alice` or `alice@example.org`);
+    /// 2. an [`Alias`] for the whole address;
+    /// 3. when the domain is an alias domain ([`Domain::alias_of`]), the address is rewritten to
+    ///    the target domain and rules 1 and 2 are tried again (once: alias domains never chain);
+    /// 4. when the (rewritten) domain is one of the installation's domains, or no domains are
+    ///    configured at all, an account whose login name is the local part alone.
+    ///
+    /// A disabled account (or an alias pointing at one) resolves to `None`, ending the search.
+    /// A `+detail` sub-address is stripped by the LMTP role before it asks, not here.
+    async fn resolve_address(&self, address: &str) -> MetaResult<Option<UserId>>;
 }
 
 /// Checks credentials; what the front-end and LMTP use (never the hash itself).
+///
+/// `client` is the address the attempt came from (the IMAP client's, not the front-end's), when
+/// known: failed attempts are throttled per login name and per client address, so it must be
+/// passed whenever there is one.
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
-    /// The user id when `name`/`password` are right; `AuthenticationFailed` otherwise.
-    async fn authenticate(&self, name: &str, password: &str) -> MetaResult<UserId>;
+    /// The user id when `name`/`password` are right; `AuthenticationFailed` otherwise, also when
+    /// the name or the address is throttled after repeated failures (the answer never tells
+    /// whether an account of that name exists).
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> MetaResult<UserId>;
+
+    /// The user id named by a bearer token (an OAuth 2.0 access token, RFC 6750, as carried by
+    /// the SASL mechanisms OAUTHBEARER and XOAUTH2) when the token is valid and its account exists
+    /// and is enabled; `authzid`, when given, must name that same account. `AuthenticationFailed`
+    /// otherwise. Without a configured token issuer every token fails.
+    async fn authenticate_bearer(
+        &self,
+        token: &str,
+        authzid: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> MetaResult<UserId> {
+        let _ = (token, authzid, client);
+        Err(MetaError::AuthenticationFailed)
+    }
+
+    /// Whether [`Authenticator::authenticate_bearer`] can succeed at all (a token issuer is
+    /// configured); the front-end advertises AUTH=OAUTHBEARER and AUTH=XOAUTH2 only then.
+    async fn accepts_bearer_tokens(&self) -> MetaResult<bool> {
+        Ok(false)
+    }
+
     /// The user id of an existing, enabled account (LMTP recipient lookup).
     async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>>;
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::StreamExt;
 use yubin_meta_api::{
-    AccountStore, BlobKey, ChangeKind, FlagOp, InternalDate, MailStore, MailboxId, MetaError,
-    ModSeq, NewMessage, SearchIndex, SearchKey, SpecialUse, Uid, UidSet, UserId,
+    AccountStore, Alias, BlobKey, ChangeKind, Domain, FlagOp, InternalDate, MailStore, MailboxId,
+    MetaError, ModSeq, NewMessage, QuotaLimits, SearchIndex, SearchKey, SpecialUse, Uid, UidRange,
+    UidSet, UserId,
 };
 
 /// One `#[tokio::test]` per conformance check, each on a fresh store from `$setup`, an async fn
@@ -24,7 +25,10 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $setup;
             users, inbox_exists, mailboxes, rename_inbox, subscriptions, append_and_select, fetch,
             store_flags, copy_and_move, expunge, changes_since, search,
-            uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags);
+            uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags,
+            quota_limits, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
+            concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
+            domains_and_address_resolution);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,6 +58,16 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     isolation(store).await;
     concurrent_appends(store).await;
     concurrent_flags(store).await;
+    quota_limits(store).await;
+    quota_usage_is_exact(store).await;
+    concurrent_appends_respect_quota(store).await;
+    claim_recent(store).await;
+    concurrent_claim_recent(store).await;
+    users_paging(store).await;
+    disable_user(store).await;
+    delete_user(store).await;
+    aliases(store).await;
+    domains_and_address_resolution(store).await;
 }
 
 /// A login name no earlier run used.
@@ -1416,4 +1430,886 @@ pub async fn concurrent_flags<S: MailStore + AccountStore>(store: &S) {
         .await
         .expect("search");
     assert_eq!(by_search.len(), unseen);
+}
+
+fn limits(storage_bytes: Option<u64>, messages: Option<u64>) -> QuotaLimits {
+    QuotaLimits {
+        storage_bytes,
+        messages,
+    }
+}
+
+fn is_over_quota<T: std::fmt::Debug>(r: &Result<T, MetaError>) -> bool {
+    matches!(r, Err(MetaError::OverQuota(_)))
+}
+
+/// Usage must equal what the mailboxes hold: the sum of their sizes and message counts.
+async fn assert_usage_exact<S: MailStore + AccountStore>(store: &S, user: UserId, what: &str) {
+    let q = store.quota(user).await.expect("quota");
+    let boxes = store.list_mailboxes(user).await.expect("list");
+    let bytes: u64 = boxes.iter().map(|b| b.size).sum();
+    let messages: u64 = boxes.iter().map(|b| u64::from(b.exists)).sum();
+    assert_eq!(
+        (q.storage_bytes, q.messages),
+        (bytes, messages),
+        "{what}: usage equals the sum of the stored messages"
+    );
+}
+
+pub async fn quota_limits<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-quota").await;
+    let q = store.quota(user).await.expect("quota");
+    assert_eq!(
+        q.limits,
+        QuotaLimits::default(),
+        "a new account is unlimited"
+    );
+    assert_eq!((q.storage_bytes, q.messages), (0, 0), "and uses nothing");
+
+    // Sizes are 1000 + n: messages 1 and 2 use 2003 bytes.
+    store
+        .set_quota(user, limits(Some(3000), None))
+        .await
+        .expect("set_quota");
+    let r = store
+        .append(user, "INBOX", vec![msg(user, 1, &[]), msg(user, 2, &[])])
+        .await
+        .expect("append within the limit");
+    let q = store.quota(user).await.expect("quota");
+    assert_eq!(q.limits, limits(Some(3000), None), "limits are kept");
+    assert_eq!((q.storage_bytes, q.messages), (2003, 2));
+    let over = store.append(user, "INBOX", vec![msg(user, 3, &[])]).await;
+    assert!(is_over_quota(&over), "storage limit refuses: {over:?}");
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(
+        (st.exists, st.uid_next, st.size),
+        (2, Uid(3), 2003),
+        "a refused append writes nothing"
+    );
+    // Exactly reaching a limit is allowed (997 = 3000 - 2003).
+    let mut exact = msg(user, 3, &[]);
+    exact.size = 997;
+    store
+        .append(user, "INBOX", vec![exact])
+        .await
+        .expect("an append reaching the limit exactly");
+    assert_eq!(store.quota(user).await.expect("quota").storage_bytes, 3000);
+
+    // Message limit; a multi-append that does not fit entirely is refused entirely.
+    store
+        .set_quota(user, limits(None, Some(4)))
+        .await
+        .expect("set_quota");
+    let over = store
+        .append(user, "INBOX", vec![msg(user, 4, &[]), msg(user, 5, &[])])
+        .await;
+    assert!(is_over_quota(&over), "message limit refuses: {over:?}");
+    assert_eq!(
+        store.quota(user).await.expect("quota").messages,
+        3,
+        "nothing of a refused multi-append is stored"
+    );
+    store
+        .append(user, "INBOX", vec![msg(user, 4, &[])])
+        .await
+        .expect("the last message that fits");
+
+    // COPY adds to the usage and is refused at the limit; MOVE within the account is not.
+    store
+        .create_mailbox(user, "Archive", None)
+        .await
+        .expect("create");
+    let over = store
+        .copy_messages(user, r.mailbox, &all(), "Archive", false)
+        .await;
+    assert!(is_over_quota(&over), "copy over the limit: {over:?}");
+    let arch = store.mailbox_status(user, "Archive").await.expect("status");
+    assert_eq!(arch.exists, 0, "a refused copy writes nothing");
+    let moved = store
+        .copy_messages(
+            user,
+            r.mailbox,
+            &UidSet::from_uids(uids(&[1])),
+            "Archive",
+            true,
+        )
+        .await
+        .expect("a move at the limit");
+    assert_eq!(moved.mapping.len(), 1);
+    let q = store.quota(user).await.expect("quota");
+    assert_eq!(q.messages, 4, "a move does not change the usage");
+    store
+        .set_quota(user, limits(Some(1_000_000), Some(5)))
+        .await
+        .expect("set_quota");
+    store
+        .copy_messages(user, arch.id, &all(), "INBOX", false)
+        .await
+        .expect("a copy within the raised limit");
+    assert_eq!(store.quota(user).await.expect("quota").messages, 5);
+    // Lowering a limit below the usage is allowed; it only refuses further growth.
+    store
+        .set_quota(user, limits(Some(10), Some(1)))
+        .await
+        .expect("set_quota below usage");
+    let over = store.append(user, "INBOX", vec![msg(user, 9, &[])]).await;
+    assert!(is_over_quota(&over), "{over:?}");
+    store
+        .set_quota(user, QuotaLimits::default())
+        .await
+        .expect("unlimited again");
+    store
+        .append(user, "INBOX", vec![msg(user, 9, &[])])
+        .await
+        .expect("unlimited append");
+    assert_usage_exact(store, user, "quota limits").await;
+
+    let nobody = UserId(u64::MAX - 7);
+    assert!(
+        matches!(store.quota(nobody).await, Err(MetaError::NotFound(_))),
+        "quota of an unknown account"
+    );
+    assert!(
+        matches!(
+            store.set_quota(nobody, QuotaLimits::default()).await,
+            Err(MetaError::NotFound(_))
+        ),
+        "set_quota of an unknown account"
+    );
+}
+
+pub async fn quota_usage_is_exact<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-usage").await;
+    let a = store
+        .append(user, "INBOX", (1..=6).map(|n| msg(user, n, &[])).collect())
+        .await
+        .expect("append");
+    assert_usage_exact(store, user, "after append").await;
+    store
+        .create_mailbox(user, "Work", None)
+        .await
+        .expect("create");
+    store
+        .copy_messages(
+            user,
+            a.mailbox,
+            &UidSet::from_uids(uids(&[1, 2])),
+            "Work",
+            false,
+        )
+        .await
+        .expect("copy");
+    assert_usage_exact(store, user, "after copy").await;
+    assert_eq!(store.quota(user).await.expect("quota").messages, 8);
+    store
+        .copy_messages(
+            user,
+            a.mailbox,
+            &UidSet::from_uids(uids(&[3])),
+            "Work",
+            true,
+        )
+        .await
+        .expect("move");
+    assert_usage_exact(store, user, "after move").await;
+    assert_eq!(store.quota(user).await.expect("quota").messages, 8);
+    store
+        .store_flags(
+            user,
+            a.mailbox,
+            &UidSet::from_uids(uids(&[4, 5])),
+            FlagOp::Add,
+            &s(&["\\Deleted"]),
+            None,
+        )
+        .await
+        .expect("store");
+    let gone = store.expunge(user, a.mailbox, None).await.expect("expunge");
+    assert_eq!(gone, uids(&[4, 5]));
+    assert_usage_exact(store, user, "after expunge").await;
+    assert_eq!(store.quota(user).await.expect("quota").messages, 6);
+    store
+        .rename_mailbox(user, "INBOX", "Old")
+        .await
+        .expect("rename INBOX");
+    assert_usage_exact(store, user, "after renaming INBOX").await;
+    store.delete_mailbox(user, "Work").await.expect("delete");
+    assert_usage_exact(store, user, "after delete_mailbox").await;
+    let q = store.quota(user).await.expect("quota");
+    assert_eq!(q.messages, 3, "only Old's messages remain");
+    assert_eq!(
+        q.storage_bytes,
+        1001 + 1002 + 1006,
+        "INBOX kept messages 1, 2 and 6"
+    );
+}
+
+pub async fn concurrent_appends_respect_quota<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-quota-conc").await;
+    store
+        .set_quota(user, limits(None, Some(25)))
+        .await
+        .expect("set_quota");
+    let tasks = (0..8u32).map(|t| async move {
+        let (mut stored, mut refused) = (0u64, 0u64);
+        for i in 0..10u32 {
+            match store
+                .append(user, "INBOX", vec![msg(user, t * 100 + i, &[])])
+                .await
+            {
+                Ok(_) => stored += 1,
+                Err(MetaError::OverQuota(_)) => refused += 1,
+                Err(e) => panic!("concurrent append near the limit: {e:?}"),
+            }
+        }
+        (stored, refused)
+    });
+    let results = futures::future::join_all(tasks).await;
+    let stored: u64 = results.iter().map(|r| r.0).sum();
+    let refused: u64 = results.iter().map(|r| r.1).sum();
+    assert_eq!(stored, 25, "exactly the limit is stored, never more");
+    assert_eq!(refused, 80 - 25);
+    assert_usage_exact(store, user, "message limit under concurrency").await;
+
+    // A storage limit under concurrent appends and copies.
+    let other = new_user(store, "conf-quota-conc2").await;
+    store
+        .set_quota(other, limits(Some(20_500), None))
+        .await
+        .expect("set_quota");
+    store
+        .create_mailbox(other, "Copies", None)
+        .await
+        .expect("create");
+    let first = store
+        .append(other, "INBOX", vec![msg(other, 1, &[])])
+        .await
+        .expect("first append");
+    let tasks = (0..8u32).map(|t| async move {
+        for i in 0..6u32 {
+            let r = if i % 2 == 0 {
+                store
+                    .append(other, "INBOX", vec![msg(other, t * 100 + i, &[])])
+                    .await
+                    .map(|_| ())
+            } else {
+                store
+                    .copy_messages(
+                        other,
+                        first.mailbox,
+                        &UidSet::from_uids(uids(&[1])),
+                        "Copies",
+                        false,
+                    )
+                    .await
+                    .map(|_| ())
+            };
+            match r {
+                Ok(()) | Err(MetaError::OverQuota(_)) => {}
+                Err(e) => panic!("concurrent write near the limit: {e:?}"),
+            }
+        }
+    });
+    futures::future::join_all(tasks).await;
+    let q = store.quota(other).await.expect("quota");
+    assert!(
+        q.storage_bytes <= 20_500,
+        "the storage limit is never exceeded: {}",
+        q.storage_bytes
+    );
+    assert!(
+        q.storage_bytes > 20_500 - 1200,
+        "the account filled up to the limit: {}",
+        q.storage_bytes
+    );
+    assert_usage_exact(store, other, "storage limit under concurrency").await;
+}
+
+pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-recent").await;
+    let sel = store.select(user, "INBOX").await.expect("select");
+    let mbox = sel.info.id;
+    let first = store.claim_recent(user, mbox).await.expect("claim");
+    assert!(
+        first.is_empty(),
+        "an empty mailbox has nothing recent: {first:?}"
+    );
+    store
+        .append(user, "INBOX", (1..=3).map(|n| msg(user, n, &[])).collect())
+        .await
+        .expect("append");
+    let got = store.claim_recent(user, mbox).await.expect("claim");
+    assert_eq!(
+        got,
+        UidRange {
+            from: Uid(1),
+            to: Uid(4)
+        },
+        "the new messages are recent to the first claimer"
+    );
+    assert!(got.contains(Uid(3)) && !got.contains(Uid(4)));
+    let again = store.claim_recent(user, mbox).await.expect("claim");
+    assert!(again.is_empty(), "and to no one else: {again:?}");
+    assert_eq!(again.from, Uid(4));
+    store
+        .append(user, "INBOX", vec![msg(user, 4, &[])])
+        .await
+        .expect("append");
+    let next = store.claim_recent(user, mbox).await.expect("claim");
+    assert_eq!(
+        next,
+        UidRange {
+            from: Uid(4),
+            to: Uid(5)
+        }
+    );
+    assert!(
+        matches!(
+            store.claim_recent(user, MailboxId(u64::MAX - 3)).await,
+            Err(MetaError::NotFound(_))
+        ),
+        "claim on an unknown mailbox"
+    );
+}
+
+pub async fn concurrent_claim_recent<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-recent-conc").await;
+    let mbox = store.select(user, "INBOX").await.expect("select").info.id;
+    let appender = async {
+        for batch in 0..20u32 {
+            store
+                .append(
+                    user,
+                    "INBOX",
+                    (0..5).map(|i| msg(user, batch * 10 + i, &[])).collect(),
+                )
+                .await
+                .expect("append");
+        }
+    };
+    let claimers = (0..6).map(|_| async {
+        let mut got = Vec::new();
+        for _ in 0..15 {
+            let r = store.claim_recent(user, mbox).await.expect("claim");
+            if !r.is_empty() {
+                got.push(r);
+            }
+        }
+        got
+    });
+    let (_, claimed) = futures::join!(appender, futures::future::join_all(claimers));
+    let mut ranges: Vec<UidRange> = claimed.into_iter().flatten().collect();
+    ranges.push(store.claim_recent(user, mbox).await.expect("final claim"));
+    let mut seen = BTreeSet::new();
+    for r in &ranges {
+        for uid in r.from.0..r.to.0 {
+            assert!(seen.insert(uid), "UID {uid} was recent to two claimers");
+        }
+    }
+    assert_eq!(
+        seen,
+        (1..=100).collect::<BTreeSet<u32>>(),
+        "every UID was recent to exactly one claimer"
+    );
+}
+
+pub async fn users_paging<S: MailStore + AccountStore>(store: &S) {
+    let base = unique("conf-page");
+    let mut made = Vec::new();
+    for suffix in ["c", "a", "e", "b", "d"] {
+        let rec = store
+            .create_user(&format!("{base}-{suffix}"), "h")
+            .await
+            .expect("create_user");
+        made.push(rec);
+    }
+    made.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut listed = Vec::new();
+    let mut after = base.clone();
+    loop {
+        let page = store
+            .list_users_page(Some(&after), 2)
+            .await
+            .expect("list_users_page");
+        assert!(page.len() <= 2, "a page holds at most the limit");
+        assert!(
+            page.windows(2).all(|w| w[0].name < w[1].name),
+            "a page is ordered by name"
+        );
+        let mine: Vec<_> = page
+            .iter()
+            .filter(|u| u.name.starts_with(&base))
+            .cloned()
+            .collect();
+        let done = mine.len() < page.len() || page.len() < 2;
+        listed.extend(mine);
+        match page.last() {
+            Some(last) if !done => after = last.name.clone(),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        listed, made,
+        "paging lists every account once, in name order"
+    );
+    let upper = store
+        .list_users_page(Some(&made[1].name.to_uppercase()), 1)
+        .await
+        .expect("page");
+    assert_eq!(
+        upper.first().map(|u| &u.name),
+        Some(&made[2].name),
+        "the cursor ignores case"
+    );
+    assert!(
+        store
+            .list_users_page(Some(&base), 0)
+            .await
+            .expect("page")
+            .is_empty()
+    );
+    let first = store.list_users_page(None, 1).await.expect("first page");
+    assert_eq!(first.len(), 1, "paging from the start");
+    let by_id = store.user_by_id(made[0].id).await.expect("user_by_id");
+    assert_eq!(by_id.as_ref(), Some(&made[0]), "user_by_id");
+    assert_eq!(
+        store
+            .user_by_id(UserId(u64::MAX - 5))
+            .await
+            .expect("user_by_id"),
+        None
+    );
+}
+
+pub async fn disable_user<S: MailStore + AccountStore>(store: &S) {
+    let name = unique("conf-disable");
+    let rec = store.create_user(&name, "h").await.expect("create_user");
+    assert_eq!(
+        store.resolve_address(&name).await.expect("resolve"),
+        Some(rec.id)
+    );
+    store.set_disabled(rec.id, true).await.expect("disable");
+    let found = store
+        .user_by_name(&name)
+        .await
+        .expect("lookup")
+        .expect("kept");
+    assert!(found.disabled, "disabled is stored");
+    assert_eq!(
+        store.resolve_address(&name).await.expect("resolve"),
+        None,
+        "a disabled account receives no mail"
+    );
+    store
+        .append(rec.id, "INBOX", vec![msg(rec.id, 1, &[])])
+        .await
+        .expect("its data stays usable by the store");
+    store.set_disabled(rec.id, false).await.expect("enable");
+    assert!(
+        !store
+            .user_by_id(rec.id)
+            .await
+            .expect("lookup")
+            .expect("kept")
+            .disabled
+    );
+    assert_eq!(
+        store.resolve_address(&name).await.expect("resolve"),
+        Some(rec.id)
+    );
+    assert_eq!(
+        store
+            .mailbox_status(rec.id, "INBOX")
+            .await
+            .expect("status")
+            .exists,
+        1,
+        "disabling keeps the mail"
+    );
+    assert!(matches!(
+        store.set_disabled(UserId(u64::MAX - 9), true).await,
+        Err(MetaError::NotFound(_))
+    ));
+}
+
+pub async fn delete_user<S: MailStore + AccountStore>(store: &S) {
+    let name = unique("conf-delete");
+    let rec = store.create_user(&name, "h").await.expect("create_user");
+    let bystander = new_user(store, "conf-delete-keep").await;
+    let user = rec.id;
+    store
+        .create_mailbox(user, "Projects/2026", None)
+        .await
+        .expect("create");
+    store
+        .append(user, "INBOX", vec![msg(user, 1, &[]), msg(user, 2, &[])])
+        .await
+        .expect("append");
+    store
+        .append(user, "Projects/2026", vec![msg(user, 3, &[])])
+        .await
+        .expect("append");
+    store
+        .append(bystander, "INBOX", vec![msg(bystander, 1, &[])])
+        .await
+        .expect("append");
+    store
+        .set_subscribed(user, "Projects", true)
+        .await
+        .expect("subscribe");
+    let address = format!("{}@alias.example", unique("conf-del-alias"));
+    store
+        .put_alias(&Alias {
+            address: address.clone(),
+            target: user,
+        })
+        .await
+        .expect("put_alias");
+    let kept_alias = format!("{}@alias.example", unique("conf-del-kept"));
+    store
+        .put_alias(&Alias {
+            address: kept_alias.clone(),
+            target: bystander,
+        })
+        .await
+        .expect("put_alias");
+
+    store.delete_user(user).await.expect("delete_user");
+    assert_eq!(store.user_by_name(&name).await.expect("lookup"), None);
+    assert_eq!(store.user_by_id(user).await.expect("lookup"), None);
+    assert_eq!(store.resolve_address(&name).await.expect("resolve"), None);
+    assert_eq!(
+        store.resolve_address(&address).await.expect("resolve"),
+        None
+    );
+    let aliases = store.list_aliases().await.expect("list_aliases");
+    assert!(
+        !aliases
+            .iter()
+            .any(|a| a.address == address || a.target == user),
+        "the account's aliases are gone"
+    );
+    assert!(
+        aliases.iter().any(|a| a.address == kept_alias),
+        "other accounts' aliases stay"
+    );
+    assert!(
+        !store
+            .list_users()
+            .await
+            .expect("list")
+            .iter()
+            .any(|u| u.id == user)
+    );
+    let page = store
+        .list_users_page(Some(&name[..name.len() - 1]), 10)
+        .await
+        .expect("page");
+    assert!(!page.iter().any(|u| u.id == user), "paging skips it");
+    assert!(
+        matches!(store.quota(user).await, Err(MetaError::NotFound(_))),
+        "no quota record remains"
+    );
+    assert!(matches!(
+        store.delete_user(user).await,
+        Err(MetaError::NotFound(_))
+    ));
+
+    // The name is free again, for a brand-new account.
+    let again = store.create_user(&name, "h2").await.expect("recreate");
+    assert_ne!(again.id, user, "ids are never reused");
+    let boxes = store.list_mailboxes(again.id).await.expect("list");
+    assert_eq!(boxes.len(), 1, "the new account starts with INBOX only");
+    assert_eq!((boxes[0].name.as_str(), boxes[0].exists), ("INBOX", 0));
+    assert!(
+        store
+            .list_subscriptions(again.id)
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+    let q = store.quota(again.id).await.expect("quota");
+    assert_eq!((q.storage_bytes, q.messages), (0, 0));
+    assert_eq!(
+        store
+            .mailbox_status(bystander, "INBOX")
+            .await
+            .expect("status")
+            .exists,
+        1,
+        "other accounts are untouched"
+    );
+}
+
+pub async fn aliases<S: MailStore + AccountStore>(store: &S) {
+    let alice = store
+        .create_user(&unique("conf-alias-a"), "h")
+        .await
+        .expect("create");
+    let bob = new_user(store, "conf-alias-b").await;
+    let address = format!("{}@Example.ORG", unique("Sales"));
+    let lower = address.to_lowercase();
+    store
+        .put_alias(&Alias {
+            address: address.clone(),
+            target: alice.id,
+        })
+        .await
+        .expect("put_alias");
+    let listed = store.list_aliases().await.expect("list");
+    assert!(
+        listed.contains(&Alias {
+            address: lower.clone(),
+            target: alice.id
+        }),
+        "aliases are stored lower-cased"
+    );
+    assert_eq!(
+        store.resolve_address(&address).await.expect("resolve"),
+        Some(alice.id)
+    );
+    // PUT again re-points the alias.
+    store
+        .put_alias(&Alias {
+            address: lower.clone(),
+            target: bob,
+        })
+        .await
+        .expect("re-point");
+    assert_eq!(
+        store.resolve_address(&lower).await.expect("resolve"),
+        Some(bob)
+    );
+    let listed = store.list_aliases().await.expect("list");
+    assert_eq!(
+        listed.iter().filter(|a| a.address == lower).count(),
+        1,
+        "one entry per address"
+    );
+    // Deleting alice must not take bob's alias with it.
+    store.delete_user(alice.id).await.expect("delete alice");
+    assert_eq!(
+        store.resolve_address(&lower).await.expect("resolve"),
+        Some(bob),
+        "a re-pointed alias no longer belongs to its old target"
+    );
+
+    let nobody = UserId(u64::MAX - 11);
+    assert!(matches!(
+        store
+            .put_alias(&Alias {
+                address: format!("{}@example.org", unique("x")),
+                target: nobody,
+            })
+            .await,
+        Err(MetaError::NotFound(_))
+    ));
+    for bad in [
+        "no-at-sign",
+        "@example.org",
+        "a b@example.org",
+        "x@exa..mple",
+    ] {
+        assert!(
+            matches!(
+                store
+                    .put_alias(&Alias {
+                        address: bad.into(),
+                        target: bob,
+                    })
+                    .await,
+                Err(MetaError::Invalid(_))
+            ),
+            "invalid alias address {bad:?}"
+        );
+    }
+    let account = store
+        .create_user(&format!("{}@example.org", unique("taken")), "h")
+        .await
+        .expect("create");
+    assert!(
+        matches!(
+            store
+                .put_alias(&Alias {
+                    address: account.name.clone(),
+                    target: bob,
+                })
+                .await,
+            Err(MetaError::AlreadyExists(_))
+        ),
+        "an alias cannot shadow an account name"
+    );
+    store.delete_alias(&address).await.expect("delete_alias");
+    assert_eq!(store.resolve_address(&lower).await.expect("resolve"), None);
+    assert!(matches!(
+        store.delete_alias(&lower).await,
+        Err(MetaError::NotFound(_))
+    ));
+}
+
+/// Domains are installation-wide: this check removes every domain it adds, and tests the
+/// "no domains configured" rule when the store starts without any (as every suite run does).
+pub async fn domains_and_address_resolution<S: MailStore + AccountStore>(store: &S) {
+    let local = unique("conf-res");
+    let user = store.create_user(&local, "h").await.expect("create").id;
+    let other = new_user(store, "conf-res-other").await;
+    let d1 = format!("{}.example", unique("conf-d1"));
+    let d2 = format!("{}.example", unique("conf-d2"));
+    let d3 = format!("{}.example", unique("conf-d3"));
+    let foreign = format!("{}.example", unique("conf-foreign"));
+    let resolve = |a: String| async move { store.resolve_address(&a).await.expect("resolve") };
+
+    if store.list_domains().await.expect("list").is_empty() {
+        assert_eq!(
+            resolve(format!("{local}@{foreign}")).await,
+            Some(user),
+            "with no domains configured the local part names the account"
+        );
+    }
+    assert_eq!(
+        resolve(local.to_uppercase()).await,
+        Some(user),
+        "case-insensitive"
+    );
+    assert_eq!(resolve(unique("nobody")).await, None);
+
+    store
+        .put_domain(&Domain {
+            name: d1.to_uppercase(),
+            alias_of: None,
+        })
+        .await
+        .expect("put_domain");
+    store
+        .put_domain(&Domain {
+            name: d2.clone(),
+            alias_of: Some(d1.clone()),
+        })
+        .await
+        .expect("put alias domain");
+    let listed = store.list_domains().await.expect("list");
+    assert!(listed.contains(&Domain {
+        name: d1.clone(),
+        alias_of: None
+    }));
+    assert!(listed.contains(&Domain {
+        name: d2.clone(),
+        alias_of: Some(d1.clone())
+    }));
+
+    assert_eq!(
+        resolve(format!("{local}@{}", d1.to_uppercase())).await,
+        Some(user),
+        "local part at an own domain"
+    );
+    assert_eq!(
+        resolve(format!("{local}@{d2}")).await,
+        Some(user),
+        "an alias domain rewrites to its target"
+    );
+    assert_eq!(
+        resolve(format!("{local}@{foreign}")).await,
+        None,
+        "with domains configured, other domains are not ours"
+    );
+    // An account whose name is a full address; and an alias, also through the alias domain.
+    let full = store
+        .create_user(&format!("{}@{d1}", unique("full")), "h")
+        .await
+        .expect("create");
+    assert_eq!(resolve(full.name.to_uppercase()).await, Some(full.id));
+    let full_local = full.name.split('@').next().expect("local").to_string();
+    assert_eq!(
+        resolve(format!("{full_local}@{d2}")).await,
+        Some(full.id),
+        "an alias domain reaches a full-address account"
+    );
+    let info = format!("{}@{d1}", unique("info"));
+    store
+        .put_alias(&Alias {
+            address: info.clone(),
+            target: other,
+        })
+        .await
+        .expect("alias");
+    assert_eq!(resolve(info.clone()).await, Some(other));
+    let info_local = info.split('@').next().expect("local").to_string();
+    assert_eq!(
+        resolve(format!("{info_local}@{d2}")).await,
+        Some(other),
+        "an alias domain reaches an alias"
+    );
+    store.set_disabled(user, true).await.expect("disable");
+    assert_eq!(
+        resolve(format!("{local}@{d1}")).await,
+        None,
+        "a disabled account resolves to nothing"
+    );
+    store.set_disabled(user, false).await.expect("enable");
+
+    // No chains, no dangling targets, no self-aliases.
+    let refused = [
+        Domain {
+            name: d3.clone(),
+            alias_of: Some(d2.clone()),
+        },
+        Domain {
+            name: d1.clone(),
+            alias_of: Some(d3.clone()),
+        },
+        Domain {
+            name: d3.clone(),
+            alias_of: Some(d3.clone()),
+        },
+        Domain {
+            name: "bad..domain".into(),
+            alias_of: None,
+        },
+    ];
+    for d in &refused {
+        assert!(
+            matches!(store.put_domain(d).await, Err(MetaError::Invalid(_))),
+            "domain {d:?} must be refused"
+        );
+    }
+    store
+        .put_domain(&Domain {
+            name: d3.clone(),
+            alias_of: None,
+        })
+        .await
+        .expect("d3");
+    assert!(
+        matches!(
+            store
+                .put_domain(&Domain {
+                    name: d1.clone(),
+                    alias_of: Some(d3.clone()),
+                })
+                .await,
+            Err(MetaError::Invalid(_))
+        ),
+        "a domain other domains alias cannot become an alias"
+    );
+    assert!(
+        matches!(store.delete_domain(&d1).await, Err(MetaError::Invalid(_))),
+        "the target of an alias domain cannot be deleted first"
+    );
+    store.delete_domain(&d2).await.expect("delete alias domain");
+    store
+        .delete_domain(&d1.to_uppercase())
+        .await
+        .expect("delete d1");
+    store.delete_domain(&d3).await.expect("delete d3");
+    assert!(matches!(
+        store.delete_domain(&d1).await,
+        Err(MetaError::NotFound(_))
+    ));
+    store.delete_alias(&info).await.expect("cleanup alias");
+    let listed = store.list_domains().await.expect("list");
+    assert!(
+        !listed
+            .iter()
+            .any(|d| d.name == d1 || d.name == d2 || d.name == d3)
+    );
 }

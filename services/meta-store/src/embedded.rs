@@ -21,7 +21,12 @@
 //! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
 //! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
 //! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
+//! | `quotas` | user | limits and exact usage (JSON `QuotaUsage`) |
+//! | `aliases` | lower-cased address | target user |
+//! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
+//! | `domains` | lower-cased domain | the domain it is an alias of, or `""` |
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,12 +41,16 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use yubin_meta_api::{
-    AccountStore, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
-    CopyResult, FlagOp, InternalDate, MailStore, MailboxId, MailboxInfo, MailboxSnapshot,
-    MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, SearchIndex, SearchKey, SpecialUse,
-    StoreResult, Uid, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
+    AccountStore, Alias, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
+    CopyResult, Domain, FlagOp, InternalDate, MailStore, MailboxId, MailboxInfo, MailboxSnapshot,
+    MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex,
+    SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet, UidValidity, UserId, UserRecord,
+    is_system_flag,
 };
 
+use crate::accounts::{
+    self, AddressBook, check_domain, check_quota, normalize_address, normalize_domain,
+};
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate};
 use crate::{flags, next_uid_validity};
@@ -60,6 +69,10 @@ const BY_MODSEQ: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::ne
 const EXPUNGED: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::new("expunged");
 const UNSEEN: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("unseen");
 const DELETED: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("deleted");
+const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");
+const ALIASES: TableDefinition<&str, u64> = TableDefinition::new("aliases");
+const USER_ALIASES: TableDefinition<(u64, &str), u8> = TableDefinition::new("user_aliases");
+const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
 
 /// Capacity of the in-process hint channel; a watcher that falls this far behind gets one
 /// synthetic "resync" hint instead of the lost ones.
@@ -115,6 +128,13 @@ struct MboxRow {
     special_use: Option<SpecialUse>,
     /// Keywords ever used in the mailbox (the FLAGS response may list unused ones).
     keywords: Vec<String>,
+    /// The first UID not yet claimed as `\Recent` by a session (`MailStore::claim_recent`).
+    #[serde(default = "first_uid")]
+    recent_from: u32,
+}
+
+fn first_uid() -> u32 {
+    1
 }
 
 impl MboxRow {
@@ -261,6 +281,26 @@ fn read_msgs_in(
     Ok(out)
 }
 
+/// The account's usage: the stored counters, or for an account made before quotas were kept,
+/// the sum of its mailboxes' counts (which are exact).
+fn read_usage(
+    quotas: &impl ReadableTable<u64, BytesTable>,
+    mailboxes: &impl ReadableTable<(u64, u64), BytesTable>,
+    u: u64,
+) -> MetaResult<QuotaUsage> {
+    if let Some(g) = quotas.get(u).map_err(db_err)? {
+        return decode(g.value());
+    }
+    let mut usage = QuotaUsage::default();
+    for item in mailboxes.range((u, 0)..=(u, u64::MAX)).map_err(db_err)? {
+        let (_, v) = item.map_err(db_err)?;
+        let row: MboxRow = decode(v.value())?;
+        usage.storage_bytes += row.size;
+        usage.messages += u64::from(row.exists);
+    }
+    Ok(usage)
+}
+
 fn read_uid_keys(
     t: &impl ReadableTable<(u64, u64, u32), u8>,
     u: u64,
@@ -311,6 +351,10 @@ struct W<'t> {
     expunged: Table<'t, (u64, u64, u64, u32), u8>,
     unseen: Table<'t, (u64, u64, u32), u8>,
     deleted: Table<'t, (u64, u64, u32), u8>,
+    quotas: Table<'t, u64, BytesTable>,
+    aliases: Table<'t, &'static str, u64>,
+    user_aliases: Table<'t, (u64, &'static str), u8>,
+    domains: Table<'t, &'static str, &'static str>,
     /// Hints to publish once the transaction has committed.
     events: Vec<ChangeEvent>,
 }
@@ -332,6 +376,10 @@ impl<'t> W<'t> {
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
             deleted: txn.open_table(DELETED).map_err(db_err)?,
+            quotas: txn.open_table(QUOTAS).map_err(db_err)?,
+            aliases: txn.open_table(ALIASES).map_err(db_err)?,
+            user_aliases: txn.open_table(USER_ALIASES).map_err(db_err)?,
+            domains: txn.open_table(DOMAINS).map_err(db_err)?,
             events: Vec::new(),
         })
     }
@@ -342,6 +390,8 @@ impl<'t> W<'t> {
             mailbox: MailboxId(m),
             modseq: ModSeq(modseq),
             kind,
+            // Stamped when sent, after the commit.
+            published_unix_micros: 0,
         });
     }
 
@@ -400,6 +450,7 @@ impl<'t> W<'t> {
             size: 0,
             special_use,
             keywords: Vec::new(),
+            recent_from: first_uid(),
         };
         self.put_mbox(u, id, &row)?;
         self.mailbox_names.insert((u, name), id).map_err(db_err)?;
@@ -414,6 +465,51 @@ impl<'t> W<'t> {
                 self.create_mbox(u, &sup, None)?;
             }
         }
+        Ok(())
+    }
+
+    fn usage(&self, u: u64) -> MetaResult<QuotaUsage> {
+        read_usage(&self.quotas, &self.mailboxes, u)
+    }
+
+    fn put_usage(&mut self, u: u64, usage: &QuotaUsage) -> MetaResult<()> {
+        self.quotas
+            .insert(u, encode(usage)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Adds messages to the account's usage, refusing with `OverQuota` (and writing nothing)
+    /// when a limit would be exceeded. Called before the messages are written, inside the same
+    /// transaction, so concurrent writers can never overshoot a limit together.
+    fn charge(&mut self, u: u64, bytes: u64, messages: u64) -> MetaResult<()> {
+        let mut usage = self.usage(u)?;
+        check_quota(&usage, bytes, messages)?;
+        usage.storage_bytes += bytes;
+        usage.messages += messages;
+        self.put_usage(u, &usage)
+    }
+
+    /// Takes removed messages off the account's usage. Must run before the mailbox rows
+    /// change: for an account without stored counters the usage is computed from them.
+    fn credit(&mut self, u: u64, bytes: u64, messages: u64) -> MetaResult<()> {
+        let mut usage = self.usage(u)?;
+        usage.storage_bytes = usage.storage_bytes.saturating_sub(bytes);
+        usage.messages = usage.messages.saturating_sub(messages);
+        self.put_usage(u, &usage)
+    }
+
+    fn user_row(&self, u: u64) -> MetaResult<UserRow> {
+        match self.users.get(u).map_err(db_err)? {
+            Some(g) => decode(g.value()),
+            None => Err(MetaError::NotFound(format!("user {u}"))),
+        }
+    }
+
+    fn put_user_row(&mut self, u: u64, row: &UserRow) -> MetaResult<()> {
+        self.users
+            .insert(u, encode(row)?.as_slice())
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -553,6 +649,11 @@ impl<'t> W<'t> {
         if msgs.is_empty() {
             return Ok((validity, Vec::new()));
         }
+        if !remove_source {
+            // A copy adds to the account's usage; a move within it changes nothing.
+            let bytes = msgs.iter().map(|(_, m)| m.size).sum();
+            self.charge(u, bytes, msgs.len() as u64)?;
+        }
         let smodseq = srow.bump_modseq();
         let dmodseq = match drow.as_mut() {
             Some(d) => d.bump_modseq(),
@@ -602,6 +703,9 @@ struct R {
     by_modseq: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     expunged: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     unseen: ReadOnlyTable<(u64, u64, u32), u8>,
+    quotas: ReadOnlyTable<u64, BytesTable>,
+    aliases: ReadOnlyTable<&'static str, u64>,
+    domains: ReadOnlyTable<&'static str, &'static str>,
 }
 
 impl R {
@@ -618,6 +722,9 @@ impl R {
             by_modseq: txn.open_table(BY_MODSEQ).map_err(db_err)?,
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
+            quotas: txn.open_table(QUOTAS).map_err(db_err)?,
+            aliases: txn.open_table(ALIASES).map_err(db_err)?,
+            domains: txn.open_table(DOMAINS).map_err(db_err)?,
         })
     }
 
@@ -693,9 +800,13 @@ impl EmbeddedStore {
         })
         .await
         .map_err(|e| MetaError::Internal(format!("embedded store task: {e}")))??;
+        let published_unix_micros = yubin_meta_api::unix_micros_now();
         for ev in events {
             // No receiver is not an error: hints are best effort.
-            let _ = self.events.send(ev);
+            let _ = self.events.send(ChangeEvent {
+                published_unix_micros,
+                ..ev
+            });
         }
         Ok(value)
     }
@@ -815,6 +926,7 @@ impl MailStore for EmbeddedStore {
         self.write(move |w| {
             let id = w.id_by_name_req(u, &name)?;
             let row = w.mbox(u, id)?;
+            w.credit(u, row.size, u64::from(row.exists))?;
             w.drop_mailbox(u, id, &name)?;
             w.emit(u, id, row.highest_modseq, ChangeKind::MailboxList);
             Ok(())
@@ -945,6 +1057,8 @@ impl MailStore for EmbeddedStore {
             let mut row = w.mbox(u, id)?;
             let mut uids = Vec::with_capacity(prepared.len());
             if !prepared.is_empty() {
+                let bytes = prepared.iter().map(|(m, _, _)| m.size).sum();
+                w.charge(u, bytes, prepared.len() as u64)?;
                 let modseq = row.bump_modseq();
                 for (m, flags, index) in &prepared {
                     let uid = row.take_uid()?;
@@ -1084,11 +1198,17 @@ impl MailStore for EmbeddedStore {
             if doomed.is_empty() {
                 return Ok(Vec::new());
             }
-            let modseq = row.bump_modseq();
+            let mut doomed_msgs = Vec::with_capacity(doomed.len());
             for &uid in &doomed {
                 if let Some(msg) = read_msg(&w.messages, u, m, uid)? {
-                    w.expunge_msg(u, m, &mut row, uid, &msg, modseq)?;
+                    doomed_msgs.push((uid, msg));
                 }
+            }
+            let bytes = doomed_msgs.iter().map(|(_, msg)| msg.size).sum();
+            w.credit(u, bytes, doomed_msgs.len() as u64)?;
+            let modseq = row.bump_modseq();
+            for (uid, msg) in &doomed_msgs {
+                w.expunge_msg(u, m, &mut row, *uid, msg, modseq)?;
             }
             w.put_mbox(u, m, &row)?;
             w.emit(u, m, modseq, ChangeKind::Expunged);
@@ -1191,6 +1311,34 @@ impl MailStore for EmbeddedStore {
         });
         Ok(stream.boxed())
     }
+
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
+        let u = user.0;
+        self.read(move |r| {
+            if r.users.get(u).map_err(db_err)?.is_none() {
+                return Err(MetaError::NotFound(format!("user {user}")));
+            }
+            read_usage(&r.quotas, &r.mailboxes, u)
+        })
+        .await
+    }
+
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+        let (u, m) = (user.0, mailbox.0);
+        self.write(move |w| {
+            let mut row = w.mbox(u, m)?;
+            let range = UidRange {
+                from: Uid(row.recent_from),
+                to: Uid(row.uid_next),
+            };
+            if row.recent_from != row.uid_next {
+                row.recent_from = row.uid_next;
+                w.put_mbox(u, m, &row)?;
+            }
+            Ok(range)
+        })
+        .await
+    }
 }
 
 /// The hint sent when hints may have been lost: mailbox 0 (no mailbox has it), modseq 0, kind
@@ -1201,6 +1349,7 @@ pub(crate) fn resync_hint(user: UserId) -> ChangeEvent {
         mailbox: MailboxId(0),
         modseq: ModSeq(0),
         kind: ChangeKind::MailboxList,
+        published_unix_micros: 0,
     }
 }
 
@@ -1229,6 +1378,7 @@ impl AccountStore for EmbeddedStore {
                 .insert(id, encode(&row)?.as_slice())
                 .map_err(db_err)?;
             w.user_names.insert(name.as_str(), id).map_err(db_err)?;
+            w.put_usage(id, &QuotaUsage::default())?;
             w.id_by_name(id, INBOX)?;
             Ok(UserRecord {
                 id: UserId(id),
@@ -1279,6 +1429,273 @@ impl AccountStore for EmbeddedStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<UserRecord>> {
+        let after = after.map(str::to_lowercase);
+        self.read(move |r| {
+            let start = match &after {
+                Some(a) => Bound::Excluded(a.as_str()),
+                None => Bound::Unbounded,
+            };
+            let mut out = Vec::new();
+            for item in r
+                .user_names
+                .range::<&str>((start, Bound::Unbounded))
+                .map_err(db_err)?
+                .take(limit)
+            {
+                let (_, id) = item.map_err(db_err)?;
+                if let Some(u) = r.user(id.value())? {
+                    out.push(u);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, user: UserId) -> MetaResult<Option<UserRecord>> {
+        self.read(move |r| r.user(user.0)).await
+    }
+
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> MetaResult<()> {
+        self.write(move |w| {
+            let mut row = w.user_row(user.0)?;
+            row.disabled = disabled;
+            w.put_user_row(user.0, &row)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user: UserId) -> MetaResult<()> {
+        let u = user.0;
+        // One write transaction: the account is either entirely there or entirely gone.
+        self.write(move |w| {
+            let row = w.user_row(u)?;
+            let mut boxes = Vec::new();
+            for item in w
+                .mailbox_names
+                .range::<(u64, &str)>((u, "")..(u + 1, ""))
+                .map_err(db_err)?
+            {
+                let (k, v) = item.map_err(db_err)?;
+                boxes.push((k.value().1.to_string(), v.value()));
+            }
+            for (name, id) in &boxes {
+                let highest = w.mbox(u, *id)?.highest_modseq;
+                w.drop_mailbox(u, *id, name)?;
+                // Sessions still open on the account learn their mailboxes are gone.
+                w.emit(u, *id, highest, ChangeKind::MailboxList);
+            }
+            let mut addresses = Vec::new();
+            for item in w
+                .user_aliases
+                .range::<(u64, &str)>((u, "")..(u + 1, ""))
+                .map_err(db_err)?
+            {
+                addresses.push(item.map_err(db_err)?.0.value().1.to_string());
+            }
+            for a in &addresses {
+                w.aliases.remove(a.as_str()).map_err(db_err)?;
+                w.user_aliases.remove((u, a.as_str())).map_err(db_err)?;
+            }
+            w.subscriptions
+                .retain_in::<(u64, &str), _>((u, "")..(u + 1, ""), |_, _| false)
+                .map_err(db_err)?;
+            w.user_names.remove(row.name.as_str()).map_err(db_err)?;
+            w.users.remove(u).map_err(db_err)?;
+            w.user_seq.remove(u).map_err(db_err)?;
+            w.quotas.remove(u).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        let u = user.0;
+        self.write(move |w| {
+            w.user_row(u)?;
+            let mut usage = w.usage(u)?;
+            usage.limits = limits;
+            w.put_usage(u, &usage)
+        })
+        .await
+    }
+
+    async fn put_alias(&self, alias: &Alias) -> MetaResult<()> {
+        let address = normalize_address(&alias.address)?;
+        let target = alias.target.0;
+        self.write(move |w| {
+            w.user_row(target)?;
+            if w.user_names
+                .get(address.as_str())
+                .map_err(db_err)?
+                .is_some()
+            {
+                return Err(MetaError::AlreadyExists(format!("account {address}")));
+            }
+            let previous = w
+                .aliases
+                .insert(address.as_str(), target)
+                .map_err(db_err)?
+                .map(|g| g.value());
+            if let Some(old) = previous.filter(|old| *old != target) {
+                w.user_aliases
+                    .remove((old, address.as_str()))
+                    .map_err(db_err)?;
+            }
+            w.user_aliases
+                .insert((target, address.as_str()), 0)
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_alias(&self, address: &str) -> MetaResult<()> {
+        let address = address.trim().to_lowercase();
+        self.write(move |w| {
+            let target = w
+                .aliases
+                .remove(address.as_str())
+                .map_err(db_err)?
+                .map(|g| g.value())
+                .ok_or_else(|| MetaError::NotFound(format!("alias {address}")))?;
+            w.user_aliases
+                .remove((target, address.as_str()))
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_aliases(&self) -> MetaResult<Vec<Alias>> {
+        self.read(|r| {
+            let mut out = Vec::new();
+            for item in r.aliases.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                out.push(Alias {
+                    address: k.value().to_string(),
+                    target: UserId(v.value()),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_domain(&self, domain: &Domain) -> MetaResult<()> {
+        let name = normalize_domain(&domain.name)?;
+        let alias_of = domain
+            .alias_of
+            .as_deref()
+            .map(normalize_domain)
+            .transpose()?;
+        self.write(move |w| {
+            let mut all = Vec::new();
+            for item in w.domains.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                all.push((k.value().to_string(), v.value().to_string()));
+            }
+            check_domain(&all, &name, alias_of.as_deref())?;
+            w.domains
+                .insert(name.as_str(), alias_of.as_deref().unwrap_or(""))
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_domain(&self, name: &str) -> MetaResult<()> {
+        let name = name.trim().to_ascii_lowercase();
+        self.write(move |w| {
+            let mut aliased_by = None;
+            for item in w.domains.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                if v.value() == name {
+                    aliased_by = Some(k.value().to_string());
+                }
+            }
+            if let Some(alias) = aliased_by {
+                return Err(MetaError::Invalid(format!(
+                    "domain {name} is the target of alias domain {alias}; delete that first"
+                )));
+            }
+            if w.domains.remove(name.as_str()).map_err(db_err)?.is_none() {
+                return Err(MetaError::NotFound(format!("domain {name}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_domains(&self) -> MetaResult<Vec<Domain>> {
+        self.read(|r| {
+            let mut out = Vec::new();
+            for item in r.domains.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                out.push(Domain {
+                    name: k.value().to_string(),
+                    alias_of: Some(v.value().to_string()).filter(|a| !a.is_empty()),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn resolve_address(&self, address: &str) -> MetaResult<Option<UserId>> {
+        accounts::resolve(self, address).await
+    }
+}
+
+#[async_trait]
+impl AddressBook for EmbeddedStore {
+    async fn account(&self, name: &str) -> MetaResult<Option<(UserId, bool)>> {
+        let name = name.to_string();
+        self.read(
+            move |r| match r.user_names.get(name.as_str()).map_err(db_err)? {
+                Some(g) => Ok(r.user(g.value())?.map(|u| (u.id, u.disabled))),
+                None => Ok(None),
+            },
+        )
+        .await
+    }
+
+    async fn alias(&self, address: &str) -> MetaResult<Option<(UserId, bool)>> {
+        let address = address.to_string();
+        self.read(
+            move |r| match r.aliases.get(address.as_str()).map_err(db_err)? {
+                // An alias whose account vanished resolves to nothing, like a disabled one.
+                Some(g) => Ok(Some(
+                    r.user(g.value())?
+                        .map_or((UserId(g.value()), true), |u| (u.id, u.disabled)),
+                )),
+                None => Ok(None),
+            },
+        )
+        .await
+    }
+
+    async fn domain(&self, name: &str) -> MetaResult<Option<Option<String>>> {
+        let name = name.to_string();
+        self.read(move |r| {
+            Ok(r.domains
+                .get(name.as_str())
+                .map_err(db_err)?
+                .map(|g| Some(g.value().to_string()).filter(|a| !a.is_empty())))
+        })
+        .await
+    }
+
+    async fn has_domains(&self) -> MetaResult<bool> {
+        self.read(|r| Ok(r.domains.first().map_err(db_err)?.is_some()))
+            .await
     }
 }
 

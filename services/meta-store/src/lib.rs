@@ -12,6 +12,7 @@
 //! can be run against it); [`search`] is the SEARCH evaluator both backends share. With the
 //! `testing` feature, `testing::RedisServer` spawns a real `redis-server` for tests.
 
+mod accounts;
 mod flags;
 mod names;
 

@@ -1,11 +1,22 @@
-//! Password hashing and the login check meta answers `Authenticate` with.
+//! Password hashing and the login checks meta answers `Authenticate` and `AuthenticateBearer`
+//! with.
 //!
 //! Passwords are stored as Argon2id PHC strings. Because a verification costs tens of
 //! milliseconds of CPU by design, a reconnect storm (every phone of every user re-logging in after
 //! a deploy) would otherwise saturate meta: successful verifications are remembered for a while,
 //! keyed by a keyed hash of (name, password, stored hash) so that the cache never holds anything
 //! a memory dump could turn into a password, and so that a password change invalidates the entry
-//! by construction. Failed logins are throttled per login name.
+//! by construction (Dovecot's auth cache works the same way).
+//!
+//! Failed attempts are counted per login name and per client address (IPv6 per /64, the block a
+//! single host usually gets). Once a key has failures, its further attempts are delayed before
+//! they are checked, the delay doubling with each failure; past a limit they are refused without
+//! being checked until the failures are forgotten a while after the last one. Throttled attempts
+//! get the same answer as wrong passwords, and unknown names are counted like known ones, so
+//! neither the answer nor its timing tells whether an account exists.
+//!
+//! Bearer tokens (OAUTHBEARER / XOAUTH2) are checked by a [`TokenValidator`] when one is
+//! configured; their failures count against the client address.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -16,11 +27,15 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use yubin_meta_api::{AccountStore, Authenticator, MetaError, MetaResult, UserId};
+
+use crate::token::TokenValidator;
 
 /// Longest password accepted, in bytes. Argon2 copes with any length, but there is no reason to
 /// hash megabytes a client sends; the admin API refuses to set longer ones so that every password
@@ -70,6 +85,32 @@ impl Default for PasswordParams {
 }
 
 impl PasswordParams {
+    /// Checks the parameters against Argon2's rules (RFC 9106 §3.1) and sane upper bounds, so a
+    /// typo in the configuration is an error at start-up rather than at the first password set.
+    pub fn validate(&self) -> Result<(), PasswordError> {
+        if !(1..=64).contains(&self.parallelism) {
+            return Err(PasswordError::Params(format!(
+                "parallelism must be between 1 and 64, got {}",
+                self.parallelism
+            )));
+        }
+        if self.iterations == 0 || self.iterations > 100 {
+            return Err(PasswordError::Params(format!(
+                "iterations must be between 1 and 100, got {}",
+                self.iterations
+            )));
+        }
+        // Argon2 needs 8 KiB per lane; above 4 GiB a single login would exhaust most machines.
+        let min_memory = 8 * self.parallelism;
+        if self.memory_kib < min_memory || self.memory_kib > 4 * 1024 * 1024 {
+            return Err(PasswordError::Params(format!(
+                "memory must be between {min_memory} KiB (8 per lane) and 4 GiB, got {} KiB",
+                self.memory_kib
+            )));
+        }
+        self.hasher().map(|_| ())
+    }
+
     fn hasher(&self) -> Result<Argon2<'static>, PasswordError> {
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
@@ -101,18 +142,113 @@ pub fn verify_password(password: &str, phc: &str) -> Result<bool, PasswordError>
     }
 }
 
+/// When a key (a login name or a client address) with failed attempts is slowed down and then
+/// refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures tolerated before attempts are delayed.
+    pub free_failures: u32,
+    /// Delay of the first delayed attempt; each further failure doubles it, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Failures after which attempts are refused without being checked; zero disables both
+    /// delay and refusal for this kind of key.
+    pub max_failures: u32,
+    /// How long failures are remembered after the last one (the refusal lasts that long).
+    pub window: Duration,
+}
+
+impl ThrottlePolicy {
+    /// Per login name: a few typos are normal, ten wrong passwords are a guesser.
+    pub fn per_user() -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_failures: 1,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            max_failures: 10,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+
+    /// Per client address: higher limits, since many users may share one address (NAT).
+    pub fn per_address() -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_failures: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            max_failures: 30,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+
+    /// Checks that the policy can be applied.
+    pub fn validate(&self, what: &str) -> Result<(), String> {
+        if self.max_failures == 0 {
+            return Ok(());
+        }
+        if self.window.is_zero() {
+            return Err(format!("{what}: the failure window must be positive"));
+        }
+        if self.base_delay > self.max_delay {
+            return Err(format!("{what}: the base delay exceeds the maximum delay"));
+        }
+        // The front-end's call to meta times out after 30 s; a delay must end well before.
+        if self.max_delay > Duration::from_secs(10) {
+            return Err(format!("{what}: the maximum delay must be at most 10 s"));
+        }
+        Ok(())
+    }
+
+    /// What an attempt of a key with `failures` recent failures gets.
+    fn verdict(&self, failures: u32) -> Verdict {
+        if self.max_failures == 0 || failures <= self.free_failures.min(self.max_failures - 1) {
+            return Verdict::Proceed(Duration::ZERO);
+        }
+        if failures >= self.max_failures {
+            return Verdict::Refuse;
+        }
+        let doublings = (failures - self.free_failures - 1).min(20);
+        Verdict::Proceed(
+            self.base_delay
+                .saturating_mul(1 << doublings)
+                .min(self.max_delay),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Check the credentials after waiting this long.
+    Proceed(Duration),
+    /// Refuse without checking.
+    Refuse,
+}
+
+impl Verdict {
+    /// The stricter of two verdicts.
+    fn and(self, other: Verdict) -> Verdict {
+        match (self, other) {
+            (Verdict::Refuse, _) | (_, Verdict::Refuse) => Verdict::Refuse,
+            (Verdict::Proceed(a), Verdict::Proceed(b)) => Verdict::Proceed(a.max(b)),
+        }
+    }
+}
+
 /// Tuning of [`PasswordAuthenticator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthConfig {
+    /// Argon2id parameters of new hashes, and of the decoy hash verified for unknown names so
+    /// that they take as long as known ones.
+    pub password_params: PasswordParams,
     /// How long a successful verification is remembered; zero disables the cache.
     pub cache_ttl: Duration,
     /// Most remembered verifications; the oldest go first.
     pub cache_capacity: usize,
-    /// Failed logins of one name within `failure_window` after which that name is refused
-    /// without checking until the window has passed; zero disables throttling.
-    pub max_failures: u32,
-    pub failure_window: Duration,
-    /// Most login names whose failures are tracked at once.
+    /// Throttling of failed attempts per login name.
+    pub user_throttle: ThrottlePolicy,
+    /// Throttling of failed attempts per client address.
+    pub address_throttle: ThrottlePolicy,
+    /// Most names (and, separately, addresses) whose failures are tracked at once.
     pub throttle_capacity: usize,
     /// Most Argon2 verifications running at once. Each holds its memory cost (19 MiB by
     /// default) for its duration, so a storm of wrong passwords must queue rather than fan out
@@ -123,15 +259,29 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
         AuthConfig {
+            password_params: PasswordParams::default(),
             cache_ttl: Duration::from_secs(5 * 60),
             cache_capacity: 100_000,
-            max_failures: 10,
-            failure_window: Duration::from_secs(5 * 60),
+            user_throttle: ThrottlePolicy::per_user(),
+            address_throttle: ThrottlePolicy::per_address(),
             throttle_capacity: 100_000,
             max_concurrent_verifications: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(2),
         }
+    }
+}
+
+impl AuthConfig {
+    /// Checks every setting; the message names the offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        self.password_params.validate().map_err(|e| e.to_string())?;
+        self.user_throttle.validate("per-user throttling")?;
+        self.address_throttle.validate("per-address throttling")?;
+        if self.max_concurrent_verifications == 0 {
+            return Err("at least one concurrent verification is needed".into());
+        }
+        Ok(())
     }
 }
 
@@ -193,74 +343,161 @@ impl SuccessCache {
     }
 }
 
-/// Failed logins per name: (failures, start of the window).
-struct Throttle {
-    max_failures: u32,
-    window: Duration,
-    capacity: usize,
-    failures: HashMap<String, (u32, Instant)>,
+/// Recent failures of one key.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
 }
 
-impl Throttle {
-    fn is_locked(&mut self, name: &str, now: Instant) -> bool {
-        if self.max_failures == 0 {
-            return false;
-        }
-        match self.failures.get(name) {
-            Some(&(count, start)) if now.duration_since(start) < self.window => {
-                count >= self.max_failures
-            }
-            Some(_) => {
-                self.failures.remove(name);
-                false
-            }
-            None => false,
+/// Failed attempts per key (a login name or a client address), forgotten `policy.window` after
+/// the last one.
+struct Throttle<K> {
+    policy: ThrottlePolicy,
+    capacity: usize,
+    failures: HashMap<K, Failures>,
+}
+
+impl<K: Hash + Eq + Clone> Throttle<K> {
+    fn new(policy: ThrottlePolicy, capacity: usize) -> Throttle<K> {
+        Throttle {
+            policy,
+            capacity: capacity.max(1),
+            failures: HashMap::new(),
         }
     }
 
-    fn record_failure(&mut self, name: &str, now: Instant) {
-        if self.max_failures == 0 {
+    /// Recent failures of `key` (expired ones are dropped on the way).
+    fn count(&mut self, key: &K, now: Instant) -> u32 {
+        match self.failures.get(key) {
+            Some(f) if now.duration_since(f.last) < self.policy.window => f.count,
+            Some(_) => {
+                self.failures.remove(key);
+                0
+            }
+            None => 0,
+        }
+    }
+
+    fn verdict(&mut self, key: &K, now: Instant) -> Verdict {
+        let count = self.count(key, now);
+        self.policy.verdict(count)
+    }
+
+    fn record_failure(&mut self, key: &K, now: Instant) {
+        if self.policy.max_failures == 0 {
             return;
         }
-        let window = self.window;
-        let entry = self.failures.entry(name.to_string()).or_insert((0, now));
-        if now.duration_since(entry.1) >= window {
-            *entry = (0, now);
-        }
-        entry.0 = entry.0.saturating_add(1);
+        let count = self.count(key, now);
+        self.failures.insert(
+            key.clone(),
+            Failures {
+                count: count.saturating_add(1),
+                last: now,
+            },
+        );
         if self.failures.len() > self.capacity {
-            self.failures
-                .retain(|_, &mut (_, start)| now.duration_since(start) < window);
-        }
-        // Still full of live windows (a spray over many names): forget the oldest windows,
-        // which are the closest to expiring anyway.
-        while self.failures.len() > self.capacity {
-            let oldest = self
-                .failures
-                .iter()
-                .min_by_key(|(_, (_, start))| *start)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => self.failures.remove(&k),
-                None => break,
-            };
+            self.shrink(now);
         }
     }
 
-    fn record_success(&mut self, name: &str) {
-        self.failures.remove(name);
+    fn clear(&mut self, key: &K) {
+        self.failures.remove(key);
+    }
+
+    /// Over capacity (a spray over many names or addresses): drops expired entries, then the
+    /// tenth with the oldest last failure, so the work is amortised over many inserts.
+    fn shrink(&mut self, now: Instant) {
+        let window = self.policy.window;
+        self.failures
+            .retain(|_, f| now.duration_since(f.last) < window);
+        if self.failures.len() <= self.capacity {
+            return;
+        }
+        let target = self.capacity - self.capacity / 10;
+        let excess = self.failures.len() - target;
+        let mut lasts: Vec<Instant> = self.failures.values().map(|f| f.last).collect();
+        let (_, cutoff, _) = lasts.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        let mut to_drop = excess;
+        self.failures.retain(|_, f| {
+            if to_drop > 0 && f.last <= cutoff {
+                to_drop -= 1;
+                false
+            } else {
+                true
+            }
+        });
     }
 }
 
-/// Checks passwords against an [`AccountStore`], with a success cache and per-name throttling.
+/// The throttling key of a client address: IPv4 as is, IPv6 by its /64 prefix (what one
+/// subscriber usually gets, RFC 6177), an IPv4-mapped IPv6 address as the IPv4 address.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
+/// Counts of login attempts by outcome since start, for tests and diagnostics (the same
+/// numbers go to `yubin_auth_attempts_total{result}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// Argon2 verifications run (decoys for unknown names included); cache hits are none.
+    pub verifications: u64,
+    /// Successful logins that needed a verification (or a token check).
+    pub success: u64,
+    /// Successful logins answered from the cache.
+    pub cached: u64,
+    /// Wrong password, unknown or disabled account, invalid token.
+    pub failure: u64,
+    /// Refused without checking because the name or the address had too many failures.
+    pub throttled: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    verifications: AtomicU64,
+    success: AtomicU64,
+    cached: AtomicU64,
+    failure: AtomicU64,
+    throttled: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Success,
+    Cached,
+    Failure,
+    Throttled,
+}
+
+/// Checks passwords against an [`AccountStore`] (and bearer tokens with a [`TokenValidator`]),
+/// with a success cache and throttling per name and per client address.
 pub struct PasswordAuthenticator {
     accounts: Arc<dyn AccountStore>,
     /// Per-process key of the cache's HMAC: cache keys mean nothing outside this process.
     secret: [u8; 64],
+    config: AuthConfig,
     cache: Mutex<SuccessCache>,
-    throttle: Mutex<Throttle>,
+    users: Mutex<Throttle<String>>,
+    addresses: Mutex<Throttle<IpAddr>>,
     verifying: tokio::sync::Semaphore,
-    verifications: AtomicU64,
+    counters: Counters,
+    tokens: Option<TokenValidator>,
+    /// One gate per cache key being verified: concurrent logins with the same credentials (a
+    /// user's devices reconnecting together) wait for the first verification and then hit the
+    /// cache instead of each running Argon2.
+    in_flight: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// A hash of a random password nobody knows, made with `config.password_params`.
+    decoy: OnceLock<Option<String>>,
 }
 
 impl PasswordAuthenticator {
@@ -278,21 +515,60 @@ impl PasswordAuthenticator {
             accounts,
             secret,
             cache: Mutex::new(SuccessCache::new(config.cache_ttl, config.cache_capacity)),
-            throttle: Mutex::new(Throttle {
-                max_failures: config.max_failures,
-                window: config.failure_window,
-                capacity: config.throttle_capacity,
-                failures: HashMap::new(),
-            }),
+            users: Mutex::new(Throttle::new(
+                config.user_throttle,
+                config.throttle_capacity,
+            )),
+            addresses: Mutex::new(Throttle::new(
+                config.address_throttle,
+                config.throttle_capacity,
+            )),
             verifying: tokio::sync::Semaphore::new(config.max_concurrent_verifications.max(1)),
-            verifications: AtomicU64::new(0),
+            counters: Counters::default(),
+            tokens: None,
+            in_flight: Mutex::new(HashMap::new()),
+            decoy: OnceLock::new(),
+            config,
         }
     }
 
-    /// Argon2 verifications run so far (cache hits are not verifications); a metric, and how
-    /// tests see the cache work.
+    /// Also accepts bearer tokens this validator approves (OAUTHBEARER, XOAUTH2).
+    pub fn with_token_validator(mut self, tokens: TokenValidator) -> PasswordAuthenticator {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The token validator, when bearer tokens are accepted (to reload its keys).
+    pub fn token_validator(&self) -> Option<&TokenValidator> {
+        self.tokens.as_ref()
+    }
+
+    /// Argon2 verifications run so far (cache hits are not verifications).
     pub fn verification_count(&self) -> u64 {
-        self.verifications.load(Ordering::Relaxed)
+        self.counters.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Attempts by outcome since start.
+    pub fn stats(&self) -> AuthStats {
+        let c = &self.counters;
+        AuthStats {
+            verifications: c.verifications.load(Ordering::Relaxed),
+            success: c.success.load(Ordering::Relaxed),
+            cached: c.cached.load(Ordering::Relaxed),
+            failure: c.failure.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        let (counter, label) = match outcome {
+            Outcome::Success => (&self.counters.success, "success"),
+            Outcome::Cached => (&self.counters.cached, "cached"),
+            Outcome::Failure => (&self.counters.failure, "failure"),
+            Outcome::Throttled => (&self.counters.throttled, "throttled"),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("yubin_auth_attempts_total", "result" => label).increment(1);
     }
 
     fn cache_key(&self, name: &str, password: &str, stored_hash: &str) -> CacheKey {
@@ -311,105 +587,280 @@ impl PasswordAuthenticator {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_throttle(&self) -> std::sync::MutexGuard<'_, Throttle> {
-        self.throttle.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_users(&self) -> std::sync::MutexGuard<'_, Throttle<String>> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs Argon2 on a blocking thread so the verification does not stall the async workers.
-    async fn verify(&self, password: &str, phc: String) -> MetaResult<bool> {
+    fn lock_addresses(&self) -> std::sync::MutexGuard<'_, Throttle<IpAddr>> {
+        self.addresses.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the name's and the address's recent failures make of an attempt. Failures are
+    /// counted when they happen, never in advance, so that a burst of right passwords (a
+    /// reconnect storm behind one NAT address) is never mistaken for guessing; a burst of wrong
+    /// ones is caught because the verdict is asked again right before each Argon2 verification,
+    /// and those run a few at a time.
+    fn verdict(&self, name: Option<&str>, client: Option<IpAddr>) -> Verdict {
+        let now = Instant::now();
+        let mut verdict = Verdict::Proceed(Duration::ZERO);
+        if let Some(ip) = client.map(address_key) {
+            verdict = verdict.and(self.lock_addresses().verdict(&ip, now));
+        }
+        if let Some(name) = name {
+            verdict = verdict.and(self.lock_users().verdict(&name.to_string(), now));
+        }
+        verdict
+    }
+
+    fn record_failure(&self, name: Option<&str>, client: Option<IpAddr>) {
+        let now = Instant::now();
+        if let Some(ip) = client.map(address_key) {
+            self.lock_addresses().record_failure(&ip, now);
+        }
+        if let Some(name) = name {
+            self.lock_users().record_failure(&name.to_string(), now);
+        }
+        self.count(Outcome::Failure);
+    }
+
+    /// A right password clears the name's failures (the address's stay: other users may share
+    /// it, and so may whoever made them).
+    fn record_success(&self, name: &str, outcome: Outcome) {
+        self.lock_users().clear(&name.to_string());
+        self.count(outcome);
+    }
+
+    /// Runs Argon2 on a blocking thread so the verification does not stall the async workers,
+    /// unless the name or the address became throttled while this attempt waited for its turn.
+    async fn verify(
+        &self,
+        password: &str,
+        phc: String,
+        name: &str,
+        client: Option<IpAddr>,
+    ) -> MetaResult<Checked> {
         let _permit = self
             .verifying
             .acquire()
             .await
             .map_err(|_| MetaError::Internal("verification semaphore closed".into()))?;
-        self.verifications.fetch_add(1, Ordering::Relaxed);
+        if self.verdict(Some(name), client) == Verdict::Refuse {
+            return Ok(Checked::Throttled);
+        }
+        self.counters.verifications.fetch_add(1, Ordering::Relaxed);
         let password = password.to_string();
-        tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        let matched = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
             .await
-            .map_err(|e| MetaError::Internal(format!("password verification task failed: {e}")))?
-            .map_err(MetaError::from)
+            .map_err(|e| MetaError::Internal(format!("password verification task failed: {e}")))?;
+        Ok(match matched {
+            Ok(true) => Checked::Match,
+            Ok(false) => Checked::Mismatch,
+            Err(err) => {
+                // A corrupt stored hash is an operator problem; the client only learns that the
+                // login failed.
+                tracing::error!(user = %name, error = %err, "cannot verify password");
+                Checked::Mismatch
+            }
+        })
+    }
+
+    /// A hash of a password nobody has, verified for unknown or disabled accounts so that their
+    /// failures take as long as a wrong password: response times do not reveal which names
+    /// exist. Made once, on the first unknown name.
+    async fn decoy_hash(&self) -> Option<String> {
+        if let Some(decoy) = self.decoy.get() {
+            return decoy.clone();
+        }
+        let params = self.config.password_params;
+        let made = tokio::task::spawn_blocking(move || {
+            let mut random = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut random);
+            params.hash(&hex::encode(random)).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        self.decoy.get_or_init(|| made).clone()
+    }
+
+    /// Verifies the password of an existing account once per set of credentials at a time: the
+    /// first of several concurrent identical logins verifies, the others then find its result
+    /// in the cache.
+    async fn check_account(
+        &self,
+        name: &str,
+        password: &str,
+        record: &yubin_meta_api::UserRecord,
+        key: CacheKey,
+        client: Option<IpAddr>,
+    ) -> MetaResult<Checked> {
+        let gate = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = gate.lock().await;
+            if self.lock_cache().get(&key, Instant::now()) == Some(record.id) {
+                Ok(Checked::Cached)
+            } else {
+                let checked = self
+                    .verify(password, record.password_hash.clone(), name, client)
+                    .await;
+                if let Ok(Checked::Match) = checked {
+                    self.lock_cache().insert(key, record.id, Instant::now());
+                }
+                checked
+            }
+        };
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map and this task hold the gate: nobody else waits on it.
+        if Arc::strong_count(&gate) == 2 {
+            in_flight.remove(&key);
+        }
+        result
     }
 }
 
-/// Counts one login attempt by how it ended: `verified` and `cached` succeeded, the rest failed.
-fn outcome(result: &'static str) {
-    metrics::counter!("yubin_auth_attempts_total", "result" => result).increment(1);
-}
-
-/// A hash of a password nobody has, verified for unknown or disabled accounts so that their
-/// failures take as long as a wrong password: response times do not reveal which names exist.
-fn decoy_hash() -> Option<&'static str> {
-    static DECOY: OnceLock<Option<String>> = OnceLock::new();
-    DECOY
-        .get_or_init(|| {
-            let mut random = [0u8; 16];
-            rand::rngs::OsRng.fill_bytes(&mut random);
-            hash_password(&hex::encode(random)).ok()
-        })
-        .as_deref()
+/// How a password check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Match,
+    /// Matched a remembered verification.
+    Cached,
+    Mismatch,
+    /// Not checked: too many failures of the name or the address.
+    Throttled,
 }
 
 #[async_trait]
 impl Authenticator for PasswordAuthenticator {
-    async fn authenticate(&self, name: &str, password: &str) -> MetaResult<UserId> {
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> MetaResult<UserId> {
         let name = name.to_lowercase();
         if name.is_empty() || name.len() > MAX_NAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            self.count(Outcome::Failure);
             return Err(MetaError::AuthenticationFailed);
         }
-        if self.lock_throttle().is_locked(&name, Instant::now()) {
-            tracing::debug!(user = %name, "login refused: too many failures");
-            outcome("throttled");
-            return Err(MetaError::AuthenticationFailed);
-        }
-
+        let delay = match self.verdict(Some(&name), client) {
+            Verdict::Refuse => {
+                tracing::info!(user = %name, ?client, "login refused: too many failures");
+                self.count(Outcome::Throttled);
+                return Err(MetaError::AuthenticationFailed);
+            }
+            Verdict::Proceed(delay) => delay,
+        };
         let record = self
             .accounts
             .user_by_name(&name)
             .await?
             .filter(|r| !r.disabled);
-        if let Some(r) = &record {
-            let key = self.cache_key(&name, password, &r.password_hash);
-            if self.lock_cache().get(&key, Instant::now()) == Some(r.id) {
-                self.lock_throttle().record_success(&name);
-                outcome("cached");
-                return Ok(r.id);
-            }
+        let key = record
+            .as_ref()
+            .map(|r| (self.cache_key(&name, password, &r.password_hash), r.id));
+        if let Some((key, id)) = key
+            && self.lock_cache().get(&key, Instant::now()) == Some(id)
+        {
+            // Only the right password hits the cache; slowing it down would protect nothing.
+            self.record_success(&name, Outcome::Cached);
+            return Ok(id);
         }
-
-        // Counted as a failure before verifying and forgiven on success, so that a burst of
-        // parallel guesses is throttled as it arrives rather than after its verifications end.
-        self.lock_throttle().record_failure(&name, Instant::now());
-
-        let Some(record) = record else {
-            let decoy = tokio::task::spawn_blocking(decoy_hash).await.ok().flatten();
-            if let Some(decoy) = decoy {
-                // The outcome is irrelevant; only the time spent matters.
-                let _ = self.verify(password, decoy.to_string()).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let checked = match (&record, key) {
+            (Some(record), Some((key, _))) => {
+                self.check_account(&name, password, record, key, client)
+                    .await?
             }
-            outcome("unknown_user");
-            return Err(MetaError::AuthenticationFailed);
+            _ => {
+                if let Some(decoy) = self.decoy_hash().await {
+                    // Only the time spent matters: it is the same as for a real account.
+                    self.verify(password, decoy, &name, client).await?;
+                }
+                Checked::Mismatch
+            }
         };
-
-        match self.verify(password, record.password_hash.clone()).await {
-            Ok(true) => {
-                let key = self.cache_key(&name, password, &record.password_hash);
-                self.lock_cache().insert(key, record.id, Instant::now());
-                self.lock_throttle().record_success(&name);
-                outcome("verified");
+        match (checked, record) {
+            (Checked::Match, Some(record)) => {
+                self.record_success(&name, Outcome::Success);
                 Ok(record.id)
             }
-            Ok(false) => {
-                outcome("wrong_password");
+            (Checked::Cached, Some(record)) => {
+                self.record_success(&name, Outcome::Cached);
+                Ok(record.id)
+            }
+            (Checked::Throttled, _) => {
+                tracing::info!(user = %name, ?client, "login refused: too many failures");
+                self.count(Outcome::Throttled);
                 Err(MetaError::AuthenticationFailed)
             }
-            Err(err) => {
-                // A corrupt stored hash is an operator problem; the client only learns that the
-                // login failed.
-                tracing::error!(user = %name, error = %err, "cannot verify password");
-                outcome("error");
+            _ => {
+                tracing::info!(user = %name, ?client, "login failed");
+                self.record_failure(Some(&name), client);
                 Err(MetaError::AuthenticationFailed)
             }
         }
+    }
+
+    async fn authenticate_bearer(
+        &self,
+        token: &str,
+        authzid: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> MetaResult<UserId> {
+        let Some(tokens) = &self.tokens else {
+            self.count(Outcome::Failure);
+            return Err(MetaError::AuthenticationFailed);
+        };
+        match self.verdict(None, client) {
+            Verdict::Refuse => {
+                tracing::info!(?client, "token login refused: too many failures");
+                self.count(Outcome::Throttled);
+                return Err(MetaError::AuthenticationFailed);
+            }
+            Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Proceed(_) => {}
+        }
+        let name = match tokens.account_name(token) {
+            Ok(name) => name,
+            Err(rejected) => {
+                tracing::info!(?client, reason = %rejected, "bearer token refused");
+                self.record_failure(None, client);
+                return Err(MetaError::AuthenticationFailed);
+            }
+        };
+        if authzid.is_some_and(|a| !a.eq_ignore_ascii_case(&name)) {
+            tracing::info!(user = %name, ?client, "bearer token of another account than the authzid");
+            self.record_failure(None, client);
+            return Err(MetaError::AuthenticationFailed);
+        }
+        match self
+            .accounts
+            .user_by_name(&name)
+            .await?
+            .filter(|r| !r.disabled)
+        {
+            Some(record) => {
+                self.count(Outcome::Success);
+                Ok(record.id)
+            }
+            None => {
+                tracing::info!(user = %name, ?client, "bearer token of no enabled account");
+                self.record_failure(None, client);
+                Err(MetaError::AuthenticationFailed)
+            }
+        }
+    }
+
+    async fn accepts_bearer_tokens(&self) -> MetaResult<bool> {
+        Ok(self.tokens.is_some())
     }
 
     async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>> {
@@ -417,12 +868,8 @@ impl Authenticator for PasswordAuthenticator {
         if name.is_empty() || name.len() > MAX_NAME_BYTES {
             return Ok(None);
         }
-        Ok(self
-            .accounts
-            .user_by_name(&name)
-            .await?
-            .filter(|r| !r.disabled)
-            .map(|r| r.id))
+        // Account names, aliases and domains: the rules are `AccountStore::resolve_address`'s.
+        self.accounts.resolve_address(&name).await
     }
 }
 
@@ -480,12 +927,83 @@ mod tests {
         async fn list_users(&self) -> MetaResult<Vec<UserRecord>> {
             Ok(self.users.lock().unwrap().clone())
         }
+        /// Account names only: aliases and domains are the stores' business (their
+        /// conformance suite covers the rules).
+        async fn resolve_address(&self, address: &str) -> MetaResult<Option<UserId>> {
+            Ok(self
+                .users
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|u| u.name == address && !u.disabled)
+                .map(|u| u.id))
+        }
+        async fn list_users_page(
+            &self,
+            _after: Option<&str>,
+            _limit: usize,
+        ) -> MetaResult<Vec<UserRecord>> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn user_by_id(&self, _user: UserId) -> MetaResult<Option<UserRecord>> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn set_disabled(&self, _user: UserId, _disabled: bool) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn delete_user(&self, _user: UserId) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn set_quota(
+            &self,
+            _user: UserId,
+            _limits: yubin_meta_api::QuotaLimits,
+        ) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn put_alias(&self, _alias: &yubin_meta_api::Alias) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn delete_alias(&self, _address: &str) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn list_aliases(&self) -> MetaResult<Vec<yubin_meta_api::Alias>> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn put_domain(&self, _domain: &yubin_meta_api::Domain) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn delete_domain(&self, _name: &str) -> MetaResult<()> {
+            unreachable!("not used by the authenticator")
+        }
+        async fn list_domains(&self) -> MetaResult<Vec<yubin_meta_api::Domain>> {
+            unreachable!("not used by the authenticator")
+        }
     }
 
     fn setup(config: AuthConfig) -> (Arc<Accounts>, PasswordAuthenticator) {
         let accounts = Arc::new(Accounts::default());
+        let config = AuthConfig {
+            password_params: FAST,
+            ..config
+        };
         let auth = PasswordAuthenticator::with_config(accounts.clone(), config);
         (accounts, auth)
+    }
+
+    /// Refusal after `max_failures` within `window`, without delays.
+    fn lockout(max_failures: u32, window: Duration) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_failures: max_failures,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            max_failures,
+            window,
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
@@ -509,27 +1027,27 @@ mod tests {
         let (accounts, auth) = setup(AuthConfig::default());
         let id = accounts.add("alice", "wonderland", false);
         accounts.add("mallory", "evil", true);
-        assert_eq!(auth.authenticate("alice", "wonderland").await, Ok(id));
-        assert_eq!(auth.authenticate("ALICE", "wonderland").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "wonderland", None).await, Ok(id));
+        assert_eq!(auth.authenticate("ALICE", "wonderland", None).await, Ok(id));
         assert_eq!(
-            auth.authenticate("alice", "Wonderland").await,
+            auth.authenticate("alice", "Wonderland", None).await,
             Err(MetaError::AuthenticationFailed)
         );
         assert_eq!(
-            auth.authenticate("bob", "wonderland").await,
+            auth.authenticate("bob", "wonderland", None).await,
             Err(MetaError::AuthenticationFailed)
         );
         assert_eq!(
-            auth.authenticate("mallory", "evil").await,
+            auth.authenticate("mallory", "evil", None).await,
             Err(MetaError::AuthenticationFailed)
         );
         assert_eq!(
-            auth.authenticate("", "").await,
+            auth.authenticate("", "", None).await,
             Err(MetaError::AuthenticationFailed)
         );
         let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
         assert_eq!(
-            auth.authenticate("alice", &long).await,
+            auth.authenticate("alice", &long, None).await,
             Err(MetaError::AuthenticationFailed)
         );
     }
@@ -549,14 +1067,14 @@ mod tests {
     async fn cache_hit_avoids_rehashing() {
         let (accounts, auth) = setup(AuthConfig::default());
         let id = accounts.add("alice", "pw", false);
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
         assert_eq!(auth.verification_count(), 1);
         for _ in 0..5 {
-            assert_eq!(auth.authenticate("Alice", "pw").await, Ok(id));
+            assert_eq!(auth.authenticate("Alice", "pw", None).await, Ok(id));
         }
         assert_eq!(auth.verification_count(), 1);
         // A wrong password never hits the cache.
-        assert!(auth.authenticate("alice", "wrong").await.is_err());
+        assert!(auth.authenticate("alice", "wrong", None).await.is_err());
         assert_eq!(auth.verification_count(), 2);
     }
 
@@ -564,17 +1082,17 @@ mod tests {
     async fn password_change_invalidates_the_cache() {
         let (accounts, auth) = setup(AuthConfig::default());
         let id = accounts.add("alice", "old", false);
-        assert_eq!(auth.authenticate("alice", "old").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "old", None).await, Ok(id));
         accounts
             .set_password_hash(id, &FAST.hash("new").unwrap())
             .await
             .unwrap();
         assert_eq!(
-            auth.authenticate("alice", "old").await,
+            auth.authenticate("alice", "old", None).await,
             Err(MetaError::AuthenticationFailed)
         );
         assert_eq!(auth.verification_count(), 2);
-        assert_eq!(auth.authenticate("alice", "new").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "new", None).await, Ok(id));
         assert_eq!(auth.verification_count(), 3);
     }
 
@@ -586,11 +1104,11 @@ mod tests {
         };
         let (accounts, auth) = setup(config);
         let id = accounts.add("alice", "pw", false);
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
         assert_eq!(auth.verification_count(), 1);
         tokio::time::sleep(Duration::from_millis(80)).await;
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
         assert_eq!(auth.verification_count(), 2);
     }
 
@@ -603,7 +1121,7 @@ mod tests {
         let (accounts, auth) = setup(config);
         let id = accounts.add("alice", "pw", false);
         for _ in 0..3 {
-            assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
+            assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
         }
         assert_eq!(auth.verification_count(), 3);
     }
@@ -612,10 +1130,10 @@ mod tests {
     async fn disabling_an_account_beats_the_cache() {
         let (accounts, auth) = setup(AuthConfig::default());
         let id = accounts.add("alice", "pw", false);
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
         accounts.users.lock().unwrap()[0].disabled = true;
         assert_eq!(
-            auth.authenticate("alice", "pw").await,
+            auth.authenticate("alice", "pw", None).await,
             Err(MetaError::AuthenticationFailed)
         );
     }
@@ -623,33 +1141,32 @@ mod tests {
     #[tokio::test]
     async fn repeated_failures_lock_the_name_out() {
         let config = AuthConfig {
-            max_failures: 3,
-            failure_window: Duration::from_millis(300),
+            user_throttle: lockout(3, Duration::from_millis(300)),
             ..AuthConfig::default()
         };
         let (accounts, auth) = setup(config);
         let alice = accounts.add("alice", "pw", false);
         let bob = accounts.add("bob", "pw", false);
         for _ in 0..3 {
-            assert!(auth.authenticate("alice", "guess").await.is_err());
+            assert!(auth.authenticate("alice", "guess", None).await.is_err());
         }
         let before = auth.verification_count();
         // Locked: even the right password is refused, without spending a verification.
         assert_eq!(
-            auth.authenticate("Alice", "pw").await,
+            auth.authenticate("Alice", "pw", None).await,
             Err(MetaError::AuthenticationFailed)
         );
         assert_eq!(auth.verification_count(), before);
         // Other names are not affected.
-        assert_eq!(auth.authenticate("bob", "pw").await, Ok(bob));
+        assert_eq!(auth.authenticate("bob", "pw", None).await, Ok(bob));
         tokio::time::sleep(Duration::from_millis(350)).await;
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(alice));
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(alice));
     }
 
     #[tokio::test]
     async fn a_parallel_burst_of_guesses_is_throttled_as_it_arrives() {
         let config = AuthConfig {
-            max_failures: 3,
+            user_throttle: lockout(3, Duration::from_secs(60)),
             max_concurrent_verifications: 1,
             ..AuthConfig::default()
         };
@@ -657,7 +1174,7 @@ mod tests {
         accounts.add("alice", "pw", false);
         let guesses = (0..20).map(|i| {
             let auth = &auth;
-            async move { auth.authenticate("alice", &format!("guess{i}")).await }
+            async move { auth.authenticate("alice", &format!("guess{i}"), None).await }
         });
         let results = futures::future::join_all(guesses).await;
         assert!(results.iter().all(|r| r.is_err()));
@@ -667,28 +1184,28 @@ mod tests {
     #[tokio::test]
     async fn success_resets_the_failure_count() {
         let config = AuthConfig {
-            max_failures: 2,
+            user_throttle: lockout(2, Duration::from_secs(60)),
             ..AuthConfig::default()
         };
         let (accounts, auth) = setup(config);
         let id = accounts.add("alice", "pw", false);
-        assert!(auth.authenticate("alice", "guess").await.is_err());
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
-        assert!(auth.authenticate("alice", "guess").await.is_err());
-        assert_eq!(auth.authenticate("alice", "pw").await, Ok(id));
+        assert!(auth.authenticate("alice", "guess", None).await.is_err());
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
+        assert!(auth.authenticate("alice", "guess", None).await.is_err());
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
     }
 
     #[tokio::test]
     async fn unknown_names_are_throttled_too() {
         let config = AuthConfig {
-            max_failures: 2,
+            user_throttle: lockout(2, Duration::from_secs(60)),
             ..AuthConfig::default()
         };
         let (_accounts, auth) = setup(config);
-        assert!(auth.authenticate("ghost", "a").await.is_err());
-        assert!(auth.authenticate("ghost", "b").await.is_err());
+        assert!(auth.authenticate("ghost", "a", None).await.is_err());
+        assert!(auth.authenticate("ghost", "b", None).await.is_err());
         let before = auth.verification_count();
-        assert!(auth.authenticate("ghost", "c").await.is_err());
+        assert!(auth.authenticate("ghost", "c", None).await.is_err());
         assert_eq!(auth.verification_count(), before);
     }
 
@@ -712,18 +1229,315 @@ mod tests {
     #[test]
     fn throttle_is_bounded() {
         let now = Instant::now();
-        let mut t = Throttle {
-            max_failures: 1,
-            window: Duration::from_secs(60),
-            capacity: 3,
-            failures: HashMap::new(),
-        };
-        for i in 0..10 {
+        let mut t = Throttle::new(lockout(1, Duration::from_secs(60)), 10);
+        for i in 0..100u64 {
             t.record_failure(&format!("n{i}"), now + Duration::from_millis(i));
+            assert!(t.failures.len() <= 10);
         }
-        assert_eq!(t.failures.len(), 3);
-        assert!(t.is_locked("n9", now + Duration::from_millis(10)));
-        assert!(!t.is_locked("n0", now + Duration::from_millis(10)));
+        let later = now + Duration::from_millis(100);
+        // The newest are kept, the oldest forgotten.
+        assert_eq!(t.verdict(&"n99".to_string(), later), Verdict::Refuse);
+        assert_eq!(
+            t.verdict(&"n0".to_string(), later),
+            Verdict::Proceed(Duration::ZERO)
+        );
+        // Expired entries go first.
+        let much_later = now + Duration::from_secs(61);
+        t.record_failure(&"fresh".to_string(), much_later);
+        assert_eq!(
+            t.verdict(&"n99".to_string(), much_later),
+            Verdict::Proceed(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn delays_double_then_attempts_are_refused() {
+        let policy = ThrottlePolicy {
+            free_failures: 2,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            max_failures: 8,
+            window: Duration::from_secs(60),
+        };
+        let expected = [
+            Verdict::Proceed(Duration::ZERO),
+            Verdict::Proceed(Duration::ZERO),
+            Verdict::Proceed(Duration::ZERO),
+            Verdict::Proceed(Duration::from_millis(100)),
+            Verdict::Proceed(Duration::from_millis(200)),
+            Verdict::Proceed(Duration::from_millis(400)),
+            Verdict::Proceed(Duration::from_millis(500)),
+            Verdict::Proceed(Duration::from_millis(500)),
+            Verdict::Refuse,
+            Verdict::Refuse,
+        ];
+        for (failures, want) in expected.iter().enumerate() {
+            assert_eq!(
+                policy.verdict(failures as u32),
+                *want,
+                "{failures} failures"
+            );
+        }
+        let off = ThrottlePolicy {
+            max_failures: 0,
+            ..policy
+        };
+        assert_eq!(off.verdict(1000), Verdict::Proceed(Duration::ZERO));
+        assert!(policy.validate("x").is_ok());
+        let slow = ThrottlePolicy {
+            max_delay: Duration::from_secs(60),
+            ..policy
+        };
+        assert!(slow.validate("x").is_err());
+        let inverted = ThrottlePolicy {
+            base_delay: Duration::from_secs(1),
+            ..policy
+        };
+        assert!(inverted.validate("x").is_err());
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_slow_down_the_next_ones() {
+        let config = AuthConfig {
+            user_throttle: ThrottlePolicy {
+                free_failures: 1,
+                base_delay: Duration::from_millis(150),
+                max_delay: Duration::from_millis(150),
+                max_failures: 10,
+                window: Duration::from_secs(60),
+            },
+            ..AuthConfig::default()
+        };
+        let (accounts, auth) = setup(config);
+        let id = accounts.add("alice", "pw", false);
+        let started = std::time::Instant::now();
+        assert!(auth.authenticate("alice", "guess", None).await.is_err());
+        assert!(auth.authenticate("alice", "guess", None).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(150));
+        // Two failures: the next attempt waits, right password or not.
+        let started = std::time::Instant::now();
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        // Success cleared the name's failures.
+        let started = std::time::Instant::now();
+        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(id));
+        assert!(started.elapsed() < Duration::from_millis(150));
+    }
+
+    /// The "done when": 100 wrong passwords in a row from one address are throttled,
+    /// even when each name is tried only a few times; the right password from that address is
+    /// then refused without a verification until the window passes, while another address is
+    /// not affected.
+    #[tokio::test]
+    async fn a_hundred_wrong_passwords_from_one_address_are_throttled() {
+        let config = AuthConfig {
+            user_throttle: lockout(5, Duration::from_secs(60)),
+            address_throttle: lockout(20, Duration::from_millis(600)),
+            ..AuthConfig::default()
+        };
+        let (accounts, auth) = setup(config);
+        let mut ids = Vec::new();
+        for i in 0..50 {
+            ids.push(accounts.add(&format!("user{i}"), "right", false));
+        }
+        let bot = ip("203.0.113.7");
+        for i in 0..100 {
+            let name = format!("user{}", i % 50);
+            assert_eq!(
+                auth.authenticate(&name, "wrong", bot).await,
+                Err(MetaError::AuthenticationFailed)
+            );
+        }
+        let stats = auth.stats();
+        assert_eq!(stats.failure, 20, "{stats:?}");
+        assert_eq!(stats.throttled, 80, "{stats:?}");
+        assert_eq!(stats.verifications, 20, "{stats:?}");
+        // Refused quickly, whatever the password.
+        let started = std::time::Instant::now();
+        assert_eq!(
+            auth.authenticate("user7", "right", bot).await,
+            Err(MetaError::AuthenticationFailed)
+        );
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(auth.stats().verifications, 20);
+        // Another address, and a user that the bot tried (twice, below the per-name limit).
+        assert_eq!(
+            auth.authenticate("user7", "right", ip("198.51.100.1"))
+                .await,
+            Ok(ids[7])
+        );
+        // The same /64 is the same client for IPv6; another /64 is not.
+        for _ in 0..20 {
+            let _ = auth
+                .authenticate("user1", "wrong", ip("2001:db8:1:2::1"))
+                .await;
+            auth.lock_users().clear(&"user1".to_string());
+        }
+        assert!(
+            auth.authenticate("user2", "right", ip("2001:db8:1:2:ffff::9"))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            auth.authenticate("user2", "right", ip("2001:db8:1:3::1"))
+                .await,
+            Ok(ids[2])
+        );
+        // The failures are forgotten a window after the last one.
+        tokio::time::sleep(Duration::from_millis(650)).await;
+        assert_eq!(auth.authenticate("user7", "right", bot).await, Ok(ids[7]));
+    }
+
+    /// The "done when": a reconnect storm of 1 000 logins of the same users costs one
+    /// Argon2 verification per user, even when every user's logins arrive at once.
+    #[tokio::test]
+    async fn a_reconnect_storm_verifies_each_user_once() {
+        let (accounts, auth) = setup(AuthConfig::default());
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            ids.push(accounts.add(&format!("user{i}"), &format!("pw{i}"), false));
+        }
+        let logins = (0..1000).map(|n| {
+            let auth = &auth;
+            let i = n % 20;
+            async move {
+                auth.authenticate(
+                    &format!("user{i}"),
+                    &format!("pw{i}"),
+                    ip(&format!("10.0.{}.{}", i, n % 7)),
+                )
+                .await
+            }
+        });
+        let results = futures::future::join_all(logins).await;
+        for (n, r) in results.iter().enumerate() {
+            assert_eq!(*r, Ok(ids[n % 20]));
+        }
+        let stats = auth.stats();
+        assert_eq!(stats.verifications, 20, "{stats:?}");
+        assert_eq!(stats.success, 20, "{stats:?}");
+        assert_eq!(stats.cached, 980, "{stats:?}");
+        assert!(auth.in_flight.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn address_keys() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff:1"));
+        assert_ne!(key("2001:db8::1"), key("2001:db8:0:1::1"));
+    }
+
+    #[test]
+    fn password_params_are_validated() {
+        assert!(PasswordParams::default().validate().is_ok());
+        assert!(FAST.validate().is_ok());
+        for bad in [
+            PasswordParams {
+                parallelism: 0,
+                ..FAST
+            },
+            PasswordParams {
+                iterations: 0,
+                ..FAST
+            },
+            PasswordParams {
+                memory_kib: 7,
+                ..FAST
+            },
+            PasswordParams {
+                memory_kib: 16,
+                parallelism: 4,
+                ..FAST
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        assert!(AuthConfig::default().validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn bearer_tokens_name_enabled_accounts() {
+        use jsonwebtoken::{EncodingKey, Header};
+        let dir = tempfile::tempdir().unwrap();
+        let secret = b"a test-only HS256 secret of more than 32 bytes";
+        std::fs::write(dir.path().join("secret"), secret).unwrap();
+        let tokens = TokenValidator::load(crate::token::TokenSettings {
+            issuer: "https://id.test".into(),
+            audience: None,
+            key: crate::token::TokenKeySource::Hs256SecretFile(dir.path().join("secret")),
+            user_claim: "sub".into(),
+            leeway: Duration::from_secs(5),
+        })
+        .unwrap();
+        let config = AuthConfig {
+            address_throttle: lockout(3, Duration::from_secs(60)),
+            ..AuthConfig::default()
+        };
+        let (accounts, auth) = setup(config);
+        let auth = auth.with_token_validator(tokens);
+        let alice = accounts.add("alice", "pw", false);
+        accounts.add("mallory", "pw", true);
+        let token = |sub: &str| {
+            let exp = jsonwebtoken::get_current_timestamp() + 60;
+            let claims = serde_json::json!({"iss": "https://id.test", "sub": sub, "exp": exp});
+            jsonwebtoken::encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        assert_eq!(auth.accepts_bearer_tokens().await, Ok(true));
+        let here = ip("192.0.2.10");
+        assert_eq!(
+            auth.authenticate_bearer(&token("alice"), None, here).await,
+            Ok(alice)
+        );
+        assert_eq!(
+            auth.authenticate_bearer(&token("alice"), Some("ALICE"), here)
+                .await,
+            Ok(alice)
+        );
+        let failed = Err(MetaError::AuthenticationFailed);
+        let there = ip("192.0.2.99");
+        assert_eq!(
+            auth.authenticate_bearer(&token("alice"), Some("bob"), there)
+                .await,
+            failed
+        );
+        assert_eq!(
+            auth.authenticate_bearer(&token("mallory"), None, there)
+                .await,
+            failed
+        );
+        assert_eq!(
+            auth.authenticate_bearer(&token("nobody"), None, there)
+                .await,
+            failed
+        );
+        // Three failures from that address: even a good token is refused there now.
+        assert_eq!(
+            auth.authenticate_bearer(&token("alice"), None, there).await,
+            failed
+        );
+        assert_eq!(auth.stats().throttled, 1);
+        assert_eq!(
+            auth.authenticate_bearer(&token("alice"), None, here).await,
+            Ok(alice)
+        );
+    }
+
+    #[tokio::test]
+    async fn bearer_tokens_fail_without_a_validator() {
+        let (accounts, auth) = setup(AuthConfig::default());
+        accounts.add("alice", "pw", false);
+        assert_eq!(auth.accepts_bearer_tokens().await, Ok(false));
+        assert_eq!(
+            auth.authenticate_bearer("token", None, None).await,
+            Err(MetaError::AuthenticationFailed)
+        );
     }
 
     #[test]

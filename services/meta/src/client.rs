@@ -4,14 +4,20 @@
 use crate::convert::{self, WireError, mailbox_info_from_pb, meta_from_status, records_from_pb};
 use crate::pb::{self, meta_client::MetaClient};
 use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, code_label};
+use crate::trace::TraceContextInterceptor;
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 use yubin_meta_api::{
     AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp, MailStore,
     MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq,
-    NewMessage, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
+    NewMessage, QuotaUsage, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet, UserId,
 };
+
+/// The channel with the trace-context interceptor every call goes through.
+type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
 
 /// How long a unary call may take before it fails as `Unavailable`; Watch has no such limit.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// is re-established on demand after it breaks.
 #[derive(Clone)]
 pub struct GrpcMetaClient {
-    inner: MetaClient<Channel>,
+    inner: MetaClient<TracedChannel>,
     call_timeout: Duration,
 }
 
@@ -57,7 +63,7 @@ impl GrpcMetaClient {
 
     /// A client over an existing channel (custom TLS, load balancing, tests).
     pub fn from_channel(channel: Channel) -> GrpcMetaClient {
-        let inner = MetaClient::new(channel)
+        let inner = MetaClient::with_interceptor(channel, TraceContextInterceptor)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         GrpcMetaClient {
@@ -86,7 +92,7 @@ impl GrpcMetaClient {
         request
     }
 
-    fn client(&self) -> MetaClient<Channel> {
+    fn client(&self) -> MetaClient<TracedChannel> {
         self.inner.clone()
     }
 }
@@ -97,7 +103,8 @@ async fn call<T>(
     rpc: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> MetaResult<T> {
     let start = Instant::now();
-    let result = rpc.await;
+    // The interceptor runs inside this span, so meta's side of the call becomes its child.
+    let result = rpc.instrument(crate::trace::client_span(method)).await;
     let code = match &result {
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
@@ -320,6 +327,25 @@ impl MailStore for GrpcMetaClient {
         Ok(Changes::try_from(resp)?)
     }
 
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
+        let req = self.request(pb::GetQuotaRequest { user_id: user.0 });
+        Ok(call("get_quota", self.client().get_quota(req))
+            .await?
+            .into())
+    }
+
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+        let req = self.request(pb::ClaimRecentRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+        });
+        let resp = call("claim_recent", self.client().claim_recent(req)).await?;
+        Ok(UidRange {
+            from: Uid(resp.from_uid),
+            to: Uid(resp.to_uid),
+        })
+    }
+
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
         // No timeout: the stream lives as long as the session watches. The call returns once
         // meta has subscribed, so every change made after it is hinted.
@@ -347,13 +373,44 @@ impl MailStore for GrpcMetaClient {
 
 #[async_trait]
 impl Authenticator for GrpcMetaClient {
-    async fn authenticate(&self, name: &str, password: &str) -> MetaResult<UserId> {
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> MetaResult<UserId> {
         let req = self.request(pb::AuthenticateRequest {
             name: name.to_string(),
             password: password.to_string(),
+            client_address: client.map(|ip| ip.to_string()).unwrap_or_default(),
         });
         let resp = call("authenticate", self.client().authenticate(req)).await?;
         Ok(convert::user_id(resp.user_id)?)
+    }
+
+    async fn authenticate_bearer(
+        &self,
+        token: &str,
+        authzid: Option<&str>,
+        client: Option<std::net::IpAddr>,
+    ) -> MetaResult<UserId> {
+        let req = self.request(pb::AuthenticateBearerRequest {
+            token: token.to_string(),
+            authzid: authzid.map(str::to_string),
+            client_address: client.map(|ip| ip.to_string()).unwrap_or_default(),
+        });
+        let resp = call(
+            "authenticate_bearer",
+            self.client().authenticate_bearer(req),
+        )
+        .await?;
+        Ok(convert::user_id(resp.user_id)?)
+    }
+
+    async fn accepts_bearer_tokens(&self) -> MetaResult<bool> {
+        let req = self.request(pb::AuthMechanismsRequest {});
+        let resp = call("auth_mechanisms", self.client().auth_mechanisms(req)).await?;
+        Ok(resp.bearer_tokens)
     }
 
     async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>> {

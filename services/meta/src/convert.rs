@@ -14,7 +14,8 @@ use tonic::{Code, Status};
 use yubin_meta_api::{
     AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, InternalDate,
     MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, ModSeq, NewMessage,
-    SearchIndex, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UidValidity, UserId,
+    QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid, UidSet,
+    UidValidity, UserId,
 };
 
 /// A wire message that does not describe a valid domain value.
@@ -430,6 +431,7 @@ impl From<ChangeEvent> for pb::ChangeEvent {
             mailbox_id: e.mailbox.0,
             modseq: e.modseq.0,
             kind: change_kind_to_pb(e.kind),
+            published_unix_micros: e.published_unix_micros,
         }
     }
 }
@@ -443,6 +445,7 @@ impl TryFrom<pb::ChangeEvent> for ChangeEvent {
             mailbox: MailboxId(e.mailbox_id),
             modseq: ModSeq(e.modseq),
             kind: change_kind_from_pb(e.kind)?,
+            published_unix_micros: e.published_unix_micros,
         })
     }
 }
@@ -603,6 +606,30 @@ impl From<pb::CopyMessagesResponse> for CopyResult {
                 .map(|m| (Uid(m.source), Uid(m.destination)))
                 .collect(),
             destination: MailboxId(r.destination_mailbox_id),
+        }
+    }
+}
+
+impl From<QuotaUsage> for pb::GetQuotaResponse {
+    fn from(q: QuotaUsage) -> pb::GetQuotaResponse {
+        pb::GetQuotaResponse {
+            storage_limit_bytes: q.limits.storage_bytes,
+            message_limit: q.limits.messages,
+            storage_bytes: q.storage_bytes,
+            messages: q.messages,
+        }
+    }
+}
+
+impl From<pb::GetQuotaResponse> for QuotaUsage {
+    fn from(q: pb::GetQuotaResponse) -> QuotaUsage {
+        QuotaUsage {
+            limits: QuotaLimits {
+                storage_bytes: q.storage_limit_bytes,
+                messages: q.message_limit,
+            },
+            storage_bytes: q.storage_bytes,
+            messages: q.messages,
         }
     }
 }

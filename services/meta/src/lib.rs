@@ -4,8 +4,12 @@
 //!   [`Authenticator`] ([`serve_grpc`]).
 //! - [`client`]: [`GrpcMetaClient`], the same traits over gRPC, for the front-ends and LMTP.
 //! - [`convert`]: wire ⇄ domain types and `MetaError` ⇄ `tonic::Status`.
-//! - [`auth`]: Argon2id password hashing and [`PasswordAuthenticator`] (success cache, throttling).
-//! - [`admin`]: the admin REST API ([`admin_router`]) and its client ([`AdminClient`]).
+//! - [`auth`]: Argon2id password hashing and [`PasswordAuthenticator`] (success cache, throttling
+//!   per name and per client address).
+//! - [`token`]: [`TokenValidator`], JWT bearer tokens for OAUTHBEARER / XOAUTH2.
+//! - [`admin`]: the admin REST API ([`admin_router`]) and its client ([`AdminClient`]);
+//!   [`openapi`]: its OpenAPI description.
+//! - [`trace`]: trace context propagation over gRPC (client interceptor, server spans).
 //!
 //! [`MailStore`]: yubin_meta_api::MailStore
 //! [`Authenticator`]: yubin_meta_api::Authenticator
@@ -14,18 +18,25 @@ pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod convert;
+pub mod openapi;
 pub mod server;
+pub mod token;
+pub mod trace;
 
 /// Generated protobuf and gRPC code for `proto/yubin/meta/v1/meta.proto`.
 pub mod pb {
     tonic::include_proto!("yubin.meta.v1");
 }
 
-pub use admin::{AdminClient, AdminClientError, CreatedUser, UserInfo, admin_router};
+pub use admin::{
+    AdminBackend, AdminClient, AdminClientError, AliasView, CreatedUser, DeletedUser, MailboxView,
+    UserInfo, UserPage, admin_router, admin_routes,
+};
 pub use auth::{
-    AuthConfig, PasswordAuthenticator, PasswordError, PasswordParams, hash_password,
-    verify_password,
+    AuthConfig, AuthStats, PasswordAuthenticator, PasswordError, PasswordParams, ThrottlePolicy,
+    hash_password, verify_password,
 };
 pub use client::GrpcMetaClient;
 pub use convert::WireError;
 pub use server::{MAX_MESSAGE_BYTES, MetaGrpc, ServeError, serve_grpc};
+pub use token::{TokenKeyError, TokenKeySource, TokenRejected, TokenSettings, TokenValidator};

@@ -85,6 +85,8 @@ pub async fn serve_grpc(
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         // Large FETCH answers should not be paced by the 64 KiB default flow-control window.
         .http2_adaptive_window(Some(true))
+        // One span per RPC, the child of the caller's span (trace context in the metadata).
+        .trace_fn(crate::trace::server_span)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
@@ -98,6 +100,19 @@ fn answer<T>(result: yubin_meta_api::MetaResult<T>) -> Result<T, Status> {
             tracing::error!(error = %err, "metadata store failed");
         }
         status_from_meta(err)
+    })
+}
+
+/// The client address an authentication request carries: empty is unknown, anything else must
+/// be an IP address (meta throttles on it, so garbage must not silently disable that).
+fn client_address(raw: &str) -> Result<Option<std::net::IpAddr>, Status> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| {
+        status_from_meta(yubin_meta_api::MetaError::Invalid(format!(
+            "client_address {raw:?} is not an IP address"
+        )))
     })
 }
 
@@ -172,8 +187,41 @@ impl pb::meta_server::Meta for MetaGrpc {
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         observed("authenticate", async move {
             let req = request.into_inner();
-            let user = answer(self.auth.authenticate(&req.name, &req.password).await)?;
+            let client = client_address(&req.client_address)?;
+            let user = answer(
+                self.auth
+                    .authenticate(&req.name, &req.password, client)
+                    .await,
+            )?;
             Ok(Response::new(pb::AuthenticateResponse { user_id: user.0 }))
+        })
+        .await
+    }
+
+    async fn authenticate_bearer(
+        &self,
+        request: Request<pb::AuthenticateBearerRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        observed("authenticate_bearer", async move {
+            let req = request.into_inner();
+            let client = client_address(&req.client_address)?;
+            let user = answer(
+                self.auth
+                    .authenticate_bearer(&req.token, req.authzid.as_deref(), client)
+                    .await,
+            )?;
+            Ok(Response::new(pb::AuthenticateResponse { user_id: user.0 }))
+        })
+        .await
+    }
+
+    async fn auth_mechanisms(
+        &self,
+        _request: Request<pb::AuthMechanismsRequest>,
+    ) -> Result<Response<pb::AuthMechanismsResponse>, Status> {
+        observed("auth_mechanisms", async move {
+            let bearer_tokens = answer(self.auth.accepts_bearer_tokens().await)?;
+            Ok(Response::new(pb::AuthMechanismsResponse { bearer_tokens }))
         })
         .await
     }
@@ -472,6 +520,38 @@ impl pb::meta_server::Meta for MetaGrpc {
                     .await,
             )?;
             Ok(Response::new(changes.into()))
+        })
+        .await
+    }
+
+    async fn get_quota(
+        &self,
+        request: Request<pb::GetQuotaRequest>,
+    ) -> Result<Response<pb::GetQuotaResponse>, Status> {
+        observed("get_quota", async move {
+            let user = user_id(request.into_inner().user_id)?;
+            let usage = answer(self.mail.quota(user).await)?;
+            Ok(Response::new(usage.into()))
+        })
+        .await
+    }
+
+    async fn claim_recent(
+        &self,
+        request: Request<pb::ClaimRecentRequest>,
+    ) -> Result<Response<pb::ClaimRecentResponse>, Status> {
+        observed("claim_recent", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let range = answer(
+                self.mail
+                    .claim_recent(user, yubin_meta_api::MailboxId(req.mailbox_id))
+                    .await,
+            )?;
+            Ok(Response::new(pb::ClaimRecentResponse {
+                from_uid: range.from.0,
+                to_uid: range.to.0,
+            }))
         })
         .await
     }

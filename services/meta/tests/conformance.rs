@@ -6,7 +6,7 @@ mod common;
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::sync::Arc;
-use yubin_meta::admin::{AdminClient, admin_router};
+use yubin_meta::admin::{AdminBackend, AdminClient, admin_router};
 use yubin_meta::auth::{PasswordAuthenticator, PasswordParams};
 use yubin_meta::{GrpcMetaClient, pb};
 use yubin_meta_api::*;
@@ -119,6 +119,12 @@ impl MailStore for ViaGrpc {
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
         self.mail.watch(user).await
     }
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
+        self.mail.quota(user).await
+    }
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+        self.mail.claim_recent(user, mailbox).await
+    }
 }
 
 #[async_trait]
@@ -134,6 +140,48 @@ impl AccountStore for ViaGrpc {
     }
     async fn list_users(&self) -> MetaResult<Vec<UserRecord>> {
         self.accounts.list_users().await
+    }
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<UserRecord>> {
+        self.accounts.list_users_page(after, limit).await
+    }
+    async fn user_by_id(&self, user: UserId) -> MetaResult<Option<UserRecord>> {
+        self.accounts.user_by_id(user).await
+    }
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> MetaResult<()> {
+        self.accounts.set_disabled(user, disabled).await
+    }
+    async fn delete_user(&self, user: UserId) -> MetaResult<()> {
+        self.accounts.delete_user(user).await
+    }
+    async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        self.accounts.set_quota(user, limits).await
+    }
+    async fn put_alias(&self, alias: &Alias) -> MetaResult<()> {
+        self.accounts.put_alias(alias).await
+    }
+    async fn delete_alias(&self, address: &str) -> MetaResult<()> {
+        self.accounts.delete_alias(address).await
+    }
+    async fn list_aliases(&self) -> MetaResult<Vec<Alias>> {
+        self.accounts.list_aliases().await
+    }
+    async fn put_domain(&self, domain: &Domain) -> MetaResult<()> {
+        self.accounts.put_domain(domain).await
+    }
+    async fn delete_domain(&self, name: &str) -> MetaResult<()> {
+        self.accounts.delete_domain(name).await
+    }
+    async fn list_domains(&self) -> MetaResult<Vec<Domain>> {
+        self.accounts.list_domains().await
+    }
+    /// Through meta's `LookupUser` RPC, which answers with the authenticator's `lookup`, which
+    /// is the store's `resolve_address`: the whole LMTP recipient path.
+    async fn resolve_address(&self, address: &str) -> MetaResult<Option<UserId>> {
+        self.mail.lookup(address).await
     }
 }
 
@@ -169,7 +217,13 @@ async fn admin_login_append_watch_end_to_end() {
         iterations: 1,
         parallelism: 1,
     };
-    let router = admin_router(store.clone(), Some("t".into()), params);
+    let blobs_dir = tempfile::tempdir().unwrap();
+    let backend = AdminBackend {
+        accounts: store.clone(),
+        mail: store.clone(),
+        blobs: Arc::new(yubin_blob::FsBlobStore::new(blobs_dir.path().to_path_buf())),
+    };
+    let router = admin_router(backend, Some("t".into()), params);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -179,11 +233,11 @@ async fn admin_login_append_watch_end_to_end() {
     let auth = Arc::new(PasswordAuthenticator::new(store.clone()));
     let running = common::serve(store.clone(), auth).await;
     let client = &running.client;
-    let user = client.authenticate("DEMO", "demo").await.unwrap();
+    let user = client.authenticate("DEMO", "demo", None).await.unwrap();
     assert_eq!(user.0, created.id);
     assert_eq!(client.lookup("demo").await.unwrap(), Some(user));
     assert_eq!(
-        client.authenticate("demo", "wrong").await,
+        client.authenticate("demo", "wrong", None).await,
         Err(MetaError::AuthenticationFailed)
     );
 

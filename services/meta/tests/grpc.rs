@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{EchoStore, MemAccounts, Running, new_message, serve};
+use common::{EchoStore, Running, embedded_store, new_message, serve};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +23,11 @@ struct Harness {
     /// An identical store called directly: the reference the wire must reproduce.
     local: EchoStore,
     alice: UserId,
+    _accounts_dir: tempfile::TempDir,
 }
 
 async fn harness() -> Harness {
-    let accounts = Arc::new(MemAccounts::default());
+    let (dir, accounts) = embedded_store().await;
     let params = PasswordParams {
         memory_kib: 64,
         iterations: 1,
@@ -48,6 +49,7 @@ async fn harness() -> Harness {
         served,
         local: EchoStore::default(),
         alice,
+        _accounts_dir: dir,
     }
 }
 
@@ -141,6 +143,11 @@ async fn every_rpc_round_trips_unchanged() {
     same!(h, search(u, MailboxId(3), &SearchKey::All)).unwrap();
     let changes = same!(h, changes_since(u, MailboxId(3), ModSeq(41))).unwrap();
     assert!(changes.mailbox_gone);
+    let quota = same!(h, quota(u)).unwrap();
+    assert_eq!(quota.limits.storage_bytes, Some(u64::MAX), "limits survive");
+    assert_eq!(quota.limits.messages, None, "unlimited stays unlimited");
+    let recent = same!(h, claim_recent(u, MailboxId(u64::MAX))).unwrap();
+    assert_eq!((recent.from, recent.to), (Uid(7), Uid(u32::MAX)));
 
     // Every call above reached the store exactly once.
     assert_eq!(
@@ -154,19 +161,19 @@ async fn authentication_round_trips() {
     let h = harness().await;
     let client = &h.running.client;
     assert_eq!(
-        client.authenticate("alice", "wonderland").await,
+        client.authenticate("alice", "wonderland", None).await,
         Ok(h.alice)
     );
     assert_eq!(
-        client.authenticate("Alice", "wonderland").await,
+        client.authenticate("Alice", "wonderland", None).await,
         Ok(h.alice)
     );
     assert_eq!(
-        client.authenticate("alice", "wrong").await,
+        client.authenticate("alice", "wrong", None).await,
         Err(MetaError::AuthenticationFailed)
     );
     assert_eq!(
-        client.authenticate("nobody", "x").await,
+        client.authenticate("nobody", "x", None).await,
         Err(MetaError::AuthenticationFailed)
     );
     assert_eq!(client.lookup("ALICE").await, Ok(Some(h.alice)));
@@ -196,6 +203,12 @@ async fn every_error_variant_survives_the_wire() {
             c.store_flags(u, MailboxId(1), &UidSet::new(), FlagOp::Add, &[], None)
                 .await,
             Err(err.clone())
+        );
+        assert_eq!(c.quota(u).await, Err(err.clone()), "quota");
+        assert_eq!(
+            c.claim_recent(u, MailboxId(1)).await,
+            Err(err.clone()),
+            "claim_recent"
         );
         assert_eq!(
             c.watch(u).await.map(|_| ()).err(),
@@ -293,6 +306,7 @@ async fn watch_delivers_events_of_the_user() {
         mailbox: MailboxId(3),
         modseq: ModSeq(12),
         kind: ChangeKind::Appended,
+        published_unix_micros: 1_700_000_000_123_456,
     };
     let theirs = ChangeEvent {
         user: UserId(8),
@@ -323,6 +337,7 @@ async fn watch_delivers_events_of_the_user() {
         mailbox: MailboxId(0),
         modseq: ModSeq(0),
         kind: ChangeKind::MailboxList,
+        published_unix_micros: 0,
     };
     h.served.events.send(resync).unwrap();
     let got = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
@@ -390,7 +405,8 @@ async fn client_waits_for_meta_and_reconnects() {
     for _ in 0..2 {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let store = Arc::new(EchoStore::default());
-        let auth = Arc::new(PasswordAuthenticator::new(Arc::new(MemAccounts::default())));
+        let (_accounts_dir, accounts) = embedded_store().await;
+        let auth = Arc::new(PasswordAuthenticator::new(accounts));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(serve_grpc(listener, store, auth, shutdown.clone()));
         let mut result = client.list_subscriptions(UserId(7)).await;

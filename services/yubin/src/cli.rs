@@ -24,8 +24,38 @@ pub enum Command {
     Meta(MetaArgs),
     /// A stateless IMAP front-end: talks gRPC to meta, keeps bodies in S3.
     Imap(ImapArgs),
+    /// LMTP delivery from the MTA (RFC 2033): talks gRPC to meta, keeps bodies in S3.
+    Lmtp(LmtpRoleArgs),
     /// Manage accounts through the admin API.
     User(UserArgs),
+    /// Manage address aliases through the admin API.
+    Alias(AliasArgs),
+    /// Manage the installation's mail domains through the admin API.
+    Domain(DomainArgs),
+    /// Manage an account's mailboxes through the admin API.
+    Mailbox(MailboxArgs),
+}
+
+/// The admin CLI's subcommands (clients of the admin API, not server roles).
+#[derive(Debug)]
+pub enum AdminCommand {
+    User(UserArgs),
+    Alias(AliasArgs),
+    Domain(DomainArgs),
+    Mailbox(MailboxArgs),
+}
+
+impl Command {
+    /// The admin CLI subcommand, or (as the error) the server role to run.
+    pub fn into_admin(self) -> Result<AdminCommand, Command> {
+        match self {
+            Command::User(a) => Ok(AdminCommand::User(a)),
+            Command::Alias(a) => Ok(AdminCommand::Alias(a)),
+            Command::Domain(a) => Ok(AdminCommand::Domain(a)),
+            Command::Mailbox(a) => Ok(AdminCommand::Mailbox(a)),
+            role => Err(role),
+        }
+    }
 }
 
 /// Connection limits shared by the roles that serve IMAP.
@@ -59,6 +89,11 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_MAX_AUTH_FAILURES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_auth_failures: Option<u32>,
+    /// On SIGTERM, seconds over which connected clients get `* BYE` in batches (so they
+    /// reconnect elsewhere spread out, not all at once); 0 says BYE to all at once.
+    #[arg(long, env = "YUBIN_DRAIN_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<u64>,
 }
 
 /// Listeners, TLS, spool and limits of the roles that serve IMAP (`dev` and `imap`).
@@ -92,6 +127,125 @@ pub struct FrontEndArgs {
     pub limits: LimitArgs,
 }
 
+/// How LMTP answers a delivery refused for quota (RFC 3463 X.2.2 "mailbox full").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverQuota {
+    /// `552 5.2.2`: the MTA bounces the message.
+    Permanent,
+    /// `452 4.2.2`: the MTA keeps the message and retries until its queue lifetime ends.
+    Temporary,
+}
+
+/// LMTP limits; in the config file under `[lmtp]`.
+#[derive(Debug, Args, Serialize, Default)]
+pub struct LmtpLimitArgs {
+    /// Largest message accepted over LMTP, in bytes (advertised as SIZE).
+    #[arg(
+        id = "lmtp_max_message_bytes",
+        long = "lmtp-max-message-bytes",
+        env = "YUBIN_LMTP_MAX_MESSAGE_BYTES"
+    )]
+    #[serde(rename = "max_message_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u64>,
+    /// Recipients per LMTP transaction; more get 452 4.5.3 and the MTA sends them again.
+    #[arg(
+        id = "lmtp_max_recipients",
+        long = "lmtp-max-recipients",
+        env = "YUBIN_LMTP_MAX_RECIPIENTS"
+    )]
+    #[serde(rename = "max_recipients", skip_serializing_if = "Option::is_none")]
+    pub max_recipients: Option<usize>,
+    /// Most simultaneous LMTP connections.
+    #[arg(
+        id = "lmtp_max_connections",
+        long = "lmtp-max-connections",
+        env = "YUBIN_LMTP_MAX_CONNECTIONS"
+    )]
+    #[serde(rename = "max_connections", skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Longest LMTP command line, in bytes.
+    #[arg(
+        id = "lmtp_max_line_bytes",
+        long = "lmtp-max-line-bytes",
+        env = "YUBIN_LMTP_MAX_LINE_BYTES"
+    )]
+    #[serde(rename = "max_line_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_line_bytes: Option<usize>,
+    /// Messages larger than this are spooled to disk while they arrive, in bytes.
+    #[arg(
+        id = "lmtp_max_buffered_message_bytes",
+        long = "lmtp-max-buffered-message-bytes",
+        env = "YUBIN_LMTP_MAX_BUFFERED_MESSAGE_BYTES"
+    )]
+    #[serde(
+        rename = "max_buffered_message_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_buffered_message_bytes: Option<usize>,
+    /// Reply to a delivery over quota: permanent (552 5.2.2, bounce) or temporary (452 4.2.2,
+    /// the MTA retries).
+    #[arg(
+        id = "lmtp_over_quota",
+        long = "lmtp-over-quota",
+        env = "YUBIN_LMTP_OVER_QUOTA"
+    )]
+    #[serde(rename = "over_quota", skip_serializing_if = "Option::is_none")]
+    pub over_quota: Option<OverQuota>,
+}
+
+/// The LMTP listener and its limits (`dev` and `lmtp`).
+#[derive(Debug, Args, Serialize, Default)]
+pub struct LmtpArgs {
+    /// LMTP listener for the MTA. No authentication: keep it on loopback or a trusted network.
+    #[arg(long, env = "YUBIN_LMTP_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lmtp_listen: Option<String>,
+    /// Serialized only when a limit was given, so roles and tests without LMTP settings never
+    /// see an `lmtp` table.
+    #[command(flatten)]
+    #[serde(rename = "lmtp", skip_serializing_if = "LmtpLimitArgs::is_empty")]
+    pub limits: LmtpLimitArgs,
+}
+
+impl LmtpLimitArgs {
+    fn is_empty(&self) -> bool {
+        self.max_message_bytes.is_none()
+            && self.max_recipients.is_none()
+            && self.max_connections.is_none()
+            && self.max_line_bytes.is_none()
+            && self.max_buffered_message_bytes.is_none()
+            && self.over_quota.is_none()
+    }
+}
+
+#[derive(Debug, Args, Serialize)]
+pub struct LmtpRoleArgs {
+    #[arg(long, env = "YUBIN_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// The metadata service's gRPC URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, env = "YUBIN_META_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta_url: Option<String>,
+    /// Bucket for message bodies; endpoint and credentials come from the standard AWS variables.
+    #[arg(long, env = "YUBIN_S3_BUCKET")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
+    /// Health and metrics.
+    #[arg(long, env = "YUBIN_HTTP_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<String>,
+    /// Where large messages are spooled on their way to the blob store (default: the system
+    /// temporary directory).
+    #[arg(long, env = "YUBIN_SPOOL_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub lmtp: LmtpArgs,
+}
+
 #[derive(Debug, Args, Serialize)]
 pub struct DevArgs {
     /// TOML file with settings (flags and YUBIN_* variables take precedence).
@@ -109,6 +263,9 @@ pub struct DevArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub front_end: FrontEndArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub lmtp: LmtpArgs,
 }
 
 #[derive(Debug, Args, Serialize)]
@@ -132,6 +289,11 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_HTTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<String>,
+    /// Bucket of the message bodies, for deleting an account's mail through the admin API
+    /// (the front-ends' bucket); endpoint and credentials come from the standard AWS variables.
+    #[arg(long, env = "YUBIN_S3_BUCKET")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
 }
 
 #[derive(Debug, Args, Serialize)]
@@ -156,9 +318,11 @@ pub struct ImapArgs {
     pub front_end: FrontEndArgs,
 }
 
+/// Where the admin API is (every admin subcommand takes it).
 #[derive(Debug, Args)]
-pub struct UserArgs {
-    /// The admin API's base URL (meta's HTTP port, or `yubin dev`'s).
+pub struct AdminApiArgs {
+    /// The admin API's base URL (meta's HTTP port, or `yubin dev`'s); the bearer token comes
+    /// from YUBIN_ADMIN_TOKEN.
     #[arg(
         long,
         env = "YUBIN_ADMIN",
@@ -166,6 +330,12 @@ pub struct UserArgs {
         global = true
     )]
     pub admin: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub api: AdminApiArgs,
     #[command(subcommand)]
     pub command: UserCommand,
 }
@@ -189,6 +359,92 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List accounts.
+    /// List accounts (id, name, state), in name order.
     List,
+    /// Show an account: state, quota usage and limits, mailboxes.
+    Show { name: String },
+    /// Disable an account: it cannot log in and receives no mail; its data is kept.
+    Disable { name: String },
+    /// Enable a disabled account.
+    Enable { name: String },
+    /// Delete an account with all its mail and message bodies (cannot be undone).
+    Delete {
+        name: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show the quota usage, or set limits: sizes in bytes or with K/M/G/T (1024-based),
+    /// `unlimited` to remove a limit; a limit not given stays as it is.
+    Quota {
+        name: String,
+        #[arg(long)]
+        storage: Option<String>,
+        #[arg(long)]
+        messages: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AliasArgs {
+    #[command(flatten)]
+    pub api: AdminApiArgs,
+    #[command(subcommand)]
+    pub command: AliasCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Deliver mail for ADDRESS to the account USER (re-points an existing alias).
+    Add { address: String, user: String },
+    /// Remove an alias.
+    Delete { address: String },
+    /// List aliases (address, account).
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct DomainArgs {
+    #[command(flatten)]
+    pub api: AdminApiArgs,
+    #[command(subcommand)]
+    pub command: DomainCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Add a domain of the installation, or with --alias-of an alias domain.
+    Add {
+        name: String,
+        #[arg(long)]
+        alias_of: Option<String>,
+    },
+    /// Remove a domain.
+    Delete { name: String },
+    /// List domains.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct MailboxArgs {
+    #[command(flatten)]
+    pub api: AdminApiArgs,
+    #[command(subcommand)]
+    pub command: MailboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// List an account's mailboxes (name, messages, unseen, bytes, special use).
+    List { user: String },
+    /// Create a mailbox (and its missing superiors).
+    Create {
+        user: String,
+        name: String,
+        /// \All, \Archive, \Drafts, \Flagged, \Junk, \Sent or \Trash (RFC 6154).
+        #[arg(long)]
+        special_use: Option<String>,
+    },
+    /// Delete a mailbox and its messages (not INBOX).
+    Delete { user: String, name: String },
 }

@@ -77,6 +77,8 @@ pub struct ConnectionLimits {
     pub idle_keepalive_seconds: u64,
     #[serde(default = "default_max_auth_failures")]
     pub max_auth_failures: u32,
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -89,6 +91,7 @@ impl Default for ConnectionLimits {
             max_connections: default_max_connections(),
             idle_keepalive_seconds: default_idle_keepalive(),
             max_auth_failures: default_max_auth_failures(),
+            drain_seconds: default_drain_seconds(),
         }
     }
 }
@@ -108,6 +111,10 @@ impl ConnectionLimits {
             // RFC 2177: clients re-issue IDLE at least every 29 minutes; a keepalive must come
             // sooner than NAT tables forget the flow.
             bail!("idle_keepalive_seconds must be between 1 and 1740");
+        }
+        if self.drain_seconds > MAX_DRAIN_SECONDS {
+            // The drain must end well before any orchestrator's kill deadline is reasonable.
+            bail!("drain_seconds must be at most {MAX_DRAIN_SECONDS}");
         }
         Ok(())
     }
@@ -136,6 +143,7 @@ impl ConnectionLimits {
             greeting_hostname: hostname.to_string(),
             max_auth_failures: self.max_auth_failures,
             spool_dir,
+            drain_window: std::time::Duration::from_secs(self.drain_seconds),
         }
     }
 }
@@ -160,6 +168,102 @@ fn default_idle_keepalive() -> u64 {
 }
 fn default_max_auth_failures() -> u32 {
     3
+}
+/// Long enough that a node's reconnecting clients do not arrive at the others as one burst,
+/// short enough to fit Kubernetes' default 30 s termination grace period.
+fn default_drain_seconds() -> u64 {
+    10
+}
+const MAX_DRAIN_SECONDS: u64 = 600;
+
+/// LMTP limits (`[lmtp]` in the file); the defaults are `yubin_lmtp::LmtpConfig`'s.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmtpLimits {
+    #[serde(default = "default_lmtp_max_message")]
+    pub max_message_bytes: u64,
+    #[serde(default = "default_lmtp_max_recipients")]
+    pub max_recipients: usize,
+    #[serde(default = "default_lmtp_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_lmtp_max_line")]
+    pub max_line_bytes: usize,
+    #[serde(default = "default_lmtp_max_buffered")]
+    pub max_buffered_message_bytes: usize,
+    #[serde(default = "default_lmtp_over_quota")]
+    pub over_quota: crate::cli::OverQuota,
+}
+
+impl Default for LmtpLimits {
+    fn default() -> LmtpLimits {
+        LmtpLimits {
+            max_message_bytes: default_lmtp_max_message(),
+            max_recipients: default_lmtp_max_recipients(),
+            max_connections: default_lmtp_max_connections(),
+            max_line_bytes: default_lmtp_max_line(),
+            max_buffered_message_bytes: default_lmtp_max_buffered(),
+            over_quota: default_lmtp_over_quota(),
+        }
+    }
+}
+
+impl LmtpLimits {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        // RFC 5321 §4.5.3.1: at least 512-octet command lines and 100 recipients must be taken.
+        if self.max_line_bytes < 512 {
+            bail!("lmtp max_line_bytes must be at least 512 (RFC 5321 §4.5.3.1.4)");
+        }
+        if self.max_recipients < 100 {
+            bail!("lmtp max_recipients must be at least 100 (RFC 5321 §4.5.3.1.8)");
+        }
+        if self.max_message_bytes == 0 || self.max_connections == 0 {
+            bail!("lmtp max_message_bytes and max_connections must be positive");
+        }
+        if self.max_buffered_message_bytes < 1024 {
+            bail!("lmtp max_buffered_message_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    pub fn lmtp_config(
+        &self,
+        hostname: &str,
+        spool_dir: Option<PathBuf>,
+    ) -> yubin_lmtp::LmtpConfig {
+        yubin_lmtp::LmtpConfig {
+            hostname: hostname.to_string(),
+            max_message_bytes: self.max_message_bytes,
+            max_recipients: self.max_recipients,
+            max_line_bytes: self.max_line_bytes,
+            max_connections: self.max_connections,
+            max_buffered_message_bytes: self.max_buffered_message_bytes,
+            spool_dir,
+            over_quota: match self.over_quota {
+                crate::cli::OverQuota::Permanent => yubin_lmtp::OverQuotaReply::Permanent,
+                crate::cli::OverQuota::Temporary => yubin_lmtp::OverQuotaReply::Temporary,
+            },
+            ..yubin_lmtp::LmtpConfig::default()
+        }
+    }
+}
+
+fn default_lmtp_max_message() -> u64 {
+    yubin_lmtp::LmtpConfig::default().max_message_bytes
+}
+fn default_lmtp_max_recipients() -> usize {
+    yubin_lmtp::LmtpConfig::default().max_recipients
+}
+fn default_lmtp_max_connections() -> usize {
+    yubin_lmtp::LmtpConfig::default().max_connections
+}
+fn default_lmtp_max_line() -> usize {
+    yubin_lmtp::LmtpConfig::default().max_line_bytes
+}
+fn default_lmtp_max_buffered() -> usize {
+    yubin_lmtp::LmtpConfig::default().max_buffered_message_bytes
+}
+fn default_lmtp_over_quota() -> crate::cli::OverQuota {
+    crate::cli::OverQuota::Permanent
 }
 
 #[cfg(test)]
@@ -215,6 +319,39 @@ mod tests {
     }
 
     #[test]
+    fn lmtp_limits_merge_from_flags_and_file() {
+        #[derive(Debug, Deserialize)]
+        struct LmtpSettings {
+            #[serde(default)]
+            lmtp_listen: Option<String>,
+            #[serde(default)]
+            lmtp: LmtpLimits,
+        }
+        let f = file(
+            "lmtp_listen = \"127.0.0.1:24\"\n[lmtp]\nmax_recipients = 500\nover_quota = \"temporary\"\n",
+        );
+        let args = dev_args(&["yubin", "dev", "--lmtp-max-message-bytes", "2048"]);
+        let s: LmtpSettings = load(&args, Some(f.path())).expect("load");
+        assert_eq!(s.lmtp_listen.as_deref(), Some("127.0.0.1:24"));
+        assert_eq!(s.lmtp.max_recipients, 500);
+        assert_eq!(s.lmtp.max_message_bytes, 2048);
+        assert_eq!(s.lmtp.over_quota, crate::cli::OverQuota::Temporary);
+        let config = s.lmtp.lmtp_config("mx", None);
+        assert_eq!(config.over_quota, yubin_lmtp::OverQuotaReply::Temporary);
+        let args = dev_args(&["yubin", "dev", "--lmtp-over-quota", "permanent"]);
+        let s: LmtpSettings = load(&args, Some(f.path())).expect("load");
+        assert_eq!(s.lmtp.over_quota, crate::cli::OverQuota::Permanent);
+        let f = file("[lmtp]\nmax_recipients = 5\n");
+        let s: LmtpSettings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");
+        assert!(
+            s.lmtp.validate().is_err(),
+            "RFC 5321 asks for 100 recipients"
+        );
+        let f = file("[lmtp]\nmax_recipient = 500\n");
+        assert!(load::<_, LmtpSettings>(&dev_args(&["yubin", "dev"]), Some(f.path())).is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let f = file("imap_listen = \"127.0.0.1:1\"\nimap_lisen = \"typo\"\n");
         let args = dev_args(&["yubin", "dev"]);
@@ -231,5 +368,24 @@ mod tests {
         };
         assert!(limits.validate().is_err());
         assert!(ConnectionLimits::default().validate().is_ok());
+        let limits = ConnectionLimits {
+            drain_seconds: MAX_DRAIN_SECONDS + 1,
+            ..ConnectionLimits::default()
+        };
+        assert!(limits.validate().is_err());
+    }
+
+    #[test]
+    fn the_drain_window_comes_from_the_flag_or_the_file() {
+        let f = file("imap_listen = \"127.0.0.1:1\"\n[limits]\ndrain_seconds = 25\n");
+        let s: Settings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");
+        assert_eq!(s.limits.drain_seconds, 25);
+        let args = dev_args(&["yubin", "dev", "--drain-seconds", "3"]);
+        let s: Settings = load(&args, Some(f.path())).expect("load");
+        let config = s.limits.imap_config("localhost", false, None);
+        assert_eq!(config.drain_window, std::time::Duration::from_secs(3));
+        let f = file("imap_listen = \"127.0.0.1:1\"\n");
+        let s: Settings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");
+        assert_eq!(s.limits.drain_seconds, 10, "the default");
     }
 }

@@ -12,32 +12,53 @@ use cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Command::User(args) = cli.command {
-        // The admin CLI is a short-lived client: no telemetry, a small runtime.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        return rt.block_on(user::run(args));
-    }
-    telemetry::init()?;
+    let command = match Cli::parse().command.into_admin() {
+        Ok(admin) => {
+            // The admin CLI is a short-lived client: no telemetry, a small runtime.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(user::run(admin));
+        }
+        Err(role) => role,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let role = match &command {
+        Command::Dev(_) => "dev",
+        Command::Meta(_) => "meta",
+        Command::Imap(_) => "imap",
+        Command::Lmtp(_) => "lmtp",
+        Command::User(_) | Command::Alias(_) | Command::Domain(_) | Command::Mailbox(_) => {
+            unreachable!("admin commands are handled above")
+        }
+    };
+    let telemetry = {
+        // The OTLP exporter's channel is spawned on the runtime.
+        let _runtime = rt.enter();
+        telemetry::init(role)?
+    };
+    let result = rt.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        match cli.command {
+        match command {
             Command::Dev(args) => roles::dev::run(args, shutdown).await,
             Command::Meta(args) => roles::meta::run(args, shutdown).await,
             Command::Imap(args) => roles::imap::run(args, shutdown).await,
-            Command::User(_) => unreachable!("handled above"),
+            Command::Lmtp(args) => roles::lmtp::run(args, shutdown).await,
+            Command::User(_) | Command::Alias(_) | Command::Domain(_) | Command::Mailbox(_) => {
+                unreachable!("admin commands are handled above")
+            }
         }
-    })
+    });
+    // The last spans (the drain, the final commands) are flushed before the process exits.
+    telemetry.shutdown();
+    result
 }
 
-/// SIGTERM (Kubernetes) or Ctrl-C starts a graceful shutdown: listeners close, connections get
-/// `* BYE` and in-flight commands finish.
+/// SIGTERM (Kubernetes) or Ctrl-C starts a graceful shutdown: listeners close, `/readyz` turns
+/// 503, connections get `* BYE` spread over the drain window and in-flight commands finish.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {
@@ -61,5 +82,6 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutdown requested");
+    http::mark_shutting_down();
     shutdown.cancel();
 }

@@ -7,7 +7,7 @@ use super::{Cursor, PResult};
 use crate::command::*;
 
 /// `mailbox = "INBOX" / astring`; INBOX's case-insensitivity is the session's business.
-fn mailbox(c: &mut Cursor<'_>) -> PResult<Vec<u8>> {
+pub(super) fn mailbox(c: &mut Cursor<'_>) -> PResult<Vec<u8>> {
     c.astring()
 }
 
@@ -198,7 +198,7 @@ pub(super) fn lsub(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 }
 
 /// `"(" status-att *(SP status-att) ")"` (RFC 9051 §9 plus RFC 7162, 7889, 8474).
-fn status_items(c: &mut Cursor<'_>) -> PResult<Vec<StatusItem>> {
+pub(super) fn status_items(c: &mut Cursor<'_>) -> PResult<Vec<StatusItem>> {
     c.list(false, |c| {
         Ok(match c.word()?.as_str() {
             "MESSAGES" => StatusItem::Messages,
@@ -211,6 +211,7 @@ fn status_items(c: &mut Cursor<'_>) -> PResult<Vec<StatusItem>> {
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "APPENDLIMIT" => StatusItem::AppendLimit,
             "MAILBOXID" => StatusItem::MailboxId,
+            "DELETED-STORAGE" => StatusItem::DeletedStorage,
             _ => return c.fail("unknown STATUS item"),
         })
     })

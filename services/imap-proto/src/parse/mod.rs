@@ -8,6 +8,7 @@
 
 mod fetch;
 mod mailbox;
+mod quota;
 mod search;
 mod session;
 mod store;
@@ -43,6 +44,10 @@ pub(crate) type PResult<T> = Result<T, ParseError>;
 /// Hard ceiling on nesting whatever `Limits::max_nesting` says: the parser recurses once per
 /// level, and this keeps the stack use far below a 2 MiB thread stack.
 const HARD_MAX_NESTING: usize = 256;
+
+/// Error text for nesting beyond the limit; the RFC 9051 §7.1 `LIMIT` code tells the client that
+/// a server limit, not its syntax, is the problem.
+pub(crate) const NESTING_TOO_DEEP: &str = "[LIMIT] nesting too deep";
 
 /// `tag = 1*<any ASTRING-CHAR except "+">` (RFC 9051 §9).
 pub(crate) fn is_tag_char(b: u8) -> bool {
@@ -131,6 +136,9 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> PResult<CommandBody> {
         "STORE" => store::store(c, false),
         "COPY" => store::copy(c, false, false),
         "MOVE" => store::copy(c, false, true),
+        "GETQUOTA" => quota::getquota(c),
+        "GETQUOTAROOT" => quota::getquotaroot(c),
+        "SETQUOTA" => quota::setquota(c),
         "UID" => {
             c.sp()?;
             let sub = c.word()?;
@@ -450,7 +458,7 @@ impl<'a> Cursor<'a> {
     pub(crate) fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            self.fail("nesting too deep")
+            self.fail(NESTING_TOO_DEEP)
         } else {
             Ok(())
         }
@@ -785,7 +793,7 @@ mod tests {
         let mut c = cursor(b"((()))");
         c.max_depth = 2;
         let r = c.list(true, |c| c.list(true, |c| c.list(true, |_| Ok(()))));
-        assert_eq!(r.unwrap_err().text, "nesting too deep");
+        assert_eq!(r.unwrap_err().text, "[LIMIT] nesting too deep");
         let mut c = cursor(b"(())");
         c.max_depth = 2;
         assert!(c.list(true, |c| c.list(true, |_| Ok(()))).is_ok());

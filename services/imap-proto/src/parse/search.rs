@@ -379,7 +379,7 @@ mod tests {
                 match r.next() {
                     Received::Error { tag, text, fatal } => {
                         assert_eq!(tag.as_deref(), Some("a"));
-                        assert_eq!(text, "nesting too deep");
+                        assert_eq!(text, "[LIMIT] nesting too deep");
                         assert!(!fatal);
                     }
                     other => panic!("{kind} {limit}: {other:?}"),

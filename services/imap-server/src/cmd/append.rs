@@ -6,7 +6,7 @@
 //! spooled to a temporary file by the connection as they arrived (`crate::spool`) and are
 //! uploaded from it with `BlobStore::put_file`, so they are never held by the connection.
 
-use crate::cmd::{mailbox_arg, not_supported};
+use crate::cmd::mailbox_arg;
 use crate::out::Reply;
 use crate::session::Session;
 use crate::spool::{Spool, SpooledBody};
@@ -23,16 +23,15 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8], messages: Vec<AppendMes
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    let name = match mailbox_arg(mailbox) {
+    let name = match mailbox_arg(s, mailbox) {
         Ok(n) => n,
         Err(r) => return r,
     };
     if messages.is_empty() {
         return Reply::bad("APPEND needs a message");
     }
-    if messages.iter().any(|m| m.binary) {
-        return not_supported("BINARY literal8");
-    }
+    // A literal8 message (RFC 3516 §4.4) is stored as sent: binary parts stay binary, and BODY[]
+    // of such a message is sent back as literal8 when it holds NUL octets.
     // Taken (not borrowed) so the files are removed when this command ends, whatever the path.
     let spooled = std::mem::take(&mut s.spooled);
     let mut new = Vec::with_capacity(messages.len());

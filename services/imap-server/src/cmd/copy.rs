@@ -43,7 +43,7 @@ pub(crate) async fn transfer(
     mailbox: &[u8],
     remove_source: bool,
 ) -> Result<Option<CopyResult>, Reply> {
-    let dest = mailbox_arg(mailbox)?;
+    let dest = mailbox_arg(s, mailbox)?;
     let mail = s.server.mail.clone();
     let Some((user, sel)) = s.selected_mut() else {
         return Err(no_selection());

@@ -9,7 +9,7 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8], special_use: &[String])
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    let name = match mailbox_arg(mailbox) {
+    let name = match mailbox_arg(s, mailbox) {
         Ok(n) => n,
         Err(r) => return r,
     };

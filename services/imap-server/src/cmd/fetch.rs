@@ -1,8 +1,9 @@
-//! FETCH / UID FETCH (RFC 3501 §6.4.5). One `MailStore::fetch` for the whole set; the blob store
-//! is read only for messages whose bytes are asked for, and only the byte range the requested
-//! sections cover (from the summary's precomputed part offsets).
+//! FETCH / UID FETCH (RFC 3501 §6.4.5, RFC 9051 §6.4.5) with BINARY (RFC 3516). One
+//! `MailStore::fetch` for the whole set; the blob store is read only for messages whose bytes are
+//! asked for, and only the byte range the requested sections cover (from the summary's
+//! precomputed part offsets).
 
-use crate::cmd::{invalid_sequence, no_selection, not_supported};
+use crate::cmd::{expunge_issued, invalid_sequence, no_selection, not_supported};
 use crate::out::{Out, Reply};
 use crate::selected::flag_list;
 use crate::session::Session;
@@ -13,7 +14,9 @@ use yubin_blob::{BlobError, BlobStore};
 use yubin_imap_proto::encode;
 use yubin_imap_proto::{FetchAttribute as A, FetchItems, Section, SectionText, SequenceSet};
 use yubin_meta_api::{FlagOp, MessageRecord, Uid, UidSet};
-use yubin_mime::{SectionWhat, Summary, filter_header_fields};
+use yubin_mime::{
+    SectionWhat, Summary, TransferEncoding, decode_transfer_encoding, filter_header_fields,
+};
 
 pub(crate) async fn run(
     s: &mut Session,
@@ -28,17 +31,10 @@ pub(crate) async fn run(
         return not_supported("CHANGEDSINCE/VANISHED");
     }
     let mut attrs = items.expand();
-    if let Some(a) = attrs.iter().find(|a| {
-        matches!(
-            a,
-            A::Binary { .. }
-                | A::BinarySize { .. }
-                | A::ModSeq
-                | A::EmailId
-                | A::ThreadId
-                | A::SaveDate
-        )
-    }) {
+    if let Some(a) = attrs
+        .iter()
+        .find(|a| matches!(a, A::ModSeq | A::EmailId | A::ThreadId | A::SaveDate))
+    {
         return not_supported(&format!("FETCH {a:?}"));
     }
     if uid && !attrs.contains(&A::Uid) {
@@ -58,6 +54,7 @@ pub(crate) async fn run(
         return Reply::ok("FETCH completed");
     }
     let with_summary = attrs.iter().any(needs_summary);
+    let requested = uids.len();
     let mut records = match mail
         .fetch(user, sel.id, &UidSet::from_uids(uids), with_summary)
         .await
@@ -65,6 +62,10 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(e) => return Reply::meta(&e),
     };
+    // Messages in the view the store no longer has were expunged by another session; their
+    // EXPUNGE cannot be sent during FETCH (RFC 3501 §7.4.1). A UID FETCH ignores UIDs that do
+    // not exist (RFC 3501 §6.4.8) and its catch-up may announce the EXPUNGE right away.
+    let gone_elsewhere = !uid && records.len() < requested;
 
     // A non-peek body fetch sets \Seen (RFC 3501 §6.4.5), one store call for the whole set;
     // the new flags go out in this FETCH's responses.
@@ -131,6 +132,29 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        // BINARY contents are decoded before anything of this message is written, so an
+        // undecodable part refuses the message cleanly (RFC 3516 §4.3).
+        let mut binaries: Vec<Option<Option<Bytes>>> = Vec::with_capacity(attrs.len());
+        let mut undecodable = false;
+        for a in &attrs {
+            binaries.push(match a {
+                A::Binary { part, .. } | A::BinarySize { part } => {
+                    match binary_content(rec, summary.as_ref(), &body, part) {
+                        Ok(content) => Some(content),
+                        Err(UnknownCte) => {
+                            undecodable = true;
+                            break;
+                        }
+                    }
+                }
+                _ => None,
+            });
+        }
+        if undecodable {
+            failure =
+                Some(Reply::no("Cannot decode the content transfer encoding").code("UNKNOWN-CTE"));
+            continue;
+        }
         let recent = sel.is_recent(rec.uid);
         out.buf()
             .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
@@ -138,7 +162,10 @@ pub(crate) async fn run(
             if i > 0 {
                 out.buf().push(b' ');
             }
-            if let Some(large) = write_attr(out.buf(), a, rec, summary.as_ref(), &body, recent) {
+            let binary = binaries.get(i).and_then(Option::as_ref);
+            if let Some(large) =
+                write_attr(out.buf(), a, rec, summary.as_ref(), &body, recent, binary)
+            {
                 // Large literal contents go to the socket straight from the blob bytes
                 // instead of being copied into the response buffer.
                 out.write_direct(&large).await;
@@ -152,7 +179,48 @@ pub(crate) async fn run(
         buf.extend_from_slice(b")\r\n");
         out.flush_if_large().await;
     }
-    failure.unwrap_or_else(|| Reply::ok("FETCH completed"))
+    if let Some(f) = failure {
+        return f;
+    }
+    if gone_elsewhere {
+        return expunge_issued();
+    }
+    Reply::ok("FETCH completed")
+}
+
+/// The part's transfer encoding is unknown or its content does not decode (RFC 3516 §4.3).
+struct UnknownCte;
+
+/// The decoded content of `BINARY[part]` (RFC 3516 §4.2): the part's content with its
+/// Content-Transfer-Encoding removed. The whole message (empty part), a multipart and a
+/// message/rfc822 part have no encoding of their own beyond the identity ones (RFC 2045 §6.4),
+/// so their bytes are returned as they are. `None` for a part that does not exist.
+fn binary_content(
+    rec: &MessageRecord,
+    summary: Option<&Summary>,
+    body: &Loaded,
+    part: &[u32],
+) -> Result<Option<Bytes>, UnknownCte> {
+    let range = if part.is_empty() {
+        0..rec.size
+    } else {
+        match summary.and_then(|s| s.section_range(part, SectionWhat::Full)) {
+            Some(r) => r,
+            None => return Ok(None),
+        }
+    };
+    let raw = body.slice(&range);
+    let encoding = summary
+        .and_then(|s| s.part_encoding(part))
+        .unwrap_or(TransferEncoding::Binary);
+    match encoding {
+        TransferEncoding::SevenBit | TransferEncoding::EightBit | TransferEncoding::Binary => {
+            Ok(Some(raw))
+        }
+        other => decode_transfer_encoding(&raw, other)
+            .map(|d| Some(Bytes::from(d)))
+            .ok_or(UnknownCte),
+    }
 }
 
 fn needs_summary(a: &A) -> bool {
@@ -160,14 +228,19 @@ fn needs_summary(a: &A) -> bool {
         A::Envelope | A::Body | A::BodyStructure | A::Rfc822Header | A::Rfc822Text => true,
         // BODY[] is the whole blob: no offsets needed.
         A::BodySection { section, .. } => !(section.part.is_empty() && section.text.is_none()),
+        A::Binary { part, .. } | A::BinarySize { part } => !part.is_empty(),
         _ => false,
     }
 }
 
+/// Non-peek body fetches set `\Seen` (RFC 3501 §6.4.5; BINARY likewise, RFC 3516 §4.2).
 fn sets_seen(a: &A) -> bool {
     matches!(
         a,
-        A::BodySection { peek: false, .. } | A::Rfc822 | A::Rfc822Text
+        A::BodySection { peek: false, .. }
+            | A::Binary { peek: false, .. }
+            | A::Rfc822
+            | A::Rfc822Text
     )
 }
 
@@ -194,6 +267,8 @@ fn section_of(a: &A) -> Option<(&[u32], SectionWhat)> {
         A::Rfc822Header => Some((&[], SectionWhat::Header)),
         A::Rfc822Text => Some((&[], SectionWhat::Text)),
         A::BodySection { section, .. } => Some((&section.part, what_of(section))),
+        // Decoding needs the part's whole content; a partial applies to the decoded bytes.
+        A::Binary { part, .. } | A::BinarySize { part } => Some((part, SectionWhat::Full)),
         _ => None,
     }
 }
@@ -285,8 +360,13 @@ async fn load(
 const DIRECT_LITERAL: usize = 16 * 1024;
 
 /// Writes a literal; a large one gets only its `{n}` header into `buf` and its content is
-/// returned for the caller to send right after.
+/// returned for the caller to send right after. Content with NUL octets is sent as a literal8
+/// `~{n}` (RFC 3516 §4.2; RFC 9051 `literal` excludes NUL): a message can only hold NUL if it was
+/// appended as literal8, by a client that speaks BINARY.
 fn literal(buf: &mut Vec<u8>, content: Bytes) -> Option<Bytes> {
+    if content.contains(&0) {
+        buf.push(b'~');
+    }
     if content.len() >= DIRECT_LITERAL {
         buf.extend_from_slice(format!("{{{}}}\r\n", content.len()).as_bytes());
         Some(content)
@@ -305,6 +385,7 @@ fn write_attr(
     summary: Option<&Summary>,
     body: &Loaded,
     recent: bool,
+    binary: Option<&Option<Bytes>>,
 ) -> Option<Bytes> {
     match a {
         A::Uid => buf.extend_from_slice(format!("UID {}", rec.uid).as_bytes()),
@@ -370,24 +451,48 @@ fn write_attr(
                 (Some(r), _) => return literal(buf, body.slice(&r)),
             }
         }
+        A::Binary { part, partial, .. } => {
+            buf.extend_from_slice(b"BINARY[");
+            write_part(buf, part);
+            buf.push(b']');
+            if let Some((origin, _)) = partial {
+                buf.extend_from_slice(format!("<{origin}>").as_bytes());
+            }
+            buf.push(b' ');
+            match binary.and_then(Option::as_ref) {
+                Some(content) => {
+                    let r = apply_partial(0..content.len() as u64, *partial);
+                    return literal(buf, content.slice(r.start as usize..r.end as usize));
+                }
+                None => buf.extend_from_slice(b"NIL"),
+            }
+        }
+        A::BinarySize { part } => {
+            buf.extend_from_slice(b"BINARY.SIZE[");
+            write_part(buf, part);
+            buf.extend_from_slice(b"] ");
+            match binary.and_then(Option::as_ref) {
+                Some(content) => buf.extend_from_slice(content.len().to_string().as_bytes()),
+                None => buf.extend_from_slice(b"NIL"),
+            }
+        }
         // Refused before any output (see `run`).
-        A::Binary { .. }
-        | A::BinarySize { .. }
-        | A::ModSeq
-        | A::EmailId
-        | A::ThreadId
-        | A::SaveDate => buf.extend_from_slice(b"NIL"),
+        A::ModSeq | A::EmailId | A::ThreadId | A::SaveDate => buf.extend_from_slice(b"NIL"),
     }
     None
 }
 
-fn write_section(buf: &mut Vec<u8>, section: &Section) {
-    for (i, p) in section.part.iter().enumerate() {
+fn write_part(buf: &mut Vec<u8>, part: &[u32]) {
+    for (i, p) in part.iter().enumerate() {
         if i > 0 {
             buf.push(b'.');
         }
         buf.extend_from_slice(p.to_string().as_bytes());
     }
+}
+
+fn write_section(buf: &mut Vec<u8>, section: &Section) {
+    write_part(buf, &section.part);
     let Some(text) = &section.text else {
         return;
     };

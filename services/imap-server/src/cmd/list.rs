@@ -1,13 +1,15 @@
-//! LIST (RFC 3501 §6.3.8) with CHILDREN (RFC 3348) and SPECIAL-USE attributes (RFC 6154).
-//! One `list_mailboxes` round trip whatever the account size.
+//! LIST (RFC 3501 §6.3.8, RFC 9051 §6.3.9) with LIST-EXTENDED selection and return options
+//! (RFC 5258), LIST-STATUS (RFC 5819), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154). One
+//! `list_mailboxes` round trip (plus one for subscriptions when asked) whatever the account size.
 
-use crate::cmd::{mailbox_arg, not_supported};
+use crate::cmd::mailbox_arg;
+use crate::cmd::status::{check_items, write_status};
 use crate::names::{self, Pattern};
 use crate::out::{Out, Reply};
 use crate::session::Session;
-use std::collections::{BTreeMap, HashSet};
-use yubin_imap_proto::{ListReturnOption, ListSelectOption};
-use yubin_meta_api::SpecialUse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use yubin_imap_proto::{ListReturnOption, ListSelectOption, StatusItem};
+use yubin_meta_api::{MailboxInfo, SpecialUse};
 
 pub(crate) async fn run(
     s: &mut Session,
@@ -20,30 +22,39 @@ pub(crate) async fn run(
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    if !selection.is_empty() {
-        return not_supported("LIST selection options");
-    }
-    let mut want_subscribed = false;
+    let select_subscribed = selection.contains(&ListSelectOption::Subscribed);
+    let select_special = selection.contains(&ListSelectOption::SpecialUse);
+    let recursive = selection.contains(&ListSelectOption::RecursiveMatch);
+    // REMOTE (RFC 5258 §3.1) asks for remote mailboxes too; there are none, so it changes nothing.
+    // SUBSCRIBED as a selection option implies it as a return option (RFC 5258 §3.1).
+    let mut want_subscribed = select_subscribed;
+    let mut status_items: Option<&[StatusItem]> = None;
     for r in returns {
         match r {
-            // CHILDREN and special-use attributes are always returned.
+            // CHILDREN and special-use attributes are always returned (RFC 5258 §4 and RFC 6154
+            // §2 allow them unasked).
             ListReturnOption::Children | ListReturnOption::SpecialUse => {}
             ListReturnOption::Subscribed => want_subscribed = true,
-            ListReturnOption::Status(_) => return not_supported("LIST-STATUS"),
+            ListReturnOption::Status(items) => {
+                if let Err(r) = check_items(items) {
+                    return r;
+                }
+                status_items = Some(items);
+            }
         }
     }
-    let reference = match mailbox_arg(reference) {
+    let reference = match mailbox_arg(s, reference) {
         Ok(r) => r,
         Err(r) => return r,
     };
     let mut decoded = Vec::with_capacity(patterns.len());
     for p in patterns {
-        match mailbox_arg(p) {
+        match mailbox_arg(s, p) {
             Ok(p) => decoded.push(p),
             Err(r) => return r,
         }
     }
-    if decoded.len() == 1 && decoded[0].is_empty() {
+    if decoded.len() == 1 && decoded[0].is_empty() && selection.is_empty() {
         // The hierarchy delimiter and root (RFC 3501 §6.3.8).
         out.line("* LIST (\\Noselect) \"/\" \"\"");
         return Reply::ok("LIST completed");
@@ -61,37 +72,108 @@ pub(crate) async fn run(
         HashSet::new()
     };
     let tree = Tree::new(mailboxes.iter().map(|m| (m.name.as_str(), m.special_use)));
+    let infos: HashMap<&str, &MailboxInfo> =
+        mailboxes.iter().map(|m| (m.name.as_str(), m)).collect();
     let compiled: Vec<Pattern> = decoded
         .iter()
         .filter(|p| !p.is_empty())
         .map(|p| Pattern::new(&names::combine(&reference, p)))
         .collect();
-    for (name, node) in tree.sorted() {
-        if !compiled.iter().any(|p| p.matches(name)) {
+    let matches = |name: &str| compiled.iter().any(|p| p.matches(name));
+
+    // Which names satisfy the selection criteria (RFC 5258 §3.1). Without selection options
+    // every mailbox and implied parent does; with them, the names that meet all of them, which
+    // for SUBSCRIBED include subscribed names that do not exist.
+    let selective = select_subscribed || select_special;
+    let meets = |name: &str| -> bool {
+        (!select_subscribed || subscribed.contains(name))
+            && (!select_special || tree.get(name).is_some_and(|n| n.special_use.is_some()))
+    };
+    let mut universe: BTreeSet<&str> = tree.names().collect();
+    if select_subscribed {
+        universe.extend(subscribed.iter().map(String::as_str));
+    }
+    // name -> whether CHILDINFO applies (RECURSIVEMATCH: a descendant meets the criteria but
+    // does not match the pattern, RFC 5258 §3.5).
+    let mut listed: BTreeMap<&str, bool> = BTreeMap::new();
+    for &name in &universe {
+        if !selective {
+            if matches(name) {
+                listed.insert(name, false);
+            }
             continue;
         }
+        if !meets(name) {
+            continue;
+        }
+        if matches(name) {
+            listed.entry(name).or_insert(false);
+        }
+        if recursive && !matches(name) {
+            for parent in names::ancestors(name) {
+                if matches(parent) {
+                    listed.insert(parent, true);
+                }
+            }
+        }
+    }
+    let mut childinfo = Vec::new();
+    if select_subscribed {
+        childinfo.push("\"SUBSCRIBED\"");
+    }
+    if select_special {
+        childinfo.push("\"SPECIAL-USE\"");
+    }
+    let mut order: Vec<&str> = listed.keys().copied().collect();
+    order.sort_by_key(|k| inbox_first(k));
+    for name in order {
+        let with_childinfo = listed[name];
+        if selective && !with_childinfo && !meets(name) {
+            continue;
+        }
+        let node = tree.get(name);
         let mut attrs: Vec<&str> = Vec::new();
-        if !node.exists {
-            attrs.push("\\Noselect");
+        match node {
+            // A subscribed name with no mailbox and no inferiors (RFC 5258 §3.4).
+            None => attrs.push("\\NonExistent"),
+            Some(node) => {
+                if !node.exists {
+                    attrs.push("\\Noselect");
+                }
+                attrs.push(if node.has_children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+                if let Some(u) = node.special_use {
+                    attrs.push(u.as_imap());
+                }
+            }
         }
-        attrs.push(if node.has_children {
-            "\\HasChildren"
-        } else {
-            "\\HasNoChildren"
-        });
-        if let Some(u) = node.special_use {
-            attrs.push(u.as_imap());
-        }
-        if subscribed.contains(name) {
+        if want_subscribed && subscribed.contains(name) {
             attrs.push("\\Subscribed");
         }
         let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-        names::encode_to(&mut line, name);
+        names::encode_to(&mut line, name, s.rev2);
+        if with_childinfo {
+            line.extend_from_slice(
+                format!(" (\"CHILDINFO\" ({}))", childinfo.join(" ")).as_bytes(),
+            );
+        }
+        line.extend_from_slice(b"\r\n");
         out.buf().extend_from_slice(&line);
-        out.buf().extend_from_slice(b"\r\n");
+        // LIST-STATUS: the STATUS of each selectable mailbox right after its LIST (RFC 5819 §2).
+        if let (Some(items), Some(info)) = (status_items, infos.get(name)) {
+            write_status(out.buf(), info, items, s.rev2);
+        }
         out.flush_if_large().await;
     }
     Reply::ok("LIST completed")
+}
+
+/// Sort key: INBOX (and its inferiors) first, then by name.
+fn inbox_first(name: &str) -> (bool, &str) {
+    (!(name == "INBOX" || name.starts_with("INBOX/")), name)
 }
 
 pub(crate) struct Node {
@@ -132,10 +214,20 @@ impl<'a> Tree<'a> {
     }
 
     /// INBOX (and its inferiors) first, then by name.
+    #[cfg(test)]
     pub(crate) fn sorted(&self) -> Vec<(&'a str, &Node)> {
         let mut v: Vec<(&'a str, &Node)> = self.nodes.iter().map(|(k, n)| (*k, n)).collect();
-        v.sort_by_key(|(k, _)| (!(*k == "INBOX" || k.starts_with("INBOX/")), *k));
+        v.sort_by_key(|(k, _)| inbox_first(k));
         v
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// Every mailbox and implied parent, in name order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.nodes.keys().copied()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::out::{Next, Out, Reply};
 use crate::session::Session;
-use yubin_meta_api::MetaError;
+use yubin_meta_api::{MetaError, MetaResult, UserId};
 
 pub(crate) async fn run(s: &mut Session, out: &mut Out<'_>, user: &[u8], pass: &[u8]) -> Reply {
     if !s.plaintext_auth_allowed() {
@@ -13,12 +13,38 @@ pub(crate) async fn run(s: &mut Session, out: &mut Out<'_>, user: &[u8], pass: &
     let (Ok(user), Ok(pass)) = (std::str::from_utf8(user), std::str::from_utf8(pass)) else {
         return failed(s, out);
     };
-    verify(s, out, user, pass).await
+    verify(s, out, "login", user, pass).await
 }
 
-/// Checks credentials and produces the reply shared by LOGIN and AUTHENTICATE.
-pub(crate) async fn verify(s: &mut Session, out: &mut Out<'_>, user: &str, pass: &str) -> Reply {
-    match s.server.auth.authenticate(user, pass).await {
+/// Checks a name and password (with the client's address, which meta throttles on) and produces
+/// the reply shared by LOGIN and the password mechanisms of AUTHENTICATE.
+pub(crate) async fn verify(
+    s: &mut Session,
+    out: &mut Out<'_>,
+    mechanism: &'static str,
+    user: &str,
+    pass: &str,
+) -> Reply {
+    let result = s.server.auth.authenticate(user, pass, s.client).await;
+    complete(s, out, mechanism, result)
+}
+
+/// The reply to an authentication attempt that meta has answered; `mechanism` labels the
+/// `yubin_imap_auth_total` metric (`login` for the LOGIN command).
+pub(crate) fn complete(
+    s: &mut Session,
+    out: &mut Out<'_>,
+    mechanism: &'static str,
+    result: MetaResult<UserId>,
+) -> Reply {
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(MetaError::AuthenticationFailed | MetaError::NotFound(_)) => "failure",
+        Err(_) => "error",
+    };
+    metrics::counter!("yubin_imap_auth_total", "mechanism" => mechanism, "result" => outcome)
+        .increment(1);
+    match result {
         Ok(id) => {
             tracing::Span::current().record("user", id.0);
             tracing::info!(user = %id, "authenticated");
@@ -33,10 +59,11 @@ pub(crate) async fn verify(s: &mut Session, out: &mut Out<'_>, user: &str, pass:
     }
 }
 
-/// Counts a failure; past the per-connection limit the connection is closed.
+/// Counts a failure; past the per-connection limit the connection is closed. The answer is the
+/// same whether the name exists, the secret was wrong or meta refused to check because the name
+/// or the address is throttled (RFC 5530 AUTHENTICATIONFAILED).
 pub(crate) fn failed(s: &mut Session, out: &mut Out<'_>) -> Reply {
     s.auth_failures += 1;
-    crate::telemetry::auth_failure();
     tracing::info!(failures = s.auth_failures, "authentication failed");
     let reply = Reply::no("Authentication failed").code("AUTHENTICATIONFAILED");
     if s.auth_failures >= s.server.config.max_auth_failures {

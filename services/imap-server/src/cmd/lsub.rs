@@ -16,7 +16,7 @@ pub(crate) async fn run(
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    let (reference, pattern) = match (mailbox_arg(reference), mailbox_arg(pattern)) {
+    let (reference, pattern) = match (mailbox_arg(s, reference), mailbox_arg(s, pattern)) {
         (Ok(r), Ok(p)) => (r, p),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -46,7 +46,7 @@ pub(crate) async fn run(
     for (name, subscribed) in hits {
         let attrs = if subscribed { "()" } else { "(\\Noselect)" };
         let mut line = format!("* LSUB {attrs} \"/\" ").into_bytes();
-        names::encode_to(&mut line, name);
+        names::encode_to(&mut line, name, s.rev2);
         out.buf().extend_from_slice(&line);
         out.buf().extend_from_slice(b"\r\n");
     }

@@ -21,6 +21,7 @@ pub(crate) mod lsub;
 pub(crate) mod r#move;
 pub(crate) mod namespace;
 pub(crate) mod noop;
+pub(crate) mod quota;
 pub(crate) mod rename;
 pub(crate) mod search;
 pub(crate) mod select;
@@ -40,7 +41,12 @@ use yubin_imap_proto::CommandBody;
 
 /// Runs one command: state gate, handler, then the catch-up that reports what changed elsewhere
 /// (with EXPUNGE held back where RFC 3501 §7.4.1 forbids it).
-pub(crate) async fn dispatch(s: &mut Session, out: &mut Out<'_>, body: CommandBody) -> Reply {
+pub(crate) async fn dispatch(
+    s: &mut Session,
+    out: &mut Out<'_>,
+    tag: &str,
+    body: CommandBody,
+) -> Reply {
     if let Err(reply) = gate::check(&s.state, &body) {
         return reply;
     }
@@ -57,7 +63,7 @@ pub(crate) async fn dispatch(s: &mut Session, out: &mut Out<'_>, body: CommandBo
             initial_response,
         } => authenticate::run(s, out, &mechanism, initial_response.as_deref()).await,
         C::Login { username, password } => login::run(s, out, &username, &password).await,
-        C::Enable(caps) => enable::run(out, &caps),
+        C::Enable(caps) => enable::run(s, out, &caps),
         C::Namespace => namespace::run(out),
         C::Select { mailbox, params } => select::run(s, out, &mailbox, &params, false).await,
         C::Examine { mailbox, params } => examine::run(s, out, &mailbox, &params).await,
@@ -92,6 +98,7 @@ pub(crate) async fn dispatch(s: &mut Session, out: &mut Out<'_>, body: CommandBo
             search::run(
                 s,
                 out,
+                tag,
                 uid,
                 charset.as_deref(),
                 returns.as_deref(),
@@ -116,6 +123,9 @@ pub(crate) async fn dispatch(s: &mut Session, out: &mut Out<'_>, body: CommandBo
         } => store::run(s, out, uid, &set, mode, silent, &flags, unchanged_since).await,
         C::Copy { uid, set, mailbox } => copy::run(s, out, uid, &set, &mailbox).await,
         C::Move { uid, set, mailbox } => r#move::run(s, out, uid, &set, &mailbox).await,
+        C::GetQuota { root } => quota::getquota(s, out, &root).await,
+        C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, out, &mailbox).await,
+        C::SetQuota { .. } => quota::setquota(),
     };
     if !matches!(reply.next, Next::Stay) {
         return reply;
@@ -166,13 +176,23 @@ fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
     )
 }
 
-/// Decodes a mailbox argument, or the BAD answer for an undecodable one.
-pub(crate) fn mailbox_arg(raw: &[u8]) -> Result<String, Reply> {
-    names::decode(raw).ok_or_else(|| Reply::bad("Invalid mailbox name encoding"))
+/// Decodes a mailbox argument as this session's protocol version spells names (modified UTF-7
+/// in rev1, UTF-8 in rev2), or the BAD answer for an undecodable one.
+pub(crate) fn mailbox_arg(s: &Session, raw: &[u8]) -> Result<String, Reply> {
+    names::decode(raw, s.rev2).ok_or_else(|| Reply::bad("Invalid mailbox name encoding"))
 }
 
+/// A sequence number the session never announced: the session's view changes only when the
+/// client is told, so this is a client bug (RFC 5530 `CLIENTBUG`), answered BAD.
 pub(crate) fn invalid_sequence(_: InvalidSequence) -> Reply {
-    Reply::bad("Invalid message sequence set")
+    Reply::bad("Invalid message sequence set").code("CLIENTBUG")
+}
+
+/// The answer when some messages the client named were expunged by another session and the
+/// session cannot announce that yet (RFC 3501 §7.4.1 forbids EXPUNGE during FETCH/STORE/SEARCH):
+/// the rest was done; `EXPUNGEISSUED` (RFC 9051 §7.1) tells the client to NOOP and catch up.
+pub(crate) fn expunge_issued() -> Reply {
+    Reply::no("Some of the requested messages no longer exist").code("EXPUNGEISSUED")
 }
 
 /// The BAD answer for a command form whose extension is not advertised.

@@ -9,7 +9,7 @@ pub(crate) async fn run(s: &mut Session, from: &[u8], to: &[u8]) -> Reply {
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    let (from, to) = match (mailbox_arg(from), mailbox_arg(to)) {
+    let (from, to) = match (mailbox_arg(s, from), mailbox_arg(s, to)) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(r), _) | (_, Err(r)) => return r,
     };

@@ -1,61 +1,132 @@
-//! SEARCH / UID SEARCH (RFC 3501 §6.4.4). The session resolves what only it knows (sequence
-//! numbers, `*`, `\Recent`, NEW/OLD) into UID sets; the metadata service evaluates the rest in
-//! one round trip over its index.
+//! SEARCH / UID SEARCH (RFC 3501 §6.4.4, RFC 9051 §6.4.4). The session resolves what only it
+//! knows (sequence numbers, `*`, `$`, `\Recent`, NEW/OLD) into UID sets; the metadata service
+//! evaluates the rest in one round trip over its index.
+//!
+//! Results: the classic `* SEARCH` in a rev1 session without RETURN; `* ESEARCH` (RFC 4731 §3)
+//! with RETURN options, and always in an IMAP4rev2 session (RFC 9051 §7.3.4), where no RETURN
+//! means ALL. `RETURN (SAVE)` keeps the result for `$` (RFC 5182).
 
-use crate::cmd::{no_selection, not_supported};
+use crate::cmd::no_selection;
 use crate::out::{Out, Reply};
 use crate::selected::Selected;
 use crate::session::Session;
-use yubin_imap_proto::{SearchKey as K, SearchReturnOption};
-use yubin_meta_api::{SearchKey as M, UidSet, canonical_flag};
+use yubin_imap_proto::{SearchKey as K, SearchReturnOption as R, encode};
+use yubin_meta_api::{SearchKey as M, Uid, UidSet, canonical_flag};
 
 pub(crate) async fn run(
     s: &mut Session,
     out: &mut Out<'_>,
+    tag: &str,
     uid: bool,
     charset: Option<&str>,
-    returns: Option<&[SearchReturnOption]>,
+    returns: Option<&[R]>,
     criteria: &K,
 ) -> Reply {
-    if returns.is_some() {
-        return not_supported("ESEARCH");
-    }
-    if let Some(cs) = charset
-        && !cs.eq_ignore_ascii_case("UTF-8")
-        && !cs.eq_ignore_ascii_case("US-ASCII")
-    {
-        return Reply::no("Unsupported charset").code("BADCHARSET (UTF-8 US-ASCII)");
-    }
+    let rev2 = s.rev2;
     let mail = s.server.mail.clone();
     let Some((user, sel)) = s.selected_mut() else {
         return no_selection();
     };
-    let key = match translate(criteria, sel) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let save = returns.is_some_and(|r| r.contains(&R::Save));
+    if let Some(cs) = charset
+        && !cs.eq_ignore_ascii_case("UTF-8")
+        && !cs.eq_ignore_ascii_case("US-ASCII")
+    {
+        if save {
+            // RFC 5182 §2.1: a failed SEARCH with SAVE leaves `$` empty.
+            sel.save_result(Vec::new());
+        }
+        return Reply::no("Unsupported charset").code("BADCHARSET (UTF-8 US-ASCII)");
+    }
+    let found = match translate(criteria, sel) {
+        Ok(key) => mail
+            .search(user, sel.id, &key)
+            .await
+            .map_err(|e| Reply::meta(&e)),
+        Err(r) => Err(r),
     };
-    let found = match mail.search(user, sel.id, &key).await {
+    let found = match found {
         Ok(v) => v,
-        Err(e) => return Reply::meta(&e),
+        Err(r) => {
+            if save {
+                sel.save_result(Vec::new());
+            }
+            return r;
+        }
     };
-    let mut line = String::from("* SEARCH");
-    for u in found {
-        // Only messages the client has been told about exist for it.
-        if let Some(seq) = sel.seq_of(u) {
+    // Only messages the client has been told about exist for it.
+    let hits: Vec<(u32, Uid)> = found
+        .into_iter()
+        .filter_map(|u| sel.seq_of(u).map(|seq| (seq, u)))
+        .collect();
+    let number = |&(seq, u): &(u32, Uid)| if uid { u.0 } else { seq };
+
+    let Some(options) = returns.map(<[R]>::to_vec).or_else(|| rev2.then(Vec::new)) else {
+        // The rev1 `* SEARCH` response, written in pieces so a huge result is never one buffer.
+        let mut line = String::from("* SEARCH");
+        for hit in &hits {
             line.push(' ');
-            if uid {
-                line.push_str(&u.to_string());
-            } else {
-                line.push_str(&seq.to_string());
+            line.push_str(&number(hit).to_string());
+            if line.len() >= 60 * 1024 {
+                out.buf().extend_from_slice(line.as_bytes());
+                line.clear();
+                out.flush_if_large().await;
             }
         }
-        if line.len() >= 60 * 1024 {
-            out.buf().extend_from_slice(line.as_bytes());
-            line.clear();
-            out.flush_if_large().await;
+        out.line(&line);
+        return Reply::ok("SEARCH completed");
+    };
+    let has = |o: R| options.contains(&o);
+    // `RETURN ()` (and a rev2 SEARCH without RETURN) means ALL (RFC 4731 §3.1).
+    let all = has(R::All) || options.is_empty();
+    let min = has(R::Min);
+    let max = has(R::Max);
+    let count = has(R::Count);
+    if save {
+        // RFC 5182 §2.1: with MIN and/or MAX but neither ALL nor COUNT, only those are saved.
+        let saved: Vec<Uid> = if (min || max) && !all && !count {
+            let mut v = Vec::new();
+            if let (true, Some(first)) = (min, hits.first()) {
+                v.push(first.1);
+            }
+            if let (true, Some(last)) = (max, hits.last())
+                && !v.contains(&last.1)
+            {
+                v.push(last.1);
+            }
+            v
+        } else {
+            hits.iter().map(|h| h.1).collect()
+        };
+        sel.save_result(saved);
+        if !(min || max || count || has(R::All)) {
+            // SAVE alone: no ESEARCH response (RFC 5182 §2.1).
+            return Reply::ok("SEARCH completed");
         }
     }
-    out.line(&line);
+    let mut line = b"* ESEARCH (TAG ".to_vec();
+    encode::string(&mut line, tag.as_bytes());
+    line.push(b')');
+    if uid {
+        line.extend_from_slice(b" UID");
+    }
+    // Result items for an empty result are left out, except COUNT (RFC 4731 §3.1).
+    if let (true, Some(first)) = (min, hits.first()) {
+        line.extend_from_slice(format!(" MIN {}", number(first)).as_bytes());
+    }
+    if let (true, Some(last)) = (max, hits.last()) {
+        line.extend_from_slice(format!(" MAX {}", number(last)).as_bytes());
+    }
+    if all && !hits.is_empty() {
+        let numbers: Vec<u32> = hits.iter().map(number).collect();
+        line.extend_from_slice(b" ALL ");
+        line.extend_from_slice(encode::sequence_set(&numbers).as_bytes());
+    }
+    if count {
+        line.extend_from_slice(format!(" COUNT {}", hits.len()).as_bytes());
+    }
+    line.extend_from_slice(b"\r\n");
+    out.buf().extend_from_slice(&line);
     Reply::ok("SEARCH completed")
 }
 
@@ -106,7 +177,7 @@ pub(crate) fn translate(key: &K, sel: &Selected) -> Result<M, Reply> {
         K::SentSince(d) => M::SentSince(*d),
         K::Larger(n) => M::Larger(*n),
         K::Smaller(n) => M::Smaller(*n),
-        K::ModSeq(_) => return Err(not_supported("SEARCH MODSEQ")),
+        K::ModSeq(_) => return Err(crate::cmd::not_supported("SEARCH MODSEQ")),
         K::Uid(set) => M::Uids(resolve(sel, set, true)?),
         K::SequenceSet(set) => M::Uids(resolve(sel, set, false)?),
         K::Not(k) => M::Not(Box::new(translate(k, sel)?)),
@@ -127,5 +198,5 @@ fn resolve(
     // Out-of-range numbers simply match nothing in SEARCH.
     sel.resolve(set, uid, false)
         .map(UidSet::from_uids)
-        .map_err(|_| not_supported("SEARCHRES ($)"))
+        .map_err(crate::cmd::invalid_sequence)
 }

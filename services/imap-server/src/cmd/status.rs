@@ -1,10 +1,12 @@
-//! STATUS (RFC 3501 §6.3.10) with SIZE (RFC 8438) and DELETED (RFC 9051).
+//! STATUS (RFC 3501 §6.3.10, RFC 9051 §6.3.11) with SIZE (RFC 8438) and DELETED (RFC 9051); the
+//! same items serve LIST-STATUS (RFC 5819).
 
 use crate::cmd::{mailbox_arg, not_supported};
 use crate::names;
 use crate::out::{Out, Reply};
 use crate::session::Session;
 use yubin_imap_proto::StatusItem;
+use yubin_meta_api::MailboxInfo;
 
 pub(crate) async fn run(
     s: &mut Session,
@@ -15,41 +17,65 @@ pub(crate) async fn run(
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    let name = match mailbox_arg(mailbox) {
+    let name = match mailbox_arg(s, mailbox) {
         Ok(n) => n,
         Err(r) => return r,
     };
-    if let Some(item) = items.iter().find(|i| {
-        matches!(
-            i,
-            StatusItem::HighestModSeq | StatusItem::AppendLimit | StatusItem::MailboxId
-        )
-    }) {
-        return not_supported(&format!("STATUS {item:?}"));
+    if let Err(r) = check_items(items) {
+        return r;
     }
     let info = match s.server.mail.mailbox_status(user, &name).await {
         Ok(i) => i,
         Err(e) => return Reply::meta(&e),
     };
+    write_status(out.buf(), &info, items, s.rev2);
+    Reply::ok("STATUS completed")
+}
+
+/// The BAD answer for an item of an extension that is not advertised.
+pub(crate) fn check_items(items: &[StatusItem]) -> Result<(), Reply> {
+    match items.iter().find(|i| {
+        matches!(
+            i,
+            StatusItem::HighestModSeq
+                | StatusItem::AppendLimit
+                | StatusItem::MailboxId
+                | StatusItem::DeletedStorage
+        )
+    }) {
+        Some(item) => Err(not_supported(&format!("STATUS {item:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// Appends `* STATUS name (item value ...)` with CRLF; items refused by [`check_items`] are
+/// skipped.
+pub(crate) fn write_status(
+    buf: &mut Vec<u8>,
+    info: &MailboxInfo,
+    items: &[StatusItem],
+    utf8: bool,
+) {
     let mut parts = Vec::with_capacity(items.len());
     for item in items {
         parts.push(match item {
             StatusItem::Messages => format!("MESSAGES {}", info.exists),
-            // `\Recent` is per session; no other session's view counts (see SELECT).
+            // `\Recent` belongs to the one session that claims it at SELECT; STATUS reports
+            // none (RFC 3501 §6.3.10 counts messages with the flag, which no mailbox-level
+            // count can know before a session claims them).
             StatusItem::Recent => "RECENT 0".to_string(),
             StatusItem::UidNext => format!("UIDNEXT {}", info.uid_next),
             StatusItem::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
             StatusItem::Unseen => format!("UNSEEN {}", info.unseen),
             StatusItem::Deleted => format!("DELETED {}", info.deleted),
             StatusItem::Size => format!("SIZE {}", info.size),
-            StatusItem::HighestModSeq | StatusItem::AppendLimit | StatusItem::MailboxId => {
-                continue;
-            }
+            StatusItem::HighestModSeq
+            | StatusItem::AppendLimit
+            | StatusItem::MailboxId
+            | StatusItem::DeletedStorage => continue,
         });
     }
-    let mut line = b"* STATUS ".to_vec();
-    names::encode_to(&mut line, &info.name);
-    line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-    out.buf().extend_from_slice(&line);
-    Reply::ok("STATUS completed")
+    buf.extend_from_slice(b"* STATUS ");
+    names::encode_to(buf, &info.name, utf8);
+    buf.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
 }

@@ -1,6 +1,6 @@
 //! STORE / UID STORE (RFC 3501 §6.4.6).
 
-use crate::cmd::{invalid_sequence, no_selection, not_supported};
+use crate::cmd::{expunge_issued, invalid_sequence, no_selection, not_supported};
 use crate::out::{Out, Reply};
 use crate::selected::flag_list;
 use crate::session::Session;
@@ -75,11 +75,9 @@ pub(crate) async fn run(
         now.insert(u, f);
     }
     sel.dirty = true;
-    if silent {
-        return Reply::ok("STORE completed");
-    }
-    // Messages the store left alone (the flags were already so) are reported too: the client
-    // expects the resulting flags of every message in the set (RFC 3501 §6.4.6).
+    // Messages the store left alone (the flags were already so, or the message is gone) are
+    // looked up: the client expects the resulting flags of every message in the set (RFC 3501
+    // §6.4.6), and one expunged by another session must be reported as such.
     let unchanged: Vec<_> = uids
         .iter()
         .copied()
@@ -98,6 +96,16 @@ pub(crate) async fn run(
             Err(e) => return Reply::meta(&e),
         }
     }
+    // As in FETCH: only a sequence-number STORE reports messages expunged elsewhere; a UID
+    // STORE ignores UIDs that no longer exist (RFC 3501 §6.4.8).
+    let gone_elsewhere = !uid && uids.iter().any(|u| !now.contains_key(u));
+    if silent {
+        return if gone_elsewhere {
+            expunge_issued()
+        } else {
+            Reply::ok("STORE completed")
+        };
+    }
     for u in uids {
         let (Some(f), Some(seq)) = (now.get(&u), sel.seq_of(u)) else {
             continue;
@@ -109,6 +117,11 @@ pub(crate) async fn run(
             out.line(&format!("* {seq} FETCH (FLAGS {flags})"));
         }
         out.flush_if_large().await;
+    }
+    if gone_elsewhere {
+        // RFC 2180 §4.2.1: the STORE could not be done for messages expunged elsewhere; the
+        // client learns of the EXPUNGE at its next NOOP.
+        return expunge_issued();
     }
     Reply::ok("STORE completed")
 }

@@ -23,7 +23,12 @@ pub struct TestAuth(pub Arc<EmbeddedStore>);
 
 #[async_trait]
 impl Authenticator for TestAuth {
-    async fn authenticate(&self, name: &str, password: &str) -> MetaResult<UserId> {
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        _client: Option<std::net::IpAddr>,
+    ) -> MetaResult<UserId> {
         match self.0.user_by_name(&name.to_ascii_lowercase()).await? {
             Some(u) if !u.disabled && u.password_hash == format!("test:{password}") => Ok(u.id),
             _ => Err(MetaError::AuthenticationFailed),
@@ -136,6 +141,12 @@ impl MailStore for FaultyWatch {
     }
     async fn changes_since(&self, u: UserId, m: MailboxId, s: ModSeq) -> MetaResult<Changes> {
         self.inner.changes_since(u, m, s).await
+    }
+    async fn quota(&self, u: UserId) -> MetaResult<QuotaUsage> {
+        self.inner.quota(u).await
+    }
+    async fn claim_recent(&self, u: UserId, m: MailboxId) -> MetaResult<UidRange> {
+        self.inner.claim_recent(u, m).await
     }
     async fn watch(&self, u: UserId) -> MetaResult<ChangeStream> {
         self.watch_calls.fetch_add(1, Ordering::SeqCst);

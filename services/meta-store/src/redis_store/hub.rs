@@ -98,7 +98,8 @@ fn channel(user: UserId) -> String {
     format!("ev:{{u:{}}}", user.0)
 }
 
-/// Parses `ev:{u:<id>}` + `<mailbox> <modseq> <kind>` (see the key layout in the parent module).
+/// Parses `ev:{u:<id>}` + `<mailbox> <modseq> <kind> [<published unix micros>]` (see the key
+/// layout in the parent module; the time is optional so hints of older scripts still parse).
 fn parse_event(channel: &str, payload: &[u8]) -> Option<ChangeEvent> {
     let id = channel
         .strip_prefix("ev:{u:")?
@@ -115,11 +116,13 @@ fn parse_event(channel: &str, payload: &[u8]) -> Option<ChangeEvent> {
         "e" => ChangeKind::Expunged,
         _ => ChangeKind::MailboxList,
     };
+    let published_unix_micros = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
     Some(ChangeEvent {
         user: UserId(id),
         mailbox: MailboxId(mailbox),
         modseq: ModSeq(modseq),
         kind,
+        published_unix_micros,
     })
 }
 
@@ -629,6 +632,13 @@ mod tests {
         assert_eq!(ev.mailbox, MailboxId(7));
         assert_eq!(ev.modseq, ModSeq(19));
         assert_eq!(ev.kind, ChangeKind::Appended);
+        assert_eq!(
+            ev.published_unix_micros, 0,
+            "hints without a time still parse"
+        );
+        let timed = parse_event("ev:{u:42}", b"7 19 f 1700000000123456").expect("event");
+        assert_eq!(timed.kind, ChangeKind::Flags);
+        assert_eq!(timed.published_unix_micros, 1_700_000_000_123_456);
         assert!(parse_event("other", b"1 2 a").is_none());
         assert!(parse_event("ev:{u:1}", b"x").is_none());
         assert_eq!(channel(UserId(5)), "ev:{u:5}");

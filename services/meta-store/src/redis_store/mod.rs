@@ -4,17 +4,22 @@
 //!
 //! Every key of user `<id>` starts with the hash tag `{u:<id>}`, so all of one user's keys live
 //! in one Redis Cluster slot and every operation on them is one Lua script (atomic, one round
-//! trip). Only account creation and lookup by name touch the two global keys.
+//! trip). Only account management and address lookup touch the global keys.
 //!
 //! | key | type | content |
 //! |---|---|---|
 //! | `users` | hash | lower-cased login name → user id (global) |
 //! | `users:next_id` | string | last user id handed out (global counter) |
+//! | `users:by_name` | sorted set | every login name, score 0: lexical order for paging (global) |
+//! | `aliases` | hash | lower-cased address → user id (global) |
+//! | `domains` | hash | lower-cased domain → the domain it is an alias of, or `""` (global) |
 //! | `{u:<id>}:user` | hash | `name`, `password_hash`, `disabled` |
+//! | `{u:<id>}:quota` | hash | usage `storage` (bytes), `messages`; limits `storage_limit`, `message_limit` (`""` = none) |
+//! | `{u:<id>}:aliases` | set | the addresses aliased to the account (dropped with it) |
 //! | `{u:<id>}:seq` | hash | `mailbox` (last mailbox id), `uidvalidity` (last UIDVALIDITY) |
 //! | `{u:<id>}:mailboxes` | hash | mailbox name → mailbox id |
 //! | `{u:<id>}:subs` | set | subscribed names (they outlive mailboxes) |
-//! | `{u:<id>}:mb:<m>` | hash | `name`, `uidvalidity`, `uidnext`, `highestmodseq`, `exists`, `unseen`, `deleted`, `size`, `specialuse` |
+//! | `{u:<id>}:mb:<m>` | hash | `name`, `uidvalidity`, `uidnext`, `highestmodseq`, `exists`, `unseen`, `deleted`, `size`, `specialuse`, `recent` (first UID not claimed as `\Recent`; absent = 1) |
 //! | `{u:<id>}:uids:<m>` | sorted set | uid scored by uid: the UID set, sequence number = rank + 1 |
 //! | `{u:<id>}:flags:<m>` | hash | uid → flags, space-separated |
 //! | `{u:<id>}:msg:<m>` | hash | uid → `<unix-seconds> <tz-minutes> <size> <blob key>` |
@@ -27,8 +32,9 @@
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
 //!
 //! Change hints are published on channel `ev:{u:<id>}` by the writing script itself, as
-//! `<mailbox> <modseq> <kind>` with kind `a` (appended), `f` (flags), `e` (expunged) or `l`
-//! (mailbox list or subscriptions; mailbox 0 for subscriptions).
+//! `<mailbox> <modseq> <kind> <published>` with kind `a` (appended), `f` (flags), `e` (expunged)
+//! or `l` (mailbox list or subscriptions; mailbox 0 for subscriptions) and the publish time in
+//! microseconds since the epoch by Redis' clock (`TIME`), for the notification-lag metric.
 //!
 //! MODSEQs are stored as sorted-set scores (doubles), exact up to 2^53; UIDs are 32-bit.
 //! Scripts receive `{u:<id>}:mailboxes` as their only declared key (it routes them to the
@@ -36,8 +42,15 @@
 //! Cluster checks only declared keys against the node's slots; accessing undeclared keys is
 //! outside the documented contract for scripts ("all keys must be passed in KEYS"), but works
 //! in practice as long as they hash to the script's slot, which the shared `{u:<id>}` tag
-//! guarantees. On a cluster a script never touches a global key (`users`, `users:next_id`):
-//! those are read and written by single-key commands outside scripts.
+//! guarantees. A per-user script never touches a global key: those are read and written by
+//! single-key commands, or by scripts that declare exactly that one global key (`lua/global_*`).
+//!
+//! Operations spanning an account and a global key cannot be one atomic step on a cluster, so
+//! they are ordered to be safe at every point: `create_user` writes the account's keys before
+//! taking the name; `delete_user` disables the account first (no login, no delivery), then
+//! frees the name and the aliases, then drops the account's keys — a crash midway leaves a
+//! disabled account or unreachable keys under an id that is never reused, never a usable
+//! half-deleted account.
 //!
 //! # Cluster
 //!
@@ -48,6 +61,7 @@
 //! over the cluster bus to every node.
 
 mod hub;
+mod observe;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -64,12 +78,13 @@ use redis::{
     ScriptInvocation, Value,
 };
 use yubin_meta_api::{
-    AccountStore, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, FlagOp, InternalDate,
-    MailStore, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult,
-    ModSeq, NewMessage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UidValidity,
-    UserId, UserRecord,
+    AccountStore, Alias, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, Domain, FlagOp,
+    InternalDate, MailStore, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError,
+    MetaResult, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse,
+    StoreResult, Uid, UidRange, UidSet, UidValidity, UserId, UserRecord,
 };
 
+use crate::accounts::{self, AddressBook, normalize_address, normalize_domain};
 use crate::embedded::normalize_login;
 use crate::flags;
 use crate::names::{self, INBOX};
@@ -97,6 +112,15 @@ struct Scripts {
     user_create: Script,
     user_drop: Script,
     user_password: Script,
+    user_disable: Script,
+    user_alias: Script,
+    quota: Script,
+    quota_set: Script,
+    claim_recent: Script,
+    global_unname: Script,
+    global_unalias: Script,
+    global_domain_put: Script,
+    global_domain_delete: Script,
 }
 
 /// A script: which publish command to use (`PUBLISH`, or `SPUBLISH` for sharded pub/sub on a
@@ -110,7 +134,7 @@ fn script(publish: &str, body: &str) -> Script {
 impl Scripts {
     fn new(publish: &str) -> Scripts {
         let script = |body| script(publish, body);
-        Scripts {
+        let scripts = Scripts {
             list: script(include_str!("lua/list.lua")),
             status: script(include_str!("lua/status.lua")),
             select: script(include_str!("lua/select.lua")),
@@ -128,6 +152,81 @@ impl Scripts {
             user_create: script(include_str!("lua/user_create.lua")),
             user_drop: script(include_str!("lua/user_drop.lua")),
             user_password: script(include_str!("lua/user_password.lua")),
+            user_disable: script(include_str!("lua/user_disable.lua")),
+            user_alias: script(include_str!("lua/user_alias.lua")),
+            quota: script(include_str!("lua/quota.lua")),
+            quota_set: script(include_str!("lua/quota_set.lua")),
+            claim_recent: script(include_str!("lua/claim_recent.lua")),
+            // Scripts on one global key: no user prefix, no prelude.
+            global_unname: Script::new(include_str!("lua/global_unname.lua")),
+            global_unalias: Script::new(include_str!("lua/global_unalias.lua")),
+            global_domain_put: Script::new(include_str!("lua/global_domain_put.lua")),
+            global_domain_delete: Script::new(include_str!("lua/global_domain_delete.lua")),
+        };
+        scripts.name_for_observe();
+        scripts
+    }
+
+    /// Names every script for the Redis metrics and spans (see `observe`). The destructuring
+    /// is exhaustive so that a script added to [`Scripts`] cannot be left unnamed.
+    fn name_for_observe(&self) {
+        let Scripts {
+            list,
+            status,
+            select,
+            create,
+            delete,
+            rename,
+            subscribe,
+            append,
+            fetch,
+            search,
+            store,
+            copy,
+            expunge,
+            changes,
+            user_create,
+            user_drop,
+            user_password,
+            user_disable,
+            user_alias,
+            quota,
+            quota_set,
+            claim_recent,
+            global_unname,
+            global_unalias,
+            global_domain_put,
+            global_domain_delete,
+        } = self;
+        for (name, script) in [
+            ("list", list),
+            ("status", status),
+            ("select", select),
+            ("create", create),
+            ("delete", delete),
+            ("rename", rename),
+            ("subscribe", subscribe),
+            ("append", append),
+            ("fetch", fetch),
+            ("search", search),
+            ("store", store),
+            ("copy", copy),
+            ("expunge", expunge),
+            ("changes", changes),
+            ("user_create", user_create),
+            ("user_drop", user_drop),
+            ("user_password", user_password),
+            ("user_disable", user_disable),
+            ("user_alias", user_alias),
+            ("quota", quota),
+            ("quota_set", quota_set),
+            ("claim_recent", claim_recent),
+            ("global_unname", global_unname),
+            ("global_unalias", global_unalias),
+            ("global_domain_put", global_domain_put),
+            ("global_domain_delete", global_domain_delete),
+        ] {
+            observe::register_script(script.get_hash(), name);
         }
     }
 }
@@ -144,10 +243,12 @@ enum Conn {
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        // Every command and script of the store passes here: time it, count failures, span it.
+        let call = match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
+        };
+        observe::observe(observe::operation(cmd), call)
     }
 
     fn req_packed_commands<'a>(
@@ -156,10 +257,15 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        let operation = cmd
+            .cmd_iter()
+            .next()
+            .map_or("pipeline".into(), observe::operation);
+        let call = match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
+        };
+        observe::observe_pipeline(operation, call)
     }
 
     fn get_db(&self) -> i64 {
@@ -169,6 +275,12 @@ impl ConnectionLike for Conn {
         }
     }
 }
+
+/// The global keys (see the module documentation).
+const USERS: &str = "users";
+const USERS_BY_NAME: &str = "users:by_name";
+const ALIASES: &str = "aliases";
+const DOMAINS: &str = "domains";
 
 /// How many per-user reads `list_users` keeps in flight at once.
 const LIST_USERS_CONCURRENCY: usize = 64;
@@ -189,6 +301,7 @@ pub(crate) fn redis_err(e: RedisError) -> MetaError {
         Some("YNOTFOUND") => return MetaError::NotFound(detail),
         Some("YEXISTS") => return MetaError::AlreadyExists(detail),
         Some("YINVALID") => return MetaError::Invalid(detail),
+        Some("YOVERQUOTA") => return MetaError::OverQuota(detail),
         _ => {}
     }
     let unavailable = e.is_io_error()
@@ -875,6 +988,42 @@ impl MailStore for RedisStore {
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
         Ok(self.hub.watch(user).await)
     }
+
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
+        let inv = self.call(&self.scripts.quota, user);
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let storage_bytes = v_num(next(&mut it)?)?;
+        let messages = v_num(next(&mut it)?)?;
+        let limit = |v: Value| -> MetaResult<Option<u64>> {
+            let s = v_string(v)?;
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                s.parse()
+                    .map(Some)
+                    .map_err(|_| bad_reply(&format!("quota limit {s:?}")))
+            }
+        };
+        let limits = QuotaLimits {
+            storage_bytes: limit(next(&mut it)?)?,
+            messages: limit(next(&mut it)?)?,
+        };
+        Ok(QuotaUsage {
+            limits,
+            storage_bytes,
+            messages,
+        })
+    }
+
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+        let mut inv = self.call(&self.scripts.claim_recent, user);
+        inv.arg(mailbox.0);
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        Ok(UidRange {
+            from: Uid(v_num(next(&mut it)?)?),
+            to: Uid(v_num(next(&mut it)?)?),
+        })
+    }
 }
 
 #[async_trait]
@@ -883,7 +1032,7 @@ impl AccountStore for RedisStore {
         let name = normalize_login(name)?;
         let mut c = self.conn.clone();
         let taken: Option<u64> = redis::cmd("HGET")
-            .arg("users")
+            .arg(USERS)
             .arg(&name)
             .query_async(&mut c)
             .await
@@ -903,7 +1052,7 @@ impl AccountStore for RedisStore {
         inv.arg(now_secs()).arg(&name).arg(password_hash);
         self.invoke(&inv).await?;
         let won: bool = redis::cmd("HSETNX")
-            .arg("users")
+            .arg(USERS)
             .arg(&name)
             .arg(id)
             .query_async(&mut c)
@@ -914,6 +1063,13 @@ impl AccountStore for RedisStore {
             self.invoke(&inv).await?;
             return Err(MetaError::AlreadyExists(format!("user {name}")));
         }
+        let _: i64 = redis::cmd("ZADD")
+            .arg(USERS_BY_NAME)
+            .arg(0)
+            .arg(&name)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
         Ok(UserRecord {
             id: user,
             name,
@@ -925,7 +1081,7 @@ impl AccountStore for RedisStore {
     async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
         let mut c = self.conn.clone();
         let id: Option<u64> = redis::cmd("HGET")
-            .arg("users")
+            .arg(USERS)
             .arg(name.trim().to_lowercase())
             .query_async(&mut c)
             .await
@@ -945,7 +1101,7 @@ impl AccountStore for RedisStore {
     async fn list_users(&self) -> MetaResult<Vec<UserRecord>> {
         let mut c = self.conn.clone();
         let index: Vec<(String, u64)> = redis::cmd("HGETALL")
-            .arg("users")
+            .arg(USERS)
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
@@ -978,5 +1134,323 @@ impl AccountStore for RedisStore {
             .collect();
         out.sort_by_key(|u| u.id);
         Ok(out)
+    }
+
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<UserRecord>> {
+        let mut c = self.conn.clone();
+        self.index_names().await?;
+        let mut cursor = after.map(str::to_lowercase);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        // A name of a deleted account may linger in the index for a moment (the name is freed
+        // before the index entry): such entries are skipped, so a page may need more reads.
+        while out.len() < limit {
+            let want = limit - out.len();
+            let start = cursor.as_ref().map_or("-".to_string(), |a| format!("({a}"));
+            let names: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(USERS_BY_NAME)
+                .arg(&start)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(want)
+                .query_async(&mut c)
+                .await
+                .map_err(redis_err)?;
+            let exhausted = names.len() < want;
+            let conn = self.conn.clone();
+            let records: Vec<Option<UserRecord>> = futures::stream::iter(names.clone())
+                .map(|name| {
+                    let store = self.clone();
+                    let mut c = conn.clone();
+                    async move {
+                        let id: Option<u64> = redis::cmd("HGET")
+                            .arg(USERS)
+                            .arg(&name)
+                            .query_async(&mut c)
+                            .await
+                            .map_err(redis_err)?;
+                        match id {
+                            Some(id) => store.user_record(id).await,
+                            None => Ok(None),
+                        }
+                    }
+                })
+                .buffered(LIST_USERS_CONCURRENCY)
+                .try_collect()
+                .await?;
+            out.extend(records.into_iter().flatten());
+            match names.last() {
+                Some(last) if !exhausted => cursor = Some(last.clone()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn user_by_id(&self, user: UserId) -> MetaResult<Option<UserRecord>> {
+        self.user_record(user.0).await
+    }
+
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> MetaResult<()> {
+        let mut inv = self.call(&self.scripts.user_disable, user);
+        inv.arg(if disabled { "1" } else { "0" });
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    async fn delete_user(&self, user: UserId) -> MetaResult<()> {
+        // Ordered so that every intermediate state is safe (see the module documentation).
+        let mut inv = self.call(&self.scripts.user_disable, user);
+        inv.arg("1");
+        let name = v_string(self.invoke(&inv).await?)?;
+        let mut unname = self.scripts.global_unname.prepare_invoke();
+        unname.key(USERS).arg(&name).arg(user.0);
+        self.invoke(&unname).await?;
+        let mut c = self.conn.clone();
+        let _: i64 = redis::cmd("ZREM")
+            .arg(USERS_BY_NAME)
+            .arg(&name)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        let addresses: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{}aliases", prefix(user)))
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        if !addresses.is_empty() {
+            let mut unalias = self.scripts.global_unalias.prepare_invoke();
+            unalias.key(ALIASES).arg(user.0);
+            for a in &addresses {
+                unalias.arg(a);
+            }
+            self.invoke(&unalias).await?;
+        }
+        let drop = self.call(&self.scripts.user_drop, user);
+        self.invoke(&drop).await.map(|_| ())
+    }
+
+    async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        let limit = |l: Option<u64>| l.map_or(String::new(), |v| v.to_string());
+        let mut inv = self.call(&self.scripts.quota_set, user);
+        inv.arg(limit(limits.storage_bytes))
+            .arg(limit(limits.messages));
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    async fn put_alias(&self, alias: &Alias) -> MetaResult<()> {
+        let address = normalize_address(&alias.address)?;
+        let mut c = self.conn.clone();
+        let account: Option<u64> = redis::cmd("HGET")
+            .arg(USERS)
+            .arg(&address)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        if account.is_some() {
+            return Err(MetaError::AlreadyExists(format!("account {address}")));
+        }
+        // The account's reverse entry first (it fails when the account does not exist), then
+        // the global entry resolution reads.
+        let mut inv = self.call(&self.scripts.user_alias, alias.target);
+        inv.arg(&address).arg("1");
+        self.invoke(&inv).await?;
+        let previous: Option<u64> = redis::cmd("HGET")
+            .arg(ALIASES)
+            .arg(&address)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        let _: i64 = redis::cmd("HSET")
+            .arg(ALIASES)
+            .arg(&address)
+            .arg(alias.target.0)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        if let Some(old) = previous.filter(|old| *old != alias.target.0) {
+            let mut inv = self.call(&self.scripts.user_alias, UserId(old));
+            inv.arg(&address).arg("0");
+            self.invoke(&inv).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_alias(&self, address: &str) -> MetaResult<()> {
+        let address = address.trim().to_lowercase();
+        let mut c = self.conn.clone();
+        let target: Option<u64> = redis::cmd("HGET")
+            .arg(ALIASES)
+            .arg(&address)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        let Some(target) = target else {
+            return Err(MetaError::NotFound(format!("alias {address}")));
+        };
+        let mut unalias = self.scripts.global_unalias.prepare_invoke();
+        unalias.key(ALIASES).arg(target).arg(&address);
+        self.invoke(&unalias).await?;
+        let mut inv = self.call(&self.scripts.user_alias, UserId(target));
+        inv.arg(&address).arg("0");
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    async fn list_aliases(&self) -> MetaResult<Vec<Alias>> {
+        let mut c = self.conn.clone();
+        let all: Vec<(String, u64)> = redis::cmd("HGETALL")
+            .arg(ALIASES)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        let mut out: Vec<Alias> = all
+            .into_iter()
+            .map(|(address, id)| Alias {
+                address,
+                target: UserId(id),
+            })
+            .collect();
+        out.sort_by(|a, b| a.address.cmp(&b.address));
+        Ok(out)
+    }
+
+    async fn put_domain(&self, domain: &Domain) -> MetaResult<()> {
+        let name = normalize_domain(&domain.name)?;
+        let alias_of = domain
+            .alias_of
+            .as_deref()
+            .map(normalize_domain)
+            .transpose()?;
+        let mut inv = self.scripts.global_domain_put.prepare_invoke();
+        inv.key(DOMAINS)
+            .arg(&name)
+            .arg(alias_of.as_deref().unwrap_or(""));
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    async fn delete_domain(&self, name: &str) -> MetaResult<()> {
+        let mut inv = self.scripts.global_domain_delete.prepare_invoke();
+        inv.key(DOMAINS).arg(name.trim().to_ascii_lowercase());
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    async fn list_domains(&self) -> MetaResult<Vec<Domain>> {
+        let mut c = self.conn.clone();
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(DOMAINS)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        let mut out: Vec<Domain> = all
+            .into_iter()
+            .map(|(name, alias_of)| Domain {
+                name,
+                alias_of: Some(alias_of).filter(|a| !a.is_empty()),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn resolve_address(&self, address: &str) -> MetaResult<Option<UserId>> {
+        accounts::resolve(self, address).await
+    }
+}
+
+impl RedisStore {
+    /// Fills the paging index `users:by_name` from `users` when it holds fewer names (an
+    /// installation from before the index, or a crash between taking a name and indexing it).
+    async fn index_names(&self) -> MetaResult<()> {
+        let mut c = self.conn.clone();
+        let indexed: u64 = redis::cmd("ZCARD")
+            .arg(USERS_BY_NAME)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        let named: u64 = redis::cmd("HLEN")
+            .arg(USERS)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        if indexed >= named {
+            return Ok(());
+        }
+        let names: Vec<String> = redis::cmd("HKEYS")
+            .arg(USERS)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        for chunk in names.chunks(1000) {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(USERS_BY_NAME);
+            for n in chunk {
+                cmd.arg(0).arg(n);
+            }
+            let _: i64 = cmd.query_async(&mut c).await.map_err(redis_err)?;
+        }
+        Ok(())
+    }
+
+    /// The account `id` as (id, disabled), if it exists.
+    async fn account_state(&self, id: u64) -> MetaResult<Option<(UserId, bool)>> {
+        Ok(self.user_record(id).await?.map(|u| (u.id, u.disabled)))
+    }
+}
+
+#[async_trait]
+impl AddressBook for RedisStore {
+    async fn account(&self, name: &str) -> MetaResult<Option<(UserId, bool)>> {
+        let mut c = self.conn.clone();
+        let id: Option<u64> = redis::cmd("HGET")
+            .arg(USERS)
+            .arg(name)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        match id {
+            Some(id) => self.account_state(id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn alias(&self, address: &str) -> MetaResult<Option<(UserId, bool)>> {
+        let mut c = self.conn.clone();
+        let id: Option<u64> = redis::cmd("HGET")
+            .arg(ALIASES)
+            .arg(address)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        match id {
+            // An alias whose account vanished resolves to nothing, like a disabled one.
+            Some(id) => Ok(Some(
+                self.account_state(id).await?.unwrap_or((UserId(id), true)),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn domain(&self, name: &str) -> MetaResult<Option<Option<String>>> {
+        let mut c = self.conn.clone();
+        let v: Option<String> = redis::cmd("HGET")
+            .arg(DOMAINS)
+            .arg(name)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok(v.map(|a| Some(a).filter(|a| !a.is_empty())))
+    }
+
+    async fn has_domains(&self) -> MetaResult<bool> {
+        let mut c = self.conn.clone();
+        let n: u64 = redis::cmd("HLEN")
+            .arg(DOMAINS)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok(n > 0)
     }
 }

@@ -13,47 +13,14 @@ use tokio_util::sync::CancellationToken;
 use yubin_meta::{GrpcMetaClient, ServeError, serve_grpc};
 use yubin_meta_api::*;
 
-/// Accounts in memory.
-#[derive(Default)]
-pub struct MemAccounts {
-    users: Mutex<Vec<UserRecord>>,
-}
-
-#[async_trait]
-impl AccountStore for MemAccounts {
-    async fn create_user(&self, name: &str, password_hash: &str) -> MetaResult<UserRecord> {
-        let mut users = self.users.lock().unwrap();
-        if users.iter().any(|u| u.name == name) {
-            return Err(MetaError::AlreadyExists(format!("user {name}")));
-        }
-        let record = UserRecord {
-            id: UserId(users.len() as u64 + 1),
-            name: name.to_string(),
-            password_hash: password_hash.to_string(),
-            disabled: false,
-        };
-        users.push(record.clone());
-        Ok(record)
-    }
-
-    async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
-        let users = self.users.lock().unwrap();
-        Ok(users.iter().find(|u| u.name == name).cloned())
-    }
-
-    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> MetaResult<()> {
-        let mut users = self.users.lock().unwrap();
-        let u = users
-            .iter_mut()
-            .find(|u| u.id == user)
-            .ok_or_else(|| MetaError::NotFound(format!("user {user}")))?;
-        u.password_hash = password_hash.to_string();
-        Ok(())
-    }
-
-    async fn list_users(&self) -> MetaResult<Vec<UserRecord>> {
-        Ok(self.users.lock().unwrap().clone())
-    }
+/// A real embedded store in a temporary directory (kept alive by the returned guard), for the
+/// accounts the authenticator and the admin API work on.
+pub async fn embedded_store() -> (tempfile::TempDir, Arc<yubin_meta_store::EmbeddedStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = yubin_meta_store::EmbeddedStore::open(dir.path().join("meta.redb"))
+        .await
+        .unwrap();
+    (dir, Arc::new(store))
 }
 
 /// A `MailStore` that records the arguments of every call, answers with fixed values that use
@@ -310,6 +277,26 @@ impl MailStore for EchoStore {
             changed: vec![record(6, None), record(7, None)],
             vanished: vec![Uid(2), Uid(4)],
             mailbox_gone: true,
+        })
+    }
+
+    async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
+        self.record(format!("quota {user:?}"))?;
+        Ok(QuotaUsage {
+            limits: QuotaLimits {
+                storage_bytes: Some(u64::MAX),
+                messages: None,
+            },
+            storage_bytes: 1 << 40,
+            messages: u64::from(u32::MAX) + 1,
+        })
+    }
+
+    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+        self.record(format!("claim_recent {user:?} {mailbox:?}"))?;
+        Ok(UidRange {
+            from: Uid(7),
+            to: Uid(u32::MAX),
         })
     }
 

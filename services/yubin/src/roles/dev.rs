@@ -3,7 +3,7 @@
 //! gRPC API can still be served so that separate `yubin imap` nodes can join.
 
 use crate::cli::DevArgs;
-use crate::config::{self, ConnectionLimits};
+use crate::config::{self, ConnectionLimits, LmtpLimits};
 use crate::http;
 use crate::roles::{bind, is_loopback};
 use anyhow::Context;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, FsBlobStore};
-use yubin_meta::{PasswordAuthenticator, PasswordParams, admin_router};
+use yubin_meta::{AdminBackend, PasswordAuthenticator, PasswordParams, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
 use yubin_meta_store::EmbeddedStore;
 
@@ -38,6 +38,10 @@ struct DevSettings {
     spool_dir: Option<PathBuf>,
     #[serde(default)]
     limits: ConnectionLimits,
+    #[serde(default = "super::lmtp::default_lmtp")]
+    lmtp_listen: String,
+    #[serde(default)]
+    lmtp: LmtpLimits,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -62,6 +66,8 @@ impl DevSettings {
             config::check_addr("grpc_listen", g)?;
         }
         config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
+        config::check_addr("lmtp_listen", &self.lmtp_listen)?;
+        self.lmtp.validate()?;
         self.limits.validate()
     }
 }
@@ -111,7 +117,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     std::fs::create_dir_all(&spool).with_context(|| format!("creating {}", spool.display()))?;
     let imap_config = settings
         .limits
-        .imap_config("localhost", plaintext, Some(spool));
+        .imap_config("localhost", plaintext, Some(spool.clone()));
     let server = yubin_imap::ImapServer::new(
         mail.clone(),
         auth.clone(),
@@ -133,8 +139,23 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let http_listener = bind("http", &settings.http_listen).await?;
     tasks.spawn(server.clone().serve(imap, false, shutdown.clone()));
     tasks.spawn(server.serve(imaps, true, shutdown.clone()));
+    // LMTP delivery into the same stores, spooling next to the IMAP spool.
+    super::lmtp::warn_if_exposed(&settings.lmtp_listen);
+    let lmtp = yubin_lmtp::LmtpServer::new(
+        mail.clone(),
+        auth.clone(),
+        blobs.clone(),
+        settings.lmtp.lmtp_config("localhost", Some(spool)),
+    );
+    let lmtp_listener = bind("lmtp", &settings.lmtp_listen).await?;
+    tasks.spawn(lmtp.serve(lmtp_listener, shutdown.clone()));
     let ready: http::ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = http::router(ready, admin_router(accounts.clone(), token, params));
+    let admin = AdminBackend {
+        accounts: accounts.clone(),
+        mail: mail.clone(),
+        blobs: blobs.clone(),
+    };
+    let app = http::router(ready, admin_router(admin, token, params));
     tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
     if let Some(addr) = &settings.grpc_listen {
         let listener = bind("grpc", addr).await?;

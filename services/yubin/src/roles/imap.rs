@@ -105,12 +105,15 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
     let server = yubin_imap::ImapServer::new(mail.clone(), auth, blobs, Some(tls), imap_config);
 
     let mut tasks = JoinSet::new();
+    // The HTTP port stays up until the IMAP listeners have drained (metrics, a 503 readiness).
+    let serving = tokio_util::task::TaskTracker::new();
     let imap = bind("imap", &settings.imap_listen).await?;
-    tasks.spawn(server.clone().serve(imap, false, shutdown.clone()));
+    tasks.spawn(serving.track_future(server.clone().serve(imap, false, shutdown.clone())));
     if let Some(addr) = &settings.imaps_listen {
         let imaps = bind("imaps", addr).await?;
-        tasks.spawn(server.clone().serve(imaps, true, shutdown.clone()));
+        tasks.spawn(serving.track_future(server.clone().serve(imaps, true, shutdown.clone())));
     }
+    serving.close();
     let http_listener = bind("http", &settings.http_listen).await?;
     let probe_meta = meta.clone();
     let probe_s3 = s3.clone();
@@ -122,6 +125,8 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
         })
     });
     let app = http::router(ready, axum::Router::new());
-    tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
+    tasks.spawn(http::serve_until(http_listener, app, async move {
+        serving.wait().await
+    }));
     super::wait_all(tasks, shutdown).await
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use yubin_meta::{PasswordAuthenticator, PasswordParams, admin_router};
+use yubin_blob::{BlobStore, S3BlobStore};
+use yubin_meta::{AdminBackend, PasswordAuthenticator, PasswordParams, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
 use yubin_meta_store::RedisStore;
 
@@ -26,6 +27,13 @@ struct MetaSettings {
     grpc_listen: String,
     #[serde(default = "default_http")]
     http_listen: String,
+    /// Where the front-ends keep message bodies: deleting an account deletes them too.
+    #[serde(default = "default_bucket")]
+    s3_bucket: String,
+}
+
+fn default_bucket() -> String {
+    "yubin".into()
 }
 
 fn default_redis() -> String {
@@ -45,6 +53,9 @@ impl MetaSettings {
         let urls = self.redis_urls();
         if urls.is_empty() {
             anyhow::bail!("redis_url is empty");
+        }
+        if self.s3_bucket.is_empty() {
+            anyhow::bail!("--s3-bucket must not be empty");
         }
         if urls.len() > 1 && !self.redis_cluster {
             anyhow::bail!("redis_url lists several nodes: set redis_cluster for a Redis Cluster");
@@ -115,10 +126,18 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
         let probe = probe.clone();
         Box::pin(async move { probe.ping().await.map_err(|e| format!("redis: {e}")) })
     });
-    let app = http::router(
-        ready,
-        admin_router(accounts, token, PasswordParams::default()),
+    // The S3 client connects on first use: meta runs without S3 until an account is deleted.
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        S3BlobStore::from_env(settings.s3_bucket.clone())
+            .await
+            .context("configuring S3")?,
     );
+    let admin = AdminBackend {
+        accounts,
+        mail: mail.clone(),
+        blobs,
+    };
+    let app = http::router(ready, admin_router(admin, token, PasswordParams::default()));
     tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
     super::wait_all(tasks, shutdown).await
 }

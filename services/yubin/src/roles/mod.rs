@@ -2,6 +2,7 @@
 
 pub mod dev;
 pub mod imap;
+pub mod lmtp;
 pub mod meta;
 
 use anyhow::Context;

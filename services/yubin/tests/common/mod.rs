@@ -2,6 +2,9 @@
 //! redis-server and a real S3 protocol server (s3s-fs), and talks IMAP to it over TCP.
 #![allow(dead_code)]
 
+pub mod response;
+pub mod stack;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -118,9 +121,11 @@ pub fn start_dev(data_dir: &Path) -> YubinProcess {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--lmtp-listen",
+            "127.0.0.1:0",
         ],
         &[],
-        &["imap", "imaps", "http"],
+        &["imap", "imaps", "http", "lmtp"],
     )
 }
 

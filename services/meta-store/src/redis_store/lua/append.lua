@@ -11,7 +11,18 @@ if n == 0 then
   publish()
   return out
 end
-if not uid_room(id, n) then return invalid('mailbox ' .. name .. ' has no UIDs left') end
+if not uid_room(id, n) then
+  publish()
+  return invalid('mailbox ' .. name .. ' has no UIDs left')
+end
+local bytes = 0
+for i = 0, n - 1 do bytes = bytes + rec_size(ARGV[6 + i * 4]) end
+local refusal = quota_refusal(bytes, n)
+if refusal then
+  publish()
+  return refusal
+end
+usage_add(bytes, n)
 local ms = bump(id)
 for i = 0, n - 1 do
   local b = 5 + i * 4

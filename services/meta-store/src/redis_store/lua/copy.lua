@@ -12,6 +12,17 @@ if not uid_room(dst, #uids) then
   publish()
   return invalid('mailbox ' .. name .. ' has no UIDs left')
 end
+if not remove and #uids > 0 then
+  -- A copy adds to the account's usage; a move within it changes nothing.
+  local bytes = 0
+  for _, rec in ipairs(hmget_all(K('msg', src), uids)) do bytes = bytes + rec_size(rec) end
+  local refusal = quota_refusal(bytes, #uids)
+  if refusal then
+    publish()
+    return refusal
+  end
+  usage_add(bytes, #uids)
+end
 local mapping = transfer(src, uids, dst, remove)
 publish()
 return { redis.call('HGET', mbkey(dst), 'uidvalidity'), dst, mapping }

@@ -2,7 +2,10 @@
 local name = ARGV[2]
 local id = redis.call('HGET', P .. 'mailboxes', name)
 if not id then return notfound('mailbox ' .. name) end
-local ms = redis.call('HGET', mbkey(id), 'highestmodseq')
+local v = redis.call('HMGET', mbkey(id), 'highestmodseq', 'exists', 'size')
+usage_init()
+usage_add(-(tonumber(v[3]) or 0), -(tonumber(v[2]) or 0))
+local ms = v[1]
 drop_mb(id, name)
 emit(id, ms, 'l')
 publish()

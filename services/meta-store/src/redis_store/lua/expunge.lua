@@ -9,8 +9,11 @@ else
   doomed = redis.call('ZRANGE', K('deleted', m), 0, -1)
 end
 if #doomed == 0 then return {} end
+usage_init()
 local ms = bump(m)
-for _, uid in ipairs(doomed) do expunge_msg(m, uid, ms) end
+local bytes = 0
+for _, uid in ipairs(doomed) do bytes = bytes + expunge_msg(m, uid, ms) end
+usage_add(-bytes, -#doomed)
 emit(m, ms, 'e')
 publish()
 return doomed

@@ -5,7 +5,7 @@
 -- prefix and so lies in the same slot (one user's operation never spans two slots).
 --
 -- Redis does not roll a script back on error, so every script validates first and only then
--- writes; errors are replied as "YNOTFOUND ...", "YEXISTS ...", "YINVALID ...".
+-- writes; errors are replied as "YNOTFOUND ...", "YEXISTS ...", "YINVALID ...", "YOVERQUOTA ...".
 
 local P = ARGV[1]
 local CHANNEL = 'ev:' .. string.sub(P, 1, #P - 1)
@@ -21,6 +21,7 @@ local function mbkey(m) return P .. 'mb:' .. m end
 local function notfound(what) return redis.error_reply('YNOTFOUND ' .. what) end
 local function exists_err(what) return redis.error_reply('YEXISTS ' .. what) end
 local function invalid(what) return redis.error_reply('YINVALID ' .. what) end
+local function overquota(what) return redis.error_reply('YOVERQUOTA ' .. what) end
 
 -- Change hints, published once the script's writes are done (kinds: a=appended, f=flags,
 -- e=expunged, l=mailbox list). PUBLISH failing must never fail the write: hints only.
@@ -29,8 +30,13 @@ local function invalid(what) return redis.error_reply('YINVALID ' .. what) end
 local function emit(m, ms, kind)
   EVENTS[#EVENTS + 1] = fmt(tonumber(m)) .. ' ' .. fmt(tonumber(ms)) .. ' ' .. kind
 end
+-- Each hint carries the publish time (TIME: seconds, microseconds) for the notification-lag
+-- metric. TIME is called after the script's writes, which every Redis version allows.
 local function publish()
-  for _, e in ipairs(EVENTS) do redis.pcall(PUBLISH_CMD, CHANNEL, e) end
+  if #EVENTS == 0 then return end
+  local t = redis.call('TIME')
+  local at = ' ' .. t[1] .. string.format('%06d', tonumber(t[2]))
+  for _, e in ipairs(EVENTS) do redis.pcall(PUBLISH_CMD, CHANNEL, e .. at) end
 end
 
 local function split(s)
@@ -139,7 +145,48 @@ local function add_msg(m, uid, flags, rec, sum, idx, ms)
   flag_counts(m, flags, 1)
 end
 
--- Removes a message and logs (uid, modseq) for QRESYNC VANISHED (RFC 7162 §3.2.10).
+-- Quota (RFC 9208): "{u:<id>}:quota" holds the account's exact usage, 'storage' (sum of
+-- RFC822.SIZE) and 'messages', and its limits 'storage_limit' / 'message_limit' (absent or ''
+-- for none). Usage changes inside the same script as the write it accounts for.
+local QUOTA = P .. 'quota'
+
+-- The counters are created with the account; an account made before quotas were kept gets
+-- them computed once from its mailboxes' counts (exact), before the script changes any.
+local function usage_init()
+  if redis.call('HEXISTS', QUOTA, 'messages') == 1 then return end
+  local bytes, msgs = 0, 0
+  for _, m in ipairs(redis.call('HVALS', P .. 'mailboxes')) do
+    local v = redis.call('HMGET', mbkey(m), 'exists', 'size')
+    msgs = msgs + (tonumber(v[1]) or 0)
+    bytes = bytes + (tonumber(v[2]) or 0)
+  end
+  redis.call('HSET', QUOTA, 'storage', fmt(bytes), 'messages', fmt(msgs))
+end
+
+-- An error reply when adding `bytes` and `msgs` would exceed a limit, else nil. Scripts call it
+-- before writing anything: the whole operation is refused (RFC 9208 §5).
+local function quota_refusal(bytes, msgs)
+  usage_init()
+  local q = redis.call('HMGET', QUOTA, 'storage', 'messages', 'storage_limit', 'message_limit')
+  local limit = tonumber(q[3])
+  if limit and tonumber(q[1]) + bytes > limit then
+    return overquota('storage limit of ' .. fmt(limit) .. ' bytes reached')
+  end
+  limit = tonumber(q[4])
+  if limit and tonumber(q[2]) + msgs > limit then
+    return overquota('limit of ' .. fmt(limit) .. ' messages reached')
+  end
+  return nil
+end
+
+local function usage_add(bytes, msgs)
+  usage_init()
+  if bytes ~= 0 then redis.call('HINCRBY', QUOTA, 'storage', bytes) end
+  if msgs ~= 0 then redis.call('HINCRBY', QUOTA, 'messages', msgs) end
+end
+
+-- Removes a message and logs (uid, modseq) for QRESYNC VANISHED (RFC 7162 §3.2.10); returns
+-- its size.
 local function expunge_msg(m, uid, ms)
   local flags = split(redis.call('HGET', K('flags', m), uid))
   local rec = redis.call('HGET', K('msg', m), uid)
@@ -153,8 +200,10 @@ local function expunge_msg(m, uid, ms)
   redis.call('ZREM', K('deleted', m), uid)
   redis.call('ZADD', K('expunged', m), ms, uid)
   redis.call('HINCRBY', mbkey(m), 'exists', -1)
-  redis.call('HINCRBY', mbkey(m), 'size', -rec_size(rec))
+  local size = rec_size(rec)
+  redis.call('HINCRBY', mbkey(m), 'size', -size)
   flag_counts(m, flags, -1)
+  return size
 end
 
 -- UIDs of mailbox m inside the (lo, hi) pairs ARGV[first], ARGV[first+1], ... (ascending,

@@ -1,0 +1,110 @@
+//! The distributed stack for end-to-end tests: a real redis-server (AOF on), a real S3 protocol
+//! server (s3s-fs), `yubin meta` and two `yubin imap` front-ends on one meta.
+
+use super::{YubinProcess, yubin_user};
+use std::net::SocketAddr;
+use yubin_blob::test_server::{TestS3Server, spawn_s3s_fs};
+use yubin_meta_store::testing::RedisServer;
+
+const BUCKET: &str = "yubin-test";
+
+pub struct Stack {
+    redis: RedisServer,
+    _s3: TestS3Server,
+    _s3_dir: tempfile::TempDir,
+    meta: Option<YubinProcess>,
+    grpc: SocketAddr,
+    admin: SocketAddr,
+    nodes: Vec<YubinProcess>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let redis = RedisServer::spawn_with_aof().expect("redis-server");
+        let s3_dir = tempfile::tempdir().expect("tempdir");
+        // s3s-fs keeps each bucket as a directory under its root.
+        std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
+        let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
+        let meta = start_meta(&redis.url(), "127.0.0.1:0");
+        let grpc = meta.addr("grpc");
+        let admin = meta.addr("http");
+        let nodes = (0..2).map(|_| start_node(grpc, &s3)).collect();
+        Stack {
+            redis,
+            _s3: s3,
+            _s3_dir: s3_dir,
+            meta: Some(meta),
+            grpc,
+            admin,
+            nodes,
+        }
+    }
+
+    pub fn imap(&self, node: usize) -> SocketAddr {
+        self.nodes[node].addr("imap")
+    }
+
+    pub fn add_user(&self, name: &str, password: &str) {
+        yubin_user(self.admin, &["add", name, "--password", password]);
+    }
+
+    /// Stops meta (SIGTERM) and starts it again on the same ports.
+    pub fn restart_meta(&mut self) {
+        let old = self.meta.take().expect("meta running");
+        assert!(old.stop().success(), "meta exits cleanly on SIGTERM");
+        self.start_meta_again();
+    }
+
+    /// Kills meta without warning (SIGKILL), as a crash would.
+    pub fn crash_meta(&mut self) {
+        self.meta.take().expect("meta running").kill();
+    }
+
+    pub fn start_meta_again(&mut self) {
+        let meta = start_meta(&self.redis.url(), &self.grpc.to_string());
+        self.admin = meta.addr("http");
+        self.meta = Some(meta);
+    }
+}
+
+fn start_meta(redis_url: &str, grpc: &str) -> YubinProcess {
+    YubinProcess::start(
+        &[
+            "meta",
+            "--redis-url",
+            redis_url,
+            "--grpc-listen",
+            grpc,
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        &["grpc", "http"],
+    )
+}
+
+fn start_node(grpc: SocketAddr, s3: &TestS3Server) -> YubinProcess {
+    let meta_url = format!("http://{grpc}");
+    YubinProcess::start(
+        &[
+            "imap",
+            "--meta-url",
+            &meta_url,
+            "--s3-bucket",
+            BUCKET,
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--allow-plaintext-auth",
+            "true",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
+            ("AWS_ACCESS_KEY_ID", &s3.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &s3.secret_key),
+            ("AWS_REGION", "us-east-1"),
+        ],
+        &["imap", "http"],
+    )
+}
