@@ -10,6 +10,9 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
+# Dovecot is the reference server of the differential test (services/yubin/tests/dovecot_diff.rs),
+# which starts its own private instance; the package's system service is not used.
+command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
 # A private Postfix instance relays to Yubin's LMTP (services/yubin/tests/lmtp.rs); installed
 # preseeded with "No configuration", so the package's own instance is neither set up nor started.
 [ -x /usr/sbin/postfix ] || command -v postfix >/dev/null 2>&1 || missing+=(postfix)

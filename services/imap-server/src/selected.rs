@@ -38,6 +38,12 @@ pub(crate) struct Selected {
     rev2: bool,
     /// The result saved by `SEARCH RETURN (SAVE)` (RFC 5182 §2.1), ascending UIDs; `$` names it.
     saved: Vec<Uid>,
+    /// CONDSTORE is enabled on the connection (RFC 7162 §3.1): flag changes are reported with
+    /// UID and MODSEQ.
+    pub(crate) condstore: bool,
+    /// QRESYNC is enabled (RFC 7162 §3.2): expunges are reported as `* VANISHED` instead of
+    /// `* n EXPUNGE`.
+    pub(crate) qresync: bool,
 }
 
 /// How a catch-up may talk to the client.
@@ -82,7 +88,20 @@ impl Selected {
             claims: Vec::new(),
             rev2: false,
             saved: Vec::new(),
+            condstore: false,
+            qresync: false,
         }
+    }
+
+    /// The MODSEQ up to which every change has been reported to the client (RFC 7162: what
+    /// HIGHESTMODSEQ may tell it).
+    pub(crate) fn highest_modseq(&self) -> ModSeq {
+        self.highest_modseq
+    }
+
+    /// Whether `uid` is in the view (announced and not yet announced as expunged).
+    pub(crate) fn contains(&self, uid: Uid) -> bool {
+        self.uids.binary_search(&uid).is_ok()
     }
 
     /// Marks the view as an IMAP4rev2 session's: no `\Recent`, no RECENT responses.
@@ -116,6 +135,11 @@ impl Selected {
     /// Replaces the saved search result (RFC 5182 §2.1); UIDs ascending.
     pub(crate) fn save_result(&mut self, uids: Vec<Uid>) {
         self.saved = uids;
+    }
+
+    /// The saved search result (`$`), ascending UIDs, including any expunged since.
+    pub(crate) fn saved_uids(&self) -> &[Uid] {
+        &self.saved
     }
 
     pub(crate) fn is_recent(&self, uid: Uid) -> bool {
@@ -221,16 +245,24 @@ impl Selected {
     }
 
     /// Sends `* n EXPUNGE` for every pending expunge. Each number is computed against the view
-    /// as it is after the previous one was removed, which is what the client does too.
+    /// as it is after the previous one was removed, which is what the client does too. Once
+    /// QRESYNC is enabled the same expunges go out as one `* VANISHED uid-set` instead (RFC 7162
+    /// §3.2.10: the server MUST NOT send EXPUNGE then).
     fn flush_expunges(&mut self, out: &mut Out<'_>) {
+        let mut vanished: Vec<Uid> = Vec::new();
         for uid in std::mem::take(&mut self.pending_expunge) {
             if let Ok(i) = self.uids.binary_search(&uid) {
                 self.uids.remove(i);
                 self.recent.remove(&uid);
                 self.own_reports.remove(&uid);
-                out.line(&format!("* {} EXPUNGE", i + 1));
+                if self.qresync {
+                    vanished.push(uid);
+                } else {
+                    out.line(&format!("* {} EXPUNGE", i + 1));
+                }
             }
         }
+        write_vanished(out, &vanished, false);
     }
 
     /// Catches up with the store: one `changes_since` call, turned into untagged EXISTS /
@@ -258,6 +290,18 @@ impl Selected {
             self.dirty = false;
             if changes.mailbox_gone {
                 return Ok(SyncOutcome::Gone);
+            }
+            if self.condstore
+                && !mode.allow_expunge
+                && changes.vanished.iter().any(|u| self.contains(*u))
+            {
+                // An expunge that may not be announced now (RFC 3501 §7.4.1) holds back the
+                // whole catch-up once MODSEQs are visible: a client that took the MODSEQ of a
+                // later flag change as its HIGHESTMODSEQ and left would otherwise never learn
+                // of the expunge through QRESYNC (RFC 7162 §3.2.5 reports only later ones).
+                // The next command that allows expunges reports everything in order.
+                self.dirty = true;
+                return Ok(SyncOutcome::Current);
             }
             self.queue_expunges(&changes.vanished);
             let mut last = self.uids.last().copied();
@@ -326,16 +370,49 @@ impl Selected {
                 continue;
             };
             let mut line = format!("* {seq} FETCH (");
-            if mode.with_uid {
+            // RFC 7162 §3.1: once CONDSTORE is enabled, an untagged FETCH caused by a flag
+            // change carries MODSEQ; §3.2: with QRESYNC, UID too.
+            if mode.with_uid || self.qresync {
                 line.push_str(&format!("UID {} ", rec.uid));
             }
             line.push_str("FLAGS ");
             line.push_str(&flag_list(&rec.flags, self.recent.contains(&rec.uid)));
+            if self.condstore {
+                line.push_str(&format!(" MODSEQ ({})", rec.modseq));
+            }
             line.push(')');
             out.line(&line);
         }
         Ok(SyncOutcome::Current)
     }
+}
+
+/// Writes `* VANISHED [(EARLIER) ]uid-set` (RFC 7162 §3.2.10) for `uids` (ascending), split
+/// over several responses so no line grows without bound (RFC 7162 §4 recommends lines under
+/// 8 kB); nothing for an empty list.
+pub(crate) fn write_vanished(out: &mut Out<'_>, uids: &[Uid], earlier: bool) {
+    const PER_LINE: usize = 1000;
+    for chunk in compact(uids).chunks(PER_LINE) {
+        let set = UidSet::from_ranges(chunk.iter().copied());
+        let prefix = if earlier {
+            "* VANISHED (EARLIER) "
+        } else {
+            "* VANISHED "
+        };
+        out.line(&format!("{prefix}{}", set.to_imap()));
+    }
+}
+
+/// Ascending UIDs as inclusive ranges.
+fn compact(uids: &[Uid]) -> Vec<(u32, u32)> {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for u in uids {
+        match ranges.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(u.0) => *hi = u.0,
+            _ => ranges.push((u.0, u.0)),
+        }
+    }
+    ranges
 }
 
 fn bound(b: SeqBound, star: u32) -> u32 {

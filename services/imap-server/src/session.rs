@@ -36,6 +36,11 @@ pub(crate) struct Session {
     /// `ENABLE IMAP4rev2` was accepted (RFC 9051 §6.3.1): UTF-8 mailbox names, ESEARCH instead
     /// of SEARCH responses, no `\Recent`. Fixed for the rest of the connection.
     pub(crate) rev2: bool,
+    /// CONDSTORE is enabled (RFC 7162 §3.1: by ENABLE or by the first command that uses it);
+    /// for the rest of the connection MODSEQ is part of every flag-change FETCH response.
+    pub(crate) condstore: bool,
+    /// `ENABLE QRESYNC` was accepted (RFC 7162 §3.2.3); implies `condstore`.
+    pub(crate) qresync: bool,
     /// The user's change hints; present once authenticated.
     hints: Option<Subscription>,
     gauge: ConnectionGauge,
@@ -58,6 +63,8 @@ impl Session {
             client,
             sasl: None,
             rev2: false,
+            condstore: false,
+            qresync: false,
             hints: None,
             gauge: ConnectionGauge::new("not_authenticated", tls_active),
             spooled: Vec::new(),
@@ -79,6 +86,28 @@ impl Session {
             SessionState::Selected { user, mailbox } => Some((*user, mailbox)),
             _ => None,
         }
+    }
+
+    /// Enables CONDSTORE (RFC 7162 §3.1: ENABLE, or the first CONDSTORE enabling command), for
+    /// the selected mailbox too. Returns whether it was off before.
+    pub(crate) fn enable_condstore(&mut self) -> bool {
+        let was_off = !self.condstore;
+        self.condstore = true;
+        if let Some((_, sel)) = self.selected_mut() {
+            sel.condstore = true;
+        }
+        was_off
+    }
+
+    /// Enables QRESYNC (RFC 7162 §3.2.3), which implies CONDSTORE. Returns whether it was off.
+    pub(crate) fn enable_qresync(&mut self) -> bool {
+        self.enable_condstore();
+        let was_off = !self.qresync;
+        self.qresync = true;
+        if let Some((_, sel)) = self.selected_mut() {
+            sel.qresync = true;
+        }
+        was_off
     }
 
     /// Whether LOGIN and AUTHENTICATE (every mechanism offered sends a password or a bearer
@@ -104,8 +133,14 @@ impl Session {
         let mut caps = String::from(
             "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
              CHILDREN STATUS=SIZE ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE \
-             CREATE-SPECIAL-USE BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+             CREATE-SPECIAL-USE BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE \
+             QRESYNC OBJECTID",
         );
+        // RFC 7889 §2: the largest message APPEND accepts, the receiver's literal limit.
+        caps.push_str(&format!(
+            " APPENDLIMIT={}",
+            self.server.config.limits.max_literal
+        ));
         if pre_auth {
             if self.starttls_available() {
                 caps.push_str(" STARTTLS");

@@ -298,4 +298,35 @@ mod tests {
             Err(TlsError::NoPrivateKey(_))
         ));
     }
+
+    #[test]
+    fn reloading_cert_swaps_only_a_complete_new_pair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let first = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        std::fs::write(&cert, first.cert.pem()).expect("write");
+        std::fs::write(&key, first.key_pair.serialize_pem()).expect("write");
+        let reloading = ReloadingCert::load(&cert, &key).expect("load");
+        reloading.server_config().expect("config");
+        let served = |r: &ReloadingCert| -> Vec<u8> {
+            let current = r.current.read().expect("lock").clone();
+            current.end_entity_cert().expect("cert").to_vec()
+        };
+        assert_eq!(served(&reloading), first.cert.der().to_vec());
+        assert!(!reloading.reload().expect("unchanged"));
+
+        let second = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        // The new certificate without its key: refused, the first pair stays.
+        std::fs::write(&cert, second.cert.pem()).expect("write");
+        assert!(matches!(reloading.reload(), Err(TlsError::Rustls(_))));
+        assert_eq!(served(&reloading), first.cert.der().to_vec());
+        std::fs::write(&key, second.key_pair.serialize_pem()).expect("write");
+        assert!(reloading.reload().expect("reload"));
+        assert_eq!(served(&reloading), second.cert.der().to_vec());
+        // A file that vanished mid-rotation is an error, not a reason to stop serving.
+        std::fs::remove_file(&key).expect("remove");
+        assert!(matches!(reloading.reload(), Err(TlsError::Read { .. })));
+        assert_eq!(served(&reloading), second.cert.der().to_vec());
+    }
 }

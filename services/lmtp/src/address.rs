@@ -74,15 +74,14 @@ impl Address {
         }
     }
 
-    /// The names to resolve the account by, in order: the full address without the detail (the
-    /// metadata service maps addresses, aliases and alias domains), then the bare local part
-    /// (accounts named by their local part; the MTA has already decided that the domain is
-    /// ours).
-    pub fn lookup_names(&self) -> Vec<String> {
+    /// The address the account is resolved by: the recipient without its detail. The metadata
+    /// service maps it (`Authenticator::lookup`: account names, aliases, alias domains, the
+    /// local part alone for the installation's domains).
+    pub fn lookup_name(&self) -> String {
         let (base, _) = self.split_detail();
         match &self.domain {
-            Some(domain) => vec![format!("{base}@{domain}"), base.to_string()],
-            None => vec![base.to_string()],
+            Some(domain) => format!("{base}@{domain}"),
+            None => base.to_string(),
         }
     }
 
@@ -140,7 +139,7 @@ mod tests {
     fn detail_is_split_off_for_lookup() {
         let a = parse("alice+Lists@example.com").expect("parses");
         assert_eq!(a.split_detail(), ("alice", Some("Lists")));
-        assert_eq!(a.lookup_names(), ["alice@example.com", "alice"]);
+        assert_eq!(a.lookup_name(), "alice@example.com");
         let plain = parse("alice@example.com").expect("parses");
         assert_eq!(plain.detail(), None);
         // An empty detail is no detail; a leading "+" is part of the name.
@@ -149,6 +148,6 @@ mod tests {
             ("alice", None)
         );
         assert_eq!(parse("+x@y").expect("parses").split_detail(), ("+x", None));
-        assert_eq!(parse("bob").expect("parses").lookup_names(), ["bob"]);
+        assert_eq!(parse("bob").expect("parses").lookup_name(), "bob");
     }
 }

@@ -335,15 +335,10 @@ impl Session {
         }
     }
 
-    /// The account of an address: the names of [`Address::lookup_names`] in order; a disabled
-    /// account is no account.
+    /// The account of an address, by [`Address::lookup_name`]; a disabled account is no
+    /// account.
     async fn resolve(&self, address: &Address) -> Result<Option<UserId>, MetaError> {
-        for name in address.lookup_names() {
-            if let Some(user) = self.server.auth.lookup(&name).await? {
-                return Ok(Some(user));
-            }
-        }
-        Ok(None)
+        self.server.auth.lookup(&address.lookup_name()).await
     }
 
     /// After `DATA`'s final `.` or an accepted `BDAT LAST`: one reply per recipient.

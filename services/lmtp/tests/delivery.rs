@@ -13,15 +13,17 @@ use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, FaultPolicy, FaultyBlobStore, FsBlobStore};
 use yubin_lmtp::{LmtpConfig, LmtpServer, OverQuotaReply};
 use yubin_meta_api::{
-    AccountStore, Authenticator, MailStore, MetaError, MetaResult, QuotaLimits, UidSet, UserId,
+    AccountStore, Alias, Authenticator, Domain, MailStore, MetaError, MetaResult, QuotaLimits,
+    UidSet, UserId,
 };
 use yubin_meta_store::testing::{RedisOptions, RedisServer};
 use yubin_meta_store::{EmbeddedStore, RedisStore};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Recipient lookup over the account store, as meta's authenticator does it: enabled accounts
-/// by lower-cased name. (Passwords play no part in LMTP.)
+/// Recipient lookup over the account store, as meta's authenticator does it: the store's
+/// address rules (accounts, aliases, alias domains; disabled accounts resolve to nothing).
+/// Passwords play no part in LMTP.
 struct AccountLookup(Arc<dyn AccountStore>);
 
 #[async_trait]
@@ -36,12 +38,7 @@ impl Authenticator for AccountLookup {
     }
 
     async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>> {
-        Ok(self
-            .0
-            .user_by_name(&name.to_lowercase())
-            .await?
-            .filter(|u| !u.disabled)
-            .map(|u| u.id))
+        self.0.resolve_address(&name.to_lowercase()).await
     }
 }
 
@@ -309,6 +306,54 @@ async fn each_recipient_gets_its_copy_and_its_own_reply() {
         .await
         .expect("search");
     assert_eq!(found.len(), 2);
+}
+
+/// Addresses map to accounts by the metadata store's rules: aliases, alias domains, the local
+/// part within the installation's domains; `+detail` is stripped before the lookup.
+#[tokio::test]
+async fn aliases_and_alias_domains_resolve_and_foreign_domains_do_not() {
+    let h = Harness::embedded(LmtpConfig::default()).await;
+    let alice = h.user("alice").await;
+    let bob = h.user("bob").await;
+    for (name, alias_of) in [("example.com", None), ("example.net", Some("example.com"))] {
+        h.accounts
+            .put_domain(&Domain {
+                name: name.into(),
+                alias_of: alias_of.map(str::to_string),
+            })
+            .await
+            .expect("put domain");
+    }
+    h.accounts
+        .put_alias(&Alias {
+            address: "sales@example.com".into(),
+            target: bob,
+        })
+        .await
+        .expect("put alias");
+
+    let mut c = h.client().await;
+    c.expect("LHLO mx", "250").await;
+    c.expect("MAIL FROM:<s@example.org>", "250").await;
+    c.expect("RCPT TO:<alice@example.net>", "250 2.1.5").await;
+    c.expect("RCPT TO:<Sales+orders@Example.NET>", "250 2.1.5")
+        .await;
+    c.expect("RCPT TO:<alice@foreign.example>", "550 5.1.1")
+        .await;
+    c.expect("DATA", "354").await;
+    c.send(&data_wire(MESSAGE)).await;
+    for _ in 0..2 {
+        let r = c.reply().await;
+        assert!(r.starts_with("250 2.0.0"), "{r}");
+    }
+    assert_eq!(
+        h.bodies(alice, "INBOX").await,
+        vec![stored("s@example.org", "alice@example.net", MESSAGE)]
+    );
+    assert_eq!(
+        h.bodies(bob, "INBOX").await,
+        vec![stored("s@example.org", "Sales+orders@Example.NET", MESSAGE)]
+    );
 }
 
 #[tokio::test]

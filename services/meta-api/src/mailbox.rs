@@ -61,6 +61,10 @@ pub struct MailboxInfo {
     /// Sum of RFC822.SIZE of all messages (STATUS SIZE, RFC 8438).
     pub size: u64,
     pub special_use: Option<SpecialUse>,
+    /// Number of messages no session has claimed as `\Recent` yet
+    /// ([`crate::MailStore::claim_recent`]): what STATUS RECENT reports (RFC 3501 §6.3.10).
+    #[serde(default)]
+    pub recent: u32,
 }
 
 /// The result of SELECT/EXAMINE: everything the session needs to build its sequence-number view.

@@ -138,7 +138,9 @@ fn first_uid() -> u32 {
 }
 
 impl MboxRow {
-    fn info(&self, id: u64) -> MailboxInfo {
+    /// The mailbox's status; `recent` is the count of existing messages at or above
+    /// `recent_from` ([`count_unclaimed`]).
+    fn info(&self, id: u64, recent: u32) -> MailboxInfo {
         MailboxInfo {
             id: MailboxId(id),
             name: self.name.clone(),
@@ -150,6 +152,7 @@ impl MboxRow {
             deleted: self.deleted,
             size: self.size,
             special_use: self.special_use,
+            recent,
         }
     }
 
@@ -248,6 +251,22 @@ fn read_msg(
         Some(g) => decode(g.value()).map(Some),
         None => Ok(None),
     }
+}
+
+/// Messages of the mailbox with a UID of at least `from` (the `\Recent` mark): those no
+/// session has claimed. Walks only that tail of the mailbox.
+fn count_unclaimed(
+    t: &impl ReadableTable<(u64, u64, u32), BytesTable>,
+    u: u64,
+    m: u64,
+    from: u32,
+) -> MetaResult<u32> {
+    let mut n: u32 = 0;
+    for item in t.range((u, m, from)..=(u, m, u32::MAX)).map_err(db_err)? {
+        item.map_err(db_err)?;
+        n = n.saturating_add(1);
+    }
+    Ok(n)
 }
 
 fn read_bytes(
@@ -850,7 +869,9 @@ impl MailStore for EmbeddedStore {
             for item in r.mailboxes.range((u, 0)..=(u, u64::MAX)).map_err(db_err)? {
                 let (k, v) = item.map_err(db_err)?;
                 let row: MboxRow = decode(v.value())?;
-                out.push(row.info(k.value().1));
+                let id = k.value().1;
+                let recent = count_unclaimed(&r.messages, u, id, row.recent_from)?;
+                out.push(row.info(id, recent));
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
@@ -912,7 +933,8 @@ impl MailStore for EmbeddedStore {
             }
             w.create_superiors(u, &name)?;
             let (id, row) = w.create_mbox(u, &name, special_use)?;
-            Ok(row.info(id))
+            // A new mailbox holds no message, so none is unclaimed.
+            Ok(row.info(id, 0))
         })
         .await
     }
@@ -998,7 +1020,9 @@ impl MailStore for EmbeddedStore {
         let u = user.0;
         self.read(move |r| {
             let id = r.id_by_name(u, &name)?;
-            Ok(r.mbox(u, id)?.info(id))
+            let row = r.mbox(u, id)?;
+            let recent = count_unclaimed(&r.messages, u, id, row.recent_from)?;
+            Ok(row.info(id, recent))
         })
         .await
     }
@@ -1028,8 +1052,9 @@ impl MailStore for EmbeddedStore {
                 .transpose()
                 .map_err(db_err)?
                 .map(|(k, _)| Uid(k.value().2));
+            let recent = count_unclaimed(&r.messages, u, id, row.recent_from)?;
             Ok(MailboxSnapshot {
-                info: row.info(id),
+                info: row.info(id, recent),
                 uids,
                 first_unseen,
                 keywords: row.keywords,

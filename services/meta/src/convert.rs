@@ -281,6 +281,7 @@ impl From<MailboxInfo> for pb::MailboxInfo {
             deleted: m.deleted,
             size: m.size,
             special_use: special_use_to_pb(m.special_use),
+            recent: m.recent,
         }
     }
 }
@@ -300,6 +301,7 @@ impl TryFrom<pb::MailboxInfo> for MailboxInfo {
             deleted: m.deleted,
             size: m.size,
             special_use: special_use_from_pb(m.special_use)?,
+            recent: m.recent,
         })
     }
 }

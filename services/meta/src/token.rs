@@ -549,9 +549,9 @@ mod tests {
         );
 
         // Rotation: the issuer drops r1. Unchanged file: nothing to do.
-        assert_eq!(v.reload().unwrap(), false);
+        assert!(!v.reload().unwrap());
         std::fs::write(&jwks, json!({ "keys": [ec_jwk] }).to_string()).unwrap();
-        assert_eq!(v.reload().unwrap(), true);
+        assert!(v.reload().unwrap());
         assert!(
             v.account_name(&rs256(Some("r1"), &claims("carol")))
                 .is_err()

@@ -45,15 +45,21 @@ pub enum AdminCommand {
     Mailbox(MailboxArgs),
 }
 
+/// What a command line asks for: an admin CLI call or a server role.
+pub enum Invocation {
+    Admin(AdminCommand),
+    /// Boxed: the role settings are large and parsed once.
+    Role(Box<Command>),
+}
+
 impl Command {
-    /// The admin CLI subcommand, or (as the error) the server role to run.
-    pub fn into_admin(self) -> Result<AdminCommand, Command> {
+    pub fn into_invocation(self) -> Invocation {
         match self {
-            Command::User(a) => Ok(AdminCommand::User(a)),
-            Command::Alias(a) => Ok(AdminCommand::Alias(a)),
-            Command::Domain(a) => Ok(AdminCommand::Domain(a)),
-            Command::Mailbox(a) => Ok(AdminCommand::Mailbox(a)),
-            role => Err(role),
+            Command::User(a) => Invocation::Admin(AdminCommand::User(a)),
+            Command::Alias(a) => Invocation::Admin(AdminCommand::Alias(a)),
+            Command::Domain(a) => Invocation::Admin(AdminCommand::Domain(a)),
+            Command::Mailbox(a) => Invocation::Admin(AdminCommand::Mailbox(a)),
+            role => Invocation::Role(Box::new(role)),
         }
     }
 }
@@ -246,6 +252,78 @@ pub struct LmtpRoleArgs {
     pub lmtp: LmtpArgs,
 }
 
+/// Password hashing, login throttling and bearer tokens: what the authenticator of `meta` (and
+/// of `dev`, which contains it) does. In the config file these keys go under `[auth]`.
+#[derive(Debug, Args, Serialize, Default, PartialEq)]
+pub struct AuthArgs {
+    /// Argon2id memory cost of new password hashes, in KiB.
+    #[arg(long, env = "YUBIN_ARGON2_MEMORY_KIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argon2_memory_kib: Option<u32>,
+    /// Argon2id passes of new password hashes.
+    #[arg(long, env = "YUBIN_ARGON2_ITERATIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argon2_iterations: Option<u32>,
+    /// Argon2id lanes of new password hashes.
+    #[arg(long, env = "YUBIN_ARGON2_PARALLELISM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argon2_parallelism: Option<u32>,
+    /// How long a successful password check is remembered (0 disables the cache), in seconds.
+    #[arg(long, env = "YUBIN_AUTH_CACHE_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache_seconds: Option<u64>,
+    /// Failed logins of one name after which it is refused until the window passes (0: never).
+    #[arg(long, env = "YUBIN_AUTH_USER_MAX_FAILURES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_user_max_failures: Option<u32>,
+    /// Failed logins from one client address (IPv6: one /64) after which it is refused until
+    /// the window passes (0: never).
+    #[arg(long, env = "YUBIN_AUTH_ADDRESS_MAX_FAILURES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_address_max_failures: Option<u32>,
+    /// How long failures are remembered after the last one, in seconds.
+    #[arg(long, env = "YUBIN_AUTH_FAILURE_WINDOW_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_failure_window_seconds: Option<u64>,
+    /// Longest delay imposed on an attempt after failures (they double up to it), in ms.
+    #[arg(long, env = "YUBIN_AUTH_MAX_DELAY_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_max_delay_ms: Option<u64>,
+    /// The `iss` of accepted OAuth bearer tokens (JWT); enables OAUTHBEARER and XOAUTH2 together
+    /// with one of the three key settings below.
+    #[arg(long, env = "YUBIN_OAUTH_ISSUER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_issuer: Option<String>,
+    /// When set, tokens must list it in `aud`.
+    #[arg(long, env = "YUBIN_OAUTH_AUDIENCE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_audience: Option<String>,
+    /// File holding the issuer's shared HS256 secret.
+    #[arg(long, env = "YUBIN_OAUTH_HS256_SECRET_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_hs256_secret_file: Option<PathBuf>,
+    /// PEM file holding the issuer's RS256 public key.
+    #[arg(long, env = "YUBIN_OAUTH_RS256_PUBLIC_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_rs256_public_key_file: Option<PathBuf>,
+    /// JWKS file with the issuer's keys (RS256, ES256), re-read when it changes.
+    #[arg(long, env = "YUBIN_OAUTH_JWKS_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_jwks_file: Option<PathBuf>,
+    /// The token claim naming the account (default `sub`; e.g. `email`).
+    #[arg(long, env = "YUBIN_OAUTH_USER_CLAIM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_user_claim: Option<String>,
+}
+
+impl AuthArgs {
+    /// No auth flag given: nothing to lay over the config file (and no `[auth]` table for the
+    /// roles that have none).
+    pub fn is_empty(&self) -> bool {
+        *self == AuthArgs::default()
+    }
+}
+
 #[derive(Debug, Args, Serialize)]
 pub struct DevArgs {
     /// TOML file with settings (flags and YUBIN_* variables take precedence).
@@ -266,6 +344,9 @@ pub struct DevArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub lmtp: LmtpArgs,
+    #[command(flatten)]
+    #[serde(rename = "auth", skip_serializing_if = "AuthArgs::is_empty")]
+    pub auth: AuthArgs,
 }
 
 #[derive(Debug, Args, Serialize)]
@@ -294,6 +375,9 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_S3_BUCKET")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_bucket: Option<String>,
+    #[command(flatten)]
+    #[serde(rename = "auth", skip_serializing_if = "AuthArgs::is_empty")]
+    pub auth: AuthArgs,
 }
 
 #[derive(Debug, Args, Serialize)]
@@ -309,7 +393,8 @@ pub struct ImapArgs {
     #[arg(long, env = "YUBIN_S3_BUCKET")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_bucket: Option<String>,
-    /// Allow LOGIN/AUTHENTICATE PLAIN on unencrypted connections (off: LOGINDISABLED, RFC 3501 §6.2.3).
+    /// Allow LOGIN and AUTHENTICATE on unencrypted connections (off: LOGINDISABLED, RFC 3501
+    /// §6.2.3); passwords and tokens then cross the network in the clear.
     #[arg(long, env = "YUBIN_ALLOW_PLAINTEXT_AUTH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_plaintext_auth: Option<bool>,

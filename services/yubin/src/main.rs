@@ -12,15 +12,15 @@ use cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
-    let command = match Cli::parse().command.into_admin() {
-        Ok(admin) => {
+    let command = match Cli::parse().command.into_invocation() {
+        cli::Invocation::Admin(admin) => {
             // The admin CLI is a short-lived client: no telemetry, a small runtime.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             return rt.block_on(user::run(admin));
         }
-        Err(role) => role,
+        cli::Invocation::Role(role) => *role,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,12 +4,15 @@
 
 mod common;
 
-use common::{sample_message, start_dev, yubin_bin};
+use common::{YubinProcess, sample_message, start_dev, yubin_bin};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use yubin_blob::BlobStore;
+use yubin_blob::test_server::spawn_s3s_fs;
 use yubin_loadtest::client::Imap;
+use yubin_meta_store::testing::RedisServer;
 
 struct Outcome {
     ok: bool,
@@ -215,4 +218,101 @@ async fn every_admin_subcommand_end_to_end() {
     ok(http, &["domain", "delete", "example.net"]);
     ok(http, &["domain", "delete", "example.org"]);
     assert_eq!(ok(http, &["domain", "list"]), "");
+}
+
+/// The distributed setup: `yubin meta` on Redis deletes an account's bodies from S3 (s3s-fs),
+/// and the quota set through the CLI is enforced by the Redis scripts on an IMAP APPEND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_quota_and_delete_through_s3() {
+    const BUCKET: &str = "yubin-admin-test";
+    let redis = RedisServer::spawn().expect("redis-server");
+    let s3_dir = tempfile::tempdir().expect("tempdir");
+    // s3s-fs keeps each bucket as a directory under its root.
+    std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
+    let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
+    let s3_env = [
+        ("AWS_ENDPOINT_URL_S3", s3.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", s3.access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let meta = YubinProcess::start(
+        &[
+            "meta",
+            "--redis-url",
+            &redis.url(),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--s3-bucket",
+            BUCKET,
+        ],
+        &s3_env,
+        &["grpc", "http"],
+    );
+    let meta_url = format!("http://{}", meta.addr("grpc"));
+    let node = YubinProcess::start(
+        &[
+            "imap",
+            "--meta-url",
+            &meta_url,
+            "--s3-bucket",
+            BUCKET,
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--allow-plaintext-auth",
+            "true",
+        ],
+        &s3_env,
+        &["imap", "http"],
+    );
+    let (http, imap) = (meta.addr("http"), node.addr("imap"));
+
+    ok(http, &["user", "add", "heidi", "--password", "pw"]);
+    ok(http, &["user", "add", "ivan", "--password", "pw"]);
+    ok(http, &["user", "quota", "heidi", "--messages", "2"]);
+    let list = ok(http, &["user", "list"]);
+    let id_of = |name: &str| -> u64 {
+        list.lines()
+            .find(|l| l.split('\t').nth(1) == Some(name))
+            .and_then(|l| l.split('\t').next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+    };
+    let (heidi, ivan) = (id_of("heidi"), id_of("ivan"));
+
+    let mut h = Imap::login(imap, "heidi", "pw").await;
+    for n in 1..=2 {
+        assert!(h.append("INBOX", "", &sample_message(n)).await.is_ok());
+    }
+    let r = h.append("INBOX", "", &sample_message(3)).await;
+    assert!(r.status.contains("OVERQUOTA"), "{r:?}");
+    h.run("LOGOUT").await;
+    let mut i = Imap::login(imap, "ivan", "pw").await;
+    assert!(i.append("INBOX", "", &sample_message(9)).await.is_ok());
+    i.run("LOGOUT").await;
+    let quota = ok(http, &["user", "quota", "heidi"]);
+    assert!(quota.ends_with("messages\t2\t2\n"), "{quota}");
+
+    let blobs = s3.blob_store(BUCKET);
+    let heidi_prefix = format!("u/{heidi}/");
+    // The refused APPEND had already stored its body (body first, metadata second): an
+    // unreferenced body that deleting the account removes with the others.
+    assert_eq!(blobs.list(&heidi_prefix).await.expect("list").len(), 3);
+    let out = ok(http, &["user", "delete", "heidi", "--yes"]);
+    assert!(out.contains("and 3 message bodies"), "{out}");
+    assert!(
+        blobs.list(&heidi_prefix).await.expect("list").is_empty(),
+        "heidi's bodies are gone from S3"
+    );
+    assert_eq!(
+        blobs.list(&format!("u/{ivan}/")).await.expect("list").len(),
+        1,
+        "ivan's body stays"
+    );
+    assert!(login_fails(imap, "heidi", "pw").await);
+    Imap::login(imap, "ivan", "pw").await;
 }

@@ -40,6 +40,15 @@ const CLIENTS: usize = 12;
 const DEFAULT_RANDOM_PHASE: Duration = Duration::from_secs(20);
 const SEED_VAR: &str = "YUBIN_CONCURRENCY_SEED";
 const SECS_VAR: &str = "YUBIN_CONCURRENCY_SECS";
+/// How many lines of each client's exchange a report shows (default 40).
+const TRANSCRIPT_VAR: &str = "YUBIN_CONCURRENCY_TRANSCRIPT";
+
+fn transcript_len() -> usize {
+    std::env::var(TRANSCRIPT_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
 /// How long a session may take to be told about a change that must reach it (an expunge it is
 /// owed, a flag change made elsewhere); the product target is milliseconds.
 const CATCH_UP: Duration = Duration::from_millis(1500);
@@ -191,14 +200,26 @@ impl Shared {
 // ---------------------------------------------------------------------------------------------
 // A client's model of its selected mailbox.
 
+#[derive(Clone, Copy, Default, PartialEq)]
+enum Origin {
+    /// In the first EXISTS of the SELECT, the snapshot UIDNEXT describes: UID below UIDNEXT.
+    SelectSnapshot,
+    /// In a later EXISTS of the same SELECT response (caught up while selecting): no bound.
+    DuringSelect,
+    /// Announced after the SELECT: UID not below UIDNEXT (RFC 3501 §2.3.1.1: UIDNEXT changes
+    /// only when messages are added, so a client may take it as "nothing older is new").
+    #[default]
+    Later,
+}
+
 #[derive(Clone, Default)]
 struct Slot {
     uid: Option<u32>,
     flags: Option<BTreeSet<String>>,
     /// `\Recent` as told (fixed for the life of the selection).
     recent: Option<bool>,
-    /// Counted in the EXISTS of the SELECT: its UID is below that SELECT's UIDNEXT.
-    at_select: bool,
+    /// When the session was told of it, which bounds its UID by the SELECT's UIDNEXT.
+    origin: Origin,
     /// This session knows the message has `\Deleted` (told, or its own acknowledged STORE).
     known_deleted: bool,
 }
@@ -208,6 +229,8 @@ struct View {
     read_only: bool,
     slots: Vec<Slot>,
     uid_next_at_select: u32,
+    /// The SELECT's first EXISTS (its snapshot) has been seen.
+    select_snapshot_taken: bool,
     /// UIDs this view was told are expunged: they never come back.
     gone: HashSet<u32>,
     /// UIDs the session must be told are expunged soon (the only legitimate reason for a missing
@@ -335,7 +358,7 @@ impl Client {
             text.truncate(cut);
             text.push('…');
         }
-        if self.transcript.len() >= 40 {
+        if self.transcript.len() >= transcript_len() {
             self.transcript.pop_front();
         }
         self.transcript.push_back(text);
@@ -405,9 +428,14 @@ impl Client {
                     self.violation(ctx, &what);
                     return Event::Exists;
                 }
-                let at_select = ctx.selecting;
+                let origin = match (ctx.selecting, view.select_snapshot_taken) {
+                    (true, false) => Origin::SelectSnapshot,
+                    (true, true) => Origin::DuringSelect,
+                    (false, _) => Origin::Later,
+                };
+                view.select_snapshot_taken = true;
                 view.slots.extend((len..n).map(|_| Slot {
-                    at_select,
+                    origin,
                     ..Slot::default()
                 }));
                 Event::Exists
@@ -541,14 +569,14 @@ impl Client {
                         problems.push(format!("UID {uid} was expunged and is back as message {n}"));
                     }
                     let slot = &view.slots[idx];
-                    if slot.at_select && uid >= view.uid_next_at_select {
+                    if slot.origin == Origin::SelectSnapshot && uid >= view.uid_next_at_select {
                         problems.push(format!(
                             "UID {uid} of a message counted in SELECT's EXISTS is not below that \
                              SELECT's UIDNEXT {}",
                             view.uid_next_at_select
                         ));
                     }
-                    if !slot.at_select && uid < view.uid_next_at_select {
+                    if slot.origin == Origin::Later && uid < view.uid_next_at_select {
                         problems.push(format!(
                             "UID {uid} of a message announced after SELECT is below that SELECT's \
                              UIDNEXT {}",
@@ -744,6 +772,7 @@ impl Client {
             read_only,
             slots: Vec::new(),
             uid_next_at_select: 0,
+            select_snapshot_taken: false,
             gone: HashSet::new(),
             expect_gone: Vec::new(),
         });
@@ -783,11 +812,6 @@ impl Client {
                 }
             }
             None => self.violation(&ctx, "no [UIDNEXT] (RFC 3501 §6.3.1)"),
-        }
-        if let Some(view) = self.view.as_mut() {
-            for slot in &mut view.slots {
-                slot.at_select = true;
-            }
         }
         if self.rng.chance(70) && self.view.as_ref().is_some_and(|v| !v.slots.is_empty()) {
             self.fetch_all().await;
@@ -1262,7 +1286,10 @@ impl Client {
                     ),
                 ),
                 Some((Some(flags), has_uid)) => {
-                    if flags.contains(&flag) != add {
+                    // Only this client changes its keyword, and nobody removes \Seen or
+                    // \Deleted, so those must show the STORE; \Flagged is set and cleared by
+                    // everyone and may already show another session's later change.
+                    if flag != "\\Flagged" && flags.contains(&flag) != add {
                         self.violation(
                             &ctx,
                             &format!("FETCH after the STORE shows UID {uid} with FLAGS {flags:?}"),

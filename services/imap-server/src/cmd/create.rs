@@ -1,4 +1,5 @@
-//! CREATE (RFC 3501 §6.3.3), with CREATE-SPECIAL-USE attributes (RFC 6154 §3) passed through.
+//! CREATE (RFC 3501 §6.3.3), with CREATE-SPECIAL-USE attributes (RFC 6154 §3) passed through;
+//! the tagged OK names the new mailbox's MAILBOXID (RFC 8474 §4.1).
 
 use crate::cmd::mailbox_arg;
 use crate::out::Reply;
@@ -29,7 +30,10 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8], special_use: &[String])
         }
     }
     match s.server.mail.create_mailbox(user, &name, use_attr).await {
-        Ok(_) => Reply::ok("CREATE completed"),
+        Ok(info) => Reply::ok("CREATE completed").code(format!(
+            "MAILBOXID ({})",
+            crate::cmd::select::mailbox_id(user, info.id)
+        )),
         Err(e) => Reply::meta(&e),
     }
 }

@@ -1,11 +1,12 @@
-//! FETCH / UID FETCH (RFC 3501 §6.4.5, RFC 9051 §6.4.5) with BINARY (RFC 3516). One
-//! `MailStore::fetch` for the whole set; the blob store is read only for messages whose bytes are
-//! asked for, and only the byte range the requested sections cover (from the summary's
-//! precomputed part offsets).
+//! FETCH / UID FETCH (RFC 3501 §6.4.5, RFC 9051 §6.4.5) with BINARY (RFC 3516), MODSEQ and the
+//! CHANGEDSINCE / VANISHED modifiers (RFC 7162 §3.1.4–3.1.6, §3.2.6) and EMAILID / THREADID
+//! (RFC 8474 §5). One `MailStore::fetch` for the whole set; the blob store is read only for
+//! messages whose bytes are asked for, and only the byte range the requested sections cover
+//! (from the summary's precomputed part offsets).
 
-use crate::cmd::{expunge_issued, invalid_sequence, no_selection, not_supported};
+use crate::cmd::{expunge_issued, invalid_sequence, no_selection, not_supported, uid_ranges};
 use crate::out::{Out, Reply};
-use crate::selected::flag_list;
+use crate::selected::{flag_list, write_vanished};
 use crate::session::Session;
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -13,7 +14,7 @@ use std::ops::Range;
 use yubin_blob::{BlobError, BlobStore};
 use yubin_imap_proto::encode;
 use yubin_imap_proto::{FetchAttribute as A, FetchItems, Section, SectionText, SequenceSet};
-use yubin_meta_api::{FlagOp, MessageRecord, Uid, UidSet};
+use yubin_meta_api::{BlobKey, FlagOp, MessageRecord, ModSeq, Uid, UidSet};
 use yubin_mime::{
     SectionWhat, Summary, TransferEncoding, decode_transfer_encoding, filter_header_fields,
 };
@@ -27,15 +28,22 @@ pub(crate) async fn run(
     changed_since: Option<u64>,
     vanished: bool,
 ) -> Reply {
-    if changed_since.is_some() || vanished {
-        return not_supported("CHANGEDSINCE/VANISHED");
+    // RFC 7162 §3.2.6: VANISHED needs QRESYNC enabled (the parser already demands UID FETCH
+    // with CHANGEDSINCE).
+    if vanished && !s.qresync {
+        return Reply::bad("VANISHED needs ENABLE QRESYNC");
     }
     let mut attrs = items.expand();
-    if let Some(a) = attrs
-        .iter()
-        .find(|a| matches!(a, A::ModSeq | A::EmailId | A::ThreadId | A::SaveDate))
-    {
+    if let Some(a) = attrs.iter().find(|a| matches!(a, A::SaveDate)) {
         return not_supported(&format!("FETCH {a:?}"));
+    }
+    // FETCH MODSEQ and CHANGEDSINCE are CONDSTORE enabling commands (RFC 7162 §3.1); with
+    // CHANGEDSINCE the MODSEQ item is implied (§3.1.4).
+    if changed_since.is_some() || attrs.contains(&A::ModSeq) {
+        s.enable_condstore();
+        if !attrs.contains(&A::ModSeq) {
+            attrs.push(A::ModSeq);
+        }
     }
     if uid && !attrs.contains(&A::Uid) {
         // RFC 3501 §6.4.8: UID FETCH responses always include UID.
@@ -50,6 +58,27 @@ pub(crate) async fn run(
         Ok(u) => u,
         Err(e) => return invalid_sequence(e),
     };
+    if let (true, Some(since)) = (vanished, changed_since) {
+        // RFC 7162 §3.2.6: the UIDs of the set expunged after CHANGEDSINCE, before the FETCH
+        // responses. UIDs still in the view are left out: their expunge is not announced yet
+        // and goes out as `* VANISHED` at the end of this command.
+        let changes = match mail.changes_since(user, sel.id, ModSeq(since)).await {
+            Ok(c) => c,
+            Err(e) => return Reply::meta(&e),
+        };
+        let asked = uid_ranges(set);
+        let saved = sel.saved_uids();
+        let gone: Vec<Uid> = changes
+            .vanished
+            .into_iter()
+            .filter(|u| !sel.contains(*u))
+            .filter(|u| match &asked {
+                Some(asked) => asked.contains(*u),
+                None => saved.binary_search(u).is_ok(),
+            })
+            .collect();
+        write_vanished(out, &gone, true);
+    }
     if uids.is_empty() {
         return Reply::ok("FETCH completed");
     }
@@ -66,6 +95,10 @@ pub(crate) async fn run(
     // EXPUNGE cannot be sent during FETCH (RFC 3501 §7.4.1). A UID FETCH ignores UIDs that do
     // not exist (RFC 3501 §6.4.8) and its catch-up may announce the EXPUNGE right away.
     let gone_elsewhere = !uid && records.len() < requested;
+    if let Some(since) = changed_since {
+        // RFC 7162 §3.1.4: only messages whose MODSEQ is above CHANGEDSINCE.
+        records.retain(|r| r.modseq.0 > since);
+    }
 
     // A non-peek body fetch sets \Seen (RFC 3501 §6.4.5), one store call for the whole set;
     // the new flags go out in this FETCH's responses.
@@ -95,6 +128,7 @@ pub(crate) async fn run(
                         seen_now.insert(u);
                         if let Ok(i) = records.binary_search_by_key(&u, |r| r.uid) {
                             records[i].flags = flags;
+                            records[i].modseq = modseq;
                         }
                     }
                 }
@@ -172,9 +206,21 @@ pub(crate) async fn run(
             }
         }
         let buf = out.buf();
-        if seen_now.contains(&rec.uid) && !attrs.contains(&A::Flags) {
-            buf.extend_from_slice(b" FLAGS ");
-            buf.extend_from_slice(flag_list(&rec.flags, recent).as_bytes());
+        if seen_now.contains(&rec.uid) {
+            if !attrs.contains(&A::Flags) {
+                buf.extend_from_slice(b" FLAGS ");
+                buf.extend_from_slice(flag_list(&rec.flags, recent).as_bytes());
+            }
+            // RFC 7162 §3.1: a FETCH that set \Seen reports MODSEQ once CONDSTORE is on;
+            // §3.2: and UID once QRESYNC is.
+            if sel.condstore {
+                if sel.qresync && !attrs.contains(&A::Uid) {
+                    buf.extend_from_slice(format!(" UID {}", rec.uid).as_bytes());
+                }
+                if !attrs.contains(&A::ModSeq) {
+                    buf.extend_from_slice(format!(" MODSEQ ({})", rec.modseq).as_bytes());
+                }
+            }
         }
         buf.extend_from_slice(b")\r\n");
         out.flush_if_large().await;
@@ -476,10 +522,32 @@ fn write_attr(
                 None => buf.extend_from_slice(b"NIL"),
             }
         }
+        A::ModSeq => buf.extend_from_slice(format!("MODSEQ ({})", rec.modseq).as_bytes()),
+        A::EmailId => {
+            buf.extend_from_slice(format!("EMAILID ({})", email_id(&rec.blob)).as_bytes())
+        }
+        // RFC 8474 §5.2: NIL when the server does not compute threads.
+        A::ThreadId => buf.extend_from_slice(b"THREADID NIL"),
         // Refused before any output (see `run`).
-        A::ModSeq | A::EmailId | A::ThreadId | A::SaveDate => buf.extend_from_slice(b"NIL"),
+        A::SaveDate => buf.extend_from_slice(b"NIL"),
     }
     None
+}
+
+/// The RFC 8474 EMAILID of a message: its body's content hash, from the content-addressed
+/// blob key (`u/<user>/<sha256>`). COPY and MOVE share the blob, so the copy keeps the id
+/// (RFC 8474 §5.1); identical bodies of one account share it too, which the RFC allows. Any
+/// character an `objectid` may not hold is dropped.
+pub(crate) fn email_id(blob: &BlobKey) -> String {
+    let hash = blob.as_str().rsplit('/').next().unwrap_or_default();
+    let mut id = String::with_capacity(hash.len() + 1);
+    id.push('M');
+    id.extend(
+        hash.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .take(254),
+    );
+    id
 }
 
 fn write_part(buf: &mut Vec<u8>, part: &[u32]) {
@@ -522,6 +590,12 @@ fn write_section(buf: &mut Vec<u8>, section: &Section) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_ids_come_from_the_content_hash() {
+        assert_eq!(email_id(&BlobKey("u/7/ab12cd".into())), "Mab12cd");
+        assert_eq!(email_id(&BlobKey("u/7/a.b+c".into())), "Mabc");
+    }
 
     #[test]
     fn partials_clamp() {

@@ -164,7 +164,7 @@ pub(crate) async fn run(
         out.buf().extend_from_slice(&line);
         // LIST-STATUS: the STATUS of each selectable mailbox right after its LIST (RFC 5819 §2).
         if let (Some(items), Some(info)) = (status_items, infos.get(name)) {
-            write_status(out.buf(), info, items, s.rev2);
+            write_status(out.buf(), s, user, info, items);
         }
         out.flush_if_large().await;
     }

@@ -34,10 +34,11 @@ pub(crate) mod unsubscribe;
 
 use crate::gate;
 use crate::names;
-use crate::out::{Next, Out, Reply};
+use crate::out::{Next, Out, Reply, Status};
 use crate::selected::{InvalidSequence, SyncMode};
 use crate::session::Session;
-use yubin_imap_proto::CommandBody;
+use yubin_imap_proto::{CommandBody, SeqBound, SequenceSet};
+use yubin_meta_api::UidSet;
 
 /// Runs one command: state gate, handler, then the catch-up that reports what changed elsewhere
 /// (with EXPUNGE held back where RFC 3501 §7.4.1 forbids it).
@@ -51,6 +52,7 @@ pub(crate) async fn dispatch(
         return reply;
     }
     let (mode, force) = sync_policy(&body);
+    let is_expunge = matches!(body, CommandBody::Expunge { .. });
     use CommandBody as C;
     let reply = match body {
         C::Capability => capability::run(s, out),
@@ -132,7 +134,21 @@ pub(crate) async fn dispatch(
     }
     match s.sync(out, mode, force).await {
         Ok(Next::Disconnect) => reply.then(Next::Disconnect),
-        Ok(_) => reply,
+        Ok(_) => match s.selected_mut() {
+            // RFC 7162 §3.2 (EXPUNGE and UID EXPUNGE): with CONDSTORE on, the tagged OK
+            // carries the HIGHESTMODSEQ after the expunge, which untagged EXPUNGE / VANISHED
+            // cannot; the catch-up just made every change up to it known to the client.
+            Some((_, sel))
+                if is_expunge
+                    && sel.condstore
+                    && reply.status == Status::Ok
+                    && reply.code.is_none() =>
+            {
+                let code = format!("HIGHESTMODSEQ {}", sel.highest_modseq());
+                reply.code(code)
+            }
+            _ => reply,
+        },
         Err(e) => {
             // The command itself is done; its answer stands. The next command retries the
             // catch-up from the same MODSEQ, so nothing is lost.
@@ -204,4 +220,20 @@ pub(crate) fn not_supported(what: &str) -> Reply {
 /// invariant were ever broken, instead of a panic.
 pub(crate) fn no_selection() -> Reply {
     Reply::bad("No mailbox selected")
+}
+
+/// A UID set as the client wrote it, for matching UIDs that are not in the view (expunged
+/// ones, RFC 7162 §3.2.5 known-uids and §3.2.6 VANISHED): `*` stands for every UID above the
+/// range's other end. `None` for `$`, which the caller resolves itself.
+pub(crate) fn uid_ranges(set: &SequenceSet) -> Option<UidSet> {
+    match set {
+        SequenceSet::Ranges(ranges) => Some(UidSet::from_ranges(ranges.iter().map(|&(a, b)| {
+            let n = |x: SeqBound| match x {
+                SeqBound::Number(n) => n,
+                SeqBound::Star => u32::MAX,
+            };
+            (n(a), n(b))
+        }))),
+        SequenceSet::Saved => None,
+    }
 }

@@ -5,13 +5,17 @@
 //! Results: the classic `* SEARCH` in a rev1 session without RETURN; `* ESEARCH` (RFC 4731 §3)
 //! with RETURN options, and always in an IMAP4rev2 session (RFC 9051 §7.3.4), where no RETURN
 //! means ALL. `RETURN (SAVE)` keeps the result for `$` (RFC 5182).
+//!
+//! The MODSEQ key (RFC 7162 §3.1.5) enables CONDSTORE and adds the highest MODSEQ of the
+//! returned messages to the result: `(MODSEQ n)` at the end of `* SEARCH`, a `MODSEQ n` item in
+//! `* ESEARCH`; neither when nothing matched.
 
 use crate::cmd::no_selection;
 use crate::out::{Out, Reply};
 use crate::selected::Selected;
 use crate::session::Session;
 use yubin_imap_proto::{SearchKey as K, SearchReturnOption as R, encode};
-use yubin_meta_api::{SearchKey as M, Uid, UidSet, canonical_flag};
+use yubin_meta_api::{ModSeq, SearchKey as M, Uid, UidSet, canonical_flag};
 
 pub(crate) async fn run(
     s: &mut Session,
@@ -22,6 +26,10 @@ pub(crate) async fn run(
     returns: Option<&[R]>,
     criteria: &K,
 ) -> Reply {
+    let with_modseq = uses_modseq(criteria);
+    if with_modseq {
+        s.enable_condstore();
+    }
     let rev2 = s.rev2;
     let mail = s.server.mail.clone();
     let Some((user, sel)) = s.selected_mut() else {
@@ -60,8 +68,41 @@ pub(crate) async fn run(
         .filter_map(|u| sel.seq_of(u).map(|seq| (seq, u)))
         .collect();
     let number = |&(seq, u): &(u32, Uid)| if uid { u.0 } else { seq };
+    let options = returns.map(<[R]>::to_vec).or_else(|| rev2.then(Vec::new));
+    // The messages whose MODSEQ the result reports (RFC 7162 §3.1.5, RFC 4731 §3.2 with
+    // RFC 7162 §3.1.10): all of them, or only the MIN / MAX ones when those are all ESEARCH
+    // returns.
+    let modseq = if with_modseq && !hits.is_empty() {
+        let reported: Vec<Uid> = match &options {
+            Some(o)
+                if !o.is_empty()
+                    && !o.contains(&R::All)
+                    && !o.contains(&R::Count)
+                    && (o.contains(&R::Min) || o.contains(&R::Max)) =>
+            {
+                let mut v = Vec::with_capacity(2);
+                if let (true, Some(first)) = (o.contains(&R::Min), hits.first()) {
+                    v.push(first.1);
+                }
+                if let (true, Some(last)) = (o.contains(&R::Max), hits.last()) {
+                    v.push(last.1);
+                }
+                v
+            }
+            _ => hits.iter().map(|h| h.1).collect(),
+        };
+        match mail
+            .fetch(user, sel.id, &UidSet::from_uids(reported), false)
+            .await
+        {
+            Ok(records) => records.iter().map(|r| r.modseq.0).max(),
+            Err(e) => return Reply::meta(&e),
+        }
+    } else {
+        None
+    };
 
-    let Some(options) = returns.map(<[R]>::to_vec).or_else(|| rev2.then(Vec::new)) else {
+    let Some(options) = options else {
         // The rev1 `* SEARCH` response, written in pieces so a huge result is never one buffer.
         let mut line = String::from("* SEARCH");
         for hit in &hits {
@@ -72,6 +113,9 @@ pub(crate) async fn run(
                 line.clear();
                 out.flush_if_large().await;
             }
+        }
+        if let Some(m) = modseq {
+            line.push_str(&format!(" (MODSEQ {m})"));
         }
         out.line(&line);
         return Reply::ok("SEARCH completed");
@@ -125,6 +169,9 @@ pub(crate) async fn run(
     if count {
         line.extend_from_slice(format!(" COUNT {}", hits.len()).as_bytes());
     }
+    if let Some(m) = modseq {
+        line.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+    }
     line.extend_from_slice(b"\r\n");
     out.buf().extend_from_slice(&line);
     Reply::ok("SEARCH completed")
@@ -177,7 +224,7 @@ pub(crate) fn translate(key: &K, sel: &Selected) -> Result<M, Reply> {
         K::SentSince(d) => M::SentSince(*d),
         K::Larger(n) => M::Larger(*n),
         K::Smaller(n) => M::Smaller(*n),
-        K::ModSeq(_) => return Err(crate::cmd::not_supported("SEARCH MODSEQ")),
+        K::ModSeq(n) => M::ModSeqAtLeast(ModSeq(*n)),
         K::Uid(set) => M::Uids(resolve(sel, set, true)?),
         K::SequenceSet(set) => M::Uids(resolve(sel, set, false)?),
         K::Not(k) => M::Not(Box::new(translate(k, sel)?)),
@@ -188,6 +235,17 @@ pub(crate) fn translate(key: &K, sel: &Selected) -> Result<M, Reply> {
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     })
+}
+
+/// Whether the criteria use the MODSEQ key anywhere (RFC 7162 §3.1.5).
+fn uses_modseq(key: &K) -> bool {
+    match key {
+        K::ModSeq(_) => true,
+        K::Not(k) => uses_modseq(k),
+        K::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        K::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
 }
 
 fn resolve(

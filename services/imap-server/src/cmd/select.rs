@@ -3,15 +3,24 @@
 //! A rev1 session gets `* n RECENT` and `[UNSEEN n]`, and a SELECT (not EXAMINE) claims the
 //! mailbox's `\Recent` messages for this session. An IMAP4rev2 session gets neither (RFC 9051
 //! Appendix E), gets the mailbox's `* LIST` response instead, and `* OK [CLOSED]` when the
-//! command ends a previous selection (RFC 9051 §7.1).
+//! command ends a previous selection (RFC 9051 §7.1; likewise once QRESYNC is enabled, RFC 7162
+//! §3.2.11).
+//!
+//! Every SELECT reports `[HIGHESTMODSEQ n]` (RFC 7162 §3.1.2.1: every mailbox has persistent
+//! MODSEQs) and `[MAILBOXID (id)]` (RFC 8474 §4.2). The `(CONDSTORE)` parameter enables
+//! CONDSTORE (RFC 7162 §3.1.8); `(QRESYNC (uidvalidity modseq [known-uids [seq-match]]))`
+//! answers what changed since the client's MODSEQ as `* VANISHED (EARLIER)` and FETCH responses
+//! (RFC 7162 §3.2.5).
 
-use crate::cmd::{mailbox_arg, not_supported};
+use crate::cmd::{mailbox_arg, uid_ranges};
 use crate::names;
 use crate::out::{Next, Out, Reply};
-use crate::selected::{Selected, SyncMode};
+use crate::selected::{Selected, SyncMode, flag_list, write_vanished};
 use crate::session::Session;
-use yubin_imap_proto::SelectParams;
-use yubin_meta_api::is_system_flag;
+use yubin_imap_proto::{QresyncParams, SelectParams};
+use yubin_meta_api::{
+    HIERARCHY_DELIMITER, MailboxId, MetaResult, ModSeq, Uid, UserId, is_system_flag,
+};
 
 pub(crate) async fn run(
     s: &mut Session,
@@ -20,21 +29,37 @@ pub(crate) async fn run(
     params: &SelectParams,
     read_only: bool,
 ) -> Reply {
-    if params.condstore || params.qresync.is_some() {
-        return not_supported("CONDSTORE/QRESYNC");
-    }
-    // A SELECT, even a failing one, ends the current selection (RFC 3501 §6.3.1).
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    if s.rev2 && s.selected_mut().is_some() {
+    // RFC 7162 §3.2.5: the QRESYNC parameter is only valid once QRESYNC is enabled. The command
+    // is not executed, so the current selection stays.
+    if params.qresync.is_some() && !s.qresync {
+        return Reply::bad("QRESYNC parameter without ENABLE QRESYNC");
+    }
+    if params.condstore {
+        s.enable_condstore();
+    }
+    // A SELECT, even a failing one, ends the current selection (RFC 3501 §6.3.1).
+    if (s.rev2 || s.qresync) && s.selected_mut().is_some() {
         out.line("* OK [CLOSED] Previous mailbox is now closed");
     }
     let name = match mailbox_arg(s, mailbox) {
         Ok(n) => n,
         Err(r) => return r.then(Next::Deselect),
     };
-    let snap = match s.server.mail.select(user, &name).await {
+    let mail = s.server.mail.clone();
+    // A rev2 SELECT lists the mailbox with its children attributes (RFC 9051 §6.3.2), which
+    // needs the mailbox list: fetched alongside the snapshot, so it costs no extra latency.
+    let (snap, has_children) = if s.rev2 {
+        let (snap, list) = tokio::join!(mail.select(user, &name), mail.list_mailboxes(user));
+        let prefix = format!("{name}{HIERARCHY_DELIMITER}");
+        let children = list.map(|l| l.iter().any(|m| m.name.starts_with(&prefix)));
+        (snap, Some(children))
+    } else {
+        (mail.select(user, &name).await, None)
+    };
+    let snap = match snap {
         Ok(snap) => snap,
         Err(e) => return Reply::meta(&e).then(Next::Deselect),
     };
@@ -59,16 +84,26 @@ pub(crate) async fn run(
         .first_unseen
         .and_then(|first| snap.uids.binary_search(&first).ok());
     let mut selected = Selected::new(info.id, read_only, snap.uids, info.highest_modseq);
+    selected.condstore = s.condstore;
+    selected.qresync = s.qresync;
     // The claim may reach past the snapshot (messages appended in between).
     let mut claimed_unseen = false;
     if s.rev2 {
         selected = selected.for_rev2();
         // RFC 9051 §6.3.2: the mailbox's LIST response, with accurate attributes.
-        let mut line = b"* LIST (".to_vec();
-        if let Some(u) = info.special_use {
-            line.extend_from_slice(u.as_imap().as_bytes());
+        let mut attrs: Vec<&str> = Vec::new();
+        match has_children {
+            Some(Ok(true)) => attrs.push("\\HasChildren"),
+            Some(Ok(false)) => attrs.push("\\HasNoChildren"),
+            // The children attributes are optional (RFC 5258 §4); a failed list leaves them
+            // out rather than failing the SELECT.
+            Some(Err(e)) => tracing::warn!(error = %e, "listing mailboxes for SELECT failed"),
+            None => {}
         }
-        line.extend_from_slice(b") \"/\" ");
+        if let Some(u) = info.special_use {
+            attrs.push(u.as_imap());
+        }
+        let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
         names::encode_to(&mut line, &info.name, true);
         line.extend_from_slice(b"\r\n");
         out.buf().extend_from_slice(&line);
@@ -77,7 +112,7 @@ pub(crate) async fn run(
             // EXAMINE leaves \Recent to the next SELECT (RFC 3501 §6.3.2).
             0
         } else {
-            let claim = match s.server.mail.claim_recent(user, info.id).await {
+            let claim = match mail.claim_recent(user, info.id).await {
                 Ok(c) => {
                     claimed_unseen = c.to > info.uid_next;
                     Some(c)
@@ -103,6 +138,22 @@ pub(crate) async fn run(
         "* OK [UIDNEXT {}] Predicted next UID",
         info.uid_next
     ));
+    out.line(&format!(
+        "* OK [HIGHESTMODSEQ {}] Highest",
+        info.highest_modseq
+    ));
+    out.line(&format!(
+        "* OK [MAILBOXID ({})] Ok",
+        mailbox_id(user, info.id)
+    ));
+    if let Some(q) = &params.qresync
+        && q.uid_validity == info.uid_validity.0
+        && let Err(e) = resync(&mut selected, mail.as_ref(), user, out, q).await
+    {
+        // RFC 7162 §3.2.5 leaves a mismatching UIDVALIDITY silently ignored; a store failure
+        // fails the SELECT instead, as the client would otherwise believe it is in sync.
+        return Reply::meta(&e).then(Next::Deselect);
+    }
     if claimed_unseen {
         // Messages this session now owns as \Recent but has not announced: announce them now
         // (EXISTS and RECENT may follow at any time), or they would be recent to no session if
@@ -111,7 +162,7 @@ pub(crate) async fn run(
             allow_expunge: true,
             with_uid: false,
         };
-        if let Err(e) = selected.sync(s.server.mail.as_ref(), user, out, mode).await {
+        if let Err(e) = selected.sync(mail.as_ref(), user, out, mode).await {
             return Reply::meta(&e).then(Next::Deselect);
         }
     }
@@ -123,4 +174,58 @@ pub(crate) async fn run(
     Reply::ok(format!("{verb} completed"))
         .code(code)
         .then(Next::Selected(Box::new(selected)))
+}
+
+/// The RFC 8474 MAILBOXID of a mailbox: mailbox ids are never reused within an account and
+/// user ids never across accounts, so the pair names one mailbox for its whole life (RENAME
+/// keeps it, CREATE after DELETE gets a new one).
+pub(crate) fn mailbox_id(user: UserId, mailbox: MailboxId) -> String {
+    format!("M{}-{}", user.0, mailbox.0)
+}
+
+/// The QRESYNC part of a SELECT whose UIDVALIDITY matched (RFC 7162 §3.2.5): the UIDs expunged
+/// since the client's MODSEQ as `* VANISHED (EARLIER)`, then a FETCH (UID, FLAGS, MODSEQ) for
+/// every message of the view changed since, both limited to the client's known UIDs when given.
+///
+/// Only messages of the view are reported: one expunged after the view's snapshot is still in
+/// the view and is announced as `* VANISHED` by a later catch-up, one appended after it arrives
+/// with its EXISTS. The optional sequence match data only helps servers that forget old
+/// expunges; this one keeps them all (see docs/compliance.md), so it needs none.
+async fn resync(
+    selected: &mut Selected,
+    mail: &dyn yubin_meta_api::MailStore,
+    user: UserId,
+    out: &mut Out<'_>,
+    q: &QresyncParams,
+) -> MetaResult<()> {
+    let changes = mail
+        .changes_since(user, selected.id, ModSeq(q.modseq))
+        .await?;
+    let known = q.known_uids.as_ref().and_then(uid_ranges);
+    let is_known = |u: Uid| known.as_ref().is_none_or(|k| k.contains(u));
+    let vanished: Vec<Uid> = changes
+        .vanished
+        .iter()
+        .copied()
+        .filter(|u| !selected.contains(*u) && is_known(*u))
+        .collect();
+    write_vanished(out, &vanished, true);
+    for rec in changes.changed {
+        if !is_known(rec.uid) {
+            continue;
+        }
+        let Some(seq) = selected.seq_of(rec.uid) else {
+            continue;
+        };
+        out.line(&format!(
+            "* {seq} FETCH (UID {} FLAGS {} MODSEQ ({}))",
+            rec.uid,
+            flag_list(&rec.flags, selected.is_recent(rec.uid)),
+            rec.modseq
+        ));
+        // The view's own catch-up starts below these changes; it must not repeat them.
+        selected.reported(rec.uid, rec.modseq);
+        out.flush_if_large().await;
+    }
+    Ok(())
 }

@@ -1,12 +1,12 @@
-//! STORE / UID STORE (RFC 3501 §6.4.6).
+//! STORE / UID STORE (RFC 3501 §6.4.6) with the UNCHANGEDSINCE modifier (RFC 7162 §3.1.3).
 
-use crate::cmd::{expunge_issued, invalid_sequence, no_selection, not_supported};
+use crate::cmd::{expunge_issued, invalid_sequence, no_selection};
 use crate::out::{Out, Reply};
 use crate::selected::flag_list;
 use crate::session::Session;
-use std::collections::HashMap;
-use yubin_imap_proto::{SequenceSet, StoreMode};
-use yubin_meta_api::{FlagOp, UidSet, canonical_flag, is_system_flag};
+use std::collections::{HashMap, HashSet};
+use yubin_imap_proto::{SequenceSet, StoreMode, encode};
+use yubin_meta_api::{FlagOp, ModSeq, Uid, UidSet, canonical_flag, is_system_flag};
 
 /// Validates and canonicalises client flags: system flags in RFC spelling, `\Recent` dropped (it
 /// cannot be set, RFC 3501 §2.3.2), unknown `\`-flags refused, duplicates removed.
@@ -38,13 +38,14 @@ pub(crate) async fn run(
     flags: &[String],
     unchanged_since: Option<u64>,
 ) -> Reply {
-    if unchanged_since.is_some() {
-        return not_supported("UNCHANGEDSINCE");
-    }
     let flags = match flags_arg(flags) {
         Ok(f) => f,
         Err(r) => return r,
     };
+    // STORE UNCHANGEDSINCE is a CONDSTORE enabling command (RFC 7162 §3.1).
+    if unchanged_since.is_some() {
+        s.enable_condstore();
+    }
     let mail = s.server.mail.clone();
     let Some((user, sel)) = s.selected_mut() else {
         return no_selection();
@@ -65,15 +66,23 @@ pub(crate) async fn run(
         StoreMode::Replace => FlagOp::Replace,
     };
     let set = UidSet::from_uids(uids.iter().copied());
-    let result = match mail.store_flags(user, sel.id, &set, op, &flags, None).await {
+    let result = match mail
+        .store_flags(user, sel.id, &set, op, &flags, unchanged_since.map(ModSeq))
+        .await
+    {
         Ok(r) => r,
         Err(e) => return Reply::meta(&e),
     };
-    let mut now: HashMap<_, Vec<String>> = HashMap::with_capacity(result.updated.len());
+    // uid -> (modseq, flags) after the STORE; `changed` marks the ones this STORE wrote.
+    let mut now: HashMap<Uid, (ModSeq, Vec<String>)> = HashMap::with_capacity(uids.len());
+    let mut changed: HashSet<Uid> = HashSet::with_capacity(result.updated.len());
     for (u, modseq, f) in result.updated {
         sel.reported(u, modseq);
-        now.insert(u, f);
+        changed.insert(u);
+        now.insert(u, (modseq, f));
     }
+    // RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE were left alone.
+    let modified: HashSet<Uid> = result.modified.into_iter().collect();
     sel.dirty = true;
     // Messages the store left alone (the flags were already so, or the message is gone) are
     // looked up: the client expects the resulting flags of every message in the set (RFC 3501
@@ -81,7 +90,7 @@ pub(crate) async fn run(
     let unchanged: Vec<_> = uids
         .iter()
         .copied()
-        .filter(|u| !now.contains_key(u))
+        .filter(|u| !now.contains_key(u) && !modified.contains(u))
         .collect();
     if !unchanged.is_empty() {
         match mail
@@ -90,7 +99,7 @@ pub(crate) async fn run(
         {
             Ok(records) => {
                 for r in records {
-                    now.insert(r.uid, r.flags);
+                    now.insert(r.uid, (r.modseq, r.flags));
                 }
             }
             Err(e) => return Reply::meta(&e),
@@ -98,25 +107,43 @@ pub(crate) async fn run(
     }
     // As in FETCH: only a sequence-number STORE reports messages expunged elsewhere; a UID
     // STORE ignores UIDs that no longer exist (RFC 3501 §6.4.8).
-    let gone_elsewhere = !uid && uids.iter().any(|u| !now.contains_key(u));
-    if silent {
-        return if gone_elsewhere {
-            expunge_issued()
-        } else {
-            Reply::ok("STORE completed")
-        };
-    }
-    for u in uids {
-        let (Some(f), Some(seq)) = (now.get(&u), sel.seq_of(u)) else {
+    let gone_elsewhere = !uid
+        && uids
+            .iter()
+            .any(|u| !now.contains_key(u) && !modified.contains(u));
+    for &u in &uids {
+        let (Some((modseq, f)), Some(seq)) = (now.get(&u), sel.seq_of(u)) else {
             continue;
         };
-        let flags = flag_list(f, sel.is_recent(u));
-        if uid {
-            out.line(&format!("* {seq} FETCH (UID {u} FLAGS {flags})"));
-        } else {
-            out.line(&format!("* {seq} FETCH (FLAGS {flags})"));
+        // .SILENT suppresses the FLAGS, but once CONDSTORE is enabled every message this
+        // STORE changed is still reported with its new MODSEQ (RFC 7162 §3.1.3).
+        if silent && !(sel.condstore && changed.contains(&u)) {
+            continue;
         }
+        let mut items: Vec<String> = Vec::with_capacity(3);
+        if uid || sel.qresync {
+            items.push(format!("UID {u}"));
+        }
+        if !silent {
+            items.push(format!("FLAGS {}", flag_list(f, sel.is_recent(u))));
+        }
+        if sel.condstore {
+            items.push(format!("MODSEQ ({modseq})"));
+        }
+        out.line(&format!("* {seq} FETCH ({})", items.join(" ")));
         out.flush_if_large().await;
+    }
+    if !modified.is_empty() {
+        // The MODIFIED code names the messages that failed the UNCHANGEDSINCE test, by
+        // sequence number for STORE and by UID for UID STORE (RFC 7162 §3.1.3).
+        let mut numbers: Vec<u32> = uids
+            .iter()
+            .filter(|u| modified.contains(u))
+            .filter_map(|&u| if uid { Some(u.0) } else { sel.seq_of(u) })
+            .collect();
+        numbers.sort_unstable();
+        return Reply::ok("Conditional STORE failed")
+            .code(format!("MODIFIED {}", encode::sequence_set(&numbers)));
     }
     if gone_elsewhere {
         // RFC 2180 §4.2.1: the STORE could not be done for messages expunged elsewhere; the

@@ -417,7 +417,8 @@ fn split_flags(s: &str) -> Vec<String> {
     s.split_ascii_whitespace().map(str::to_string).collect()
 }
 
-/// `[id, name, uidvalidity, uidnext, highestmodseq, exists, unseen, deleted, size, specialuse]`
+/// `[id, name, uidvalidity, uidnext, highestmodseq, exists, unseen, deleted, size, specialuse,
+/// recent]`
 fn parse_info(v: Value) -> MetaResult<MailboxInfo> {
     let mut it = v_array(v)?.into_iter();
     Ok(MailboxInfo {
@@ -431,6 +432,7 @@ fn parse_info(v: Value) -> MetaResult<MailboxInfo> {
         deleted: v_num(next(&mut it)?)?,
         size: v_num(next(&mut it)?)?,
         special_use: SpecialUse::from_imap(&v_string(next(&mut it)?)?),
+        recent: v_num(next(&mut it)?)?,
     })
 }
 

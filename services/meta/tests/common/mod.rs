@@ -73,6 +73,7 @@ pub fn mailbox_info() -> MailboxInfo {
         deleted: 1,
         size: 1 << 40,
         special_use: Some(SpecialUse::Archive),
+        recent: u32::MAX,
     }
 }
 

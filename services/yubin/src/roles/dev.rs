@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, FsBlobStore};
-use yubin_meta::{AdminBackend, PasswordAuthenticator, PasswordParams, admin_router};
+use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
 use yubin_meta_store::EmbeddedStore;
 
@@ -42,6 +42,8 @@ struct DevSettings {
     lmtp_listen: String,
     #[serde(default)]
     lmtp: LmtpLimits,
+    #[serde(default)]
+    auth: config::AuthSettings,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -68,6 +70,7 @@ impl DevSettings {
         config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
         config::check_addr("lmtp_listen", &self.lmtp_listen)?;
         self.lmtp.validate()?;
+        self.auth.validate()?;
         self.limits.validate()
     }
 }
@@ -90,8 +93,10 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(settings.data_dir.join("blobs")));
     let accounts: Arc<dyn AccountStore> = store.clone();
     let mail: Arc<dyn MailStore> = store.clone();
-    let params = PasswordParams::default();
-    let auth: Arc<dyn Authenticator> = Arc::new(PasswordAuthenticator::new(accounts.clone()));
+    let params = settings.auth.password_params();
+    let authenticator = Arc::new(settings.auth.authenticator(accounts.clone())?);
+    config::watch_token_keys(authenticator.clone(), shutdown.clone());
+    let auth: Arc<dyn Authenticator> = authenticator.clone();
 
     if accounts.user_by_name(DEMO_USER).await?.is_none() && accounts.list_users().await?.is_empty()
     {
@@ -101,7 +106,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     }
 
     let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => yubin_imap::tls::load_server_config(cert, key)?,
+        (Some(cert), Some(key)) => config::reloading_tls(cert, key, &shutdown)?,
         _ => yubin_imap::tls::persistent_self_signed(
             &settings.data_dir.join("tls"),
             &["localhost".to_string()],
@@ -125,6 +130,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         Some(tls),
         imap_config,
     );
+    server.set_bearer_auth(authenticator.token_validator().is_some());
 
     let token = std::env::var("YUBIN_ADMIN_TOKEN")
         .ok()

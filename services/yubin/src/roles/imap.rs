@@ -85,7 +85,7 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
     );
     let blobs: Arc<dyn BlobStore> = s3.clone();
     let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => yubin_imap::tls::load_server_config(cert, key)?,
+        (Some(cert), Some(key)) => config::reloading_tls(cert, key, &shutdown)?,
         _ => {
             // STARTTLS must work even on a node set up without a certificate, so clients never
             // have to send passwords in the clear; a self-signed one is no substitute for a real
@@ -102,7 +102,9 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
         settings.allow_plaintext_auth,
         settings.spool_dir.clone(),
     );
-    let server = yubin_imap::ImapServer::new(mail.clone(), auth, blobs, Some(tls), imap_config);
+    let server =
+        yubin_imap::ImapServer::new(mail.clone(), auth.clone(), blobs, Some(tls), imap_config);
+    follow_bearer_support(server.clone(), auth, shutdown.clone());
 
     let mut tasks = JoinSet::new();
     // The HTTP port stays up until the IMAP listeners have drained (metrics, a 503 readiness).
@@ -129,4 +131,31 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
         serving.wait().await
     }));
     super::wait_all(tasks, shutdown).await
+}
+
+/// Offers OAUTHBEARER and XOAUTH2 when meta validates bearer tokens: asks until meta answers
+/// (it may start after this node), then again every minute in case its configuration changed.
+fn follow_bearer_support(
+    server: Arc<yubin_imap::ImapServer>,
+    auth: Arc<dyn Authenticator>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let wait = match auth.accepts_bearer_tokens().await {
+                Ok(enabled) => {
+                    server.set_bearer_auth(enabled);
+                    std::time::Duration::from_secs(60)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot ask meta for its authentication mechanisms yet");
+                    std::time::Duration::from_secs(2)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
 }

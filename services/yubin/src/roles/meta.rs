@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, S3BlobStore};
-use yubin_meta::{AdminBackend, PasswordAuthenticator, PasswordParams, admin_router};
+use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
 use yubin_meta_store::RedisStore;
 
@@ -30,6 +30,8 @@ struct MetaSettings {
     /// Where the front-ends keep message bodies: deleting an account deletes them too.
     #[serde(default = "default_bucket")]
     s3_bucket: String,
+    #[serde(default)]
+    auth: config::AuthSettings,
 }
 
 fn default_bucket() -> String {
@@ -54,6 +56,7 @@ impl MetaSettings {
         if urls.is_empty() {
             anyhow::bail!("redis_url is empty");
         }
+        self.auth.validate()?;
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
         }
@@ -101,7 +104,9 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
     }
     let accounts: Arc<dyn AccountStore> = store.clone();
     let mail: Arc<dyn MailStore> = store.clone();
-    let auth: Arc<dyn Authenticator> = Arc::new(PasswordAuthenticator::new(accounts.clone()));
+    let authenticator = Arc::new(settings.auth.authenticator(accounts.clone())?);
+    config::watch_token_keys(authenticator.clone(), shutdown.clone());
+    let auth: Arc<dyn Authenticator> = authenticator;
 
     let token = std::env::var("YUBIN_ADMIN_TOKEN")
         .ok()
@@ -137,7 +142,10 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
         mail: mail.clone(),
         blobs,
     };
-    let app = http::router(ready, admin_router(admin, token, PasswordParams::default()));
+    let app = http::router(
+        ready,
+        admin_router(admin, token, settings.auth.password_params()),
+    );
     tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
     super::wait_all(tasks, shutdown).await
 }

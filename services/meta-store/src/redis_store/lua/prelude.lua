@@ -60,9 +60,13 @@ end
 
 local function mb_exists(m) return redis.call('EXISTS', mbkey(m)) == 1 end
 
+-- The status fields, then the number of messages no session has claimed as \Recent (UIDs at
+-- or above the 'recent' mark, absent = 1).
 local function mb_info(m)
   local v = redis.call('HMGET', mbkey(m), unpack(MB_FIELDS))
   table.insert(v, 1, fmt(tonumber(m)))
+  local mark = redis.call('HGET', mbkey(m), 'recent') or '1'
+  v[#v + 1] = redis.call('ZCOUNT', K('uids', m), mark, '+inf')
   return v
 end
 
