@@ -38,6 +38,20 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         count: u64,
     },
+    /// Command latencies on a large mailbox (SELECT, FETCH 1:*, STORE 1:*, SEARCH); the mailbox
+    /// `bench-<messages>` is made on first use and reused after.
+    Mailbox {
+        #[arg(long, default_value = "127.0.0.1:1143")]
+        addr: SocketAddr,
+        #[arg(long, default_value = "demo")]
+        user: String,
+        #[arg(long, default_value = "demo")]
+        password: String,
+        #[arg(long, default_value_t = 3000)]
+        messages: u32,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
     /// Latency from an APPEND on one front-end to EXISTS on an IDLE client of another.
     IdleLatency {
         #[arg(long)]
@@ -90,6 +104,23 @@ async fn main() {
         } => {
             let rate = workload::append_rate(addr, &user, &password, count).await;
             println!("sequential APPEND: {rate:.0} messages/s over {count}");
+        }
+        Cmd::Mailbox {
+            addr,
+            user,
+            password,
+            messages,
+            rounds,
+        } => {
+            println!("{messages}-message mailbox, {rounds} rounds: p50 / p90");
+            for t in workload::mailbox_bench(addr, &user, &password, messages, rounds).await {
+                println!(
+                    "{:>9.3} ms {:>9.3} ms  {}",
+                    t.p50.as_secs_f64() * 1e3,
+                    t.p90.as_secs_f64() * 1e3,
+                    t.command
+                );
+            }
         }
         Cmd::IdleLatency {
             watch,

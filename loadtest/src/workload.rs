@@ -181,3 +181,102 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i]
 }
+
+/// Subject and body word of the one message a [`mailbox_bench`] mailbox holds them in, so the
+/// SUBJECT and TEXT searches there have exactly one hit among `messages`.
+const NEEDLE_SUBJECT: &str = "quarterly zebra report";
+const NEEDLE_TEXT: &str = "xylophonist";
+
+/// One timed command of [`mailbox_bench`]: its median and 90th percentile over the rounds.
+#[derive(Debug)]
+pub struct Timing {
+    pub command: String,
+    pub p50: Duration,
+    pub p90: Duration,
+}
+
+/// The per-command latencies of the "large mailbox" targets: a mailbox of `messages` messages
+/// (made once, reused when it already has that many: distinct messages appended, then COPY of
+/// the mailbox onto itself to grow it fast, then one message holding the search needles), then
+/// `rounds` rounds of SELECT, UID FETCH 1:* (FLAGS), FETCH 1:* (ENVELOPE BODYSTRUCTURE ...),
+/// STORE 1:* ±FLAGS.SILENT, and the SEARCH keys, each timed from sending the command to its
+/// tagged response.
+pub async fn mailbox_bench(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    messages: u32,
+    rounds: usize,
+) -> Vec<Timing> {
+    let mut imap = Imap::login(addr, user, password).await;
+    let mailbox = format!("bench-{messages}");
+    let existing = imap.run(&format!("SELECT {mailbox}")).await;
+    if exists_of(&existing) != Some(messages) {
+        if existing.is_ok() {
+            imap.ok("UNSELECT").await;
+            imap.ok(&format!("DELETE {mailbox}")).await;
+        }
+        populate(&mut imap, &mailbox, messages).await;
+    }
+    let commands = [
+        format!("SELECT {mailbox}"),
+        "UID FETCH 1:* (FLAGS)".to_string(),
+        "FETCH 1:* (ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE)".to_string(),
+        "STORE 1:* +FLAGS.SILENT (\\Flagged)".to_string(),
+        "STORE 1:* -FLAGS.SILENT (\\Flagged)".to_string(),
+        "UID SEARCH UNSEEN".to_string(),
+        format!("UID SEARCH SUBJECT \"{NEEDLE_SUBJECT}\""),
+        format!("UID SEARCH TEXT \"{NEEDLE_TEXT}\""),
+        // Needles under three characters cannot use the trigram index: the scan, for comparison.
+        "UID SEARCH TEXT \"yl\"".to_string(),
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); commands.len()];
+    for _ in 0..rounds {
+        for (i, command) in commands.iter().enumerate() {
+            let started = Instant::now();
+            let r = imap.run(command).await;
+            samples[i].push(started.elapsed());
+            assert!(r.is_ok(), "{command} -> {}", r.status);
+            if i == 1 {
+                // Every message answered, so the timing is of the whole mailbox.
+                assert_eq!(r.count("FETCH ("), messages as usize, "{command}");
+            }
+        }
+    }
+    commands
+        .into_iter()
+        .zip(samples)
+        .map(|(command, mut s)| {
+            s.sort();
+            Timing {
+                command,
+                p50: quantile(&s, 0.5),
+                p90: quantile(&s, 0.9),
+            }
+        })
+        .collect()
+}
+
+async fn populate(imap: &mut Imap, mailbox: &str, messages: u32) {
+    imap.ok(&format!("CREATE {mailbox}")).await;
+    let distinct = messages.saturating_sub(1).min(1000);
+    for n in 0..distinct {
+        let r = imap.append(mailbox, "", &message(u64::from(n))).await;
+        assert!(r.is_ok(), "append failed: {r:?}");
+    }
+    imap.ok(&format!("SELECT {mailbox}")).await;
+    let mut have = distinct;
+    while have + 1 < messages {
+        let more = have.min(messages - 1 - have);
+        imap.ok(&format!("COPY 1:{more} {mailbox}")).await;
+        have += more;
+    }
+    let needle = format!(
+        "From: Bench <bench@example.org>\r\nTo: user@example.com\r\nSubject: {NEEDLE_SUBJECT}\r\n\
+Date: Tue, 3 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+Only this message mentions the {NEEDLE_TEXT}.\r\n"
+    );
+    let r = imap.append(mailbox, "", needle.as_bytes()).await;
+    assert!(r.is_ok(), "append failed: {r:?}");
+    imap.ok("UNSELECT").await;
+}

@@ -1,8 +1,15 @@
 //! Blobs as files under a root directory: the single-node (dev) backend.
 //!
-//! Durability follows the classic recipe: write a temporary file in the destination directory,
-//! fsync it, rename it over the final name (atomic on POSIX), then fsync the directory so the
-//! rename itself survives a crash. Readers therefore only ever see complete blobs.
+//! Durability: the blob's file is fsynced, then its directory, so both the bytes and the name
+//! survive a crash before `put` returns. A key that does not exist yet is written in place
+//! (created exclusively, written, fsynced): nobody reads a key before the metadata naming it
+//! commits, and that happens only after `put` returns, so no reader can meet the partial file.
+//! A key that already exists (the same content stored again, or the leftover of a put a crash
+//! interrupted) is replaced by the classic recipe instead: write a temporary file, fsync it,
+//! rename it over the name (atomic on POSIX), fsync the directory, so a blob that may be being
+//! read is never rewritten in place. The in-place path saves the rename's second journal commit:
+//! on ext4 the measured cost of a small put drops from about 1.6 ms to 0.8 ms (see
+//! docs/performance.md).
 
 use crate::{BlobError, BlobResult, BlobStore};
 use async_trait::async_trait;
@@ -72,6 +79,11 @@ fn put_blocking(key: &str, path: &Path, source: Source<'_>, unique: u64) -> Blob
         .parent()
         .ok_or_else(|| BlobError::Other(format!("invalid blob key {key:?}")))?;
     create_dirs_durably(dir).map_err(|e| io_error(key, e))?;
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(f) => return put_new(key, path, dir, f, source),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_error(key, e)),
+    }
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -82,21 +94,7 @@ fn put_blocking(key: &str, path: &Path, source: Source<'_>, unique: u64) -> Blob
     ));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        match source {
-            Source::Memory(data) => f.write_all(data)?,
-            Source::File(src, size) => {
-                // io::copy between files uses copy_file_range/sendfile where it can, and a
-                // small buffer otherwise; the length is checked after the copy so a file that
-                // changed under us is never stored as this key.
-                let copied = io::copy(&mut File::open(src)?, &mut f)?;
-                if copied != size {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("source file holds {copied} bytes, expected {size}"),
-                    ));
-                }
-            }
-        }
+        write_source(&mut f, &source)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)?;
@@ -107,6 +105,46 @@ fn put_blocking(key: &str, path: &Path, source: Source<'_>, unique: u64) -> Blob
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(|e| io_error(key, e))
+}
+
+fn write_source(f: &mut File, source: &Source<'_>) -> io::Result<()> {
+    match *source {
+        Source::Memory(data) => f.write_all(data),
+        Source::File(src, size) => {
+            // io::copy between files uses copy_file_range/sendfile where it can, and a small
+            // buffer otherwise; the length is checked after the copy so a file that changed
+            // under us is never stored as this key.
+            let copied = io::copy(&mut File::open(src)?, f)?;
+            if copied != size {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("source file holds {copied} bytes, expected {size}"),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes a key this put created exclusively: the bytes, fsync of the file, fsync of the
+/// directory (the new name). On failure the partial file is removed if the name still refers to
+/// it; if a concurrent put of the same key has already replaced it, that complete blob stays.
+fn put_new(key: &str, path: &Path, dir: &Path, mut f: File, source: Source<'_>) -> BlobResult<()> {
+    let result = write_source(&mut f, &source)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| sync_dir(dir));
+    if let Err(e) = result {
+        use std::os::unix::fs::MetadataExt;
+        let ours = f.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let named = fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == named {
+            // Best effort: a leftover is never read (no metadata names it) and the next put of
+            // this key replaces it atomically.
+            let _ = fs::remove_file(path);
+        }
+        return Err(io_error(key, e));
+    }
+    Ok(())
 }
 
 fn get_range_blocking(key: &str, path: &Path, range: Range<u64>) -> BlobResult<Bytes> {
@@ -293,6 +331,43 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A partial file left under a key by an interrupted put is replaced by the next put of that
+    /// key, and a put of an existing key keeps its content whole.
+    #[tokio::test]
+    async fn put_replaces_a_leftover_of_an_interrupted_put() {
+        let root = std::env::temp_dir().join(format!(
+            "yubin-fs-leftover-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let store = FsBlobStore::new(root.clone());
+        let key = BlobKey("u/1/leftover".into());
+        fs::create_dir_all(root.join("u/1")).expect("mkdir");
+        fs::write(root.join("u/1/leftover"), b"partial").expect("leftover");
+        let body = Bytes::from_static(b"the whole message body");
+        store
+            .put(&key, body.clone())
+            .await
+            .expect("put over leftover");
+        assert_eq!(store.get(&key).await.expect("get"), body);
+        store.put(&key, body.clone()).await.expect("put again");
+        assert_eq!(store.get(&key).await.expect("get"), body);
+        let fresh = BlobKey("u/1/fresh".into());
+        store.put(&fresh, body.clone()).await.expect("put new");
+        assert_eq!(store.get(&fresh).await.expect("get"), body);
+        let left: Vec<_> = fs::read_dir(root.join("u/1"))
+            .expect("read_dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TMP_PREFIX))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        let _ = fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn rejects_escaping_keys() {

@@ -105,6 +105,22 @@ pub enum CommandBody {
         /// The criteria; several top-level keys are ANDed, so this is usually `SearchKey::And`.
         criteria: SearchKey,
     },
+    /// SORT / UID SORT (RFC 5256 §3); `returns` is the ESORT `RETURN` list (RFC 5267 §3), `None`
+    /// without one.
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        returns: Option<Vec<SearchReturnOption>>,
+        search: SearchKey,
+    },
+    /// THREAD / UID THREAD (RFC 5256 §3).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        search: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SequenceSet,
@@ -147,6 +163,23 @@ pub enum CommandBody {
         root: Vec<u8>,
         limits: Vec<(String, u64)>,
     },
+
+    /// `COMPRESS mechanism` (RFC 4978 §3); the mechanism name upper-cased.
+    Compress {
+        mechanism: String,
+    },
+    /// GETMETADATA (RFC 5464 §4.2). `mailbox` is empty for server entries; entry names are
+    /// validated (RFC 5464 §3.2) and lower-cased (they are case-insensitive).
+    GetMetadata {
+        mailbox: Vec<u8>,
+        options: MetadataOptions,
+        entries: Vec<String>,
+    },
+    /// SETMETADATA (RFC 5464 §4.3): each entry with its new value, `None` (NIL) removing it.
+    SetMetadata {
+        mailbox: Vec<u8>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    },
 }
 
 impl CommandBody {
@@ -182,6 +215,10 @@ impl CommandBody {
             CommandBody::Expunge { uids: Some(_) } => "UID EXPUNGE",
             CommandBody::Search { uid: false, .. } => "SEARCH",
             CommandBody::Search { uid: true, .. } => "UID SEARCH",
+            CommandBody::Sort { uid: false, .. } => "SORT",
+            CommandBody::Sort { uid: true, .. } => "UID SORT",
+            CommandBody::Thread { uid: false, .. } => "THREAD",
+            CommandBody::Thread { uid: true, .. } => "UID THREAD",
             CommandBody::Fetch { uid: false, .. } => "FETCH",
             CommandBody::Fetch { uid: true, .. } => "UID FETCH",
             CommandBody::Store { uid: false, .. } => "STORE",
@@ -193,8 +230,57 @@ impl CommandBody {
             CommandBody::GetQuota { .. } => "GETQUOTA",
             CommandBody::GetQuotaRoot { .. } => "GETQUOTAROOT",
             CommandBody::SetQuota { .. } => "SETQUOTA",
+            CommandBody::Compress { .. } => "COMPRESS",
+            CommandBody::GetMetadata { .. } => "GETMETADATA",
+            CommandBody::SetMetadata { .. } => "SETMETADATA",
         }
     }
+}
+
+/// GETMETADATA options (RFC 5464 §4.2.1, §4.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetadataOptions {
+    /// MAXSIZE: values longer than this are left out (and reported with LONGENTRIES).
+    pub max_size: Option<u64>,
+    pub depth: MetadataDepth,
+}
+
+/// GETMETADATA DEPTH (RFC 5464 §4.2.2): which entries below each requested one are returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetadataDepth {
+    /// `0`: only the entry itself (the default).
+    #[default]
+    Zero,
+    /// `1`: the entry and its immediate children.
+    One,
+    /// `infinity`: the entry and everything below it.
+    Infinity,
+}
+
+/// A SORT key (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key` (RFC 5256 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub key: SortKey,
+    pub reverse: bool,
+}
+
+/// A THREAD algorithm (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
 }
 
 /// SELECT/EXAMINE parameters (RFC 7162 §3.1.8 CONDSTORE, §3.2.5 QRESYNC).

@@ -3,6 +3,7 @@
 //! shutdown.
 
 use crate::cmd;
+use crate::deflate::MaybeDeflate;
 use crate::out::{Next, Out, Reply};
 use crate::selected::SyncMode;
 use crate::server::ImapServer;
@@ -108,7 +109,7 @@ async fn tls_accept(
 /// Serves one stream until it closes. Returns the stream back when the client asked for
 /// STARTTLS (the tagged OK has been written and nothing is buffered).
 async fn run<S>(
-    mut stream: S,
+    stream: S,
     session: &mut Session,
     rx: &mut Receiver,
     greet: bool,
@@ -117,6 +118,8 @@ async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // Plain until COMPRESS (RFC 4978); over TLS the compression sits inside the encryption.
+    let mut stream = MaybeDeflate::new(stream);
     if greet {
         let line = format!(
             "* OK [CAPABILITY {}] {} Yubin IMAP ready\r\n",
@@ -169,7 +172,8 @@ where
                             let _ = stream.shutdown().await;
                             return Ok(None);
                         }
-                        Flow::StartTls => return Ok(Some(stream)),
+                        // STARTTLS is refused once compression is on, so nothing is lost.
+                        Flow::StartTls => return Ok(Some(stream.into_inner())),
                     }
                     deadline = Instant::now() + inactivity_timeout(session);
                 }
@@ -297,7 +301,7 @@ fn inactivity_timeout(session: &Session) -> Duration {
 /// Runs one command, including the IDLE and SASL exchanges it may start, and writes its tagged
 /// completion.
 async fn execute<S>(
-    stream: &mut S,
+    stream: &mut MaybeDeflate<S>,
     session: &mut Session,
     rx: &mut Receiver,
     command: Command,
@@ -340,6 +344,17 @@ where
                     None => return Ok(Flow::Close),
                 }
             }
+            Next::Compress if rx.buffered() > 0 => {
+                // RFC 4978 §3: the client sends nothing after COMPRESS until it has seen the
+                // result, and compresses from the octet after it; bytes already here were sent
+                // before compression began and cannot be told apart from compressed ones.
+                let r = Reply::bad("COMPRESS must be the last command sent before compression");
+                let mut out = Out::new(stream);
+                out.tagged(&tag, &r);
+                out.line("* BYE Pipelined data after COMPRESS");
+                out.flush().await?;
+                return Ok(Flow::Close);
+            }
             Next::StartTls if rx.buffered() > 0 => {
                 // RFC 3501 §6.2.1: TLS negotiation begins right after the CRLF of the OK.
                 // Bytes pipelined behind STARTTLS were sent in the clear (possibly injected by
@@ -361,6 +376,10 @@ where
     out.tagged(&tag, &reply);
     out.flush().await?;
     let starttls = matches!(reply.next, Next::StartTls);
+    if matches!(reply.next, Next::Compress) {
+        // The tagged OK went out uncompressed; everything after it is DEFLATE (RFC 4978 §3).
+        stream.start();
+    }
     if !session.apply(reply.next) {
         return Ok(Flow::Close);
     }

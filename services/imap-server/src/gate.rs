@@ -28,6 +28,9 @@ pub(crate) fn check(state: &SessionState, body: &CommandBody) -> Result<(), Repl
             | C::GetQuota { .. }
             | C::GetQuotaRoot { .. }
             | C::SetQuota { .. }
+            | C::Compress { .. }
+            | C::GetMetadata { .. }
+            | C::SetMetadata { .. }
     );
     let allowed = any
         || match state {

@@ -21,6 +21,7 @@
 
 mod cmd;
 mod connection;
+mod deflate;
 mod gate;
 mod hub;
 mod names;

@@ -158,6 +158,9 @@ pub(crate) enum Next {
     Idle,
     /// AUTHENTICATE without an initial response: a `+` continuation, then one SASL line.
     SaslContinue,
+    /// COMPRESS: both directions are DEFLATE streams from the octet after the tagged OK
+    /// (RFC 4978 §3).
+    Compress,
     /// LOGOUT: `* BYE` has been written; close after the tagged reply.
     Logout,
     /// Close after the tagged reply (too many failures, selected mailbox gone); `* BYE` written.

@@ -41,6 +41,8 @@ pub(crate) struct Session {
     pub(crate) condstore: bool,
     /// `ENABLE QRESYNC` was accepted (RFC 7162 §3.2.3); implies `condstore`.
     pub(crate) qresync: bool,
+    /// COMPRESS=DEFLATE is active (RFC 4978); it stays on for the rest of the connection.
+    pub(crate) compressed: bool,
     /// The user's change hints; present once authenticated.
     hints: Option<Subscription>,
     gauge: ConnectionGauge,
@@ -65,6 +67,7 @@ impl Session {
             rev2: false,
             condstore: false,
             qresync: false,
+            compressed: false,
             hints: None,
             gauge: ConnectionGauge::new("not_authenticated", tls_active),
             spooled: Vec::new(),
@@ -134,7 +137,7 @@ impl Session {
             "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
              CHILDREN STATUS=SIZE ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE \
              CREATE-SPECIAL-USE BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE \
-             QRESYNC OBJECTID",
+             QRESYNC OBJECTID SORT ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         // RFC 7889 §2: the largest message APPEND accepts, the receiver's literal limit.
         caps.push_str(&format!(
@@ -153,6 +156,9 @@ impl Session {
             } else {
                 caps.push_str(" LOGINDISABLED");
             }
+        } else {
+            // RFC 4978: COMPRESS is an authenticated-state command, offered once it can be used.
+            caps.push_str(" COMPRESS=DEFLATE");
         }
         caps
     }
@@ -184,6 +190,10 @@ impl Session {
     fn transition(&mut self, next: Next) -> bool {
         match next {
             Next::Stay | Next::StartTls | Next::Idle | Next::SaslContinue => true,
+            Next::Compress => {
+                self.compressed = true;
+                true
+            }
             Next::Authenticated(user) => {
                 self.hints = Some(self.server.hub.subscribe(user));
                 self.state = SessionState::Authenticated { user };

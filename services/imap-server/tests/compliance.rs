@@ -107,7 +107,10 @@ async fn rfc9051_select_and_no_recent() {
     rev2(&mut c).await;
     let r = c.cmd("SELECT inbox").await;
     ok(&r);
-    assert!(has(&r, "* LIST (\\HasNoChildren) \"/\" \"INBOX\""), "{r:#?}");
+    assert!(
+        has(&r, "* LIST (\\HasNoChildren) \"/\" \"INBOX\""),
+        "{r:#?}"
+    );
     assert!(has(&r, "* 1 EXISTS"));
     assert!(has(&r, "* OK [UIDVALIDITY "));
     assert!(has(&r, "* OK [UIDNEXT 2]"));
@@ -448,7 +451,9 @@ async fn list_extended_and_list_status() {
         r[1],
         format!("* STATUS \"Fun\" (SIZE {} DELETED 0)", 2 * SIMPLE.len())
     );
-    let r = c.cmd("LIST \"\" Fun RETURN (STATUS (DELETED-STORAGE))").await;
+    let r = c
+        .cmd("LIST \"\" Fun RETURN (STATUS (DELETED-STORAGE))")
+        .await;
     tagged_starts(&r, "T BAD");
 }
 

@@ -16,9 +16,9 @@ pub use error::{MetaError, MetaResult};
 pub use ids::{BlobKey, MailboxId, ModSeq, Uid, UidValidity, UserId};
 pub use mailbox::{MailboxInfo, MailboxSnapshot, SpecialUse, is_valid_mailbox_name};
 pub use message::{
-    AppendResult, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, InternalDate,
-    MessageRecord, NewMessage, SearchIndex, StoreResult, canonical_flag, is_system_flag,
-    unix_micros_now,
+    AppendResult, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, IndexProjection,
+    IndexedMessage, InternalDate, MessageRecord, NewMessage, SearchIndex, StoreResult,
+    canonical_flag, is_system_flag, unix_micros_now,
 };
 pub use search::{DayNumber, SearchKey};
 pub use store::{

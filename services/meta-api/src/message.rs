@@ -24,6 +24,58 @@ pub struct SearchIndex {
     pub body_text: String,
 }
 
+/// Which parts of the search index [`crate::MailStore::search_indexed`] returns: SORT and THREAD
+/// (RFC 5256) need a few header fields and the sent date, PREVIEW (RFC 8970) the start of the
+/// body text. Only what is asked for crosses the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexProjection {
+    /// Header field names (matched case-insensitively) whose fields to return.
+    pub headers: Vec<String>,
+    /// At most this many characters (Unicode scalar values) of the body text; 0 for none.
+    pub body_chars: u32,
+}
+
+impl SearchIndex {
+    /// The parts of this index `projection` asks for: the named header fields in message order,
+    /// the sent date, and the body text cut to `body_chars` characters.
+    pub fn project(&self, projection: &IndexProjection) -> SearchIndex {
+        let headers = self
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                projection
+                    .headers
+                    .iter()
+                    .any(|wanted| wanted.eq_ignore_ascii_case(name))
+            })
+            .cloned()
+            .collect();
+        let body_text = match usize::try_from(projection.body_chars) {
+            Ok(0) | Err(_) => String::new(),
+            Ok(n) => match self.body_text.char_indices().nth(n) {
+                Some((cut, _)) => self.body_text[..cut].to_string(),
+                None => self.body_text.clone(),
+            },
+        };
+        SearchIndex {
+            headers,
+            sent_date: self.sent_date,
+            body_text,
+        }
+    }
+}
+
+/// A message matching a search, with the parts of its index that were asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedMessage {
+    pub uid: Uid,
+    /// RFC822.SIZE.
+    pub size: u64,
+    pub internal_date: InternalDate,
+    /// The projected index (see [`SearchIndex::project`]); empty for a message stored without one.
+    pub index: SearchIndex,
+}
+
 /// A message to be appended: the body is already durable in the blob store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
@@ -151,4 +203,45 @@ pub fn canonical_flag(flag: &str) -> String {
 /// Whether `flag` is one of RFC 3501's system flags (in canonical spelling).
 pub fn is_system_flag(flag: &str) -> bool {
     SYSTEM_FLAGS.contains(&flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_keeps_only_what_is_asked_for() {
+        let ix = SearchIndex {
+            headers: vec![
+                ("Subject".into(), "hi".into()),
+                ("X-Other".into(), "no".into()),
+                ("from".into(), "a@b".into()),
+            ],
+            sent_date: Some(InternalDate {
+                unix_seconds: 5,
+                tz_offset_minutes: 0,
+            }),
+            body_text: "Grüße, world".into(),
+        };
+        let p = ix.project(&IndexProjection {
+            headers: vec!["FROM".into(), "subject".into()],
+            body_chars: 5,
+        });
+        assert_eq!(
+            p.headers,
+            vec![
+                ("Subject".to_string(), "hi".to_string()),
+                ("from".to_string(), "a@b".to_string())
+            ]
+        );
+        assert_eq!(p.body_text, "Grüße");
+        assert_eq!(p.sent_date, ix.sent_date);
+        let none = ix.project(&IndexProjection::default());
+        assert!(none.headers.is_empty() && none.body_text.is_empty());
+        let all_body = ix.project(&IndexProjection {
+            headers: vec![],
+            body_chars: 1000,
+        });
+        assert_eq!(all_body.body_text, ix.body_text);
+    }
 }

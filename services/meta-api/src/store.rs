@@ -1,8 +1,8 @@
 use crate::MetaError;
 use crate::{
-    AppendResult, ChangeEvent, Changes, CopyResult, FlagOp, MailboxId, MailboxInfo,
-    MailboxSnapshot, MessageRecord, MetaResult, ModSeq, NewMessage, SearchKey, SpecialUse,
-    StoreResult, Uid, UidSet, UserId,
+    AppendResult, ChangeEvent, Changes, CopyResult, FlagOp, IndexProjection, IndexedMessage,
+    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaResult, ModSeq, NewMessage,
+    SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
 };
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -110,6 +110,17 @@ pub trait MailStore: Send + Sync + 'static {
         mailbox: MailboxId,
         key: &SearchKey,
     ) -> MetaResult<Vec<Uid>>;
+
+    /// The messages matching `key`, ascending by UID, each with its size, internal date and the
+    /// parts of its search index `projection` names: what SORT and THREAD (RFC 5256) order by and
+    /// what PREVIEW (RFC 8970) shows, in the same single round trip as [`MailStore::search`].
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>>;
 
     /// What changed after `since`. `mailbox_gone` when the mailbox no longer exists.
     async fn changes_since(

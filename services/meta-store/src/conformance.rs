@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::StreamExt;
 use yubin_meta_api::{
-    AccountStore, Alias, BlobKey, ChangeKind, Domain, FlagOp, InternalDate, MailStore, MailboxId,
-    MetaError, ModSeq, NewMessage, QuotaLimits, SearchIndex, SearchKey, SpecialUse, Uid, UidRange,
-    UidSet, UserId,
+    AccountStore, Alias, BlobKey, ChangeKind, Domain, FlagOp, IndexProjection, InternalDate,
+    MailStore, MailboxId, MetaError, ModSeq, NewMessage, QuotaLimits, SearchIndex, SearchKey,
+    SpecialUse, Uid, UidRange, UidSet, UserId,
 };
 
 /// One `#[tokio::test]` per conformance check, each on a fresh store from `$setup`, an async fn
@@ -24,7 +24,8 @@ macro_rules! conformance_tests {
     ($setup:ident) => {
         $crate::conformance_tests!(@each $setup;
             users, inbox_exists, mailboxes, rename_inbox, subscriptions, append_and_select, fetch,
-            store_flags, copy_and_move, expunge, changes_since, search,
+            store_flags, copy_and_move, expunge, changes_since, search, search_index_agrees_with_scan,
+            search_indexed,
             uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags,
             quota_limits, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
@@ -53,6 +54,8 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     expunge(store).await;
     changes_since(store).await;
     search(store).await;
+    search_indexed(store).await;
+    search_index_agrees_with_scan(store).await;
     uid_validity_after_recreate(store).await;
     watch(store).await;
     isolation(store).await;
@@ -1217,6 +1220,321 @@ pub async fn search<S: MailStore + AccountStore>(store: &S) {
     );
 }
 
+/// A message for the search-index checks: `n` picks one of a few texts with mixed case, accents,
+/// Greek, Japanese and encoded-word-like text, so trigram postings meet non-ASCII lower-casing.
+fn text_msg(user: UserId, n: u32) -> NewMessage {
+    const SUBJECTS: [&str; 5] = [
+        "Quarterly report ALPHA",
+        "Grüße aus Köln",
+        "ΣΊΣΥΦΟΣ and the stone",
+        "Re: alpha beta",
+        "日本語のテキスト",
+    ];
+    const BODIES: [&str; 5] = [
+        "The numbers are in the Straße sheet.",
+        "Ünïcödé body with ALPHA inside",
+        "",
+        "beta gamma delta",
+        "本文は日本語です。 alpha",
+    ];
+    let i = (n as usize) % SUBJECTS.len();
+    let mut m = msg(user, n, &[]);
+    m.index = SearchIndex {
+        headers: vec![
+            ("From".into(), format!("Sender {n} <s{n}@example.org>")),
+            ("To".into(), format!("Bob{} <bob@example.com>", n % 2)),
+            (
+                "Cc".into(),
+                if n.is_multiple_of(3) {
+                    "Carol <carol@example.net>".into()
+                } else {
+                    String::new()
+                },
+            ),
+            ("Bcc".into(), format!("dave{}@example.com", n % 4)),
+            ("Subject".into(), SUBJECTS[i].into()),
+        ],
+        sent_date: None,
+        body_text: format!("{} #{n}", BODIES[i]),
+    };
+    m
+}
+
+/// The keys whose answers the index must not change: long and short needles, every string key,
+/// flag keys with postings, and combinations of them.
+fn index_keys() -> Vec<SearchKey> {
+    use SearchKey as K;
+    let b = Box::new;
+    let mut keys = Vec::new();
+    for needle in [
+        "alpha",
+        "ALPHA",
+        "pha be",
+        "köln",
+        "KÖLN",
+        "grüße",
+        "日本語",
+        "本語",
+        "σίσυφος",
+        "ΣΊΣΥΦΟΣ",
+        "straße",
+        "report",
+        "al",
+        "",
+        "#1",
+        "#12",
+        "no such text",
+        "example.org",
+    ] {
+        keys.push(K::Header("Subject".into(), needle.into()));
+        keys.push(K::Body(needle.into()));
+        keys.push(K::Text(needle.into()));
+    }
+    keys.extend([
+        K::Header("From".into(), "s3@example".into()),
+        K::Header("To".into(), "bob1".into()),
+        K::Header("Cc".into(), "carol".into()),
+        K::Header("Bcc".into(), "DAVE2".into()),
+        K::Text("subject: re: alpha".into()),
+        K::Text("from: sender 4".into()),
+        K::NoFlag("\\Seen".into()),
+        K::Flag("\\Deleted".into()),
+        K::Or(
+            b(K::Header("Subject".into(), "alpha".into())),
+            b(K::Body("日本語".into())),
+        ),
+        K::Or(b(K::Body("gamma".into())), b(K::Flag("\\Seen".into()))),
+        K::And(vec![K::Text("alpha".into()), K::NoFlag("\\Seen".into())]),
+        K::And(vec![K::Text("alpha".into()), K::Text("köln".into())]),
+        K::Not(b(K::Text("alpha".into()))),
+    ]);
+    keys
+}
+
+/// What `key` matches in the mailbox, computed by evaluating every message as the scan does:
+/// the reference the indexed search must agree with.
+async fn scan_answer<S: MailStore>(
+    store: &S,
+    user: UserId,
+    mbox: MailboxId,
+    key: &SearchKey,
+) -> Vec<Uid> {
+    let projection = yubin_meta_api::IndexProjection {
+        headers: s(&["From", "To", "Cc", "Bcc", "Subject"]),
+        body_chars: u32::MAX,
+    };
+    let indexed = store
+        .search_indexed(user, mbox, &SearchKey::All, &projection)
+        .await
+        .expect("search_indexed");
+    let records = store.fetch(user, mbox, &all(), false).await.expect("fetch");
+    assert_eq!(indexed.len(), records.len(), "one index per message");
+    indexed
+        .iter()
+        .zip(&records)
+        .filter(|(ix, rec)| {
+            assert_eq!(ix.uid, rec.uid);
+            crate::search::matches(
+                key,
+                &crate::search::Candidate {
+                    uid: rec.uid,
+                    modseq: rec.modseq,
+                    flags: &rec.flags,
+                    internal_date: rec.internal_date,
+                    size: rec.size,
+                    index: Some(&ix.index),
+                },
+            )
+        })
+        .map(|(_, rec)| rec.uid)
+        .collect()
+}
+
+async fn assert_index_agrees<S: MailStore>(store: &S, user: UserId, mbox: MailboxId, when: &str) {
+    for key in index_keys() {
+        let got = store.search(user, mbox, &key).await.expect("search");
+        let want = scan_answer(store, user, mbox, &key).await;
+        assert_eq!(got, want, "{when}: search {key:?}");
+    }
+}
+
+pub async fn search_index_agrees_with_scan<S: MailStore + AccountStore>(store: &S) {
+    use SearchKey as K;
+    let user = new_user(store, "conf-search-index").await;
+    let r = store
+        .append(user, "INBOX", (1..=12).map(|n| text_msg(user, n)).collect())
+        .await
+        .expect("append");
+    let inbox = r.mailbox;
+    // Known answers first, so agreement below is not agreement on nothing.
+    let subject = |s: &str| K::Header("Subject".into(), s.into());
+    let cases = [
+        (subject("alpha"), vec![3, 5, 8, 10]),
+        (subject("KÖLN"), vec![1, 6, 11]),
+        (subject("σίσυφος"), vec![2, 7, 12]),
+        (K::Body("日本語".into()), vec![4, 9]),
+        (K::Text("#12".into()), vec![12]),
+        (K::Text("al".into()), vec![1, 3, 4, 5, 6, 8, 9, 10, 11]),
+    ];
+    for (key, want) in cases {
+        let got = store.search(user, inbox, &key).await.expect("search");
+        assert_eq!(got, uids(&want), "search {key:?}");
+    }
+    assert_index_agrees(store, user, inbox, "after append").await;
+
+    let seen = UidSet::from_uids([Uid(1), Uid(3), Uid(4)]);
+    store
+        .store_flags(user, inbox, &seen, FlagOp::Add, &s(&["\\Seen"]), None)
+        .await
+        .expect("seen");
+    let doomed = UidSet::from_uids([Uid(3), Uid(5), Uid(9)]);
+    store
+        .store_flags(user, inbox, &doomed, FlagOp::Add, &s(&["\\Deleted"]), None)
+        .await
+        .expect("deleted");
+    assert_index_agrees(store, user, inbox, "after store").await;
+    store.expunge(user, inbox, None).await.expect("expunge");
+    assert_index_agrees(store, user, inbox, "after expunge").await;
+    let got = store
+        .search(user, inbox, &subject("alpha"))
+        .await
+        .expect("search");
+    assert_eq!(got, uids(&[8, 10]), "expunged messages leave the postings");
+
+    let other = store
+        .create_mailbox(user, "Other", None)
+        .await
+        .expect("create")
+        .id;
+    store
+        .copy_messages(user, inbox, &UidSet::from_ranges([(1, 8)]), "Other", false)
+        .await
+        .expect("copy");
+    assert_index_agrees(store, user, inbox, "source after copy").await;
+    assert_index_agrees(store, user, other, "destination of copy").await;
+    store
+        .copy_messages(user, other, &UidSet::from_ranges([(1, 3)]), "INBOX", true)
+        .await
+        .expect("move");
+    assert_index_agrees(store, user, inbox, "destination of move").await;
+    assert_index_agrees(store, user, other, "source after move").await;
+
+    store
+        .rename_mailbox(user, "Other", "Renamed")
+        .await
+        .expect("rename");
+    assert_index_agrees(store, user, other, "after rename").await;
+    // Renaming INBOX moves its messages into a new mailbox (RFC 3501 §6.3.5).
+    store
+        .rename_mailbox(user, "INBOX", "Old")
+        .await
+        .expect("rename inbox");
+    let old = store.mailbox_status(user, "Old").await.expect("status").id;
+    assert_index_agrees(store, user, old, "mailbox made by renaming INBOX").await;
+    let inbox_now = store
+        .mailbox_status(user, "INBOX")
+        .await
+        .expect("status")
+        .id;
+    assert_index_agrees(store, user, inbox_now, "INBOX after its rename").await;
+    let got = store
+        .search(user, inbox_now, &K::Text("alpha".into()))
+        .await
+        .expect("search");
+    assert!(got.is_empty(), "renamed INBOX is empty: {got:?}");
+
+    store.delete_mailbox(user, "Renamed").await.expect("delete");
+    let again = store
+        .create_mailbox(user, "Renamed", None)
+        .await
+        .expect("recreate")
+        .id;
+    store
+        .append(user, "Renamed", vec![text_msg(user, 2)])
+        .await
+        .expect("append");
+    assert_index_agrees(store, user, again, "recreated mailbox").await;
+    let got = store
+        .search(user, again, &K::Text("alpha".into()))
+        .await
+        .expect("search");
+    assert!(
+        got.is_empty(),
+        "no postings survive a deleted mailbox: {got:?}"
+    );
+}
+
+/// `search_indexed`: the messages `search` finds, each with its size, date and exactly the
+/// projected parts of its index (what SORT, THREAD and PREVIEW read in one round trip).
+pub async fn search_indexed<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-search-indexed").await;
+    let mut messages: Vec<NewMessage> = (1..=4)
+        .map(|n| msg(user, n, if n == 2 { &["\\Seen"] } else { &[] }))
+        .collect();
+    messages[3].index = SearchIndex::default();
+    let r = store.append(user, "INBOX", messages).await.expect("append");
+    let mbox = r.mailbox;
+    let projection = IndexProjection {
+        headers: s(&["subject", "X-Absent"]),
+        body_chars: 9,
+    };
+    let got = store
+        .search_indexed(user, mbox, &SearchKey::NoFlag("\\Seen".into()), &projection)
+        .await
+        .expect("search_indexed");
+    assert_eq!(
+        got.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[1, 3, 4]),
+        "search_indexed matches like search"
+    );
+    let first = &got[0];
+    assert_eq!((first.size, first.internal_date), (1001, date(1)));
+    assert_eq!(
+        first.index.headers,
+        vec![("Subject".to_string(), "Grüße Nummer 1".to_string())],
+        "only the asked-for header fields"
+    );
+    assert_eq!(first.index.sent_date, Some(date(0)));
+    assert_eq!(
+        first.index.body_text, "Body text",
+        "body cut to 9 characters"
+    );
+    assert_eq!(
+        got[2].index,
+        SearchIndex::default(),
+        "a message without an index"
+    );
+    let bare = store
+        .search_indexed(
+            user,
+            mbox,
+            &SearchKey::Uids(UidSet::from_uids([Uid(2)])),
+            &IndexProjection::default(),
+        )
+        .await
+        .expect("search_indexed without projection");
+    assert_eq!(bare.len(), 1);
+    assert!(bare[0].index.headers.is_empty() && bare[0].index.body_text.is_empty());
+    assert_eq!(bare[0].index.sent_date, Some(date(1)));
+    let text = store
+        .search_indexed(
+            user,
+            mbox,
+            &SearchKey::Body("message 3".into()),
+            &projection,
+        )
+        .await
+        .expect("search_indexed by body");
+    assert_eq!(text.iter().map(|m| m.uid).collect::<Vec<_>>(), uids(&[3]));
+    let r = store
+        .search_indexed(user, MailboxId(9_999_999), &SearchKey::All, &projection)
+        .await;
+    assert!(
+        matches!(r, Err(MetaError::NotFound(_))),
+        "search_indexed missing mailbox: {r:?}"
+    );
+}
+
 pub async fn uid_validity_after_recreate<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-uidvalidity").await;
     let mut seen = BTreeSet::new();
@@ -1738,6 +2056,14 @@ pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
         .append(user, "INBOX", (1..=3).map(|n| msg(user, n, &[])).collect())
         .await
         .expect("append");
+    // Unclaimed messages are what STATUS RECENT counts, in every view of the mailbox.
+    let status = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(status.recent, 3, "three unclaimed messages");
+    let listed = store.list_mailboxes(user).await.expect("list");
+    assert_eq!(
+        listed.iter().find(|m| m.id == mbox).map(|m| m.recent),
+        Some(3)
+    );
     let got = store.claim_recent(user, mbox).await.expect("claim");
     assert_eq!(
         got,
@@ -1747,6 +2073,8 @@ pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
         },
         "the new messages are recent to the first claimer"
     );
+    let status = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(status.recent, 0, "claimed messages are no longer counted");
     assert!(got.contains(Uid(3)) && !got.contains(Uid(4)));
     let again = store.claim_recent(user, mbox).await.expect("claim");
     assert!(again.is_empty(), "and to no one else: {again:?}");
@@ -1755,6 +2083,8 @@ pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
         .append(user, "INBOX", vec![msg(user, 4, &[])])
         .await
         .expect("append");
+    let sel = store.select(user, "INBOX").await.expect("select");
+    assert_eq!(sel.info.recent, 1, "one unclaimed message at select");
     let next = store.claim_recent(user, mbox).await.expect("claim");
     assert_eq!(
         next,

@@ -21,11 +21,13 @@
 //! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
 //! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
 //! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
+//! | `search_grams` | (user, mailbox, trigram, uid) | – (postings of the search index, see [`search::index_grams`]) |
 //! | `quotas` | user | limits and exact usage (JSON `QuotaUsage`) |
 //! | `aliases` | lower-cased address | target user |
 //! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
 //! | `domains` | lower-cased domain | the domain it is an alias of, or `""` |
 
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,17 +44,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
-    CopyResult, Domain, FlagOp, InternalDate, MailStore, MailboxId, MailboxInfo, MailboxSnapshot,
-    MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex,
-    SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet, UidValidity, UserId, UserRecord,
-    is_system_flag,
+    CopyResult, Domain, FlagOp, IndexProjection, IndexedMessage, InternalDate, MailStore,
+    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq,
+    NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
+    UidRange, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
 };
 
 use crate::accounts::{
     self, AddressBook, check_domain, check_quota, normalize_address, normalize_domain,
 };
 use crate::names::{self, INBOX};
-use crate::search::{self, Candidate};
+use crate::search::{self, Candidate, Gram, Posting};
 use crate::{flags, next_uid_validity};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -69,6 +71,13 @@ const BY_MODSEQ: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::ne
 const EXPUNGED: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::new("expunged");
 const UNSEEN: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("unseen");
 const DELETED: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("deleted");
+/// Trigram postings: which messages of a mailbox contain a trigram of their decoded headers or
+/// body text, so SUBJECT/BODY/TEXT/HEADER search reads only the messages that can match.
+const SEARCH_GRAMS: TableDefinition<(u64, u64, u64, u32), u8> =
+    TableDefinition::new("search_grams");
+/// `META` key set once every stored message has its `search_grams` postings (a database made
+/// before the postings existed gets them built when opened).
+const SEARCH_GRAMS_READY: &str = "search_grams_ready";
 const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");
 const ALIASES: TableDefinition<&str, u64> = TableDefinition::new("aliases");
 const USER_ALIASES: TableDefinition<(u64, &str), u8> = TableDefinition::new("user_aliases");
@@ -320,6 +329,51 @@ fn read_usage(
     Ok(usage)
 }
 
+/// The trigrams of a stored (JSON) search index.
+fn stored_grams(index: &[u8]) -> MetaResult<BTreeSet<Gram>> {
+    if index.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    Ok(search::index_grams(&decode::<SearchIndex>(index)?))
+}
+
+/// The UIDs of a mailbox whose indexed text holds trigram `g`, ascending.
+fn read_gram_postings(
+    t: &impl ReadableTable<(u64, u64, u64, u32), u8>,
+    u: u64,
+    m: u64,
+    g: Gram,
+) -> MetaResult<Vec<u32>> {
+    let mut out = Vec::new();
+    for item in t
+        .range((u, m, g, 0)..=(u, m, g, u32::MAX))
+        .map_err(db_err)?
+    {
+        out.push(item.map_err(db_err)?.0.value().3);
+    }
+    Ok(out)
+}
+
+/// Builds the trigram postings of every stored message once, for a database written before
+/// they existed; later opens find the `META` marker and skip the walk.
+fn build_search_grams(w: &mut W<'_>) -> MetaResult<()> {
+    if w.meta.get(SEARCH_GRAMS_READY).map_err(db_err)?.is_some() {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for item in w.search_index.iter().map_err(db_err)? {
+        let (k, v) = item.map_err(db_err)?;
+        rows.push((k.value(), stored_grams(v.value())?));
+    }
+    for ((u, m, uid), grams) in rows {
+        for g in grams {
+            w.search_grams.insert((u, m, g, uid), 0).map_err(db_err)?;
+        }
+    }
+    w.meta.insert(SEARCH_GRAMS_READY, 1).map_err(db_err)?;
+    Ok(())
+}
+
 fn read_uid_keys(
     t: &impl ReadableTable<(u64, u64, u32), u8>,
     u: u64,
@@ -370,6 +424,7 @@ struct W<'t> {
     expunged: Table<'t, (u64, u64, u64, u32), u8>,
     unseen: Table<'t, (u64, u64, u32), u8>,
     deleted: Table<'t, (u64, u64, u32), u8>,
+    search_grams: Table<'t, (u64, u64, u64, u32), u8>,
     quotas: Table<'t, u64, BytesTable>,
     aliases: Table<'t, &'static str, u64>,
     user_aliases: Table<'t, (u64, &'static str), u8>,
@@ -395,6 +450,7 @@ impl<'t> W<'t> {
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
             deleted: txn.open_table(DELETED).map_err(db_err)?,
+            search_grams: txn.open_table(SEARCH_GRAMS).map_err(db_err)?,
             quotas: txn.open_table(QUOTAS).map_err(db_err)?,
             aliases: txn.open_table(ALIASES).map_err(db_err)?,
             user_aliases: txn.open_table(USER_ALIASES).map_err(db_err)?,
@@ -539,7 +595,7 @@ impl<'t> W<'t> {
         row: &mut MboxRow,
         uid: u32,
         msg: &MsgRow,
-        (summary, index): (&[u8], &[u8]),
+        (summary, index, grams): (&[u8], &[u8], &BTreeSet<Gram>),
     ) -> MetaResult<()> {
         self.messages
             .insert((u, m, uid), encode(msg)?.as_slice())
@@ -550,6 +606,11 @@ impl<'t> W<'t> {
         self.search_index
             .insert((u, m, uid), index)
             .map_err(db_err)?;
+        for &g in grams {
+            self.search_grams
+                .insert((u, m, g, uid), 0)
+                .map_err(db_err)?;
+        }
         self.index_flags(u, m, uid, msg, true)?;
         row.count(msg, true);
         row.note_keywords(&msg.flags);
@@ -592,7 +653,11 @@ impl<'t> W<'t> {
     ) -> MetaResult<()> {
         self.messages.remove((u, m, uid)).map_err(db_err)?;
         self.summaries.remove((u, m, uid)).map_err(db_err)?;
-        self.search_index.remove((u, m, uid)).map_err(db_err)?;
+        if let Some(index) = self.search_index.remove((u, m, uid)).map_err(db_err)? {
+            for g in stored_grams(index.value())? {
+                self.search_grams.remove((u, m, g, uid)).map_err(db_err)?;
+            }
+        }
         self.index_flags(u, m, uid, msg, false)?;
         self.expunged
             .insert((u, m, modseq, uid), 0)
@@ -642,6 +707,9 @@ impl<'t> W<'t> {
             .retain_in(r4.clone(), |_, _| false)
             .map_err(db_err)?;
         self.expunged.retain_in(r4, |_, _| false).map_err(db_err)?;
+        self.search_grams
+            .retain_in((u, m, 0, 0)..=(u, m, u64::MAX, u32::MAX), |_, _| false)
+            .map_err(db_err)?;
         self.mailboxes.remove((u, m)).map_err(db_err)?;
         self.mailbox_names.remove((u, name)).map_err(db_err)?;
         Ok(())
@@ -694,7 +762,8 @@ impl<'t> W<'t> {
                 modseq: dmodseq,
                 ..msg
             };
-            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index))?;
+            let grams = stored_grams(&index)?;
+            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &grams))?;
             mapping.push((Uid(uid), Uid(new_uid)));
         }
         self.put_mbox(u, src, &srow)?;
@@ -722,6 +791,8 @@ struct R {
     by_modseq: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     expunged: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     unseen: ReadOnlyTable<(u64, u64, u32), u8>,
+    deleted: ReadOnlyTable<(u64, u64, u32), u8>,
+    search_grams: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     quotas: ReadOnlyTable<u64, BytesTable>,
     aliases: ReadOnlyTable<&'static str, u64>,
     domains: ReadOnlyTable<&'static str, &'static str>,
@@ -741,6 +812,8 @@ impl R {
             by_modseq: txn.open_table(BY_MODSEQ).map_err(db_err)?,
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
+            deleted: txn.open_table(DELETED).map_err(db_err)?,
+            search_grams: txn.open_table(SEARCH_GRAMS).map_err(db_err)?,
             quotas: txn.open_table(QUOTAS).map_err(db_err)?,
             aliases: txn.open_table(ALIASES).map_err(db_err)?,
             domains: txn.open_table(DOMAINS).map_err(db_err)?,
@@ -786,7 +859,7 @@ impl EmbeddedStore {
             let db = Database::create(&path).map_err(db_err)?;
             // Create every table up front so read transactions never meet a missing one.
             let txn = db.begin_write().map_err(db_err)?;
-            drop(W::open(&txn)?);
+            build_search_grams(&mut W::open(&txn)?)?;
             txn.commit().map_err(db_err)?;
             Ok(db)
         })
@@ -1074,7 +1147,9 @@ impl MailStore for EmbeddedStore {
         for m in messages {
             let flags = flags::normalize(&m.flags)?;
             let index = encode(&m.index)?;
-            prepared.push((m, flags, index));
+            // Computed before the write transaction, which is the store's one serial section.
+            let grams = search::index_grams(&m.index);
+            prepared.push((m, flags, index, grams));
         }
         let u = user.0;
         self.write(move |w| {
@@ -1082,10 +1157,10 @@ impl MailStore for EmbeddedStore {
             let mut row = w.mbox(u, id)?;
             let mut uids = Vec::with_capacity(prepared.len());
             if !prepared.is_empty() {
-                let bytes = prepared.iter().map(|(m, _, _)| m.size).sum();
+                let bytes = prepared.iter().map(|(m, _, _, _)| m.size).sum();
                 w.charge(u, bytes, prepared.len() as u64)?;
                 let modseq = row.bump_modseq();
-                for (m, flags, index) in &prepared {
+                for (m, flags, index, grams) in &prepared {
                     let uid = row.take_uid()?;
                     let msg = MsgRow {
                         modseq,
@@ -1094,7 +1169,7 @@ impl MailStore for EmbeddedStore {
                         size: m.size,
                         blob: m.blob.clone(),
                     };
-                    w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index))?;
+                    w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index, grams))?;
                     uids.push(Uid(uid));
                 }
                 w.put_mbox(u, id, &row)?;
@@ -1252,8 +1327,25 @@ impl MailStore for EmbeddedStore {
         self.read(move |r| {
             r.mbox(u, m)?;
             let with_index = search::needs_index(&key);
+            let narrowed = search::candidates(&key, &mut |p| match p {
+                Posting::Gram(g) => read_gram_postings(&r.search_grams, u, m, g),
+                Posting::Unseen => read_uid_keys(&r.unseen, u, m),
+                Posting::Deleted => read_uid_keys(&r.deleted, u, m),
+            })?;
+            let msgs = match narrowed {
+                None => read_msgs_in(&r.messages, u, m, None)?,
+                Some(uids) => {
+                    let mut msgs = Vec::with_capacity(uids.len());
+                    for uid in uids {
+                        if let Some(msg) = read_msg(&r.messages, u, m, uid)? {
+                            msgs.push((uid, msg));
+                        }
+                    }
+                    msgs
+                }
+            };
             let mut out = Vec::new();
-            for (uid, msg) in read_msgs_in(&r.messages, u, m, None)? {
+            for (uid, msg) in msgs {
                 let index: Option<SearchIndex> = if with_index {
                     match read_bytes(&r.search_index, u, m, uid)? {
                         Some(b) => Some(decode(&b)?),
@@ -1272,6 +1364,44 @@ impl MailStore for EmbeddedStore {
                 };
                 if search::matches(&key, &c) {
                     out.push(Uid(uid));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>> {
+        let (u, m, key, projection) = (user.0, mailbox.0, key.clone(), projection.clone());
+        self.read(move |r| {
+            r.mbox(u, m)?;
+            let mut out = Vec::new();
+            for (uid, msg) in read_msgs_in(&r.messages, u, m, None)? {
+                let index: SearchIndex = match read_bytes(&r.search_index, u, m, uid)? {
+                    Some(b) => decode(&b)?,
+                    None => SearchIndex::default(),
+                };
+                let c = Candidate {
+                    uid: Uid(uid),
+                    modseq: ModSeq(msg.modseq),
+                    flags: &msg.flags,
+                    internal_date: msg.date,
+                    size: msg.size,
+                    index: Some(&index),
+                };
+                if search::matches(&key, &c) {
+                    out.push(IndexedMessage {
+                        uid: Uid(uid),
+                        size: msg.size,
+                        internal_date: msg.date,
+                        index: index.project(&projection),
+                    });
                 }
             }
             Ok(out)

@@ -5,9 +5,182 @@
 //! substrings of the MIME-decoded text; date keys compare calendar days in the zone the date
 //! was given in.
 
+use std::collections::BTreeSet;
+
 use yubin_meta_api::{DayNumber, InternalDate, ModSeq, SearchIndex, SearchKey, Uid};
 
 use crate::flags;
+
+/// Three consecutive characters of lower-cased text, packed 21 bits each (every `char` fits in
+/// 21 bits), so two different trigrams never share a value.
+pub type Gram = u64;
+
+/// A posting list a backend keeps per mailbox, so a search can narrow its candidates to the
+/// messages on it instead of evaluating every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posting {
+    /// The messages whose indexed text (see [`index_grams`]) contains this trigram.
+    Gram(Gram),
+    /// The messages without `\Seen`.
+    Unseen,
+    /// The messages with `\Deleted`.
+    Deleted,
+}
+
+fn push_grams(lowered: &str, out: &mut BTreeSet<Gram>) {
+    let mut window = [0u64; 3];
+    for (i, c) in lowered.chars().enumerate() {
+        window = [window[1], window[2], u64::from(c)];
+        if i >= 2 {
+            out.insert(window[0] << 42 | window[1] << 21 | window[2]);
+        }
+    }
+}
+
+/// The trigrams of the lower-cased needle, or `None` when it is too short (under three
+/// characters once lower-cased) to narrow anything.
+fn needle_grams(needle: &str) -> Option<BTreeSet<Gram>> {
+    let mut grams = BTreeSet::new();
+    push_grams(&needle.to_lowercase(), &mut grams);
+    (!grams.is_empty()).then_some(grams)
+}
+
+/// Every trigram a header, body or text key of [`matches`] can look for in this message: those
+/// of each lower-cased header name, value and `name: value` line, and of the body text. A
+/// needle that is a substring of the lower-cased haystack has all its trigrams in the
+/// haystack's, so the postings of these grams never miss a match.
+pub fn index_grams(ix: &SearchIndex) -> BTreeSet<Gram> {
+    let mut out = BTreeSet::new();
+    for (h, v) in &ix.headers {
+        push_grams(&h.to_lowercase(), &mut out);
+        push_grams(&v.to_lowercase(), &mut out);
+        push_grams(&format!("{h}: {v}").to_lowercase(), &mut out);
+    }
+    push_grams(&ix.body_text.to_lowercase(), &mut out);
+    out
+}
+
+/// The UIDs that can match `key`, from the backend's posting lists (`postings` returns one list
+/// in ascending UID order), or `None` when the key cannot be narrowed that way and every message
+/// is a candidate. The answer is a superset: candidates are then checked with [`matches`].
+pub fn candidates<E>(
+    key: &SearchKey,
+    postings: &mut dyn FnMut(Posting) -> Result<Vec<u32>, E>,
+) -> Result<Option<Vec<u32>>, E> {
+    Ok(match key {
+        SearchKey::Header(_, s) | SearchKey::Body(s) | SearchKey::Text(s) => {
+            match needle_grams(s) {
+                None => None,
+                Some(grams) => {
+                    let mut lists = Vec::with_capacity(grams.len());
+                    for g in grams {
+                        let list = postings(Posting::Gram(g))?;
+                        if list.is_empty() {
+                            return Ok(Some(Vec::new()));
+                        }
+                        lists.push(list);
+                    }
+                    Some(intersect_all(lists))
+                }
+            }
+        }
+        SearchKey::NoFlag(f) if f.eq_ignore_ascii_case("\\Seen") => {
+            Some(postings(Posting::Unseen)?)
+        }
+        SearchKey::Flag(f) if f.eq_ignore_ascii_case("\\Deleted") => {
+            Some(postings(Posting::Deleted)?)
+        }
+        SearchKey::And(ks) => {
+            let mut lists = Vec::new();
+            for k in ks {
+                if let Some(list) = candidates(k, postings)? {
+                    if list.is_empty() {
+                        return Ok(Some(list));
+                    }
+                    lists.push(list);
+                }
+            }
+            (!lists.is_empty()).then(|| intersect_all(lists))
+        }
+        SearchKey::Or(a, b) => match (candidates(a, postings)?, candidates(b, postings)?) {
+            (Some(x), Some(y)) => Some(union(&x, &y)),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Trigrams every message matching `key` contains (see [`index_grams`]), or `None` when the key
+/// requires none (a short needle, NOT, a key that reads no text). For a backend that can only
+/// intersect postings (one Redis script call), this is the whole plan; any subset of the answer
+/// still narrows soundly.
+pub fn required_grams(key: &SearchKey) -> Option<BTreeSet<Gram>> {
+    match key {
+        SearchKey::Header(_, s) | SearchKey::Body(s) | SearchKey::Text(s) => needle_grams(s),
+        SearchKey::And(ks) => {
+            let all: BTreeSet<Gram> = ks.iter().filter_map(required_grams).flatten().collect();
+            (!all.is_empty()).then_some(all)
+        }
+        // A match satisfies one side or the other, so only grams both sides require are certain.
+        SearchKey::Or(a, b) => {
+            let both: BTreeSet<Gram> = required_grams(a)?
+                .intersection(&required_grams(b)?)
+                .copied()
+                .collect();
+            (!both.is_empty()).then_some(both)
+        }
+        _ => None,
+    }
+}
+
+/// The intersection of ascending lists, smallest first so the work shrinks fastest.
+fn intersect_all(mut lists: Vec<Vec<u32>>) -> Vec<u32> {
+    lists.sort_by_key(Vec::len);
+    let mut it = lists.into_iter();
+    let mut acc = it.next().unwrap_or_default();
+    for list in it {
+        if acc.is_empty() {
+            break;
+        }
+        let mut j = 0;
+        acc.retain(|uid| {
+            while j < list.len() && list[j] < *uid {
+                j += 1;
+            }
+            j < list.len() && list[j] == *uid
+        });
+    }
+    acc
+}
+
+fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                i += 1;
+                j += 1;
+                *x
+            }
+            (Some(x), Some(y)) if x < y => {
+                i += 1;
+                *x
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (_, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (None, None) => break,
+        };
+        out.push(next);
+    }
+    out
+}
 
 /// What the evaluator knows of one message.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +367,103 @@ mod tests {
             tz_offset_minutes: 0,
         };
         assert_eq!(day_number(before_epoch), -1);
+    }
+
+    fn index(subject: &str, body: &str) -> SearchIndex {
+        SearchIndex {
+            headers: vec![("Subject".into(), subject.into())],
+            sent_date: None,
+            body_text: body.into(),
+        }
+    }
+
+    /// Postings built from `index_grams` and the answer of `candidates` never drop a message
+    /// `matches` accepts, for ASCII, accented, Greek (final sigma) and CJK needles.
+    #[test]
+    fn candidates_never_miss_a_match() {
+        let docs = [
+            index("Grüße aus Köln", "Straße"),
+            index("ΣΊΣΥΦΟΣ", "日本語のテキスト"),
+            index("Re: alpha beta", "ALPHA gamma"),
+            index("", ""),
+        ];
+        let grams: Vec<BTreeSet<Gram>> = docs.iter().map(index_grams).collect();
+        let mut postings = |p: Posting| -> Result<Vec<u32>, ()> {
+            Ok(match p {
+                Posting::Gram(g) => (0..docs.len())
+                    .filter(|&i| grams[i].contains(&g))
+                    .map(|i| i as u32 + 1)
+                    .collect(),
+                Posting::Unseen | Posting::Deleted => Vec::new(),
+            })
+        };
+        let b = Box::new;
+        let keys = [
+            SearchKey::Header("subject".into(), "KÖLN".into()),
+            SearchKey::Text("subject: re: al".into()),
+            SearchKey::Text("σίσυφος".into()),
+            SearchKey::Body("本語の".into()),
+            SearchKey::Body("alpha gamma".into()),
+            SearchKey::Or(
+                b(SearchKey::Body("straße".into())),
+                b(SearchKey::Text("beta".into())),
+            ),
+            SearchKey::And(vec![
+                SearchKey::Text("alpha".into()),
+                SearchKey::Body("gamma".into()),
+            ]),
+        ];
+        for key in keys {
+            let want: Vec<u32> = (0..docs.len())
+                .filter(|&i| {
+                    matches(
+                        &key,
+                        &Candidate {
+                            uid: Uid(i as u32 + 1),
+                            modseq: ModSeq(1),
+                            flags: &[],
+                            internal_date: InternalDate {
+                                unix_seconds: 0,
+                                tz_offset_minutes: 0,
+                            },
+                            size: 0,
+                            index: Some(&docs[i]),
+                        },
+                    )
+                })
+                .map(|i| i as u32 + 1)
+                .collect();
+            assert!(!want.is_empty(), "{key:?} matches something");
+            let got = candidates(&key, &mut postings)
+                .expect("lookup")
+                .expect("narrowed");
+            assert!(
+                want.iter().all(|u| got.contains(u)),
+                "{key:?}: {got:?} misses {want:?}"
+            );
+            assert!(
+                !got.contains(&4),
+                "{key:?}: the empty message is not a candidate"
+            );
+            // An OR whose sides share no trigram requires none.
+            let required = required_grams(&key).unwrap_or_default();
+            for u in want {
+                assert!(required.is_subset(&grams[u as usize - 1]), "{key:?}");
+            }
+        }
+        assert_eq!(
+            candidates(&SearchKey::Text("al".into()), &mut postings),
+            Ok(None)
+        );
+        assert_eq!(
+            required_grams(&SearchKey::Not(b(SearchKey::Text("alpha".into())))),
+            None
+        );
+        assert_eq!(union(&[1, 3, 5], &[2, 3, 6]), vec![1, 2, 3, 5, 6]);
+        assert_eq!(
+            intersect_all(vec![vec![1, 3, 5, 7], vec![3, 7, 9], vec![7]]),
+            vec![7]
+        );
     }
 
     #[test]

@@ -779,13 +779,14 @@ impl Authenticator for PasswordAuthenticator {
                 self.check_account(&name, password, record, key, client)
                     .await?
             }
-            _ => {
-                if let Some(decoy) = self.decoy_hash().await {
-                    // Only the time spent matters: it is the same as for a real account.
-                    self.verify(password, decoy, &name, client).await?;
-                }
-                Checked::Mismatch
-            }
+            _ => match self.decoy_hash().await {
+                // Only the time spent matters: it is the same as for a real account.
+                Some(decoy) => match self.verify(password, decoy, &name, client).await? {
+                    Checked::Throttled => Checked::Throttled,
+                    _ => Checked::Mismatch,
+                },
+                None => Checked::Mismatch,
+            },
         };
         match (checked, record) {
             (Checked::Match, Some(record)) => {

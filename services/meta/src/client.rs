@@ -11,9 +11,10 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 use yubin_meta_api::{
-    AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp, MailStore,
-    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq,
-    NewMessage, QuotaUsage, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet, UserId,
+    AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp,
+    IndexProjection, IndexedMessage, MailStore, MailboxId, MailboxInfo, MailboxSnapshot,
+    MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, QuotaUsage, SearchKey, SpecialUse,
+    StoreResult, Uid, UidRange, UidSet, UserId,
 };
 
 /// The channel with the trace-context interceptor every call goes through.
@@ -310,6 +311,28 @@ impl MailStore for GrpcMetaClient {
         Ok(convert::uids_from_pb(
             call("search", self.client().search(req)).await?.uids,
         ))
+    }
+
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>> {
+        let req = self.request(pb::SearchIndexedRequest {
+            user_id: user.0,
+            mailbox_id: mailbox.0,
+            key: Some(key.into()),
+            headers: projection.headers.clone(),
+            body_chars: projection.body_chars,
+        });
+        call("search_indexed", self.client().search_indexed(req))
+            .await?
+            .messages
+            .into_iter()
+            .map(|m| IndexedMessage::try_from(m).map_err(MetaError::from))
+            .collect()
     }
 
     async fn changes_since(

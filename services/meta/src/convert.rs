@@ -12,10 +12,10 @@
 use crate::pb;
 use tonic::{Code, Status};
 use yubin_meta_api::{
-    AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, InternalDate,
-    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, ModSeq, NewMessage,
-    QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid, UidSet,
-    UidValidity, UserId,
+    AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, IndexedMessage,
+    InternalDate, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, ModSeq,
+    NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
+    UidSet, UidValidity, UserId,
 };
 
 /// A wire message that does not describe a valid domain value.
@@ -418,6 +418,30 @@ impl TryFrom<pb::MessageRecord> for MessageRecord {
             size: m.size,
             blob: BlobKey(m.blob),
             summary: m.summary,
+        })
+    }
+}
+
+impl From<IndexedMessage> for pb::IndexedMessage {
+    fn from(m: IndexedMessage) -> pb::IndexedMessage {
+        pb::IndexedMessage {
+            uid: m.uid.0,
+            size: m.size,
+            internal_date: Some(m.internal_date.into()),
+            index: Some(m.index.into()),
+        }
+    }
+}
+
+impl TryFrom<pb::IndexedMessage> for IndexedMessage {
+    type Error = WireError;
+
+    fn try_from(m: pb::IndexedMessage) -> Result<IndexedMessage, WireError> {
+        Ok(IndexedMessage {
+            uid: Uid(m.uid),
+            size: m.size,
+            internal_date: required(m.internal_date, "internal_date")?.into(),
+            index: required(m.index, "index")?.into(),
         })
     }
 }

@@ -503,6 +503,38 @@ impl pb::meta_server::Meta for MetaGrpc {
         .await
     }
 
+    async fn search_indexed(
+        &self,
+        request: Request<pb::SearchIndexedRequest>,
+    ) -> Result<Response<pb::SearchIndexedResponse>, Status> {
+        observed("search_indexed", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let key = SearchKey::try_from(
+                req.key
+                    .ok_or_else(|| WireError("missing search key".into()))?,
+            )?;
+            let projection = yubin_meta_api::IndexProjection {
+                headers: req.headers,
+                body_chars: req.body_chars,
+            };
+            let messages = answer(
+                self.mail
+                    .search_indexed(
+                        user,
+                        yubin_meta_api::MailboxId(req.mailbox_id),
+                        &key,
+                        &projection,
+                    )
+                    .await,
+            )?;
+            Ok(Response::new(pb::SearchIndexedResponse {
+                messages: messages.into_iter().map(Into::into).collect(),
+            }))
+        })
+        .await
+    }
+
     async fn changes_since(
         &self,
         request: Request<pb::ChangesSinceRequest>,

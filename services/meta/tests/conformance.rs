@@ -108,6 +108,17 @@ impl MailStore for ViaGrpc {
     ) -> MetaResult<Vec<Uid>> {
         self.mail.search(user, mailbox, key).await
     }
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>> {
+        self.mail
+            .search_indexed(user, mailbox, key, projection)
+            .await
+    }
     async fn changes_since(
         &self,
         user: UserId,

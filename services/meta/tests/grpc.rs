@@ -141,6 +141,26 @@ async fn every_rpc_round_trips_unchanged() {
     same!(h, expunge(u, MailboxId(3), Some(&UidSet::new()))).unwrap();
     same!(h, search(u, MailboxId(3), &complex_key())).unwrap();
     same!(h, search(u, MailboxId(3), &SearchKey::All)).unwrap();
+    let projection = IndexProjection {
+        headers: vec!["Subject".into(), "references".into()],
+        body_chars: 256,
+    };
+    let indexed = same!(
+        h,
+        search_indexed(u, MailboxId(3), &complex_key(), &projection)
+    )
+    .unwrap();
+    assert_eq!(indexed[0].index.body_text, "256");
+    same!(
+        h,
+        search_indexed(
+            u,
+            MailboxId(3),
+            &SearchKey::All,
+            &IndexProjection::default()
+        )
+    )
+    .unwrap();
     let changes = same!(h, changes_since(u, MailboxId(3), ModSeq(41))).unwrap();
     assert!(changes.mailbox_gone);
     let quota = same!(h, quota(u)).unwrap();

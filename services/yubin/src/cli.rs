@@ -16,6 +16,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One value, parsed once at start: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Every role in one process on embedded storage (metadata and bodies under --data-dir).

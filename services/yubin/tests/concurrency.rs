@@ -140,6 +140,9 @@ struct Acknowledged {
     own_keyword: Vec<Option<bool>>,
 }
 
+/// A client's selected mailbox after the run: (client, mailbox, UID and flags per message).
+type FinalView = (usize, String, Vec<(u32, BTreeSet<String>)>);
+
 #[derive(Default)]
 struct Ledger {
     uid_validity: HashMap<String, u32>,
@@ -157,7 +160,7 @@ struct Ledger {
     /// `\Recent` as told to read-write sessions: which client owns each message.
     recent_owner: HashMap<MessageKey, usize>,
     /// Each client's view of its selected mailbox after the run: UID and flags per message.
-    final_views: Vec<(usize, String, Vec<(u32, BTreeSet<String>)>)>,
+    final_views: Vec<FinalView>,
 }
 
 impl Ledger {
@@ -281,8 +284,9 @@ enum Event {
         flags: Option<BTreeSet<String>>,
         attrs: Vec<(String, Value)>,
     },
-    /// The UIDs of the results the view could map, at the moment the response came.
-    Search(HashSet<u32>),
+    /// The UIDs of the results the view could map, at the moment the response came, and the
+    /// sequence numbers whose UID it did not know yet.
+    Search(HashSet<u32>, Vec<u32>),
     Code(String),
     Other,
 }
@@ -481,11 +485,12 @@ impl Client {
             }
             Untagged::Fetch(n, attrs) => self.absorb_fetch(n, attrs, ctx, &line.text),
             Untagged::Search(numbers) => {
-                let (matched, problems) = self.resolve_search(&numbers, ctx.uid_results);
+                let (matched, unknown_seqs, problems) =
+                    self.resolve_search(&numbers, ctx.uid_results);
                 for p in problems {
                     self.violation(ctx, &p);
                 }
-                Event::Search(matched)
+                Event::Search(matched, unknown_seqs)
             }
             Untagged::Cond { kind, code } => {
                 if kind != "OK" {
@@ -829,7 +834,7 @@ impl Client {
 
     fn check_uid_validity(&mut self, ctx: &Ctx, mailbox: &str, code: Option<&str>) {
         let Some(value) = code
-            .and_then(|c| c.split(' ').last())
+            .and_then(|c| c.split(' ').next_back())
             .and_then(|v| v.parse::<u32>().ok())
         else {
             self.violation(ctx, "no UIDVALIDITY");
@@ -1309,12 +1314,18 @@ impl Client {
     /// Maps SEARCH results to UIDs of the view as it is when the response arrives (a UID SEARCH
     /// may be followed by EXPUNGEs in the same response); results the session cannot know are
     /// inconsistencies.
-    fn resolve_search(&self, results: &[u32], by_uid: bool) -> (HashSet<u32>, Vec<String>) {
+    fn resolve_search(
+        &self,
+        results: &[u32],
+        by_uid: bool,
+    ) -> (HashSet<u32>, Vec<u32>, Vec<String>) {
         let mut matched_uids = HashSet::new();
+        // Sequence numbers whose UID the session does not know yet.
+        let mut unknown_seqs = Vec::new();
         let mut problems = Vec::new();
         let Some(view) = self.view.as_ref() else {
             problems.push("SEARCH results with no mailbox selected".to_string());
-            return (matched_uids, problems);
+            return (matched_uids, unknown_seqs, problems);
         };
         for &r in results {
             if by_uid {
@@ -1336,7 +1347,10 @@ impl Client {
                                 .find_map(|x| x.uid)
                                 .is_none_or(|a| a > r)
                     });
-                    if !fits {
+                    if fits {
+                        // Its sequence number may be learned later in this very response.
+                        matched_uids.insert(r);
+                    } else {
                         problems.push(format!(
                             "UID {r} in the result is no message the session was told of"
                         ));
@@ -1347,11 +1361,16 @@ impl Client {
                     "message {r} in the result, but the session was told of {}",
                     view.slots.len()
                 ));
-            } else if let Some(uid) = view.slots[r as usize - 1].uid {
-                matched_uids.insert(uid);
+            } else {
+                match view.slots[r as usize - 1].uid {
+                    Some(uid) => {
+                        matched_uids.insert(uid);
+                    }
+                    None => unknown_seqs.push(r),
+                }
             }
         }
-        (matched_uids, problems)
+        (matched_uids, unknown_seqs, problems)
     }
 
     async fn search(&mut self, by_uid: bool) {
@@ -1377,19 +1396,24 @@ impl Client {
         if !out.ok() {
             return;
         }
-        let matched_uids: HashSet<u32> = out
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Search(r) => Some(r.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let mut matched_uids: HashSet<u32> = HashSet::new();
+        for e in &out.events {
+            if let Event::Search(uids, unknown_seqs) = e {
+                matched_uids.extend(uids);
+                // A non-UID SEARCH carries no EXPUNGE (RFC 3501 §7.4.1), so its sequence
+                // numbers still name the same messages, whose UIDs may be known by now.
+                let view = self.view.as_ref().expect("selected");
+                matched_uids.extend(
+                    unknown_seqs
+                        .iter()
+                        .filter_map(|&s| view.slots.get(s as usize - 1).and_then(|x| x.uid)),
+                );
+            }
+        }
         if out
             .events
             .iter()
-            .filter(|e| matches!(e, Event::Search(_)))
+            .filter(|e| matches!(e, Event::Search(..)))
             .count()
             != 1
         {

@@ -1,10 +1,12 @@
 //! The deployment files checked against the binary they deploy: the Dockerfile, the compose
 //! stack in infra/, the Kubernetes manifests in k8s/, the Prometheus alert rules and the Grafana
-//! dashboard. Flags and variables are checked against `yubin <role> --help`, the manifests
-//! against the Kubernetes schemas (kubernetes-validate, offline) and against each other, the
-//! Prometheus files with promtool, and every metric the dashboard, the alerts and the autoscaler
-//! use against real scrapes of every role after real traffic — then a real Prometheus scrapes the
-//! roles and every dashboard panel's query must return data.
+//! dashboard. Flags and variables are checked against `yubin <role> --help`; the compose file
+//! against the compose specification (check-jsonschema) and the manifests against the Kubernetes
+//! schemas (kubernetes-validate), both offline, and each against itself (selectors, ports,
+//! Secrets, mounts); the Prometheus files with promtool and the alerts' unit tests; label names
+//! and values in queries against the code; and every metric the dashboard, the alerts and the
+//! autoscaler use against real scrapes of every role after real IMAP and LMTP traffic, while a
+//! real Prometheus scrapes the roles and every dashboard panel's query must return data.
 
 mod common;
 
@@ -564,7 +566,7 @@ fn promtool() -> String {
 }
 
 #[test]
-fn prometheus_config_and_alert_rules_pass_promtool() {
+fn prometheus_config_and_alert_rules_pass_promtool_and_their_unit_tests() {
     let promtool = promtool();
     let dir = repo_root().join("infra/prometheus");
     // `check config` also checks every rule file the config lists.
@@ -576,6 +578,18 @@ fn prometheus_config_and_alert_rules_pass_promtool() {
     assert!(
         out.status.success(),
         "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The alerts' unit tests: each fires on the series it is about, and not before its `for`.
+    let out = Command::new(&promtool)
+        .args(["test", "rules", "alerts_test.yml"])
+        .current_dir(&dir)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -862,6 +876,20 @@ fn kubernetes_manifests_are_consistent_with_each_other_and_the_binary() {
             problems.push(format!("{what}: prometheus.io/port is not the http port"));
         }
         // preStop delay + the binary's drain window must end before the kubelet's SIGKILL.
+        // The delay runs `sleep` inside the image, so the runtime stage must ship coreutils.
+        let pre_stop_command = str_list(&container["lifecycle"]["preStop"]["exec"]["command"]);
+        if pre_stop_command.first().map(String::as_str) == Some("sleep") {
+            let runtime_base = read("Dockerfile")
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("FROM ").map(str::to_string))
+                .unwrap_or_default();
+            if !runtime_base.starts_with("debian:") {
+                problems.push(format!(
+                    "{what}: preStop runs `sleep`, which the runtime image {runtime_base} lacks"
+                ));
+            }
+        }
         let pre_stop: u64 = str_list(&container["lifecycle"]["preStop"]["exec"]["command"])
             .get(1)
             .and_then(|s| s.parse().ok())

@@ -316,12 +316,12 @@ fn parse_script(text: &str) -> Vec<Step> {
             };
             match literal {
                 Some(bytes) => {
-                    current.extend_from_slice(rest[..start].as_bytes());
+                    current.extend_from_slice(&rest.as_bytes()[..start]);
                     current.extend_from_slice(format!("{{{}}}", bytes.len()).as_bytes());
                     pieces.push(std::mem::take(&mut current));
                     current = bytes;
                 }
-                None => current.extend_from_slice(rest[..=end].as_bytes()),
+                None => current.extend_from_slice(&rest.as_bytes()[..=end]),
             }
             rest = &rest[end + 1..];
         }
@@ -566,6 +566,8 @@ fn normalize_code(code: &str) -> Option<String> {
     let name = name.to_ascii_uppercase();
     match name.as_str() {
         "CAPABILITY" => None,
+        // RFC 8474 §4.1 (CREATE's OK): Dovecot 2.3 has no OBJECTID.
+        "MAILBOXID" => None,
         "UIDVALIDITY" => Some("UIDVALIDITY <uidvalidity>".into()),
         "HIGHESTMODSEQ" => Some("HIGHESTMODSEQ <modseq>".into()),
         "APPENDUID" | "COPYUID" => {
@@ -631,6 +633,17 @@ fn normalize_untagged(line: &Line) -> Option<String> {
                     .trim_end()
                     .to_string(),
             )
+        }
+        // SELECT's `OK [HIGHESTMODSEQ]` and `OK [MAILBOXID]`: RFC 7162 §3.1.2.1 and RFC 8474
+        // §4.2 ask for them on every SELECT, which Yubin does; Dovecot 2.3 has no OBJECTID and
+        // sends HIGHESTMODSEQ only once CONDSTORE is enabled, so they are not compared.
+        Untagged::Cond { .. }
+            if response_code(rest.split_once(' ').map_or("", |r| r.1)).is_some_and(|c| {
+                let name = c.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                name == "HIGHESTMODSEQ" || name == "MAILBOXID"
+            }) =>
+        {
+            None
         }
         Untagged::Cond { .. } => Some(format!("* {}", normalize_condition(rest))),
         Untagged::Data(word) => {

@@ -6,11 +6,14 @@
 //!
 //! One module per command family, each with its table tests.
 
+mod compress;
 mod fetch;
 mod mailbox;
+mod metadata;
 mod quota;
 mod search;
 mod session;
+mod sort;
 mod store;
 
 #[cfg(test)]
@@ -132,6 +135,8 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> PResult<CommandBody> {
         "STATUS" => mailbox::status(c),
         "APPEND" => mailbox::append(c),
         "SEARCH" => search::search(c, false),
+        "SORT" => sort::sort(c, false),
+        "THREAD" => sort::thread(c, false),
         "FETCH" => fetch::fetch(c, false),
         "STORE" => store::store(c, false),
         "COPY" => store::copy(c, false, false),
@@ -139,12 +144,17 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> PResult<CommandBody> {
         "GETQUOTA" => quota::getquota(c),
         "GETQUOTAROOT" => quota::getquotaroot(c),
         "SETQUOTA" => quota::setquota(c),
+        "COMPRESS" => compress::compress(c),
+        "GETMETADATA" => metadata::getmetadata(c),
+        "SETMETADATA" => metadata::setmetadata(c),
         "UID" => {
             c.sp()?;
             let sub = c.word()?;
             match sub.as_str() {
                 "EXPUNGE" => store::uid_expunge(c),
                 "SEARCH" => search::search(c, true),
+                "SORT" => sort::sort(c, true),
+                "THREAD" => sort::thread(c, true),
                 "FETCH" => fetch::fetch(c, true),
                 "STORE" => store::store(c, true),
                 "COPY" => store::copy(c, true, false),

@@ -54,7 +54,7 @@ fn date_arg(c: &mut Cursor<'_>) -> PResult<Date> {
 
 /// One `search-key`. NOT, OR and parenthesised lists each count one nesting level, so
 /// recursion depth is bounded by `Limits::max_nesting`.
-fn key(c: &mut Cursor<'_>) -> PResult<SearchKey> {
+pub(super) fn key(c: &mut Cursor<'_>) -> PResult<SearchKey> {
     match c.peek() {
         Some(b'(') => return Ok(SearchKey::And(c.list(false, key)?)),
         Some(b'0'..=b'9' | b'*' | b'$') => return Ok(SearchKey::SequenceSet(c.seq_set()?)),

@@ -5,6 +5,7 @@ pub(crate) mod authenticate;
 pub(crate) mod capability;
 pub(crate) mod check;
 pub(crate) mod close;
+pub(crate) mod compress;
 pub(crate) mod copy;
 pub(crate) mod create;
 pub(crate) mod delete;
@@ -25,10 +26,12 @@ pub(crate) mod quota;
 pub(crate) mod rename;
 pub(crate) mod search;
 pub(crate) mod select;
+pub(crate) mod sort;
 pub(crate) mod starttls;
 pub(crate) mod status;
 pub(crate) mod store;
 pub(crate) mod subscribe;
+pub(crate) mod thread;
 pub(crate) mod unselect;
 pub(crate) mod unsubscribe;
 
@@ -108,6 +111,31 @@ pub(crate) async fn dispatch(
             )
             .await
         }
+        C::Sort {
+            uid,
+            criteria,
+            charset,
+            returns,
+            search,
+        } => {
+            sort::run(
+                s,
+                out,
+                tag,
+                uid,
+                &criteria,
+                &charset,
+                returns.as_deref(),
+                &search,
+            )
+            .await
+        }
+        C::Thread {
+            uid,
+            algorithm,
+            charset,
+            search,
+        } => thread::run(s, out, uid, algorithm, &charset, &search).await,
         C::Fetch {
             uid,
             set,
@@ -128,6 +156,8 @@ pub(crate) async fn dispatch(
         C::GetQuota { root } => quota::getquota(s, out, &root).await,
         C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, out, &mailbox).await,
         C::SetQuota { .. } => quota::setquota(),
+        C::Compress { mechanism } => compress::run(s, &mechanism),
+        C::GetMetadata { .. } | C::SetMetadata { .. } => not_supported("METADATA"),
     };
     if !matches!(reply.next, Next::Stay) {
         return reply;
@@ -167,6 +197,8 @@ fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
         C::Fetch { uid, .. }
         | C::Store { uid, .. }
         | C::Search { uid, .. }
+        | C::Sort { uid, .. }
+        | C::Thread { uid, .. }
         | C::Copy { uid, .. }
         | C::Move { uid, .. } => (*uid, *uid),
         _ => (true, false),

@@ -61,10 +61,10 @@ pub(crate) fn write_status(
     for item in items {
         parts.push(match item {
             StatusItem::Messages => format!("MESSAGES {}", info.exists),
-            // `\Recent` belongs to the one session that claims it at SELECT; STATUS reports
-            // none (RFC 3501 §6.3.10 counts messages with the flag, which no mailbox-level
-            // count can know before a session claims them).
-            StatusItem::Recent => "RECENT 0".to_string(),
+            // RFC 3501 §6.3.10: the messages with `\Recent`. A message is recent to the one
+            // session that claims it (`MailStore::claim_recent`); before any session has, it
+            // is recent to the next one to select the mailbox, so this counts those.
+            StatusItem::Recent => format!("RECENT {}", info.recent),
             StatusItem::UidNext => format!("UIDNEXT {}", info.uid_next),
             StatusItem::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
             StatusItem::Unseen => format!("UNSEEN {}", info.unseen),
@@ -86,4 +86,3 @@ pub(crate) fn write_status(
     names::encode_to(buf, &info.name, s.rev2);
     buf.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
 }
-

@@ -139,6 +139,17 @@ impl MailStore for FaultyWatch {
     async fn search(&self, u: UserId, m: MailboxId, k: &SearchKey) -> MetaResult<Vec<Uid>> {
         self.inner.search(u, m, k).await
     }
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>> {
+        self.inner
+            .search_indexed(user, mailbox, key, projection)
+            .await
+    }
     async fn changes_since(&self, u: UserId, m: MailboxId, s: ModSeq) -> MetaResult<Changes> {
         self.inner.changes_since(u, m, s).await
     }

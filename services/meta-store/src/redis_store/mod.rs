@@ -19,7 +19,7 @@
 //! | `{u:<id>}:seq` | hash | `mailbox` (last mailbox id), `uidvalidity` (last UIDVALIDITY) |
 //! | `{u:<id>}:mailboxes` | hash | mailbox name → mailbox id |
 //! | `{u:<id>}:subs` | set | subscribed names (they outlive mailboxes) |
-//! | `{u:<id>}:mb:<m>` | hash | `name`, `uidvalidity`, `uidnext`, `highestmodseq`, `exists`, `unseen`, `deleted`, `size`, `specialuse`, `recent` (first UID not claimed as `\Recent`; absent = 1) |
+//! | `{u:<id>}:mb:<m>` | hash | `name`, `uidvalidity`, `uidnext`, `highestmodseq`, `exists`, `unseen`, `deleted`, `size`, `specialuse`, `recent` (first UID not claimed as `\Recent`; absent = 1), `grams` (`1` while every message has search postings) |
 //! | `{u:<id>}:uids:<m>` | sorted set | uid scored by uid: the UID set, sequence number = rank + 1 |
 //! | `{u:<id>}:flags:<m>` | hash | uid → flags, space-separated |
 //! | `{u:<id>}:msg:<m>` | hash | uid → `<unix-seconds> <tz-minutes> <size> <blob key>` |
@@ -30,6 +30,8 @@
 //! | `{u:<id>}:unseen:<m>` | sorted set | uids without `\Seen` (first unseen in O(log n)) |
 //! | `{u:<id>}:deleted:<m>` | sorted set | uids with `\Deleted` (EXPUNGE touches only those) |
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
+//! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::index_grams`) |
+//! | `{u:<id>}:gl:<m>` | hash | uid → its trigrams, space-separated (to remove its postings on expunge) |
 //!
 //! Change hints are published on channel `ev:{u:<id>}` by the writing script itself, as
 //! `<mailbox> <modseq> <kind> <published>` with kind `a` (appended), `f` (flags), `e` (expunged)
@@ -79,9 +81,10 @@ use redis::{
 };
 use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, Domain, FlagOp,
-    InternalDate, MailStore, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError,
-    MetaResult, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse,
-    StoreResult, Uid, UidRange, UidSet, UidValidity, UserId, UserRecord,
+    IndexProjection, IndexedMessage, InternalDate, MailStore, MailboxId, MailboxInfo,
+    MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, QuotaLimits,
+    QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet,
+    UidValidity, UserId, UserRecord,
 };
 
 use crate::accounts::{self, AddressBook, normalize_address, normalize_domain};
@@ -620,6 +623,148 @@ fn user_from_fields(id: u64, v: Vec<Option<String>>) -> Option<UserRecord> {
     })
 }
 
+/// One message that matched a scanning search, with the columns that were loaded.
+struct ScannedMessage {
+    uid: Uid,
+    internal_date: InternalDate,
+    size: u64,
+    index: Option<SearchIndex>,
+}
+
+/// A message's search trigrams as the scripts store them: hex, space-separated.
+fn gram_list(grams: &std::collections::BTreeSet<search::Gram>) -> String {
+    let mut out = String::with_capacity(grams.len() * 12);
+    for g in grams {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&format!("{g:x}"));
+    }
+    out
+}
+
+impl RedisStore {
+    /// SEARCH answered from a flag index (`unseen` / `deleted`) without a scan.
+    async fn search_index_mode(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        mode: Option<&str>,
+    ) -> MetaResult<Vec<Uid>> {
+        let mut inv = self.call(&self.scripts.search, user);
+        inv.arg(mailbox.0)
+            .arg(mode.unwrap_or("scan"))
+            .arg("0")
+            .arg("0")
+            .arg("0")
+            .arg("0");
+        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
+        parse_uids(next(&mut cols)?)
+    }
+
+    /// The messages matching `key` in one script call that loads only the columns in `need`
+    /// (which must include what `key` reads, see [`search::needs`]).
+    async fn scan_matching(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        need: search::Needs,
+    ) -> MetaResult<Vec<ScannedMessage>> {
+        let bit = |b: bool| if b { "1" } else { "0" };
+        let mut inv = self.call(&self.scripts.search, user);
+        inv.arg(mailbox.0)
+            .arg("scan")
+            .arg(bit(need.flags))
+            .arg(bit(need.record))
+            .arg(bit(need.modseq))
+            .arg(bit(need.index));
+        for g in search::required_grams(key).unwrap_or_default() {
+            inv.arg(format!("{g:x}"));
+        }
+        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
+        let uids = parse_uids(next(&mut cols)?)?;
+        // Each column is absent (nil) or has one entry per UID.
+        let mut column = |name: &str| -> MetaResult<Option<Vec<Value>>> {
+            match cols.next() {
+                None | Some(Value::Nil) => Ok(None),
+                Some(v) => {
+                    let c = v_array(v)?;
+                    if c.len() == uids.len() {
+                        Ok(Some(c))
+                    } else {
+                        Err(bad_reply(&format!(
+                            "search column {name} has the wrong length"
+                        )))
+                    }
+                }
+            }
+        };
+        let flags = column("flags")?;
+        let records = column("records")?;
+        let modseqs = column("modseqs")?;
+        let indexes = column("indexes")?;
+        let (mut flags, mut records, mut modseqs, mut indexes) = (
+            flags.map(Vec::into_iter),
+            records.map(Vec::into_iter),
+            modseqs.map(Vec::into_iter),
+            indexes.map(Vec::into_iter),
+        );
+        let no_date = InternalDate {
+            unix_seconds: 0,
+            tz_offset_minutes: 0,
+        };
+        let mut out = Vec::new();
+        for uid in uids {
+            let flags = match flags.as_mut() {
+                Some(it) => split_flags(&v_string(next(it)?)?),
+                None => Vec::new(),
+            };
+            let (internal_date, size) = match records.as_mut() {
+                Some(it) => {
+                    let r = decode_record(&v_string(next(it)?)?)?;
+                    (r.date, r.size)
+                }
+                None => (no_date, 0),
+            };
+            let modseq = match modseqs.as_mut() {
+                Some(it) => ModSeq(v_num(next(it)?)?),
+                None => ModSeq(0),
+            };
+            let index: Option<SearchIndex> = match indexes.as_mut() {
+                Some(it) => {
+                    let b = v_bytes(next(it)?)?;
+                    if b.is_empty() {
+                        Some(SearchIndex::default())
+                    } else {
+                        Some(serde_json::from_slice(&b).map_err(|e| {
+                            MetaError::Internal(format!("corrupt search index of {uid}: {e}"))
+                        })?)
+                    }
+                }
+                None => None,
+            };
+            let c = Candidate {
+                uid,
+                modseq,
+                flags: &flags,
+                internal_date,
+                size,
+                index: index.as_ref(),
+            };
+            if search::matches(key, &c) {
+                out.push(ScannedMessage {
+                    uid,
+                    internal_date,
+                    size,
+                    index,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl MailStore for RedisStore {
     async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
@@ -735,7 +880,8 @@ impl MailStore for RedisStore {
             inv.arg(flags)
                 .arg(encode_record(m))
                 .arg(&m.summary[..])
-                .arg(index);
+                .arg(index)
+                .arg(gram_list(&search::index_grams(&m.index)));
         }
         let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
         let uid_validity = UidValidity(v_num(next(&mut it)?)?);
@@ -859,93 +1005,40 @@ impl MailStore for RedisStore {
             SearchKey::Flag(f) if f.eq_ignore_ascii_case("\\Deleted") => Some("deleted"),
             _ => None,
         };
-        let need = search::needs(key);
-        let bit = |b: bool| if b { "1" } else { "0" };
-        let mut inv = self.call(&self.scripts.search, user);
-        inv.arg(mailbox.0)
-            .arg(indexed.unwrap_or("scan"))
-            .arg(bit(need.flags))
-            .arg(bit(need.record))
-            .arg(bit(need.modseq))
-            .arg(bit(need.index));
-        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
-        let uids = parse_uids(next(&mut cols)?)?;
         if indexed.is_some() {
-            return Ok(uids);
+            return self.search_index_mode(user, mailbox, indexed).await;
         }
-        // Each column is absent (nil) or has one entry per UID.
-        let mut column = |name: &str| -> MetaResult<Option<Vec<Value>>> {
-            match cols.next() {
-                None | Some(Value::Nil) => Ok(None),
-                Some(v) => {
-                    let c = v_array(v)?;
-                    if c.len() == uids.len() {
-                        Ok(Some(c))
-                    } else {
-                        Err(bad_reply(&format!(
-                            "search column {name} has the wrong length"
-                        )))
-                    }
-                }
-            }
+        Ok(self
+            .scan_matching(user, mailbox, key, search::needs(key))
+            .await?
+            .into_iter()
+            .map(|m| m.uid)
+            .collect())
+    }
+
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>> {
+        let need = search::Needs {
+            record: true,
+            index: true,
+            ..search::needs(key)
         };
-        let flags = column("flags")?;
-        let records = column("records")?;
-        let modseqs = column("modseqs")?;
-        let indexes = column("indexes")?;
-        let (mut flags, mut records, mut modseqs, mut indexes) = (
-            flags.map(Vec::into_iter),
-            records.map(Vec::into_iter),
-            modseqs.map(Vec::into_iter),
-            indexes.map(Vec::into_iter),
-        );
-        let no_date = InternalDate {
-            unix_seconds: 0,
-            tz_offset_minutes: 0,
-        };
-        let mut out = Vec::new();
-        for uid in uids {
-            let flags = match flags.as_mut() {
-                Some(it) => split_flags(&v_string(next(it)?)?),
-                None => Vec::new(),
-            };
-            let (internal_date, size) = match records.as_mut() {
-                Some(it) => {
-                    let r = decode_record(&v_string(next(it)?)?)?;
-                    (r.date, r.size)
-                }
-                None => (no_date, 0),
-            };
-            let modseq = match modseqs.as_mut() {
-                Some(it) => ModSeq(v_num(next(it)?)?),
-                None => ModSeq(0),
-            };
-            let index: Option<SearchIndex> = match indexes.as_mut() {
-                Some(it) => {
-                    let b = v_bytes(next(it)?)?;
-                    if b.is_empty() {
-                        Some(SearchIndex::default())
-                    } else {
-                        Some(serde_json::from_slice(&b).map_err(|e| {
-                            MetaError::Internal(format!("corrupt search index of {uid}: {e}"))
-                        })?)
-                    }
-                }
-                None => None,
-            };
-            let c = Candidate {
-                uid,
-                modseq,
-                flags: &flags,
-                internal_date,
-                size,
-                index: index.as_ref(),
-            };
-            if search::matches(key, &c) {
-                out.push(uid);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .scan_matching(user, mailbox, key, need)
+            .await?
+            .into_iter()
+            .map(|m| IndexedMessage {
+                uid: m.uid,
+                size: m.size,
+                internal_date: m.internal_date,
+                index: m.index.unwrap_or_default().project(projection),
+            })
+            .collect())
     }
 
     async fn changes_since(

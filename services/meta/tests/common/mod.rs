@@ -263,6 +263,30 @@ impl MailStore for EchoStore {
         self.record(format!("search {user:?} {mailbox:?} {key:?}"))?;
         Ok(vec![Uid(1), Uid(u32::MAX)])
     }
+    async fn search_indexed(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+        projection: &IndexProjection,
+    ) -> MetaResult<Vec<IndexedMessage>> {
+        self.record(format!(
+            "search_indexed {user:?} {mailbox:?} {key:?} {projection:?}"
+        ))?;
+        Ok(vec![IndexedMessage {
+            uid: Uid(u32::MAX),
+            size: u64::MAX,
+            internal_date: InternalDate {
+                unix_seconds: -1,
+                tz_offset_minutes: -720,
+            },
+            index: SearchIndex {
+                headers: vec![("Subject".into(), "Grüße".into())],
+                sent_date: None,
+                body_text: projection.body_chars.to_string(),
+            },
+        }])
+    }
 
     async fn changes_since(
         &self,

@@ -1,4 +1,5 @@
--- append: ARGV = P, now, name, n, then n times: flags, record, summary, index
+-- append: ARGV = P, now, name, n, then n times: flags, record, summary, index, grams (the
+-- search trigrams, hex, space-separated)
 -- -> { uidvalidity, mailbox, uid... }
 local now, name, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local id = resolve(name, now)
@@ -16,7 +17,7 @@ if not uid_room(id, n) then
   return invalid('mailbox ' .. name .. ' has no UIDs left')
 end
 local bytes = 0
-for i = 0, n - 1 do bytes = bytes + rec_size(ARGV[6 + i * 4]) end
+for i = 0, n - 1 do bytes = bytes + rec_size(ARGV[6 + i * 5]) end
 local refusal = quota_refusal(bytes, n)
 if refusal then
   publish()
@@ -25,9 +26,9 @@ end
 usage_add(bytes, n)
 local ms = bump(id)
 for i = 0, n - 1 do
-  local b = 5 + i * 4
+  local b = 5 + i * 5
   local uid = take_uid(id)
-  add_msg(id, uid, split(ARGV[b]), ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ms)
+  add_msg(id, uid, split(ARGV[b]), ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ms, ARGV[b + 4])
   out[#out + 1] = fmt(uid)
 end
 emit(id, ms, 'a')

@@ -87,7 +87,7 @@ local function create_mb(name, special, now)
   local v = next_uidvalidity(now)
   redis.call('HSET', mbkey(id), 'name', name, 'uidvalidity', fmt(v), 'uidnext', '1',
     'highestmodseq', '1', 'exists', '0', 'unseen', '0', 'deleted', '0', 'size', '0',
-    'specialuse', special or '')
+    'specialuse', special or '', 'grams', '1')
   redis.call('HSET', P .. 'mailboxes', name, fmt(id))
   emit(id, 1, 'l')
   return id
@@ -135,7 +135,32 @@ local function note_keywords(m, flags)
   end
 end
 
-local function add_msg(m, uid, flags, rec, sum, idx, ms)
+-- Search trigram postings (see search::index_grams on the Rust side, which computes them: Lua
+-- cannot lower-case Unicode). "{u:<id>}:g:<m>:<gram hex>" is the set of UIDs holding the gram,
+-- "{u:<id>}:gl:<m>" maps each UID to its grams (to undo them on expunge). A mailbox's 'grams'
+-- field is '1' while every message of it has postings; a message stored before postings
+-- existed clears it, and SEARCH then scans that mailbox as before.
+local function gram_key(m, g) return P .. 'g:' .. m .. ':' .. g end
+
+local function add_grams(m, uid, grams)
+  if not grams then
+    redis.call('HDEL', mbkey(m), 'grams')
+    return
+  end
+  redis.call('HSET', K('gl', m), uid, grams)
+  for g in string.gmatch(grams, '%S+') do redis.call('SADD', gram_key(m, g), uid) end
+end
+
+local function remove_grams(m, uid)
+  local grams = redis.call('HGET', K('gl', m), uid)
+  if not grams then return end
+  -- SREM of a set's last member deletes the key, so no empty posting lingers.
+  for g in string.gmatch(grams, '%S+') do redis.call('SREM', gram_key(m, g), uid) end
+  redis.call('HDEL', K('gl', m), uid)
+end
+
+-- grams: the message's gram list, or false when unknown (copied from a message without one).
+local function add_msg(m, uid, flags, rec, sum, idx, ms, grams)
   redis.call('ZADD', K('uids', m), uid, uid)
   redis.call('HSET', K('flags', m), uid, table.concat(flags, ' '))
   redis.call('HSET', K('msg', m), uid, rec)
@@ -147,6 +172,7 @@ local function add_msg(m, uid, flags, rec, sum, idx, ms)
   redis.call('HINCRBY', mbkey(m), 'exists', 1)
   redis.call('HINCRBY', mbkey(m), 'size', rec_size(rec))
   flag_counts(m, flags, 1)
+  add_grams(m, uid, grams)
 end
 
 -- Quota (RFC 9208): "{u:<id>}:quota" holds the account's exact usage, 'storage' (sum of
@@ -199,6 +225,7 @@ local function expunge_msg(m, uid, ms)
   redis.call('HDEL', K('msg', m), uid)
   redis.call('HDEL', K('sum', m), uid)
   redis.call('HDEL', K('idx', m), uid)
+  remove_grams(m, uid)
   redis.call('ZREM', K('modseq', m), uid)
   redis.call('ZREM', K('unseen', m), uid)
   redis.call('ZREM', K('deleted', m), uid)
@@ -234,9 +261,13 @@ local function transfer(src, uids, dst, remove)
     local rec = redis.call('HGET', K('msg', src), uid)
     local sum = redis.call('HGET', K('sum', src), uid) or ''
     local idx = redis.call('HGET', K('idx', src), uid) or ''
+    local grams = false
+    if redis.call('HGET', mbkey(src), 'grams') == '1' then
+      grams = redis.call('HGET', K('gl', src), uid) or ''
+    end
     if remove then expunge_msg(src, uid, sms) end
     local nu = take_uid(dst)
-    add_msg(dst, nu, flags, rec, sum, idx, dms)
+    add_msg(dst, nu, flags, rec, sum, idx, dms, grams)
     mapping[#mapping + 1] = uid
     mapping[#mapping + 1] = fmt(nu)
   end
@@ -251,8 +282,18 @@ local function uid_room(m, n)
 end
 
 local MB_KINDS = { 'uids', 'flags', 'msg', 'sum', 'idx', 'modseq', 'expunged', 'unseen',
-  'deleted', 'kw' }
+  'deleted', 'kw', 'gl' }
 local function drop_mb(m, name)
+  -- The posting sets that exist are exactly the grams of the messages still listed in 'gl'.
+  local dropped = {}
+  for _, grams in ipairs(redis.call('HVALS', K('gl', m))) do
+    for g in string.gmatch(grams, '%S+') do
+      if not dropped[g] then
+        dropped[g] = true
+        redis.call('UNLINK', gram_key(m, g))
+      end
+    end
+  end
   redis.call('UNLINK', mbkey(m))
   for _, what in ipairs(MB_KINDS) do redis.call('UNLINK', K(what, m)) end
   redis.call('HDEL', P .. 'mailboxes', name)
