@@ -51,6 +51,9 @@ enum Cmd {
         messages: u32,
         #[arg(long, default_value_t = 20)]
         rounds: usize,
+        /// Time only SELECT and SEARCH (skip FETCH 1:* and STORE 1:*).
+        #[arg(long)]
+        select_and_search_only: bool,
     },
     /// Latency from an APPEND on one front-end to EXISTS on an IDLE client of another.
     IdleLatency {
@@ -111,9 +114,19 @@ async fn main() {
             password,
             messages,
             rounds,
+            select_and_search_only,
         } => {
             println!("{messages}-message mailbox, {rounds} rounds: p50 / p90");
-            for t in workload::mailbox_bench(addr, &user, &password, messages, rounds).await {
+            for t in workload::mailbox_bench(
+                addr,
+                &user,
+                &password,
+                messages,
+                rounds,
+                !select_and_search_only,
+            )
+            .await
+            {
                 println!(
                     "{:>9.3} ms {:>9.3} ms  {}",
                     t.p50.as_secs_f64() * 1e3,

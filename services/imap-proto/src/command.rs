@@ -150,6 +150,13 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: Vec<u8>,
     },
+    /// REPLACE / UID REPLACE (RFC 8508 §3): `target` is one sequence number or UID.
+    Replace {
+        uid: bool,
+        target: u32,
+        mailbox: Vec<u8>,
+        message: AppendMessage,
+    },
 
     // QUOTA (RFC 9208 §4), authenticated state
     GetQuota {
@@ -227,6 +234,8 @@ impl CommandBody {
             CommandBody::Copy { uid: true, .. } => "UID COPY",
             CommandBody::Move { uid: false, .. } => "MOVE",
             CommandBody::Move { uid: true, .. } => "UID MOVE",
+            CommandBody::Replace { uid: false, .. } => "REPLACE",
+            CommandBody::Replace { uid: true, .. } => "UID REPLACE",
             CommandBody::GetQuota { .. } => "GETQUOTA",
             CommandBody::GetQuotaRoot { .. } => "GETQUOTAROOT",
             CommandBody::SetQuota { .. } => "SETQUOTA",
@@ -476,6 +485,11 @@ pub enum FetchAttribute {
     ThreadId,
     /// RFC 8514.
     SaveDate,
+    /// `PREVIEW` / `PREVIEW (LAZY)` (RFC 8970 §3.1, §4): a short plain-text preview; with
+    /// `lazy` the server may answer NIL when a preview is not readily available.
+    Preview {
+        lazy: bool,
+    },
 }
 
 /// A `section` (RFC 3501 §6.4.5): a part path plus what of it.

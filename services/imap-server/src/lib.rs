@@ -33,5 +33,5 @@ mod spool;
 mod telemetry;
 pub mod tls;
 
-pub use server::{ImapConfig, ImapServer, Timeouts};
+pub use server::{ImapConfig, ImapServer, MetadataLimits, Timeouts};
 pub use tls::TlsError;

@@ -3,9 +3,10 @@
 //! expunges it could not announce yet (RFC 3501 §7.4.1) and the saved search result (RFC 5182).
 //!
 //! `\Recent` (RFC 3501 §2.3.2) belongs to exactly one session: a rev1 SELECT claims the mailbox's
-//! unclaimed messages with [`MailStore::claim_recent`], and so does every catch-up that learns of
-//! a message beyond what this session has claimed so far. Whatever node the sessions run on, the
-//! store hands each UID to one claimant only. EXAMINE and IMAP4rev2 sessions never claim.
+//! unclaimed messages with [`MailStore::claim_recent`], and so does every catch-up that announces
+//! new messages. Each claim is bounded by the highest UID the session announces, so it claims
+//! exactly what the session tells its client about. Whatever node the sessions run on, the store
+//! hands each UID to one claimant only. EXAMINE and IMAP4rev2 sessions never claim.
 
 use crate::out::Out;
 use std::collections::{BTreeSet, HashMap};
@@ -31,9 +32,6 @@ pub(crate) struct Selected {
     pub(crate) dirty: bool,
     /// This session takes `\Recent` (a rev1 SELECT; not EXAMINE, not IMAP4rev2).
     claims_recent: bool,
-    /// `\Recent` ranges this session claimed that messages it has not seen yet may still fall
-    /// in (ranges wholly below the highest UID seen are dropped).
-    claims: Vec<UidRange>,
     /// IMAP4rev2 session: there is no `\Recent` and no RECENT response (RFC 9051 Appendix E).
     rev2: bool,
     /// The result saved by `SEARCH RETURN (SAVE)` (RFC 5182 §2.1), ascending UIDs; `$` names it.
@@ -65,9 +63,6 @@ pub(crate) enum SyncOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidSequence;
 
-/// Catch-up passes one sync may make (see [`Selected::sync`]).
-const MAX_SYNC_PASSES: usize = 3;
-
 impl Selected {
     pub(crate) fn new(
         id: MailboxId,
@@ -85,7 +80,6 @@ impl Selected {
             own_reports: HashMap::new(),
             dirty: false,
             claims_recent: false,
-            claims: Vec::new(),
             rev2: false,
             saved: Vec::new(),
             condstore: false,
@@ -110,26 +104,24 @@ impl Selected {
         self
     }
 
+    /// The bound for this session's `\Recent` claims ([`MailStore::claim_recent`]): one past
+    /// the highest UID in the view, so a claim takes only messages the session has announced
+    /// (or is announcing in the current response). Saturates at the top of the UID space.
+    pub(crate) fn claim_bound(&self) -> Uid {
+        Uid(self.uids.last().map_or(1, |u| u.0.saturating_add(1)))
+    }
+
     /// Makes this session the claimant of `\Recent` (rev1 SELECT), starting with `claim`, the
-    /// range the SELECT claimed: the messages of the view in it are recent to this session.
-    /// Returns how many are.
+    /// range the SELECT claimed (bounded by [`Selected::claim_bound`]): the messages of the view
+    /// in it are recent to this session. Returns how many are.
     pub(crate) fn claim(&mut self, claim: Option<UidRange>) -> usize {
         self.claims_recent = true;
         if let Some(claim) = claim {
             let start = self.uids.partition_point(|u| *u < claim.from);
             let end = self.uids.partition_point(|u| *u < claim.to);
             self.recent.extend(self.uids[start..end].iter().copied());
-            self.claims.push(claim);
-            self.prune_claims();
         }
         self.recent.len()
-    }
-
-    /// Drops claimed ranges no new message can fall in any more: UIDs ascend, so once the view
-    /// holds UID n, a message not seen yet has a UID above n.
-    fn prune_claims(&mut self) {
-        let next = self.uids.last().map_or(0, |u| u.0.saturating_add(1));
-        self.claims.retain(|c| c.to.0 > next);
     }
 
     /// Replaces the saved search result (RFC 5182 §2.1); UIDs ascending.
@@ -277,83 +269,61 @@ impl Selected {
     ) -> MetaResult<SyncOutcome> {
         let mut arrived: Vec<Uid> = Vec::new();
         let mut flag_changes = Vec::new();
-        // A `\Recent` claim takes every message below the mailbox's UIDNEXT, which may include
-        // messages committed after this pass read the changes. They are this session's to
-        // announce (or they would be recent to no one), so another pass follows such a claim;
-        // it sees them, as they were committed before the claim. Bounded: under a constant
-        // stream of appends the claims still covering unseen UIDs are kept and the next
-        // catch-up announces them.
-        for _pass in 0..MAX_SYNC_PASSES {
-            let changes = mail
-                .changes_since(user, self.id, self.highest_modseq)
-                .await?;
-            self.dirty = false;
-            if changes.mailbox_gone {
-                return Ok(SyncOutcome::Gone);
-            }
-            if self.condstore
-                && !mode.allow_expunge
-                && changes.vanished.iter().any(|u| self.contains(*u))
+        let changes = mail
+            .changes_since(user, self.id, self.highest_modseq)
+            .await?;
+        self.dirty = false;
+        if changes.mailbox_gone {
+            return Ok(SyncOutcome::Gone);
+        }
+        if self.condstore
+            && !mode.allow_expunge
+            && changes.vanished.iter().any(|u| self.contains(*u))
+        {
+            // An expunge that may not be announced now (RFC 3501 §7.4.1) holds back the
+            // whole catch-up once MODSEQs are visible: a client that took the MODSEQ of a
+            // later flag change as its HIGHESTMODSEQ and left would otherwise never learn
+            // of the expunge through QRESYNC (RFC 7162 §3.2.5 reports only later ones).
+            // The next command that allows expunges reports everything in order.
+            self.dirty = true;
+            return Ok(SyncOutcome::Current);
+        }
+        self.queue_expunges(&changes.vanished);
+        let mut last = self.uids.last().copied();
+        for rec in changes.changed {
+            if last.is_none_or(|l| rec.uid > l) {
+                // New since the view was built; its flags are the client's to fetch.
+                self.uids.push(rec.uid);
+                last = Some(rec.uid);
+                arrived.push(rec.uid);
+            } else if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
+                || self.pending_expunge.binary_search(&rec.uid).is_ok()
             {
-                // An expunge that may not be announced now (RFC 3501 §7.4.1) holds back the
-                // whole catch-up once MODSEQs are visible: a client that took the MODSEQ of a
-                // later flag change as its HIGHESTMODSEQ and left would otherwise never learn
-                // of the expunge through QRESYNC (RFC 7162 §3.2.5 reports only later ones).
-                // The next command that allows expunges reports everything in order.
-                self.dirty = true;
-                return Ok(SyncOutcome::Current);
+                continue;
+            } else if self.uids.binary_search(&rec.uid).is_ok() {
+                flag_changes.push(rec);
+            } else {
+                // Below the highest UID but never seen: UIDs ascend, so this is a message
+                // that was already expunged from the view. Nothing to say.
+                tracing::debug!(uid = %rec.uid, "change for a message outside the view");
             }
-            self.queue_expunges(&changes.vanished);
-            let mut last = self.uids.last().copied();
-            let first_new = arrived.len();
-            for rec in changes.changed {
-                if last.is_none_or(|l| rec.uid > l) {
-                    // New since the view was built; its flags are the client's to fetch.
-                    self.uids.push(rec.uid);
-                    last = Some(rec.uid);
-                    arrived.push(rec.uid);
-                } else if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
-                    || self.pending_expunge.binary_search(&rec.uid).is_ok()
-                {
-                    continue;
-                } else if self.uids.binary_search(&rec.uid).is_ok() {
-                    flag_changes.push(rec);
-                } else {
-                    // Below the highest UID but never seen: UIDs ascend, so this is a message
-                    // that was already expunged from the view. Nothing to say.
-                    tracing::debug!(uid = %rec.uid, "change for a message outside the view");
-                }
-            }
-            self.own_reports.clear();
-            if changes.highest_modseq > self.highest_modseq {
-                self.highest_modseq = changes.highest_modseq;
-            }
-            if !self.claims_recent || arrived.len() == first_new {
-                break;
-            }
-            let newest = arrived[arrived.len() - 1];
-            let mut claimed_unseen = false;
-            // A message beyond every range claimed so far may be unclaimed: claim now, so it is
-            // recent here unless another session (on any node) got to it first.
-            if !self.claims.iter().any(|c| newest < c.to) {
-                match mail.claim_recent(user, self.id).await {
-                    Ok(claim) => {
-                        claimed_unseen = claim.to.0 > newest.0.saturating_add(1);
-                        self.claims.push(claim);
-                    }
-                    // \Recent is advisory: a failed claim leaves the messages non-recent here
-                    // rather than failing the command.
-                    Err(e) => tracing::warn!(error = %e, "claiming \\Recent failed"),
-                }
-            }
-            for &uid in &arrived[first_new..] {
-                if self.claims.iter().any(|c| c.contains(uid)) {
-                    self.recent.insert(uid);
-                }
-            }
-            self.prune_claims();
-            if !claimed_unseen {
-                break;
+        }
+        self.own_reports.clear();
+        if changes.highest_modseq > self.highest_modseq {
+            self.highest_modseq = changes.highest_modseq;
+        }
+        if self.claims_recent && !arrived.is_empty() {
+            // The arrivals are announced below (EXISTS), so they may be recent here unless
+            // another session (on any node) claimed them first. The claim is bounded by the
+            // newest of them: a message committed after `changes` was read stays unclaimed for
+            // the session that announces it (RFC 3501 §2.3.2; RFC 9051 dropped \Recent).
+            match mail.claim_recent(user, self.id, self.claim_bound()).await {
+                Ok(claim) => self
+                    .recent
+                    .extend(arrived.iter().copied().filter(|u| claim.contains(*u))),
+                // \Recent is advisory: a failed claim leaves the messages non-recent here
+                // rather than failing the command.
+                Err(e) => tracing::warn!(error = %e, "claiming \\Recent failed"),
             }
         }
         if mode.allow_expunge {
@@ -522,22 +492,25 @@ mod tests {
     }
 
     #[test]
-    fn recent_claims_mark_the_view_and_prune() {
+    fn recent_claims_mark_the_view() {
         let mut v = view(&[3, 5, 9, 12]);
+        assert_eq!(
+            v.claim_bound(),
+            Uid(13),
+            "claims stop past the highest UID announced"
+        );
         let n = v.claim(Some(UidRange {
             from: Uid(5),
-            to: Uid(15),
+            to: Uid(13),
         }));
         assert_eq!(n, 3);
         assert!(!v.is_recent(Uid(3)) && v.is_recent(Uid(5)) && v.is_recent(Uid(12)));
-        // UIDs 13 and 14 may still arrive: the claim stays.
-        assert_eq!(v.claims.len(), 1);
-        let mut w = view(&[3, 5]);
-        w.claim(Some(UidRange {
-            from: Uid(1),
-            to: Uid(6),
-        }));
-        assert!(w.claims.is_empty());
+        assert_eq!(
+            view(&[]).claim_bound(),
+            Uid(1),
+            "an empty view claims nothing"
+        );
+        assert_eq!(view(&[u32::MAX]).claim_bound(), Uid(u32::MAX));
         assert_eq!(view(&[1]).claim(None), 0);
     }
 

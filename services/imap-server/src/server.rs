@@ -37,6 +37,29 @@ pub struct ImapConfig {
     /// that thousands of clients do not all reconnect (and log in) elsewhere in the same
     /// instant. Zero sends every BYE at once.
     pub drain_window: Duration,
+    /// METADATA (RFC 5464) limits.
+    pub metadata: MetadataLimits,
+}
+
+/// Limits of the METADATA extension (RFC 5464), per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimits {
+    /// Largest value SETMETADATA accepts, in octets; larger ones get `[METADATA MAXSIZE n]`
+    /// (RFC 5464 §4.3).
+    pub max_entry_size: u32,
+    /// Most entries one mailbox (or the server) may hold; a SETMETADATA that would exceed it gets
+    /// `[METADATA TOOMANY]` (RFC 5464 §4.3).
+    pub max_entries: u32,
+}
+
+impl Default for MetadataLimits {
+    fn default() -> MetadataLimits {
+        // 64 KiB × 128 entries bounds what one GETMETADATA of one mailbox can return to 8 MiB.
+        MetadataLimits {
+            max_entry_size: 64 * 1024,
+            max_entries: 128,
+        }
+    }
 }
 
 /// Connection timers, separate from [`ImapConfig`] so that configuration stays a plain list of
@@ -74,6 +97,7 @@ impl Default for ImapConfig {
             max_auth_failures: 3,
             spool_dir: None,
             drain_window: Duration::ZERO,
+            metadata: MetadataLimits::default(),
         }
     }
 }

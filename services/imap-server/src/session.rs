@@ -137,7 +137,8 @@ impl Session {
             "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
              CHILDREN STATUS=SIZE ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE \
              CREATE-SPECIAL-USE BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE \
-             QRESYNC OBJECTID SORT ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+             QRESYNC OBJECTID SORT ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES PREVIEW \
+             MULTIAPPEND REPLACE",
         );
         // RFC 7889 §2: the largest message APPEND accepts, the receiver's literal limit.
         caps.push_str(&format!(
@@ -159,6 +160,8 @@ impl Session {
         } else {
             // RFC 4978: COMPRESS is an authenticated-state command, offered once it can be used.
             caps.push_str(" COMPRESS=DEFLATE");
+            // RFC 5464 §1: mailbox entries (METADATA) and server entries (METADATA-SERVER).
+            caps.push_str(" METADATA METADATA-SERVER");
         }
         caps
     }

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::time::Duration;
-use yubin_meta_api::{AccountStore, QuotaLimits};
+use yubin_meta_api::{AccountStore, MailStore, NewMessage, QuotaLimits, SearchIndex, Uid, UidSet};
 
 const SIMPLE: &[u8] = b"From: Alice <alice@example.org>\r\n\
 To: Bob <bob@example.org>\r\n\
@@ -618,6 +618,86 @@ async fn recent_belongs_to_one_session_across_nodes() {
     // The examiner learned of the new messages too, without claiming any.
     let r = examiner.cmd("NOOP").await;
     assert_eq!(&r[..2], ["* 5 EXISTS", "* 0 RECENT"], "{r:?}");
+}
+
+/// RFC 3501 §2.3.2: a session claims as `\Recent` exactly the messages it announces. Session A
+/// catches up on M1 while other messages land in the store right before and right after each of
+/// its claims (as another node's deliveries would); A then logs out without another catch-up.
+/// Every message A never announced must still be `\Recent` to the next session that selects:
+/// a claim that reached past A's catch-up read would leave them recent to no session.
+#[tokio::test]
+async fn recent_claims_only_what_the_session_announces() {
+    let h = start().await;
+    let node2 = h.second_node().await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    let r = select(&mut a).await;
+    assert!(has(&r, "* 0 RECENT"), "{r:#?}");
+    let mut writer = Raw::login(node2, "alice", "wonderland").await;
+    append(&mut writer, "INBOX", "", SIMPLE).await;
+
+    // Copies of M1 are what lands during A's claims.
+    let user = h
+        .store
+        .user_by_name("alice")
+        .await
+        .expect("user")
+        .expect("alice")
+        .id;
+    let mbox = h.store.mailbox_status(user, "INBOX").await.expect("status");
+    let m1 = h
+        .store
+        .fetch(user, mbox.id, &UidSet::from_uids([Uid(1)]), true)
+        .await
+        .expect("fetch")
+        .pop()
+        .expect("M1");
+    let copy = NewMessage {
+        blob: m1.blob,
+        size: m1.size,
+        internal_date: m1.internal_date,
+        flags: Vec::new(),
+        summary: m1.summary.expect("summary"),
+        index: SearchIndex::default(),
+    };
+    // Enough raced claims to outlast any fixed number of catch-up passes around a claim.
+    h.race.arm(user, "INBOX", copy, 4);
+    let ra = a.cmd("NOOP").await;
+    h.race.disarm();
+    let last_count = |r: &[String], what: &str| -> Option<u32> {
+        r.iter().rev().find_map(|l| {
+            l.strip_prefix("* ")?
+                .strip_suffix(what)?
+                .strip_suffix(' ')?
+                .parse()
+                .ok()
+        })
+    };
+    let announced = last_count(&ra, "EXISTS").expect("A learned of M1");
+    let recent_a = last_count(&ra, "RECENT").expect("RECENT with EXISTS");
+    assert_eq!(recent_a, announced, "A claimed what it announced: {ra:?}");
+    let r = a.cmd("LOGOUT").await;
+    assert!(!r.iter().any(|l| l.ends_with(" EXISTS")), "{r:?}");
+
+    let total = h
+        .store
+        .mailbox_status(user, "INBOX")
+        .await
+        .expect("status")
+        .exists;
+    assert!(
+        announced < total,
+        "messages landed after A's catch-up read: {announced} of {total}"
+    );
+    let mut b = Raw::login(node2, "alice", "wonderland").await;
+    let r = select(&mut b).await;
+    assert!(has(&r, &format!("* {total} EXISTS")), "{r:#?}");
+    assert!(
+        has(&r, &format!("* {} RECENT", total - announced)),
+        "every message A did not announce is recent to B: {r:#?}"
+    );
+    let r = b.cmd("UID SEARCH RECENT").await;
+    let want: Vec<String> = (announced + 1..=total).map(|u| u.to_string()).collect();
+    assert_eq!(r[0], format!("* SEARCH {}", want.join(" ")), "{r:?}");
 }
 
 /// RFC 3501 §7.4.1 and RFC 2180 §4.1–4.2 across nodes: a message expunged by another session

@@ -462,7 +462,7 @@ async fn qresync_vanished_replaces_expunge() {
 }
 
 /// RFC 3501 §6.3.10 (STATUS RECENT), RFC 8474 §4–5 (MAILBOXID from CREATE, kept by RENAME;
-/// EMAILID shared by a COPY; THREADID NIL) across nodes.
+/// EMAILID shared by a COPY; THREADID NIL) across nodes; `[CLOSED]` in a rev1 session.
 #[tokio::test]
 async fn status_recent_and_object_ids() {
     let h = start().await;
@@ -505,7 +505,10 @@ async fn status_recent_and_object_ids() {
     let r = a.cmd("CREATE Work").await;
     assert!(!last(&r).contains(&created), "{r:?}");
 
-    ok(&a.cmd("SELECT INBOX").await);
+    // Still EXAMINEd from above: a rev1 session without QRESYNC is told of the close too.
+    let r = a.cmd("SELECT INBOX").await;
+    assert_eq!(r[0], "* OK [CLOSED] Previous mailbox is now closed");
+    ok(&r);
     let r = a.cmd("FETCH 1 (EMAILID THREADID)").await;
     let email = r[0]
         .split("EMAILID (")

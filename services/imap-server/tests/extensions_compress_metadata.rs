@@ -260,3 +260,187 @@ async fn compress_refusals() {
         "{rest:?}"
     );
 }
+
+/// The untagged METADATA line of a response, if any.
+fn metadata_line(lines: &[String]) -> Option<&str> {
+    lines
+        .iter()
+        .find(|l| l.starts_with("* METADATA "))
+        .map(String::as_str)
+}
+
+/// METADATA and METADATA-SERVER (RFC 5464) across two front-end nodes sharing one store: what
+/// one node sets, the other reads; DEPTH, MAXSIZE/LONGENTRIES, NIL for missing entries, binary
+/// values as literal8 and removal with NIL.
+#[tokio::test]
+async fn metadata_set_on_one_node_read_on_another() {
+    let h = start().await;
+    let second = h.second_node().await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    let mut b = Raw::login(second, "alice", "wonderland").await;
+
+    let caps = a.cmd("CAPABILITY").await;
+    assert!(
+        caps[0].contains(" METADATA ") && caps[0].contains(" METADATA-SERVER"),
+        "{caps:?}"
+    );
+    let pre_auth = Raw::connect(h.addr).await;
+    assert!(
+        !pre_auth.greeting.contains("METADATA"),
+        "{}",
+        pre_auth.greeting
+    );
+
+    // Server entries (mailbox ""), RFC 5464 §4.3 example shapes; names are case-insensitive.
+    ok(&a
+        .cmd("SETMETADATA \"\" (/shared/Comment \"Shared server note\" /private/vendor/x/a \"1\" /private/vendor/x/a/b \"2\" /private/vendor/xy \"3\")")
+        .await);
+    // A binary value (NUL) as a non-synchronizing literal8.
+    a.send(b"T SETMETADATA INBOX (/private/bin ~{3+}\r\na\0b /shared/comment \"Inbox\")\r\n")
+        .await;
+    ok(&a.until_tag("T").await);
+
+    let r = b.cmd("GETMETADATA \"\" /shared/comment").await;
+    ok(&r);
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"\" (/shared/comment \"Shared server note\")"),
+        "{r:?}"
+    );
+    let r = b
+        .cmd("GETMETADATA (DEPTH 1) \"\" (/private/vendor/x /private/none)")
+        .await;
+    ok(&r);
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"\" (/private/none NIL /private/vendor/x NIL /private/vendor/x/a \"1\")"),
+        "depth 1: children only, not grandchildren or a prefix sibling: {r:?}"
+    );
+    let r = b
+        .cmd("GETMETADATA (DEPTH infinity) \"\" /private/vendor")
+        .await;
+    assert_eq!(
+        metadata_line(&r),
+        Some(
+            "* METADATA \"\" (/private/vendor NIL /private/vendor/x/a \"1\" \
+             /private/vendor/x/a/b \"2\" /private/vendor/xy \"3\")"
+        ),
+        "{r:?}"
+    );
+    // Mailbox entries: the NUL-bearing value comes back as literal8; MAXSIZE leaves out the
+    // longer value and reports its size.
+    b.send(b"T GETMETADATA inbox (/private/bin /shared/comment)\r\n")
+        .await;
+    let raw_line = b.line_bytes().await;
+    assert_eq!(
+        raw_line,
+        b"* METADATA \"INBOX\" (/private/bin ~{3}\r\na\0b /shared/comment \"Inbox\")".to_vec()
+    );
+    ok(&b.until_tag("T").await);
+    let r = b
+        .cmd("GETMETADATA (MAXSIZE 3) INBOX (/private/bin /shared/comment)")
+        .await;
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"INBOX\" (/private/bin ~{3}\r\na\0b)"),
+        "{r:?}"
+    );
+    assert!(
+        last(&r).starts_with("T OK [METADATA LONGENTRIES 5]"),
+        "{r:?}"
+    );
+
+    // NIL removes, seen from the other node.
+    ok(&b.cmd("SETMETADATA INBOX (/shared/comment NIL)").await);
+    let r = a.cmd("GETMETADATA INBOX /shared/comment").await;
+    ok(&r);
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"INBOX\" (/shared/comment NIL)"),
+        "{r:?}"
+    );
+    // Another account sees none of alice's entries.
+    let mut bob = Raw::login(second, "bob", "builder").await;
+    let r = bob.cmd("GETMETADATA \"\" /shared/comment").await;
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"\" (/shared/comment NIL)"),
+        "{r:?}"
+    );
+}
+
+/// The configured limits ([METADATA MAXSIZE], [METADATA TOOMANY], all-or-none), bad input, and
+/// entries following their mailbox through RENAME and DELETE.
+#[tokio::test]
+async fn metadata_limits_rename_and_delete() {
+    let h = start_with(Options {
+        config: yubin_imap::ImapConfig {
+            allow_plaintext_auth: true,
+            metadata: yubin_imap::MetadataLimits {
+                max_entry_size: 8,
+                max_entries: 2,
+            },
+            ..yubin_imap::ImapConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+
+    let r = c.cmd("SETMETADATA INBOX (/private/a \"123456789\")").await;
+    assert!(last(&r).starts_with("T NO [METADATA MAXSIZE 8]"), "{r:?}");
+    ok(&c.cmd("SETMETADATA INBOX (/private/a \"12345678\")").await);
+    let r = c
+        .cmd("SETMETADATA INBOX (/private/b \"b\" /private/c \"c\")")
+        .await;
+    assert!(last(&r).starts_with("T NO [METADATA TOOMANY]"), "{r:?}");
+    let r = c.cmd("GETMETADATA INBOX (/private/b /private/c)").await;
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"INBOX\" (/private/b NIL /private/c NIL)"),
+        "a refused SETMETADATA sets nothing: {r:?}"
+    );
+    // Replacing and removing at the limit work; the server entries have their own count.
+    ok(&c
+        .cmd("SETMETADATA INBOX (/private/b \"b\" /private/a \"new\")")
+        .await);
+    ok(&c
+        .cmd("SETMETADATA \"\" (/private/a \"s\" /shared/b \"s\")")
+        .await);
+
+    // Bad input: entry names outside /private and /shared, wildcards; unknown mailboxes;
+    // before authentication.
+    let r = c.cmd("SETMETADATA INBOX (/other/x \"x\")").await;
+    assert!(last(&r).starts_with("T BAD"), "{r:?}");
+    let r = c.cmd("GETMETADATA INBOX /private/*").await;
+    assert!(last(&r).starts_with("T BAD"), "{r:?}");
+    let r = c.cmd("GETMETADATA Nope /private/a").await;
+    assert!(last(&r).starts_with("T NO [NONEXISTENT]"), "{r:?}");
+    let r = c.cmd("SETMETADATA Nope (/private/a \"x\")").await;
+    assert!(last(&r).starts_with("T NO [NONEXISTENT]"), "{r:?}");
+    let mut anon = Raw::connect(h.addr).await;
+    let r = anon.cmd("GETMETADATA \"\" /private/a").await;
+    assert!(last(&r).starts_with("T BAD"), "{r:?}");
+
+    // RENAME keeps the entries; DELETE drops them; a re-created mailbox starts empty.
+    ok(&c.cmd("CREATE Work").await);
+    ok(&c.cmd("SETMETADATA Work (/shared/comment \"work\")").await);
+    ok(&c.cmd("RENAME Work Job").await);
+    let r = c.cmd("GETMETADATA Job /shared/comment").await;
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"Job\" (/shared/comment \"work\")"),
+        "{r:?}"
+    );
+    ok(&c.cmd("DELETE Job").await);
+    let r = c.cmd("GETMETADATA Job /shared/comment").await;
+    assert!(last(&r).starts_with("T NO [NONEXISTENT]"), "{r:?}");
+    ok(&c.cmd("CREATE Job").await);
+    let r = c.cmd("GETMETADATA (DEPTH infinity) Job /shared").await;
+    ok(&r);
+    assert_eq!(
+        metadata_line(&r),
+        Some("* METADATA \"Job\" (/shared NIL)"),
+        "{r:?}"
+    );
+}

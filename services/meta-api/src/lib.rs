@@ -8,6 +8,7 @@ mod error;
 mod ids;
 mod mailbox;
 mod message;
+mod metadata;
 mod search;
 mod store;
 mod uidset;
@@ -20,6 +21,7 @@ pub use message::{
     IndexedMessage, InternalDate, MessageRecord, NewMessage, SearchIndex, StoreResult,
     canonical_flag, is_system_flag, unix_micros_now,
 };
+pub use metadata::{MetadataDepth, MetadataEntry, is_valid_metadata_entry};
 pub use search::{DayNumber, SearchKey};
 pub use store::{
     AccountStore, Alias, Authenticator, ChangeStream, Domain, MailStore, QuotaLimits, QuotaUsage,

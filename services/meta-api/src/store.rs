@@ -1,8 +1,8 @@
 use crate::MetaError;
 use crate::{
     AppendResult, ChangeEvent, Changes, CopyResult, FlagOp, IndexProjection, IndexedMessage,
-    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaResult, ModSeq, NewMessage,
-    SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
+    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaResult, MetadataDepth,
+    MetadataEntry, ModSeq, NewMessage, SearchKey, SpecialUse, StoreResult, Uid, UidSet, UserId,
 };
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -138,11 +138,48 @@ pub trait MailStore: Send + Sync + 'static {
     /// `OverQuota` when a limit would be exceeded, checked in the same atomic step as the write.
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage>;
 
-    /// Claims the `\Recent` messages of a mailbox for the calling session (RFC 3501 §2.3.2: a
-    /// message is recent in exactly one session). Atomically moves the mailbox's "recent claimed"
-    /// mark to its current UIDNEXT and returns the UIDs from the old mark up to (excluding) the new
-    /// one: every existing message in that range is recent to the caller and to no one else.
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange>;
+    /// Claims the `\Recent` messages of a mailbox below `up_to` for the calling session (RFC 3501
+    /// §2.3.2: a message is recent in exactly one session). Atomically moves the mailbox's
+    /// "recent claimed" mark to `max(mark, min(up_to, UIDNEXT))` and returns the UIDs from the
+    /// old mark up to (excluding) the new one: every existing message in that range is recent to
+    /// the caller and to no one else. A bound at or below the mark claims nothing.
+    ///
+    /// The bound is what makes the claim exact: a session passes one past the highest UID it is
+    /// announcing, so a message committed after the session's catch-up read stays unclaimed for
+    /// the session that does announce it. An unbounded claim could take it and the session then
+    /// leave without announcing it, and the message would be recent to no session.
+    async fn claim_recent(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> MetaResult<UidRange>;
+
+    /// Reads METADATA entries (RFC 5464 §4.2) of the named mailbox, or of the server (the
+    /// account's server entries) when `mailbox` is `None`: every stored entry that `depth`
+    /// selects below one of `entries` (lower-cased names, see
+    /// [`crate::is_valid_metadata_entry`]), ordered by name, without duplicates. Entries are kept
+    /// by mailbox id, so they follow a rename and go with the mailbox. `NotFound` for an unknown
+    /// mailbox, `Invalid` for a malformed entry name.
+    async fn get_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>>;
+
+    /// Sets (`Some`) or removes (`None`) METADATA entries (RFC 5464 §4.3), all or none. Refuses
+    /// with `OverQuota` when the mailbox (or the server) would then hold more than `max_entries`
+    /// entries, checked in the same atomic step as the write. `NotFound` for an unknown mailbox,
+    /// `Invalid` for a malformed entry name.
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()>;
 }
 
 /// A half-open range of UIDs `[from, to)`.

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use yubin_meta_api::{
     AccountStore, Alias, BlobKey, ChangeKind, Domain, FlagOp, IndexProjection, InternalDate,
-    MailStore, MailboxId, MetaError, ModSeq, NewMessage, QuotaLimits, SearchIndex, SearchKey,
-    SpecialUse, Uid, UidRange, UidSet, UserId,
+    MailStore, MailboxId, MetaError, MetadataDepth, MetadataEntry, ModSeq, NewMessage, QuotaLimits,
+    SearchIndex, SearchKey, SpecialUse, Uid, UidRange, UidSet, UserId,
 };
 
 /// One `#[tokio::test]` per conformance check, each on a fresh store from `$setup`, an async fn
@@ -29,7 +29,7 @@ macro_rules! conformance_tests {
             uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags,
             quota_limits, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
-            domains_and_address_resolution);
+            domains_and_address_resolution, metadata);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,6 +71,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     delete_user(store).await;
     aliases(store).await;
     domains_and_address_resolution(store).await;
+    metadata(store).await;
 }
 
 /// A login name no earlier run used.
@@ -2043,11 +2044,17 @@ pub async fn concurrent_appends_respect_quota<S: MailStore + AccountStore>(store
     assert_usage_exact(store, other, "storage limit under concurrency").await;
 }
 
+/// A bound no UIDNEXT reaches: claims everything unclaimed.
+const UNBOUNDED: Uid = Uid(u32::MAX);
+
 pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
     let user = new_user(store, "conf-recent").await;
     let sel = store.select(user, "INBOX").await.expect("select");
     let mbox = sel.info.id;
-    let first = store.claim_recent(user, mbox).await.expect("claim");
+    let first = store
+        .claim_recent(user, mbox, UNBOUNDED)
+        .await
+        .expect("claim");
     assert!(
         first.is_empty(),
         "an empty mailbox has nothing recent: {first:?}"
@@ -2064,19 +2071,46 @@ pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
         listed.iter().find(|m| m.id == mbox).map(|m| m.recent),
         Some(3)
     );
-    let got = store.claim_recent(user, mbox).await.expect("claim");
+    // A session that announces UIDs 1 and 2 only claims exactly those.
+    let got = store.claim_recent(user, mbox, Uid(3)).await.expect("claim");
     assert_eq!(
         got,
         UidRange {
             from: Uid(1),
+            to: Uid(3)
+        },
+        "the claim stops at its bound"
+    );
+    let status = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(status.recent, 1, "UID 3 is still unclaimed");
+    assert!(got.contains(Uid(2)) && !got.contains(Uid(3)));
+    let below = store.claim_recent(user, mbox, Uid(2)).await.expect("claim");
+    assert_eq!(
+        below,
+        UidRange {
+            from: Uid(3),
+            to: Uid(3)
+        },
+        "a bound below the mark claims nothing and leaves the mark"
+    );
+    let capped = store
+        .claim_recent(user, mbox, Uid(1000))
+        .await
+        .expect("claim");
+    assert_eq!(
+        capped,
+        UidRange {
+            from: Uid(3),
             to: Uid(4)
         },
-        "the new messages are recent to the first claimer"
+        "a bound above UIDNEXT is capped at UIDNEXT"
     );
     let status = store.mailbox_status(user, "INBOX").await.expect("status");
     assert_eq!(status.recent, 0, "claimed messages are no longer counted");
-    assert!(got.contains(Uid(3)) && !got.contains(Uid(4)));
-    let again = store.claim_recent(user, mbox).await.expect("claim");
+    let again = store
+        .claim_recent(user, mbox, UNBOUNDED)
+        .await
+        .expect("claim");
     assert!(again.is_empty(), "and to no one else: {again:?}");
     assert_eq!(again.from, Uid(4));
     store
@@ -2085,7 +2119,11 @@ pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
         .expect("append");
     let sel = store.select(user, "INBOX").await.expect("select");
     assert_eq!(sel.info.recent, 1, "one unclaimed message at select");
-    let next = store.claim_recent(user, mbox).await.expect("claim");
+    // The earlier capped claim did not reserve UIDs beyond UIDNEXT: UID 4 is still free.
+    let next = store
+        .claim_recent(user, mbox, UNBOUNDED)
+        .await
+        .expect("claim");
     assert_eq!(
         next,
         UidRange {
@@ -2093,9 +2131,13 @@ pub async fn claim_recent<S: MailStore + AccountStore>(store: &S) {
             to: Uid(5)
         }
     );
+    let zero = store.claim_recent(user, mbox, Uid(0)).await.expect("claim");
+    assert!(zero.is_empty(), "bound 0 claims nothing: {zero:?}");
     assert!(
         matches!(
-            store.claim_recent(user, MailboxId(u64::MAX - 3)).await,
+            store
+                .claim_recent(user, MailboxId(u64::MAX - 3), UNBOUNDED)
+                .await,
             Err(MetaError::NotFound(_))
         ),
         "claim on an unknown mailbox"
@@ -2117,10 +2159,28 @@ pub async fn concurrent_claim_recent<S: MailStore + AccountStore>(store: &S) {
                 .expect("append");
         }
     };
-    let claimers = (0..6).map(|_| async {
+    // Claimers bound their claims like sessions do (by what they have seen, which lags behind
+    // UIDNEXT), some below the mark, some beyond UIDNEXT.
+    let claimers = (0..6u32).map(|c| async move {
         let mut got = Vec::new();
-        for _ in 0..15 {
-            let r = store.claim_recent(user, mbox).await.expect("claim");
+        for round in 0..15u32 {
+            let seen = store
+                .mailbox_status(user, "INBOX")
+                .await
+                .expect("status")
+                .uid_next
+                .0;
+            let up_to = match (c + round) % 4 {
+                0 => UNBOUNDED,
+                1 => Uid(seen.saturating_sub(3)),
+                2 => Uid(seen + 7),
+                _ => Uid(seen),
+            };
+            let r = store.claim_recent(user, mbox, up_to).await.expect("claim");
+            assert!(
+                r.is_empty() || r.to <= up_to,
+                "claim {r:?} went past its bound {up_to:?}"
+            );
             if !r.is_empty() {
                 got.push(r);
             }
@@ -2129,7 +2189,12 @@ pub async fn concurrent_claim_recent<S: MailStore + AccountStore>(store: &S) {
     });
     let (_, claimed) = futures::join!(appender, futures::future::join_all(claimers));
     let mut ranges: Vec<UidRange> = claimed.into_iter().flatten().collect();
-    ranges.push(store.claim_recent(user, mbox).await.expect("final claim"));
+    ranges.push(
+        store
+            .claim_recent(user, mbox, UNBOUNDED)
+            .await
+            .expect("final claim"),
+    );
     let mut seen = BTreeSet::new();
     for r in &ranges {
         for uid in r.from.0..r.to.0 {
@@ -2642,4 +2707,207 @@ pub async fn domains_and_address_resolution<S: MailStore + AccountStore>(store: 
             .iter()
             .any(|d| d.name == d1 || d.name == d2 || d.name == d3)
     );
+}
+
+fn entries(v: &[(&str, &[u8])]) -> Vec<MetadataEntry> {
+    v.iter()
+        .map(|(name, value)| MetadataEntry {
+            name: name.to_string(),
+            value: value.to_vec(),
+        })
+        .collect()
+}
+
+fn set(name: &str, value: &[u8]) -> (String, Option<Vec<u8>>) {
+    (name.to_string(), Some(value.to_vec()))
+}
+
+/// METADATA (RFC 5464): server and mailbox entries, DEPTH, removal, the entry limit, and
+/// entries following their mailbox through RENAME and DELETE.
+pub async fn metadata<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-metadata").await;
+    let other = new_user(store, "conf-metadata-other").await;
+    let get = |mailbox: Option<&'static str>, names: &[&str], depth| {
+        let names = s(names);
+        async move {
+            store
+                .get_metadata(user, mailbox, &names, depth)
+                .await
+                .expect("get_metadata")
+        }
+    };
+    // Server entries; values are binary (literal8, RFC 5464 §5).
+    store
+        .set_metadata(
+            user,
+            None,
+            &[
+                set("/private/comment", b"server note"),
+                set("/shared/vendor/x/a", b"\x00\xffbin"),
+                set("/shared/vendor/x/a/deep", b"deep"),
+                set("/shared/vendor/xy", b"sibling"),
+            ],
+            10,
+        )
+        .await
+        .expect("set server entries");
+    assert_eq!(
+        get(
+            None,
+            &["/private/comment", "/shared/missing"],
+            MetadataDepth::Zero
+        )
+        .await,
+        entries(&[("/private/comment", b"server note")]),
+        "depth 0 returns the existing requested entries only"
+    );
+    assert_eq!(
+        get(None, &["/shared/vendor/x"], MetadataDepth::One).await,
+        entries(&[("/shared/vendor/x/a", b"\x00\xffbin")]),
+        "depth 1: children, not grandchildren, not a sibling sharing the prefix"
+    );
+    assert_eq!(
+        get(None, &["/shared"], MetadataDepth::Infinity).await,
+        entries(&[
+            ("/shared/vendor/x/a", b"\x00\xffbin"),
+            ("/shared/vendor/x/a/deep", b"deep"),
+            ("/shared/vendor/xy", b"sibling"),
+        ]),
+        "depth infinity: every descendant, by name"
+    );
+    assert!(
+        store
+            .get_metadata(other, None, &s(&["/private/comment"]), MetadataDepth::Zero)
+            .await
+            .expect("get other")
+            .is_empty(),
+        "another account sees none of them"
+    );
+    // Mailbox entries are separate from server entries.
+    store
+        .set_metadata(
+            user,
+            Some("INBOX"),
+            &[set("/private/comment", b"inbox")],
+            10,
+        )
+        .await
+        .expect("set inbox");
+    assert_eq!(
+        get(Some("inbox"), &["/private/comment"], MetadataDepth::Zero).await,
+        entries(&[("/private/comment", b"inbox")]),
+        "INBOX is case-insensitive"
+    );
+    assert_eq!(
+        get(None, &["/private/comment"], MetadataDepth::Zero).await,
+        entries(&[("/private/comment", b"server note")])
+    );
+    // NIL removes; replacing a value does not add an entry.
+    store
+        .set_metadata(
+            user,
+            None,
+            &[
+                ("/shared/vendor/xy".to_string(), None),
+                set("/private/comment", b"changed"),
+                ("/private/never-set".to_string(), None),
+            ],
+            10,
+        )
+        .await
+        .expect("remove and replace");
+    assert_eq!(
+        get(
+            None,
+            &["/shared/vendor/xy", "/private/comment"],
+            MetadataDepth::Zero
+        )
+        .await,
+        entries(&[("/private/comment", b"changed")])
+    );
+    // The limit: three server entries now; a write that would make five is refused entirely.
+    let refused = store
+        .set_metadata(
+            user,
+            None,
+            &[set("/private/n1", b"1"), set("/private/n2", b"2")],
+            4,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(MetaError::OverQuota(_))),
+        "too many entries: {refused:?}"
+    );
+    assert!(
+        get(None, &["/private/n1"], MetadataDepth::Zero)
+            .await
+            .is_empty(),
+        "a refused write writes nothing"
+    );
+    store
+        .set_metadata(user, None, &[set("/private/n1", b"1")], 4)
+        .await
+        .expect("up to the limit");
+    store
+        .set_metadata(user, None, &[set("/private/n1", b"one")], 4)
+        .await
+        .expect("replacing at the limit");
+    store
+        .set_metadata(user, None, &[("/private/n1".to_string(), None)], 1)
+        .await
+        .expect("removal works under a lowered limit");
+    // Bad names and unknown mailboxes.
+    assert!(matches!(
+        store
+            .set_metadata(user, None, &[set("/other/x", b"x")], 10)
+            .await,
+        Err(MetaError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .get_metadata(user, Some("Nope"), &s(&["/private/x"]), MetadataDepth::Zero)
+            .await,
+        Err(MetaError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .set_metadata(user, Some("Nope"), &[set("/private/x", b"x")], 10)
+            .await,
+        Err(MetaError::NotFound(_))
+    ));
+    // Entries follow RENAME, go with DELETE, and a re-created mailbox starts empty.
+    store
+        .create_mailbox(user, "Box", None)
+        .await
+        .expect("create");
+    store
+        .set_metadata(user, Some("Box"), &[set("/shared/comment", b"box")], 10)
+        .await
+        .expect("set box");
+    store
+        .rename_mailbox(user, "Box", "Moved")
+        .await
+        .expect("rename");
+    assert_eq!(
+        get(Some("Moved"), &["/shared/comment"], MetadataDepth::Zero).await,
+        entries(&[("/shared/comment", b"box")]),
+        "entries follow RENAME"
+    );
+    store.delete_mailbox(user, "Moved").await.expect("delete");
+    store
+        .create_mailbox(user, "Moved", None)
+        .await
+        .expect("recreate");
+    assert!(
+        get(Some("Moved"), &["/shared"], MetadataDepth::Infinity)
+            .await
+            .is_empty(),
+        "a re-created mailbox starts without entries"
+    );
+    store
+        .set_metadata(user, Some("Moved"), &[set("/shared/comment", b"new")], 1)
+        .await
+        .expect("the deleted mailbox's entries do not count against the new one");
+    // Deleting the account drops its entries (no error, nothing left to read by it).
+    store.delete_user(user).await.expect("delete user");
 }

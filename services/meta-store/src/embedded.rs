@@ -21,13 +21,14 @@
 //! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
 //! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
 //! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
-//! | `search_grams` | (user, mailbox, trigram, uid) | – (postings of the search index, see [`search::index_grams`]) |
+//! | `search_bloom` | (user, mailbox, uid) | Bloom filter of the message's search trigrams ([`search::gram_bloom`]) |
 //! | `quotas` | user | limits and exact usage (JSON `QuotaUsage`) |
 //! | `aliases` | lower-cased address | target user |
 //! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
 //! | `domains` | lower-cased domain | the domain it is an alias of, or `""` |
+//! | `metadata` | (user, mailbox or 0 for the server, entry) | METADATA value (RFC 5464) |
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -45,9 +46,9 @@ use tokio::sync::broadcast;
 use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
     CopyResult, Domain, FlagOp, IndexProjection, IndexedMessage, InternalDate, MailStore,
-    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq,
-    NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
-    UidRange, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
+    MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, MetadataDepth,
+    MetadataEntry, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse,
+    StoreResult, Uid, UidRange, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
 };
 
 use crate::accounts::{
@@ -55,7 +56,7 @@ use crate::accounts::{
 };
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate, Gram, Posting};
-use crate::{flags, next_uid_validity};
+use crate::{flags, metadata, next_uid_validity};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -71,17 +72,22 @@ const BY_MODSEQ: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::ne
 const EXPUNGED: TableDefinition<(u64, u64, u64, u32), u8> = TableDefinition::new("expunged");
 const UNSEEN: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("unseen");
 const DELETED: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("deleted");
-/// Trigram postings: which messages of a mailbox contain a trigram of their decoded headers or
-/// body text, so SUBJECT/BODY/TEXT/HEADER search reads only the messages that can match.
-const SEARCH_GRAMS: TableDefinition<(u64, u64, u64, u32), u8> =
-    TableDefinition::new("search_grams");
-/// `META` key set once every stored message has its `search_grams` postings (a database made
-/// before the postings existed gets them built when opened).
-const SEARCH_GRAMS_READY: &str = "search_grams_ready";
+/// Per message, a Bloom filter of the trigrams of its decoded headers and body text, so
+/// SUBJECT/BODY/TEXT/HEADER search decodes and checks only the messages that can match. One
+/// row per message, next to its other rows: per-trigram postings were measured to cost an
+/// APPEND a B-tree leaf rewrite per trigram (redb copies every page a commit touches), about
+/// 11 KiB of database per small message and several times the commit time.
+const SEARCH_BLOOM: TableDefinition<(u64, u64, u32), &[u8]> = TableDefinition::new("search_bloom");
+/// `META` key set once every stored message has its `search_bloom` row (a database made before
+/// the filters existed gets them built when opened).
+const SEARCH_BLOOM_READY: &str = "search_bloom_ready";
 const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");
 const ALIASES: TableDefinition<&str, u64> = TableDefinition::new("aliases");
 const USER_ALIASES: TableDefinition<(u64, &str), u8> = TableDefinition::new("user_aliases");
 const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
+/// METADATA entries (RFC 5464) by mailbox id, so they follow RENAME and a re-created mailbox
+/// (a new id: ids are never reused) starts empty. Mailbox 0 holds the server entries.
+const METADATA: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new("metadata");
 
 /// Capacity of the in-process hint channel; a watcher that falls this far behind gets one
 /// synthetic "resync" hint instead of the lost ones.
@@ -337,40 +343,42 @@ fn stored_grams(index: &[u8]) -> MetaResult<BTreeSet<Gram>> {
     Ok(search::index_grams(&decode::<SearchIndex>(index)?))
 }
 
-/// The UIDs of a mailbox whose indexed text holds trigram `g`, ascending.
-fn read_gram_postings(
-    t: &impl ReadableTable<(u64, u64, u64, u32), u8>,
+/// The UIDs of a mailbox whose filter may hold every trigram of `grams`, ascending (a
+/// superset of the messages that hold them all: candidates to verify). A message without a
+/// filter row is always a candidate.
+fn read_bloom_matches(
+    t: &impl ReadableTable<(u64, u64, u32), BytesTable>,
     u: u64,
     m: u64,
-    g: Gram,
+    grams: &BTreeSet<Gram>,
 ) -> MetaResult<Vec<u32>> {
     let mut out = Vec::new();
-    for item in t
-        .range((u, m, g, 0)..=(u, m, g, u32::MAX))
-        .map_err(db_err)?
-    {
-        out.push(item.map_err(db_err)?.0.value().3);
+    for item in t.range((u, m, 0)..=(u, m, u32::MAX)).map_err(db_err)? {
+        let (k, v) = item.map_err(db_err)?;
+        if search::bloom_may_contain(v.value(), grams) {
+            out.push(k.value().2);
+        }
     }
     Ok(out)
 }
 
-/// Builds the trigram postings of every stored message once, for a database written before
-/// they existed; later opens find the `META` marker and skip the walk.
-fn build_search_grams(w: &mut W<'_>) -> MetaResult<()> {
-    if w.meta.get(SEARCH_GRAMS_READY).map_err(db_err)?.is_some() {
+/// Builds the trigram filter of every stored message once, for a database written before they
+/// existed; later opens find the `META` marker and skip the walk.
+fn build_search_blooms(w: &mut W<'_>) -> MetaResult<()> {
+    if w.meta.get(SEARCH_BLOOM_READY).map_err(db_err)?.is_some() {
         return Ok(());
     }
     let mut rows = Vec::new();
     for item in w.search_index.iter().map_err(db_err)? {
         let (k, v) = item.map_err(db_err)?;
-        rows.push((k.value(), stored_grams(v.value())?));
+        rows.push((k.value(), search::gram_bloom(&stored_grams(v.value())?)));
     }
-    for ((u, m, uid), grams) in rows {
-        for g in grams {
-            w.search_grams.insert((u, m, g, uid), 0).map_err(db_err)?;
-        }
+    for (key, bloom) in rows {
+        w.search_bloom
+            .insert(key, bloom.as_slice())
+            .map_err(db_err)?;
     }
-    w.meta.insert(SEARCH_GRAMS_READY, 1).map_err(db_err)?;
+    w.meta.insert(SEARCH_BLOOM_READY, 1).map_err(db_err)?;
     Ok(())
 }
 
@@ -424,11 +432,12 @@ struct W<'t> {
     expunged: Table<'t, (u64, u64, u64, u32), u8>,
     unseen: Table<'t, (u64, u64, u32), u8>,
     deleted: Table<'t, (u64, u64, u32), u8>,
-    search_grams: Table<'t, (u64, u64, u64, u32), u8>,
+    search_bloom: Table<'t, (u64, u64, u32), BytesTable>,
     quotas: Table<'t, u64, BytesTable>,
     aliases: Table<'t, &'static str, u64>,
     user_aliases: Table<'t, (u64, &'static str), u8>,
     domains: Table<'t, &'static str, &'static str>,
+    metadata: Table<'t, (u64, u64, &'static str), BytesTable>,
     /// Hints to publish once the transaction has committed.
     events: Vec<ChangeEvent>,
 }
@@ -450,11 +459,12 @@ impl<'t> W<'t> {
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
             deleted: txn.open_table(DELETED).map_err(db_err)?,
-            search_grams: txn.open_table(SEARCH_GRAMS).map_err(db_err)?,
+            search_bloom: txn.open_table(SEARCH_BLOOM).map_err(db_err)?,
             quotas: txn.open_table(QUOTAS).map_err(db_err)?,
             aliases: txn.open_table(ALIASES).map_err(db_err)?,
             user_aliases: txn.open_table(USER_ALIASES).map_err(db_err)?,
             domains: txn.open_table(DOMAINS).map_err(db_err)?,
+            metadata: txn.open_table(METADATA).map_err(db_err)?,
             events: Vec::new(),
         })
     }
@@ -595,7 +605,7 @@ impl<'t> W<'t> {
         row: &mut MboxRow,
         uid: u32,
         msg: &MsgRow,
-        (summary, index, grams): (&[u8], &[u8], &BTreeSet<Gram>),
+        (summary, index, bloom): (&[u8], &[u8], &[u8]),
     ) -> MetaResult<()> {
         self.messages
             .insert((u, m, uid), encode(msg)?.as_slice())
@@ -606,11 +616,9 @@ impl<'t> W<'t> {
         self.search_index
             .insert((u, m, uid), index)
             .map_err(db_err)?;
-        for &g in grams {
-            self.search_grams
-                .insert((u, m, g, uid), 0)
-                .map_err(db_err)?;
-        }
+        self.search_bloom
+            .insert((u, m, uid), bloom)
+            .map_err(db_err)?;
         self.index_flags(u, m, uid, msg, true)?;
         row.count(msg, true);
         row.note_keywords(&msg.flags);
@@ -653,11 +661,8 @@ impl<'t> W<'t> {
     ) -> MetaResult<()> {
         self.messages.remove((u, m, uid)).map_err(db_err)?;
         self.summaries.remove((u, m, uid)).map_err(db_err)?;
-        if let Some(index) = self.search_index.remove((u, m, uid)).map_err(db_err)? {
-            for g in stored_grams(index.value())? {
-                self.search_grams.remove((u, m, g, uid)).map_err(db_err)?;
-            }
-        }
+        self.search_index.remove((u, m, uid)).map_err(db_err)?;
+        self.search_bloom.remove((u, m, uid)).map_err(db_err)?;
         self.index_flags(u, m, uid, msg, false)?;
         self.expunged
             .insert((u, m, modseq, uid), 0)
@@ -701,14 +706,17 @@ impl<'t> W<'t> {
         self.unseen
             .retain_in(r.clone(), |_, _| false)
             .map_err(db_err)?;
+        self.search_bloom
+            .retain_in(r.clone(), |_, _| false)
+            .map_err(db_err)?;
         self.deleted.retain_in(r, |_, _| false).map_err(db_err)?;
         let r4 = (u, m, 0, 0)..=(u, m, u64::MAX, u32::MAX);
         self.by_modseq
             .retain_in(r4.clone(), |_, _| false)
             .map_err(db_err)?;
         self.expunged.retain_in(r4, |_, _| false).map_err(db_err)?;
-        self.search_grams
-            .retain_in((u, m, 0, 0)..=(u, m, u64::MAX, u32::MAX), |_, _| false)
+        self.metadata
+            .retain_in::<(u64, u64, &str), _>((u, m, "")..(u, m + 1, ""), |_, _| false)
             .map_err(db_err)?;
         self.mailboxes.remove((u, m)).map_err(db_err)?;
         self.mailbox_names.remove((u, name)).map_err(db_err)?;
@@ -762,8 +770,11 @@ impl<'t> W<'t> {
                 modseq: dmodseq,
                 ..msg
             };
-            let grams = stored_grams(&index)?;
-            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &grams))?;
+            let bloom = match read_bytes(&self.search_bloom, u, src, uid)? {
+                Some(b) => b,
+                None => search::gram_bloom(&stored_grams(&index)?),
+            };
+            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &bloom))?;
             mapping.push((Uid(uid), Uid(new_uid)));
         }
         self.put_mbox(u, src, &srow)?;
@@ -792,10 +803,11 @@ struct R {
     expunged: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     unseen: ReadOnlyTable<(u64, u64, u32), u8>,
     deleted: ReadOnlyTable<(u64, u64, u32), u8>,
-    search_grams: ReadOnlyTable<(u64, u64, u64, u32), u8>,
+    search_bloom: ReadOnlyTable<(u64, u64, u32), BytesTable>,
     quotas: ReadOnlyTable<u64, BytesTable>,
     aliases: ReadOnlyTable<&'static str, u64>,
     domains: ReadOnlyTable<&'static str, &'static str>,
+    metadata: ReadOnlyTable<(u64, u64, &'static str), BytesTable>,
 }
 
 impl R {
@@ -813,10 +825,11 @@ impl R {
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
             deleted: txn.open_table(DELETED).map_err(db_err)?,
-            search_grams: txn.open_table(SEARCH_GRAMS).map_err(db_err)?,
+            search_bloom: txn.open_table(SEARCH_BLOOM).map_err(db_err)?,
             quotas: txn.open_table(QUOTAS).map_err(db_err)?,
             aliases: txn.open_table(ALIASES).map_err(db_err)?,
             domains: txn.open_table(DOMAINS).map_err(db_err)?,
+            metadata: txn.open_table(METADATA).map_err(db_err)?,
         })
     }
 
@@ -859,7 +872,7 @@ impl EmbeddedStore {
             let db = Database::create(&path).map_err(db_err)?;
             // Create every table up front so read transactions never meet a missing one.
             let txn = db.begin_write().map_err(db_err)?;
-            build_search_grams(&mut W::open(&txn)?)?;
+            build_search_blooms(&mut W::open(&txn)?)?;
             txn.commit().map_err(db_err)?;
             Ok(db)
         })
@@ -1148,8 +1161,8 @@ impl MailStore for EmbeddedStore {
             let flags = flags::normalize(&m.flags)?;
             let index = encode(&m.index)?;
             // Computed before the write transaction, which is the store's one serial section.
-            let grams = search::index_grams(&m.index);
-            prepared.push((m, flags, index, grams));
+            let bloom = search::gram_bloom(&search::index_grams(&m.index));
+            prepared.push((m, flags, index, bloom));
         }
         let u = user.0;
         self.write(move |w| {
@@ -1160,7 +1173,7 @@ impl MailStore for EmbeddedStore {
                 let bytes = prepared.iter().map(|(m, _, _, _)| m.size).sum();
                 w.charge(u, bytes, prepared.len() as u64)?;
                 let modseq = row.bump_modseq();
-                for (m, flags, index, grams) in &prepared {
+                for (m, flags, index, bloom) in &prepared {
                     let uid = row.take_uid()?;
                     let msg = MsgRow {
                         modseq,
@@ -1169,7 +1182,7 @@ impl MailStore for EmbeddedStore {
                         size: m.size,
                         blob: m.blob.clone(),
                     };
-                    w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index, grams))?;
+                    w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index, bloom))?;
                     uids.push(Uid(uid));
                 }
                 w.put_mbox(u, id, &row)?;
@@ -1327,11 +1340,18 @@ impl MailStore for EmbeddedStore {
         self.read(move |r| {
             r.mbox(u, m)?;
             let with_index = search::needs_index(&key);
-            let narrowed = search::candidates(&key, &mut |p| match p {
-                Posting::Gram(g) => read_gram_postings(&r.search_grams, u, m, g),
-                Posting::Unseen => read_uid_keys(&r.unseen, u, m),
-                Posting::Deleted => read_uid_keys(&r.deleted, u, m),
-            })?;
+            // Trigrams every match holds narrow by the filters in one pass; otherwise the key's
+            // own plan (flag postings, OR of needles) is followed.
+            let narrowed = match search::required_grams(&key) {
+                Some(grams) => Some(read_bloom_matches(&r.search_bloom, u, m, &grams)?),
+                None => search::candidates(&key, &mut |p| match p {
+                    Posting::Gram(g) => {
+                        read_bloom_matches(&r.search_bloom, u, m, &BTreeSet::from([g]))
+                    }
+                    Posting::Unseen => read_uid_keys(&r.unseen, u, m),
+                    Posting::Deleted => read_uid_keys(&r.deleted, u, m),
+                })?,
+            };
             let msgs = match narrowed {
                 None => read_msgs_in(&r.messages, u, m, None)?,
                 Some(uids) => {
@@ -1478,19 +1498,119 @@ impl MailStore for EmbeddedStore {
         .await
     }
 
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+    async fn get_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>> {
+        metadata::check_names(entries.iter().map(String::as_str))?;
+        let name = mailbox.map(names::checked).transpose()?;
+        let entries = entries.to_vec();
+        let u = user.0;
+        self.read(move |r| {
+            let m = match &name {
+                Some(name) => r.id_by_name(u, name)?,
+                None => 0,
+            };
+            let mut out = BTreeMap::new();
+            for requested in &entries {
+                // Every descendant `requested/...` sorts below `requested0` ('0' follows '/').
+                let end = format!("{requested}0");
+                for item in r
+                    .metadata
+                    .range::<(u64, u64, &str)>((u, m, requested.as_str())..(u, m, end.as_str()))
+                    .map_err(db_err)?
+                {
+                    let (k, v) = item.map_err(db_err)?;
+                    let entry = k.value().2;
+                    if depth.selects(requested, entry) {
+                        out.insert(entry.to_string(), v.value().to_vec());
+                    }
+                }
+            }
+            Ok(out
+                .into_iter()
+                .map(|(name, value)| MetadataEntry { name, value })
+                .collect())
+        })
+        .await
+    }
+
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()> {
+        metadata::check_names(entries.iter().map(|(n, _)| n.as_str()))?;
+        let name = mailbox.map(names::checked).transpose()?;
+        let entries = entries.to_vec();
+        let u = user.0;
+        self.write(move |w| {
+            let m = match &name {
+                Some(name) => w.id_by_name_req(u, name)?,
+                None => 0,
+            };
+            let mut added = false;
+            for (entry, value) in &entries {
+                match value {
+                    Some(v) => {
+                        added |= w
+                            .metadata
+                            .insert((u, m, entry.as_str()), v.as_slice())
+                            .map_err(db_err)?
+                            .is_none();
+                    }
+                    None => {
+                        w.metadata.remove((u, m, entry.as_str())).map_err(db_err)?;
+                    }
+                }
+            }
+            // Only growth is refused: with a lowered limit, removing entries still works.
+            if added {
+                let mut count = 0u64;
+                for item in w
+                    .metadata
+                    .range::<(u64, u64, &str)>((u, m, "")..(u, m + 1, ""))
+                    .map_err(db_err)?
+                {
+                    item.map_err(db_err)?;
+                    count += 1;
+                }
+                if count > u64::from(max_entries) {
+                    // Returning the error drops the transaction: nothing was written.
+                    return Err(metadata::too_many(max_entries));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_recent(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> MetaResult<UidRange> {
         let (u, m) = (user.0, mailbox.0);
         self.write(move |w| {
             let mut row = w.mbox(u, m)?;
-            let range = UidRange {
-                from: Uid(row.recent_from),
-                to: Uid(row.uid_next),
-            };
-            if row.recent_from != row.uid_next {
-                row.recent_from = row.uid_next;
+            // The mark never moves back (a UID is claimed once) nor past UIDNEXT (a UID not
+            // assigned yet belongs to whoever announces it first).
+            let from = row.recent_from;
+            let to = from.max(up_to.0.min(row.uid_next));
+            if to != from {
+                row.recent_from = to;
                 w.put_mbox(u, m, &row)?;
             }
-            Ok(range)
+            Ok(UidRange {
+                from: Uid(from),
+                to: Uid(to),
+            })
         })
         .await
     }
@@ -1661,6 +1781,10 @@ impl AccountStore for EmbeddedStore {
             }
             w.subscriptions
                 .retain_in::<(u64, &str), _>((u, "")..(u + 1, ""), |_, _| false)
+                .map_err(db_err)?;
+            // The account's server entries (its mailboxes' went with them above).
+            w.metadata
+                .retain_in::<(u64, u64, &str), _>((u, 0, "")..(u, 1, ""), |_, _| false)
                 .map_err(db_err)?;
             w.user_names.remove(row.name.as_str()).map_err(db_err)?;
             w.users.remove(u).map_err(db_err)?;

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod flags;
+mod metadata;
 mod names;
 
 pub mod conformance;

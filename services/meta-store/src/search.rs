@@ -37,6 +37,43 @@ fn push_grams(lowered: &str, out: &mut BTreeSet<Gram>) {
     }
 }
 
+/// A message's trigrams as a Bloom filter (one hash per gram, eight bits per gram rounded up to
+/// a power of two, at least 64): a single row per message that a backend can test a needle's
+/// trigrams against. With eight bits per gram a needle trigram is falsely reported present with
+/// probability about 1 - e^(-1/8) ≈ 12 %, so a needle of n trigrams lets an unrelated message
+/// through with about 0.12^n (0.2 % for three, 4e-8 for eight); candidates are then verified.
+pub fn gram_bloom(grams: &BTreeSet<Gram>) -> Vec<u8> {
+    let bits = (grams.len() * 8).next_power_of_two().max(64);
+    let mut bloom = vec![0u8; bits / 8];
+    for &g in grams {
+        let bit = bloom_bit(g, bits);
+        bloom[bit / 8] |= 1 << (bit % 8);
+    }
+    bloom
+}
+
+/// Whether a filter made by [`gram_bloom`] may hold every one of `grams` (no false negatives).
+pub fn bloom_may_contain(bloom: &[u8], grams: &BTreeSet<Gram>) -> bool {
+    let bits = bloom.len() * 8;
+    if !bits.is_power_of_two() {
+        // Not a filter this code wrote: let the message through to exact verification.
+        return true;
+    }
+    grams.iter().all(|&g| {
+        let bit = bloom_bit(g, bits);
+        bloom[bit / 8] & (1 << (bit % 8)) != 0
+    })
+}
+
+/// splitmix64's finalizer: spreads the packed characters over the filter's bits.
+fn bloom_bit(g: Gram, bits: usize) -> usize {
+    let mut z = g.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z as usize) & (bits - 1)
+}
+
 /// The trigrams of the lower-cased needle, or `None` when it is too short (under three
 /// characters once lower-cased) to narrow anything.
 fn needle_grams(needle: &str) -> Option<BTreeSet<Gram>> {
@@ -455,6 +492,14 @@ mod tests {
             candidates(&SearchKey::Text("al".into()), &mut postings),
             Ok(None)
         );
+        // Filters never lose a gram, and reject a needle absent from a small message.
+        for g in &grams {
+            assert!(bloom_may_contain(&gram_bloom(g), g));
+        }
+        let small = gram_bloom(&grams[2]);
+        let absent = required_grams(&SearchKey::Text("xylophonist quartz".into())).expect("grams");
+        assert!(!bloom_may_contain(&small, &absent));
+        assert_eq!(gram_bloom(&BTreeSet::new()).len(), 8);
         assert_eq!(
             required_grams(&SearchKey::Not(b(SearchKey::Text("alpha".into())))),
             None

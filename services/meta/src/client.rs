@@ -13,8 +13,8 @@ use tracing::Instrument;
 use yubin_meta_api::{
     AppendResult, Authenticator, ChangeEvent, ChangeStream, Changes, CopyResult, FlagOp,
     IndexProjection, IndexedMessage, MailStore, MailboxId, MailboxInfo, MailboxSnapshot,
-    MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, QuotaUsage, SearchKey, SpecialUse,
-    StoreResult, Uid, UidRange, UidSet, UserId,
+    MessageRecord, MetaError, MetaResult, MetadataDepth, MetadataEntry, ModSeq, NewMessage,
+    QuotaUsage, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet, UserId,
 };
 
 /// The channel with the trace-context interceptor every call goes through.
@@ -357,16 +357,69 @@ impl MailStore for GrpcMetaClient {
             .into())
     }
 
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+    async fn claim_recent(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> MetaResult<UidRange> {
         let req = self.request(pb::ClaimRecentRequest {
             user_id: user.0,
             mailbox_id: mailbox.0,
+            up_to_uid: up_to.0,
         });
         let resp = call("claim_recent", self.client().claim_recent(req)).await?;
         Ok(UidRange {
             from: Uid(resp.from_uid),
             to: Uid(resp.to_uid),
         })
+    }
+
+    async fn get_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>> {
+        let req = self.request(pb::GetMetadataRequest {
+            user_id: user.0,
+            mailbox: mailbox.map(str::to_string),
+            entries: entries.to_vec(),
+            depth: convert::metadata_depth_to_pb(depth),
+        });
+        let resp = call("get_metadata", self.client().get_metadata(req)).await?;
+        Ok(resp
+            .entries
+            .into_iter()
+            .map(|e| MetadataEntry {
+                name: e.name,
+                value: e.value.to_vec(),
+            })
+            .collect())
+    }
+
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()> {
+        let req = self.request(pb::SetMetadataRequest {
+            user_id: user.0,
+            mailbox: mailbox.map(str::to_string),
+            entries: entries
+                .iter()
+                .map(|(name, value)| pb::MetadataUpdate {
+                    name: name.clone(),
+                    value: value.as_deref().map(bytes::Bytes::copy_from_slice),
+                })
+                .collect(),
+            max_entries,
+        });
+        call("set_metadata", self.client().set_metadata(req)).await?;
+        Ok(())
     }
 
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {

@@ -13,9 +13,9 @@ use crate::pb;
 use tonic::{Code, Status};
 use yubin_meta_api::{
     AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, IndexedMessage,
-    InternalDate, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, ModSeq,
-    NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
-    UidSet, UidValidity, UserId,
+    InternalDate, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetadataDepth,
+    ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult,
+    Uid, UidSet, UidValidity, UserId,
 };
 
 /// A wire message that does not describe a valid domain value.
@@ -199,6 +199,24 @@ pub fn flag_op_from_pb(raw: i32) -> Result<FlagOp, WireError> {
         Ok(pb::FlagOp::Replace) => Ok(FlagOp::Replace),
         Ok(pb::FlagOp::Unspecified) => Err(WireError::missing("op")),
         Err(_) => Err(WireError(format!("unknown flag op {raw}"))),
+    }
+}
+
+pub fn metadata_depth_to_pb(depth: MetadataDepth) -> i32 {
+    let v = match depth {
+        MetadataDepth::Zero => pb::MetadataDepth::Zero,
+        MetadataDepth::One => pb::MetadataDepth::One,
+        MetadataDepth::Infinity => pb::MetadataDepth::Infinity,
+    };
+    v as i32
+}
+
+pub fn metadata_depth_from_pb(raw: i32) -> Result<MetadataDepth, WireError> {
+    match pb::MetadataDepth::try_from(raw) {
+        Ok(pb::MetadataDepth::Zero) => Ok(MetadataDepth::Zero),
+        Ok(pb::MetadataDepth::One) => Ok(MetadataDepth::One),
+        Ok(pb::MetadataDepth::Infinity) => Ok(MetadataDepth::Infinity),
+        Err(_) => Err(WireError(format!("unknown metadata depth {raw}"))),
     }
 }
 

@@ -577,13 +577,65 @@ impl pb::meta_server::Meta for MetaGrpc {
             let user = user_id(req.user_id)?;
             let range = answer(
                 self.mail
-                    .claim_recent(user, yubin_meta_api::MailboxId(req.mailbox_id))
+                    .claim_recent(
+                        user,
+                        yubin_meta_api::MailboxId(req.mailbox_id),
+                        yubin_meta_api::Uid(req.up_to_uid),
+                    )
                     .await,
             )?;
             Ok(Response::new(pb::ClaimRecentResponse {
                 from_uid: range.from.0,
                 to_uid: range.to.0,
             }))
+        })
+        .await
+    }
+
+    async fn get_metadata(
+        &self,
+        request: Request<pb::GetMetadataRequest>,
+    ) -> Result<Response<pb::GetMetadataResponse>, Status> {
+        observed("get_metadata", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let depth = convert::metadata_depth_from_pb(req.depth)?;
+            let entries = answer(
+                self.mail
+                    .get_metadata(user, req.mailbox.as_deref(), &req.entries, depth)
+                    .await,
+            )?;
+            Ok(Response::new(pb::GetMetadataResponse {
+                entries: entries
+                    .into_iter()
+                    .map(|e| pb::MetadataEntry {
+                        name: e.name,
+                        value: e.value.into(),
+                    })
+                    .collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn set_metadata(
+        &self,
+        request: Request<pb::SetMetadataRequest>,
+    ) -> Result<Response<pb::SetMetadataResponse>, Status> {
+        observed("set_metadata", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let entries: Vec<(String, Option<Vec<u8>>)> = req
+                .entries
+                .into_iter()
+                .map(|e| (e.name, e.value.map(|v| v.to_vec())))
+                .collect();
+            answer(
+                self.mail
+                    .set_metadata(user, req.mailbox.as_deref(), &entries, req.max_entries)
+                    .await,
+            )?;
+            Ok(Response::new(pb::SetMetadataResponse {}))
         })
         .await
     }

@@ -133,8 +133,33 @@ impl MailStore for ViaGrpc {
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
         self.mail.quota(user).await
     }
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
-        self.mail.claim_recent(user, mailbox).await
+    async fn claim_recent(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> MetaResult<UidRange> {
+        self.mail.claim_recent(user, mailbox, up_to).await
+    }
+    async fn get_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>> {
+        self.mail.get_metadata(user, mailbox, entries, depth).await
+    }
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()> {
+        self.mail
+            .set_metadata(user, mailbox, entries, max_entries)
+            .await
     }
 }
 

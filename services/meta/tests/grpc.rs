@@ -166,7 +166,8 @@ async fn every_rpc_round_trips_unchanged() {
     let quota = same!(h, quota(u)).unwrap();
     assert_eq!(quota.limits.storage_bytes, Some(u64::MAX), "limits survive");
     assert_eq!(quota.limits.messages, None, "unlimited stays unlimited");
-    let recent = same!(h, claim_recent(u, MailboxId(u64::MAX))).unwrap();
+    // The recorded call carries the bound: it crosses the wire unchanged.
+    let recent = same!(h, claim_recent(u, MailboxId(u64::MAX), Uid(u32::MAX - 1))).unwrap();
     assert_eq!((recent.from, recent.to), (Uid(7), Uid(u32::MAX)));
 
     // Every call above reached the store exactly once.
@@ -226,7 +227,7 @@ async fn every_error_variant_survives_the_wire() {
         );
         assert_eq!(c.quota(u).await, Err(err.clone()), "quota");
         assert_eq!(
-            c.claim_recent(u, MailboxId(1)).await,
+            c.claim_recent(u, MailboxId(1), Uid(2)).await,
             Err(err.clone()),
             "claim_recent"
         );

@@ -446,14 +446,12 @@ fn write_params(out: &mut Vec<u8>, params: &[(String, String)]) {
     out.push(b')');
 }
 
-/// body-fld-lines: the number of text lines; a last line without a line break still counts.
+/// body-fld-lines: the number of line breaks in the part body. RFC 3501 §7.4.2 only says "size of
+/// the body in text lines"; the CRLF before a multipart boundary belongs to the delimiter (RFC 2046
+/// §5.1.1), so a part's unterminated last line is not counted — what Dovecot and Cyrus report, which
+/// clients that cache BODYSTRUCTURE across servers compare against.
 fn count_lines(b: &[u8]) -> u64 {
-    let lf = b.iter().filter(|&&c| c == b'\n').count() as u64;
-    if b.last().is_some_and(|&c| c != b'\n') {
-        lf + 1
-    } else {
-        lf
-    }
+    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 /// A parsed Content-Type or Content-Disposition value (RFC 2045 §5.1, RFC 2183 §2).
@@ -608,8 +606,9 @@ mod tests {
     #[test]
     fn counts_lines() {
         assert_eq!(count_lines(b""), 0);
-        assert_eq!(count_lines(b"hello"), 1);
+        assert_eq!(count_lines(b"hello"), 0);
         assert_eq!(count_lines(b"hello\r\n"), 1);
-        assert_eq!(count_lines(b"a\r\nb"), 2);
+        assert_eq!(count_lines(b"a\r\nb"), 1);
+        assert_eq!(count_lines(b"a\r\nb\r\n"), 2);
     }
 }

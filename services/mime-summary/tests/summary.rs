@@ -167,15 +167,15 @@ fn multipart_alternative() {
     assert_eq!(
         s.body_structure(),
         "((\"text\" \"plain\" (\"charset\" \"utf-8\" \"format\" \"flowed\") NIL NIL \
-         \"QUOTED-PRINTABLE\" 46 2 NIL NIL NIL NIL)\
-         (\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 76 1 NIL NIL NIL NIL) \
+         \"QUOTED-PRINTABLE\" 46 1 NIL NIL NIL NIL)\
+         (\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 76 0 NIL NIL NIL NIL) \
          \"alternative\" (\"boundary\" \"b1_alt\") NIL NIL NIL)"
     );
     assert_eq!(
         s.body(),
         "((\"text\" \"plain\" (\"charset\" \"utf-8\" \"format\" \"flowed\") NIL NIL \
-         \"QUOTED-PRINTABLE\" 46 2)\
-         (\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 76 1) \
+         \"QUOTED-PRINTABLE\" 46 1)\
+         (\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 76 0) \
          \"alternative\")"
     );
     assert_eq!(
@@ -269,10 +269,10 @@ fn nested_message_rfc822_sections() {
     assert_eq!(
         s.body_structure(),
         format!(
-            "((\"text\" \"plain\" NIL NIL NIL \"7BIT\" 27 1 NIL NIL NIL NIL)\
+            "((\"text\" \"plain\" NIL NIL NIL \"7BIT\" 27 0 NIL NIL NIL NIL)\
              (\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 385 {inner_env} \
-             ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 1 NIL NIL NIL NIL)\
-             (\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 17 1 NIL NIL NIL NIL) \
+             ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 0 NIL NIL NIL NIL)\
+             (\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 17 0 NIL NIL NIL NIL) \
              \"alternative\" (\"boundary\" \"inner\") NIL NIL NIL) 17 NIL (\"inline\" NIL) NIL NIL)\
              (\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 100 {simple_env} \
              (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 40 2 NIL NIL NIL NIL) \
@@ -282,10 +282,10 @@ fn nested_message_rfc822_sections() {
     assert_eq!(
         s.body(),
         format!(
-            "((\"text\" \"plain\" NIL NIL NIL \"7BIT\" 27 1)\
+            "((\"text\" \"plain\" NIL NIL NIL \"7BIT\" 27 0)\
              (\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 385 {inner_env} \
-             ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 1)\
-             (\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 17 1) \
+             ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 0)\
+             (\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 17 0) \
              \"alternative\") 17)\
              (\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 100 {simple_env} \
              (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 40 2) 5) \"mixed\")"
@@ -515,7 +515,7 @@ fn malformed_multipart_still_summarized() {
     );
     assert_eq!(
         s.body(),
-        "((\"text\" \"plain\" NIL NIL NIL \"BASE64\" 16 1)\
+        "((\"text\" \"plain\" NIL NIL NIL \"BASE64\" 16 0)\
          (\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" 30) \"mixed\")"
     );
     let bad = section(&raw, &s, &[1], SectionWhat::Full);
@@ -652,7 +652,7 @@ fn digest_parts_default_to_message_rfc822() {
         "((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 45 (NIL \"one\" \
          ((NIL NIL \"a\" \"example.org\")) ((NIL NIL \"a\" \"example.org\")) \
          ((NIL NIL \"a\" \"example.org\")) NIL NIL NIL NIL NIL) \
-         (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 8 1) 4) \"digest\")"
+         (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 8 0) 3) \"digest\")"
     );
     assert_eq!(
         section(raw, &s, &[1], SectionWhat::Header),

@@ -144,6 +144,7 @@ impl ConnectionLimits {
             max_auth_failures: self.max_auth_failures,
             spool_dir,
             drain_window: std::time::Duration::from_secs(self.drain_seconds),
+            metadata: yubin_imap::MetadataLimits::default(),
         }
     }
 }

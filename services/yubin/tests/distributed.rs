@@ -241,6 +241,21 @@ async fn benchmark_distributed() {
     );
     let rate = yubin_loadtest::workload::append_rate(stack.imap(0), "bench", "bench", 2000).await;
     println!("sequential APPEND through one front-end: {rate:.0}/s");
+    for (messages, rounds, whole) in [(3_000, 20, true), (100_000, 10, false)] {
+        println!("{messages}-message mailbox, p50 / p90:");
+        let timings = yubin_loadtest::workload::mailbox_bench(
+            stack.imap(0),
+            "bench",
+            "bench",
+            messages,
+            rounds,
+            whole,
+        )
+        .await;
+        for t in timings {
+            println!("  {:?} / {:?}  {}", t.p50, t.p90, t.command);
+        }
+    }
     for i in 0..50 {
         let name = format!("load{i}");
         stack.add_user(&name, &name);

@@ -75,6 +75,9 @@ fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
         "EMAILID" => FetchAttribute::EmailId,
         "THREADID" => FetchAttribute::ThreadId,
         "SAVEDATE" => FetchAttribute::SaveDate,
+        "PREVIEW" => FetchAttribute::Preview {
+            lazy: preview_modifiers(c)?,
+        },
         "BODY" if c.peek() != Some(b'[') => FetchAttribute::Body,
         "BODY" | "BODY.PEEK" => {
             let section = section(c)?;
@@ -97,6 +100,33 @@ fn attribute(c: &mut Cursor<'_>) -> PResult<FetchAttribute> {
         },
         _ => return c.fail("unknown FETCH item"),
     })
+}
+
+/// `fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]`,
+/// `preview-mod = "LAZY"` (RFC 8970 §7). True when LAZY was given.
+fn preview_modifiers(c: &mut Cursor<'_>) -> PResult<bool> {
+    // A space and "(LAZY" open the modifier list. Anything else after the space is the next
+    // item or, for a lone `FETCH n PREVIEW (CHANGEDSINCE m)`, the FETCH modifiers (RFC 7162
+    // §3.1.4), which share the parenthesized shape.
+    let rest = c.rest();
+    let opens_modifiers = rest.len() > 6
+        && rest.starts_with(b" (")
+        && rest[2..6].eq_ignore_ascii_case(b"LAZY")
+        && matches!(rest[6], b' ' | b')');
+    if !opens_modifiers {
+        return Ok(false);
+    }
+    c.sp()?;
+    let mut lazy = false;
+    c.list(false, |c| {
+        if c.eat_keyword("LAZY") {
+            lazy = true;
+            Ok(())
+        } else {
+            c.fail("unknown PREVIEW modifier")
+        }
+    })?;
+    Ok(lazy)
 }
 
 /// `section = "[" [section-spec] "]"`,
@@ -345,6 +375,53 @@ mod tests {
                 vanished: false,
             }
         );
+    }
+
+    #[test]
+    fn preview_and_lazy_modifier() {
+        // RFC 8970 §5 examples, plus the modifier list's case and its neighbours.
+        let lazy = FetchAttribute::Preview { lazy: true };
+        let eager = FetchAttribute::Preview { lazy: false };
+        assert_eq!(
+            items("A1 FETCH 1 (PREVIEW)"),
+            FetchItems::List(vec![eager.clone()])
+        );
+        assert_eq!(
+            items("B1 FETCH 1:4 (PREVIEW (LAZY))"),
+            FetchItems::List(vec![lazy.clone()])
+        );
+        assert_eq!(
+            items("a UID FETCH 1:* (UID PREVIEW (lazy) FLAGS)"),
+            FetchItems::List(vec![
+                FetchAttribute::Uid,
+                lazy.clone(),
+                FetchAttribute::Flags
+            ])
+        );
+        assert_eq!(
+            items("a FETCH 1 PREVIEW (LAZY)"),
+            FetchItems::List(vec![lazy])
+        );
+        // A lone PREVIEW followed by FETCH modifiers: the list is CHANGEDSINCE's, not PREVIEW's.
+        assert_eq!(
+            body("a FETCH 1 PREVIEW (CHANGEDSINCE 5)"),
+            CommandBody::Fetch {
+                uid: false,
+                set: SequenceSet::Ranges(vec![(SeqBound::Number(1), SeqBound::Number(1))]),
+                items: FetchItems::List(vec![eager.clone()]),
+                changed_since: Some(5),
+                vanished: false,
+            }
+        );
+        for bad in [
+            "a FETCH 1 (PREVIEW (FOO))",
+            "a FETCH 1 (PREVIEW (LAZY FOO))",
+            "a FETCH 1 (PREVIEW ())",
+            "a FETCH 1 (PREVIEW (LAZY)",
+        ] {
+            let (tag, _) = parse_err(bad);
+            assert_eq!(tag.as_deref(), Some("a"), "{bad}");
+        }
     }
 
     #[test]

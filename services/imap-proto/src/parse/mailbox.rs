@@ -232,36 +232,42 @@ pub(super) fn append(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mailbox = mailbox(c)?;
     let mut messages = Vec::new();
     loop {
-        c.sp()?;
-        let flags = if c.peek() == Some(b'(') {
-            let f = c.flag_list()?;
-            c.sp()?;
-            f
-        } else {
-            Vec::new()
-        };
-        let internal_date = if c.peek() == Some(b'"') {
-            let d = c.date_time()?;
-            c.sp()?;
-            Some(d)
-        } else {
-            None
-        };
-        let (message, binary) = c.literal(true).map_err(|mut e| {
-            // Tells the receiver that this literal may be streamed rather than buffered.
-            e.pending_message = e.incomplete;
-            e
-        })?;
-        messages.push(AppendMessage {
-            flags,
-            internal_date,
-            message,
-            binary,
-        });
+        messages.push(append_message(c)?);
         if c.at_end() {
             return Ok(CommandBody::Append { mailbox, messages });
         }
     }
+}
+
+/// One `append-message = SP [flag-list SP] [date-time SP] (literal / literal8)`: the shape APPEND
+/// (RFC 3502 §6) and REPLACE (RFC 8508 §6) share. Its literal may be streamed by the receiver.
+pub(super) fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessage> {
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        let f = c.flag_list()?;
+        c.sp()?;
+        f
+    } else {
+        Vec::new()
+    };
+    let internal_date = if c.peek() == Some(b'"') {
+        let d = c.date_time()?;
+        c.sp()?;
+        Some(d)
+    } else {
+        None
+    };
+    let (message, binary) = c.literal(true).map_err(|mut e| {
+        // Tells the receiver that this literal may be streamed rather than buffered.
+        e.pending_message = e.incomplete;
+        e
+    })?;
+    Ok(AppendMessage {
+        flags,
+        internal_date,
+        message,
+        binary,
+    })
 }
 
 #[cfg(test)]

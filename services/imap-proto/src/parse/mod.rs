@@ -11,6 +11,7 @@ mod fetch;
 mod mailbox;
 mod metadata;
 mod quota;
+mod replace;
 mod search;
 mod session;
 mod sort;
@@ -141,6 +142,7 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> PResult<CommandBody> {
         "STORE" => store::store(c, false),
         "COPY" => store::copy(c, false, false),
         "MOVE" => store::copy(c, false, true),
+        "REPLACE" => replace::replace(c, false),
         "GETQUOTA" => quota::getquota(c),
         "GETQUOTAROOT" => quota::getquotaroot(c),
         "SETQUOTA" => quota::setquota(c),
@@ -159,6 +161,7 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> PResult<CommandBody> {
                 "STORE" => store::store(c, true),
                 "COPY" => store::copy(c, true, false),
                 "MOVE" => store::copy(c, true, true),
+                "REPLACE" => replace::replace(c, true),
                 _ => c.fail("unknown UID command"),
             }
         }

@@ -35,37 +35,13 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8], messages: Vec<AppendMes
     // Taken (not borrowed) so the files are removed when this command ends, whatever the path.
     let spooled = std::mem::take(&mut s.spooled);
     let mut new = Vec::with_capacity(messages.len());
+    // RFC 3502 §6.3.11: all or none. Every body is stored before the one metadata append, so
+    // a failing message (flags, blob store) returns here with nothing visible.
     for m in messages {
-        let flags = match crate::cmd::store::flags_arg(&m.flags) {
-            Ok(f) => f,
+        match store_message(s, user, m, &spooled).await {
+            Ok(n) => new.push(n),
             Err(r) => return r,
-        };
-        let stored = match m.message {
-            AppendBody::Inline(raw) => store_inline(s, user, raw).await,
-            AppendBody::Streamed { size, index } => match spooled.get(index) {
-                Some(Spool::Ready(body)) if body.size == size => store_spooled(s, user, body).await,
-                _ => Err(Reply::no("Temporarily unavailable, try again later").code("UNAVAILABLE")),
-            },
-        };
-        let (key, size, summary, index) = match stored {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        let internal_date = match m.internal_date {
-            Some(d) => InternalDate {
-                unix_seconds: d.unix_seconds,
-                tz_offset_minutes: d.tz_offset_minutes,
-            },
-            None => now(),
-        };
-        new.push(NewMessage {
-            blob: key,
-            size,
-            internal_date,
-            flags,
-            summary: summary.to_bytes(),
-            index,
-        });
+        }
     }
     match s.server.mail.append(user, &name, new).await {
         Ok(r) => {
@@ -84,6 +60,44 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8], messages: Vec<AppendMes
         Err(MetaError::NotFound(_)) => Reply::no("Mailbox does not exist").code("TRYCREATE"),
         Err(e) => Reply::meta(&e),
     }
+}
+
+/// Stores the body of one APPEND message (or REPLACE's, RFC 8508) in the blob store and
+/// returns what `MailStore::append` needs to make it visible. `spooled` holds the command's
+/// spooled literals, which `AppendBody::Streamed` indexes.
+pub(crate) async fn store_message(
+    s: &Session,
+    user: UserId,
+    m: AppendMessage,
+    spooled: &[Spool],
+) -> Result<NewMessage, Reply> {
+    let flags = crate::cmd::store::flags_arg(&m.flags)?;
+    let (key, size, summary, index) = match m.message {
+        AppendBody::Inline(raw) => store_inline(s, user, raw).await?,
+        AppendBody::Streamed { size, index } => match spooled.get(index) {
+            Some(Spool::Ready(body)) if body.size == size => store_spooled(s, user, body).await?,
+            _ => {
+                return Err(
+                    Reply::no("Temporarily unavailable, try again later").code("UNAVAILABLE")
+                );
+            }
+        },
+    };
+    let internal_date = match m.internal_date {
+        Some(d) => InternalDate {
+            unix_seconds: d.unix_seconds,
+            tz_offset_minutes: d.tz_offset_minutes,
+        },
+        None => now(),
+    };
+    Ok(NewMessage {
+        blob: key,
+        size,
+        internal_date,
+        flags,
+        summary: summary.to_bytes(),
+        index,
+    })
 }
 
 /// A stored body: its key, size, summary and search index.

@@ -4,7 +4,9 @@
 //! messages whose bytes are asked for, and only the byte range the requested sections cover
 //! (from the summary's precomputed part offsets).
 
-use crate::cmd::{expunge_issued, invalid_sequence, no_selection, not_supported, uid_ranges};
+use crate::cmd::{
+    expunge_issued, invalid_sequence, no_selection, not_supported, preview, uid_ranges,
+};
 use crate::out::{Out, Reply};
 use crate::selected::{flag_list, write_vanished};
 use crate::session::Session;
@@ -138,9 +140,29 @@ pub(crate) async fn run(
     }
 
     let mut failure: Option<Reply> = None;
+    // PREVIEW (RFC 8970) comes from the search index, a batch of messages per store call.
+    let preview_uids: Vec<Uid> = if attrs.iter().any(|a| matches!(a, A::Preview { .. })) {
+        records.iter().map(|r| r.uid).collect()
+    } else {
+        Vec::new()
+    };
+    let mut previews = preview::Previews::new();
     for rec in &records {
         let Some(seq) = sel.seq_of(rec.uid) else {
             continue;
+        };
+        let preview_text = match preview_uids.binary_search(&rec.uid) {
+            Ok(pos) => match previews
+                .get(mail.as_ref(), user, sel.id, &preview_uids[pos..])
+                .await
+            {
+                Ok(text) => Some(text.to_string()),
+                Err(e) => {
+                    failure = Some(Reply::meta(&e));
+                    continue;
+                }
+            },
+            Err(_) => None,
         };
         let summary = if with_summary {
             match rec.summary.as_deref().map(Summary::from_bytes) {
@@ -195,6 +217,10 @@ pub(crate) async fn run(
         for (i, a) in attrs.iter().enumerate() {
             if i > 0 {
                 out.buf().push(b' ');
+            }
+            if let (A::Preview { .. }, Some(text)) = (a, &preview_text) {
+                preview::write(out.buf(), text);
+                continue;
             }
             let binary = binaries.get(i).and_then(Option::as_ref);
             if let Some(large) =
@@ -530,6 +556,8 @@ fn write_attr(
         A::ThreadId => buf.extend_from_slice(b"THREADID NIL"),
         // Refused before any output (see `run`).
         A::SaveDate => buf.extend_from_slice(b"NIL"),
+        // Written by `run` from the search index (see `preview`) before this is reached.
+        A::Preview { .. } => preview::write(buf, ""),
     }
     None
 }

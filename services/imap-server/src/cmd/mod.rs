@@ -13,6 +13,7 @@ pub(crate) mod enable;
 pub(crate) mod examine;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
+pub(crate) mod getmetadata;
 pub(crate) mod id;
 pub(crate) mod idle;
 pub(crate) mod list;
@@ -22,10 +23,13 @@ pub(crate) mod lsub;
 pub(crate) mod r#move;
 pub(crate) mod namespace;
 pub(crate) mod noop;
+pub(crate) mod preview;
 pub(crate) mod quota;
 pub(crate) mod rename;
+pub(crate) mod replace;
 pub(crate) mod search;
 pub(crate) mod select;
+pub(crate) mod setmetadata;
 pub(crate) mod sort;
 pub(crate) mod starttls;
 pub(crate) mod status;
@@ -153,11 +157,22 @@ pub(crate) async fn dispatch(
         } => store::run(s, out, uid, &set, mode, silent, &flags, unchanged_since).await,
         C::Copy { uid, set, mailbox } => copy::run(s, out, uid, &set, &mailbox).await,
         C::Move { uid, set, mailbox } => r#move::run(s, out, uid, &set, &mailbox).await,
+        C::Replace {
+            uid,
+            target,
+            mailbox,
+            message,
+        } => replace::run(s, out, uid, target, &mailbox, message).await,
         C::GetQuota { root } => quota::getquota(s, out, &root).await,
         C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, out, &mailbox).await,
         C::SetQuota { .. } => quota::setquota(),
         C::Compress { mechanism } => compress::run(s, &mechanism),
-        C::GetMetadata { .. } | C::SetMetadata { .. } => not_supported("METADATA"),
+        C::GetMetadata {
+            mailbox,
+            options,
+            entries,
+        } => getmetadata::run(s, out, &mailbox, options, &entries).await,
+        C::SetMetadata { mailbox, entries } => setmetadata::run(s, &mailbox, entries).await,
     };
     if !matches!(reply.next, Next::Stay) {
         return reply;
@@ -214,6 +229,7 @@ fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
             | C::Move { .. }
             | C::Expunge { .. }
             | C::Append { .. }
+            | C::Replace { .. }
     );
     (
         SyncMode {

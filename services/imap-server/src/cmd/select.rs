@@ -2,9 +2,10 @@
 //!
 //! A rev1 session gets `* n RECENT` and `[UNSEEN n]`, and a SELECT (not EXAMINE) claims the
 //! mailbox's `\Recent` messages for this session. An IMAP4rev2 session gets neither (RFC 9051
-//! Appendix E), gets the mailbox's `* LIST` response instead, and `* OK [CLOSED]` when the
-//! command ends a previous selection (RFC 9051 §7.1; likewise once QRESYNC is enabled, RFC 7162
-//! §3.2.11).
+//! Appendix E) and gets the mailbox's `* LIST` response instead. Every session gets
+//! `* OK [CLOSED]` when the command ends a previous selection: RFC 9051 §7.1 and, once QRESYNC
+//! is enabled, RFC 7162 §3.2.11 require it; a rev1 client ignores a code it does not know (RFC
+//! 3501 §7.1), and Dovecot sends it the same way.
 //!
 //! Every SELECT reports `[HIGHESTMODSEQ n]` (RFC 7162 §3.1.2.1: every mailbox has persistent
 //! MODSEQs) and `[MAILBOXID (id)]` (RFC 8474 §4.2). The `(CONDSTORE)` parameter enables
@@ -15,7 +16,7 @@
 use crate::cmd::{mailbox_arg, uid_ranges};
 use crate::names;
 use crate::out::{Next, Out, Reply};
-use crate::selected::{Selected, SyncMode, flag_list, write_vanished};
+use crate::selected::{Selected, flag_list, write_vanished};
 use crate::session::Session;
 use yubin_imap_proto::{QresyncParams, SelectParams};
 use yubin_meta_api::{
@@ -41,7 +42,7 @@ pub(crate) async fn run(
         s.enable_condstore();
     }
     // A SELECT, even a failing one, ends the current selection (RFC 3501 §6.3.1).
-    if (s.rev2 || s.qresync) && s.selected_mut().is_some() {
+    if s.selected_mut().is_some() {
         out.line("* OK [CLOSED] Previous mailbox is now closed");
     }
     let name = match mailbox_arg(s, mailbox) {
@@ -86,8 +87,6 @@ pub(crate) async fn run(
     let mut selected = Selected::new(info.id, read_only, snap.uids, info.highest_modseq);
     selected.condstore = s.condstore;
     selected.qresync = s.qresync;
-    // The claim may reach past the snapshot (messages appended in between).
-    let mut claimed_unseen = false;
     if s.rev2 {
         selected = selected.for_rev2();
         // RFC 9051 §6.3.2: the mailbox's LIST response, with accurate attributes.
@@ -112,11 +111,11 @@ pub(crate) async fn run(
             // EXAMINE leaves \Recent to the next SELECT (RFC 3501 §6.3.2).
             0
         } else {
-            let claim = match mail.claim_recent(user, info.id).await {
-                Ok(c) => {
-                    claimed_unseen = c.to > info.uid_next;
-                    Some(c)
-                }
+            // Bounded by the snapshot: messages appended since are claimed by the catch-up
+            // that announces them, here or in another session (RFC 3501 §2.3.2).
+            let bound = selected.claim_bound();
+            let claim = match mail.claim_recent(user, info.id, bound).await {
+                Ok(c) => Some(c),
                 Err(e) => {
                     // \Recent is advisory: without a claim nothing is recent here.
                     tracing::warn!(error = %e, "claiming \\Recent failed");
@@ -153,18 +152,6 @@ pub(crate) async fn run(
         // RFC 7162 §3.2.5 leaves a mismatching UIDVALIDITY silently ignored; a store failure
         // fails the SELECT instead, as the client would otherwise believe it is in sync.
         return Reply::meta(&e).then(Next::Deselect);
-    }
-    if claimed_unseen {
-        // Messages this session now owns as \Recent but has not announced: announce them now
-        // (EXISTS and RECENT may follow at any time), or they would be recent to no session if
-        // the client left before its next command.
-        let mode = SyncMode {
-            allow_expunge: true,
-            with_uid: false,
-        };
-        if let Err(e) = selected.sync(mail.as_ref(), user, out, mode).await {
-            return Reply::meta(&e).then(Next::Deselect);
-        }
     }
     let (code, verb) = if read_only {
         ("READ-ONLY", "EXAMINE")

@@ -56,12 +56,57 @@ pub enum WatchFault {
     SlowStart,
 }
 
-/// A MailStore that delegates to the embedded store but can break `watch`.
+/// Appends raced against `\Recent` claims: while armed, each `claim_recent` through the
+/// wrapping store is preceded and followed by one append of a copy of `message`, as if another
+/// node delivered it between the session's catch-up read and its claim, and right after.
+#[derive(Default)]
+pub struct ClaimRace {
+    armed: std::sync::Mutex<Option<ArmedRace>>,
+}
+
+struct ArmedRace {
+    user: UserId,
+    mailbox: String,
+    message: NewMessage,
+    claims_left: usize,
+}
+
+impl ClaimRace {
+    /// Races the next `claims` claims.
+    pub fn arm(&self, user: UserId, mailbox: &str, message: NewMessage, claims: usize) {
+        *self.armed.lock().expect("race lock") = Some(ArmedRace {
+            user,
+            mailbox: mailbox.to_string(),
+            message,
+            claims_left: claims,
+        });
+    }
+
+    /// Stops racing; returns how many armed claims were not raced.
+    pub fn disarm(&self) -> usize {
+        self.armed
+            .lock()
+            .expect("race lock")
+            .take()
+            .map_or(0, |a| a.claims_left)
+    }
+
+    /// The append to race the current claim with, if armed (and counts the claim).
+    fn turn(&self) -> Option<(UserId, String, NewMessage)> {
+        let mut armed = self.armed.lock().expect("race lock");
+        let a = armed.as_mut().filter(|a| a.claims_left > 0)?;
+        a.claims_left -= 1;
+        Some((a.user, a.mailbox.clone(), a.message.clone()))
+    }
+}
+
+/// A MailStore that delegates to the embedded store but can break `watch` and race claims.
 pub struct FaultyWatch {
     pub inner: Arc<EmbeddedStore>,
     pub fault: WatchFault,
     /// Number of `watch` calls (one per user per node is the contract of the hub).
     pub watch_calls: Arc<AtomicUsize>,
+    pub race: Arc<ClaimRace>,
 }
 
 #[async_trait]
@@ -156,8 +201,36 @@ impl MailStore for FaultyWatch {
     async fn quota(&self, u: UserId) -> MetaResult<QuotaUsage> {
         self.inner.quota(u).await
     }
-    async fn claim_recent(&self, u: UserId, m: MailboxId) -> MetaResult<UidRange> {
-        self.inner.claim_recent(u, m).await
+    async fn claim_recent(&self, u: UserId, m: MailboxId, up_to: Uid) -> MetaResult<UidRange> {
+        let race = self.race.turn();
+        if let Some((user, mailbox, msg)) = &race {
+            self.inner.append(*user, mailbox, vec![msg.clone()]).await?;
+        }
+        let claim = self.inner.claim_recent(u, m, up_to).await;
+        if let Some((user, mailbox, msg)) = race {
+            self.inner.append(user, &mailbox, vec![msg]).await?;
+        }
+        claim
+    }
+    async fn get_metadata(
+        &self,
+        u: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>> {
+        self.inner.get_metadata(u, mailbox, entries, depth).await
+    }
+    async fn set_metadata(
+        &self,
+        u: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()> {
+        self.inner
+            .set_metadata(u, mailbox, entries, max_entries)
+            .await
     }
     async fn watch(&self, u: UserId) -> MetaResult<ChangeStream> {
         self.watch_calls.fetch_add(1, Ordering::SeqCst);
@@ -183,6 +256,8 @@ pub struct Harness {
     pub blobs: Arc<FaultPolicy>,
     pub blob_dir: std::path::PathBuf,
     pub watch_calls: Arc<AtomicUsize>,
+    /// Appends raced against the `\Recent` claims of the first node's sessions.
+    pub race: Arc<ClaimRace>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -194,6 +269,7 @@ impl Harness {
             inner: self.store.clone(),
             fault: WatchFault::None,
             watch_calls: Arc::new(AtomicUsize::new(0)),
+            race: Arc::new(ClaimRace::default()),
         });
         let server = ImapServer::new(
             mail,
@@ -253,10 +329,12 @@ pub async fn start_with(opts: Options) -> Harness {
     let blob_dir = dir.path().join("blobs");
     std::fs::create_dir_all(&blob_dir).expect("blob dir");
     let watch_calls = Arc::new(AtomicUsize::new(0));
+    let race = Arc::new(ClaimRace::default());
     let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
         inner: store.clone(),
         fault: opts.fault,
         watch_calls: watch_calls.clone(),
+        race: race.clone(),
     });
     let has_tls = opts.tls.is_some();
     let blobs = FaultyBlobStore::new(FsBlobStore::new(blob_dir.clone()));
@@ -292,6 +370,7 @@ pub async fn start_with(opts: Options) -> Harness {
         blobs: policy,
         blob_dir,
         watch_calls,
+        race,
         _dir: dir,
     }
 }

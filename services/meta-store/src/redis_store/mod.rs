@@ -32,6 +32,7 @@
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
 //! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::index_grams`) |
 //! | `{u:<id>}:gl:<m>` | hash | uid → its trigrams, space-separated (to remove its postings on expunge) |
+//! | `{u:<id>}:md:<m>` | hash | METADATA entry name → value (RFC 5464); `<m>` = 0 for the server entries |
 //!
 //! Change hints are published on channel `ev:{u:<id>}` by the writing script itself, as
 //! `<mailbox> <modseq> <kind> <published>` with kind `a` (appended), `f` (flags), `e` (expunged)
@@ -82,16 +83,16 @@ use redis::{
 use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, Domain, FlagOp,
     IndexProjection, IndexedMessage, InternalDate, MailStore, MailboxId, MailboxInfo,
-    MailboxSnapshot, MessageRecord, MetaError, MetaResult, ModSeq, NewMessage, QuotaLimits,
-    QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet,
-    UidValidity, UserId, UserRecord,
+    MailboxSnapshot, MessageRecord, MetaError, MetaResult, MetadataDepth, MetadataEntry, ModSeq,
+    NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
+    UidRange, UidSet, UidValidity, UserId, UserRecord,
 };
 
 use crate::accounts::{self, AddressBook, normalize_address, normalize_domain};
 use crate::embedded::normalize_login;
-use crate::flags;
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate};
+use crate::{flags, metadata};
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
@@ -120,6 +121,8 @@ struct Scripts {
     quota: Script,
     quota_set: Script,
     claim_recent: Script,
+    metadata_get: Script,
+    metadata_set: Script,
     global_unname: Script,
     global_unalias: Script,
     global_domain_put: Script,
@@ -160,6 +163,8 @@ impl Scripts {
             quota: script(include_str!("lua/quota.lua")),
             quota_set: script(include_str!("lua/quota_set.lua")),
             claim_recent: script(include_str!("lua/claim_recent.lua")),
+            metadata_get: script(include_str!("lua/metadata_get.lua")),
+            metadata_set: script(include_str!("lua/metadata_set.lua")),
             // Scripts on one global key: no user prefix, no prelude.
             global_unname: Script::new(include_str!("lua/global_unname.lua")),
             global_unalias: Script::new(include_str!("lua/global_unalias.lua")),
@@ -196,6 +201,8 @@ impl Scripts {
             quota,
             quota_set,
             claim_recent,
+            metadata_get,
+            metadata_set,
             global_unname,
             global_unalias,
             global_domain_put,
@@ -224,6 +231,8 @@ impl Scripts {
             ("quota", quota),
             ("quota_set", quota_set),
             ("claim_recent", claim_recent),
+            ("metadata_get", metadata_get),
+            ("metadata_set", metadata_set),
             ("global_unname", global_unname),
             ("global_unalias", global_unalias),
             ("global_domain_put", global_domain_put),
@@ -1110,14 +1119,73 @@ impl MailStore for RedisStore {
         })
     }
 
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
+    async fn claim_recent(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> MetaResult<UidRange> {
         let mut inv = self.call(&self.scripts.claim_recent, user);
-        inv.arg(mailbox.0);
+        inv.arg(mailbox.0).arg(up_to.0);
         let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
         Ok(UidRange {
             from: Uid(v_num(next(&mut it)?)?),
             to: Uid(v_num(next(&mut it)?)?),
         })
+    }
+
+    async fn get_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>> {
+        metadata::check_names(entries.iter().map(String::as_str))?;
+        let name = mailbox.map(names::checked).transpose()?;
+        let mut inv = self.call(&self.scripts.metadata_get, user);
+        inv.arg(name.as_deref().unwrap_or(""));
+        if depth == MetadataDepth::Zero {
+            inv.arg("0");
+            for e in entries {
+                inv.arg(e);
+            }
+        } else {
+            inv.arg("all");
+        }
+        let mut out = std::collections::BTreeMap::new();
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        while let Some(entry) = it.next() {
+            let entry = v_string(entry)?;
+            let value = v_bytes(next(&mut it)?)?;
+            if entries.iter().any(|r| depth.selects(r, &entry)) {
+                out.insert(entry, value);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(name, value)| MetadataEntry { name, value })
+            .collect())
+    }
+
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()> {
+        metadata::check_names(entries.iter().map(|(n, _)| n.as_str()))?;
+        let name = mailbox.map(names::checked).transpose()?;
+        let mut inv = self.call(&self.scripts.metadata_set, user);
+        inv.arg(name.as_deref().unwrap_or("")).arg(max_entries);
+        for (entry, value) in entries {
+            match value {
+                Some(v) => inv.arg(entry).arg("1").arg(v.as_slice()),
+                None => inv.arg(entry).arg("0").arg(""),
+            };
+        }
+        self.invoke(&inv).await.map(|_| ())
     }
 }
 

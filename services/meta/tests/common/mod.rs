@@ -317,12 +317,45 @@ impl MailStore for EchoStore {
         })
     }
 
-    async fn claim_recent(&self, user: UserId, mailbox: MailboxId) -> MetaResult<UidRange> {
-        self.record(format!("claim_recent {user:?} {mailbox:?}"))?;
+    async fn claim_recent(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> MetaResult<UidRange> {
+        self.record(format!("claim_recent {user:?} {mailbox:?} {up_to:?}"))?;
         Ok(UidRange {
             from: Uid(7),
             to: Uid(u32::MAX),
         })
+    }
+
+    async fn get_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[String],
+        depth: MetadataDepth,
+    ) -> MetaResult<Vec<MetadataEntry>> {
+        self.record(format!(
+            "get_metadata {user:?} {mailbox:?} {entries:?} {depth:?}"
+        ))?;
+        Ok(vec![MetadataEntry {
+            name: "/shared/comment".into(),
+            value: b"\x00binary".to_vec(),
+        }])
+    }
+
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Vec<u8>>)],
+        max_entries: u32,
+    ) -> MetaResult<()> {
+        self.record(format!(
+            "set_metadata {user:?} {mailbox:?} {entries:?} {max_entries}"
+        ))
     }
 
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {

@@ -281,8 +281,9 @@ local function uid_room(m, n)
   return next_uid + n - 1 <= MAX_UID
 end
 
+-- 'md' holds the mailbox's METADATA entries (RFC 5464): they go with the mailbox.
 local MB_KINDS = { 'uids', 'flags', 'msg', 'sum', 'idx', 'modseq', 'expunged', 'unseen',
-  'deleted', 'kw', 'gl' }
+  'deleted', 'kw', 'gl', 'md' }
 local function drop_mb(m, name)
   -- The posting sets that exist are exactly the grams of the messages still listed in 'gl'.
   local dropped = {}
