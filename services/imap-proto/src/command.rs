@@ -330,14 +330,35 @@ pub enum AppendBody {
     /// of buffering them. `index` numbers the streamed literals of this command from 0, in the
     /// order they were streamed, so the caller can match what it spooled.
     Streamed { size: u64, index: usize },
+    /// Not a literal: an APPEND message assembled by CATENATE (RFC 4469 §5) from these parts,
+    /// in order. Only ever the message of an APPEND; its TEXT literals are themselves inline or
+    /// streamed.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One `cat-part` of CATENATE (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `"TEXT" SP literal`: octets sent by the client (never itself a `Catenate`).
+    Text(AppendBody),
+    /// `"URL" SP astring`: an IMAP URL (RFC 5092) naming a message or a section of one, as sent.
+    Url(Vec<u8>),
 }
 
 impl AppendBody {
-    /// Length of the literal in octets.
+    /// Length of the literal in octets; for `Catenate`, of its TEXT parts only (the URL parts'
+    /// length is known once they are resolved).
     pub fn len(&self) -> u64 {
         match self {
             AppendBody::Inline(b) => b.len() as u64,
             AppendBody::Streamed { size, .. } => *size,
+            AppendBody::Catenate(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    CatenatePart::Text(t) => t.len(),
+                    CatenatePart::Url(_) => 0,
+                })
+                .sum(),
         }
     }
 

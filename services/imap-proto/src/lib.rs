@@ -9,4 +9,5 @@ mod parse;
 pub mod receiver;
 
 pub use command::*;
+pub use parse::catenate::{ImapUrl, parse_imap_url};
 pub use receiver::{Limits, LiteralChunk, Received, Receiver};

@@ -602,7 +602,7 @@ impl Receiver {
             .iter()
             .map(|l| match &l.data {
                 AppendBody::Inline(b) => b.len(),
-                AppendBody::Streamed { .. } => 0,
+                AppendBody::Streamed { .. } | AppendBody::Catenate(_) => 0,
             })
             .sum();
         self.buf.len() + self.text.len() + inline

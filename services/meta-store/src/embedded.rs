@@ -1339,6 +1339,23 @@ impl MailStore for EmbeddedStore {
         let (u, m, key) = (user.0, mailbox.0, key.clone());
         self.read(move |r| {
             r.mbox(u, m)?;
+            // The two flags with their own index are answered by it alone (SEARCH UNSEEN /
+            // DELETED), without reading any message.
+            match &key {
+                SearchKey::NoFlag(f) if f.eq_ignore_ascii_case("\\Seen") => {
+                    return Ok(read_uid_keys(&r.unseen, u, m)?
+                        .into_iter()
+                        .map(Uid)
+                        .collect());
+                }
+                SearchKey::Flag(f) if f.eq_ignore_ascii_case("\\Deleted") => {
+                    return Ok(read_uid_keys(&r.deleted, u, m)?
+                        .into_iter()
+                        .map(Uid)
+                        .collect());
+                }
+                _ => {}
+            }
             let with_index = search::needs_index(&key);
             // Trigrams every match holds narrow by the filters in one pass; otherwise the key's
             // own plan (flag postings, OR of needles) is followed.

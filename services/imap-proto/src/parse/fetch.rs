@@ -131,7 +131,7 @@ fn preview_modifiers(c: &mut Cursor<'_>) -> PResult<bool> {
 
 /// `section = "[" [section-spec] "]"`,
 /// `section-spec = section-msgtext / (section-part ["." section-text])`.
-fn section(c: &mut Cursor<'_>) -> PResult<Section> {
+pub(super) fn section(c: &mut Cursor<'_>) -> PResult<Section> {
     c.expect(b'[', "expected [")?;
     let mut section = Section::default();
     if c.eat(b']') {

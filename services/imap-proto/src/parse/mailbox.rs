@@ -257,6 +257,15 @@ pub(super) fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessage> {
     } else {
         None
     };
+    if c.eat_keyword("CATENATE") {
+        c.sp()?;
+        return Ok(AppendMessage {
+            flags,
+            internal_date,
+            message: super::catenate::catenate(c)?,
+            binary: false,
+        });
+    }
     let (message, binary) = c.literal(true).map_err(|mut e| {
         // Tells the receiver that this literal may be streamed rather than buffered.
         e.pending_message = e.incomplete;

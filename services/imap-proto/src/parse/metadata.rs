@@ -109,7 +109,7 @@ fn value(c: &mut Cursor<'_>) -> PResult<Option<Vec<u8>>> {
         Some(b'{' | b'~') => match c.literal(true)?.0 {
             AppendBody::Inline(b) => Ok(Some(b.to_vec())),
             // The receiver streams only APPEND message literals.
-            AppendBody::Streamed { .. } => c.fail("literal too large"),
+            AppendBody::Streamed { .. } | AppendBody::Catenate(_) => c.fail("literal too large"),
         },
         _ if c.eat_keyword("NIL") => Ok(None),
         _ => c.fail("expected a value (string, literal8 or NIL)"),

@@ -6,6 +6,7 @@
 //!
 //! One module per command family, each with its table tests.
 
+pub(crate) mod catenate;
 mod compress;
 mod fetch;
 mod mailbox;
@@ -368,7 +369,9 @@ impl<'a> Cursor<'a> {
             Some(b'{') => match self.literal(false)?.0 {
                 AppendBody::Inline(b) => Ok(b.to_vec()),
                 // The receiver streams only APPEND message literals; a string never is one.
-                AppendBody::Streamed { .. } => self.fail("literal too large"),
+                AppendBody::Streamed { .. } | AppendBody::Catenate(_) => {
+                    self.fail("literal too large")
+                }
             },
             _ => self.fail("expected string"),
         }

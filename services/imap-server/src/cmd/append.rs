@@ -74,6 +74,10 @@ pub(crate) async fn store_message(
     let flags = crate::cmd::store::flags_arg(&m.flags)?;
     let (key, size, summary, index) = match m.message {
         AppendBody::Inline(raw) => store_inline(s, user, raw).await?,
+        AppendBody::Catenate(parts) => {
+            let raw = crate::cmd::catenate::assemble(s, user, parts, spooled).await?;
+            store_inline(s, user, raw).await?
+        }
         AppendBody::Streamed { size, index } => match spooled.get(index) {
             Some(Spool::Ready(body)) if body.size == size => store_spooled(s, user, body).await?,
             _ => {

@@ -1,0 +1,235 @@
+//! CATENATE (RFC 4469): an APPEND (or REPLACE, RFC 8508 §4) message assembled from TEXT literals
+//! and URL parts naming messages, or sections of them, that the same user already has.
+//!
+//! URLs are server-relative IMAP URLs (RFC 5092): `/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=x]
+//! [/;PARTIAL=o.l]`, or `/;UID=n...` for the selected mailbox. One that does not resolve (bad
+//! syntax, no such mailbox, stale UIDVALIDITY, no such message or section, absolute or URLAUTH
+//! URLs) fails the command with `NO [BADURL url]` (RFC 4469 §3); a result over APPENDLIMIT with
+//! `NO [TOOBIG]` (RFC 7889 §2, RFC 4469 §3). Nothing is stored then, and for a MULTIAPPEND no
+//! message of the command is appended.
+//!
+//! The assembled message is held in memory, at most APPENDLIMIT (`Limits::max_literal`) octets:
+//! every part's length is checked against what is left before its octets are read.
+
+use crate::out::Reply;
+use crate::session::{Session, SessionState};
+use crate::spool::Spool;
+use bytes::Bytes;
+use yubin_imap_proto::{AppendBody, CatenatePart, ImapUrl, SectionText, parse_imap_url};
+use yubin_meta_api::{MailboxId, MetaError, Uid, UidSet, UserId};
+use yubin_mime::{SectionWhat, Summary, filter_header_fields};
+
+/// Assembles the message of `parts`, in order. `spooled` holds the command's spooled literals,
+/// which streamed TEXT parts index.
+pub(crate) async fn assemble(
+    s: &Session,
+    user: UserId,
+    parts: Vec<CatenatePart>,
+    spooled: &[Spool],
+) -> Result<Bytes, Reply> {
+    let limit = s.server.config.limits.max_literal;
+    let mut out: Vec<u8> = Vec::new();
+    for part in parts {
+        let left = limit.saturating_sub(out.len() as u64);
+        match part {
+            CatenatePart::Text(text) => {
+                if text.len() > left {
+                    return Err(too_big());
+                }
+                match text {
+                    AppendBody::Inline(b) => out.extend_from_slice(&b),
+                    AppendBody::Streamed { size, index } => match spooled.get(index) {
+                        Some(Spool::Ready(body)) if body.size == size => {
+                            let data = tokio::fs::read(body.path()).await.map_err(|e| {
+                                tracing::error!(error = %e, "reading a CATENATE spool file failed");
+                                Reply::no("Internal server error").code("SERVERBUG")
+                            })?;
+                            if data.len() as u64 != size {
+                                tracing::error!("CATENATE spool file changed size");
+                                return Err(Reply::no("Internal server error").code("SERVERBUG"));
+                            }
+                            out.extend_from_slice(&data);
+                        }
+                        _ => {
+                            return Err(Reply::no("Temporarily unavailable, try again later")
+                                .code("UNAVAILABLE"));
+                        }
+                    },
+                    // The parser never nests CATENATE.
+                    AppendBody::Catenate(_) => return Err(Reply::bad("Nested CATENATE")),
+                }
+            }
+            CatenatePart::Url(raw) => {
+                let Some(url) = parse_imap_url(&raw) else {
+                    return Err(bad_url(&raw));
+                };
+                let data = resolve(s, user, &url, left).await.map_err(|e| match e {
+                    Unresolved::BadUrl => bad_url(&raw),
+                    Unresolved::TooBig => too_big(),
+                    Unresolved::Failed(r) => r,
+                })?;
+                out.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Why a URL part gave no octets.
+enum Unresolved {
+    /// It names nothing this user has (RFC 4469 §3 `BADURL`).
+    BadUrl,
+    /// What it names is larger than what is left of APPENDLIMIT.
+    TooBig,
+    /// The stores failed.
+    Failed(Reply),
+}
+
+/// The octets `url` names, at most `left` of them.
+async fn resolve(s: &Session, user: UserId, url: &ImapUrl, left: u64) -> Result<Bytes, Unresolved> {
+    let mailbox = match &url.mailbox {
+        Some(name) => {
+            // RFC 3501 §5.1: INBOX is case-insensitive.
+            let name = if name.eq_ignore_ascii_case("INBOX") {
+                "INBOX"
+            } else {
+                name.as_str()
+            };
+            let info = match s.server.mail.mailbox_status(user, name).await {
+                Ok(info) => info,
+                Err(MetaError::NotFound(_)) => return Err(Unresolved::BadUrl),
+                Err(e) => return Err(Unresolved::Failed(Reply::meta(&e))),
+            };
+            if url.uid_validity.is_some_and(|v| v != info.uid_validity.0) {
+                return Err(Unresolved::BadUrl);
+            }
+            info.id
+        }
+        None => match selected_mailbox(s) {
+            Some(id) => id,
+            None => return Err(Unresolved::BadUrl),
+        },
+    };
+    let uids = UidSet::from_uids([Uid(url.uid)]);
+    let records = s
+        .server
+        .mail
+        .fetch(user, mailbox, &uids, url.section.is_some())
+        .await
+        .map_err(|e| Unresolved::Failed(Reply::meta(&e)))?;
+    let Some(rec) = records.into_iter().find(|r| r.uid == Uid(url.uid)) else {
+        return Err(Unresolved::BadUrl);
+    };
+    let (range, fields) = match &url.section {
+        None => (0..rec.size, None),
+        Some(section) => {
+            let summary = match rec.summary.as_deref().map(Summary::from_bytes) {
+                Some(Ok(summary)) => summary,
+                Some(Err(e)) => {
+                    tracing::error!(uid = %rec.uid, error = %e, "unreadable message summary");
+                    return Err(Unresolved::Failed(
+                        Reply::no("Internal server error").code("SERVERBUG"),
+                    ));
+                }
+                None => {
+                    tracing::error!(uid = %rec.uid, "message summary missing");
+                    return Err(Unresolved::Failed(
+                        Reply::no("Internal server error").code("SERVERBUG"),
+                    ));
+                }
+            };
+            let (what, fields) = match &section.text {
+                None => (SectionWhat::Full, None),
+                Some(SectionText::Header) => (SectionWhat::Header, None),
+                Some(SectionText::Text) => (SectionWhat::Text, None),
+                Some(SectionText::Mime) => (SectionWhat::Mime, None),
+                Some(SectionText::HeaderFields(names)) => {
+                    (SectionWhat::Header, Some((names, false)))
+                }
+                Some(SectionText::HeaderFieldsNot(names)) => {
+                    (SectionWhat::Header, Some((names, true)))
+                }
+            };
+            match summary.section_range(&section.part, what) {
+                Some(r) => (r, fields),
+                None => return Err(Unresolved::BadUrl),
+            }
+        }
+    };
+    // PARTIAL applies to the section's octets (RFC 5092 §5), after HEADER.FIELDS filtering.
+    if let Some((names, exclude)) = fields {
+        // The header read is bounded by the stored message, itself at most APPENDLIMIT.
+        let header = get(s, &rec.blob, range).await?;
+        let filtered = Bytes::from(filter_header_fields(&header, names, exclude));
+        let r = partial(0..filtered.len() as u64, url.partial);
+        if r.end - r.start > left {
+            return Err(Unresolved::TooBig);
+        }
+        return Ok(filtered.slice(r.start as usize..r.end as usize));
+    }
+    let range = partial(range, url.partial);
+    if range.end - range.start > left {
+        return Err(Unresolved::TooBig);
+    }
+    if range.is_empty() {
+        return Ok(Bytes::new());
+    }
+    get(s, &rec.blob, range).await
+}
+
+async fn get(
+    s: &Session,
+    blob: &yubin_meta_api::BlobKey,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes, Unresolved> {
+    s.server
+        .blobs
+        .get_range(blob, range)
+        .await
+        .map_err(|e| Unresolved::Failed(Reply::blob(&e)))
+}
+
+/// `/;PARTIAL=offset[.length]` within `r` (RFC 5092 §5): clipped to the section like FETCH's
+/// `<origin.count>` (RFC 3501 §6.4.5).
+fn partial(r: std::ops::Range<u64>, partial: Option<(u64, Option<u64>)>) -> std::ops::Range<u64> {
+    match partial {
+        None => r,
+        Some((offset, length)) => {
+            let start = r.start.saturating_add(offset).min(r.end);
+            let end = match length {
+                Some(l) => start.saturating_add(l).min(r.end),
+                None => r.end,
+            };
+            start..end
+        }
+    }
+}
+
+fn selected_mailbox(s: &Session) -> Option<MailboxId> {
+    match &s.state {
+        SessionState::Selected { mailbox, .. } => Some(mailbox.id),
+        _ => None,
+    }
+}
+
+fn too_big() -> Reply {
+    Reply::no("Message would be larger than APPENDLIMIT").code("TOOBIG")
+}
+
+/// `NO [BADURL url]`: the URL as sent, a bare `url-resp-text` (RFC 4469 §5 with erratum 4046);
+/// octets that text may not hold (`]`, CR, LF, NUL, 0xFF) are percent-encoded so the response
+/// code stays well-formed.
+fn bad_url(raw: &[u8]) -> Reply {
+    let mut text = String::with_capacity(raw.len());
+    for &b in raw {
+        if matches!(b, b']' | b'\r' | b'\n' | 0 | 0x80..=0xff) {
+            text.push_str(&format!("%{b:02X}"));
+        } else {
+            text.push(b as char);
+        }
+    }
+    if text.is_empty() {
+        text.push_str("%20");
+    }
+    Reply::no("CATENATE URL does not name a message or section").code(format!("BADURL {text}"))
+}
