@@ -729,6 +729,10 @@ impl Client {
             ))
             .await;
         }
+        if let Some(view) = self.view.as_ref() {
+            let unknown = view.slots.iter().filter(|s| s.uid.is_none() || s.flags.is_none()).count();
+            if unknown > 0 { eprintln!("DIAG client {} leaves {} with {unknown} unknown slots of {}", self.id, view.mailbox, view.slots.len()); }
+        }
     }
 
     // -----------------------------------------------------------------------------------------

@@ -75,6 +75,11 @@ pub(crate) async fn store_message(
     let (key, size, summary, index) = match m.message {
         AppendBody::Inline(raw) => store_inline(s, user, raw).await?,
         AppendBody::Catenate(parts) => {
+            // The assembled message is in memory (up to APPENDLIMIT) until it is summarized:
+            // the same peak as a spooled body's summary, so bounded by the same slots.
+            let Ok(_permit) = s.server.summary_slots.acquire().await else {
+                return Err(Reply::no("Server shutting down").code("UNAVAILABLE"));
+            };
             let raw = crate::cmd::catenate::assemble(s, user, parts, spooled).await?;
             store_inline(s, user, raw).await?
         }

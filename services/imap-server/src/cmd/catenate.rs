@@ -15,6 +15,7 @@ use crate::out::Reply;
 use crate::session::{Session, SessionState};
 use crate::spool::Spool;
 use bytes::Bytes;
+use tokio::io::AsyncReadExt;
 use yubin_imap_proto::{AppendBody, CatenatePart, ImapUrl, SectionText, parse_imap_url};
 use yubin_meta_api::{MailboxId, MetaError, Uid, UidSet, UserId};
 use yubin_mime::{SectionWhat, Summary, filter_header_fields};
@@ -40,15 +41,22 @@ pub(crate) async fn assemble(
                     AppendBody::Inline(b) => out.extend_from_slice(&b),
                     AppendBody::Streamed { size, index } => match spooled.get(index) {
                         Some(Spool::Ready(body)) if body.size == size => {
-                            let data = tokio::fs::read(body.path()).await.map_err(|e| {
-                                tracing::error!(error = %e, "reading a CATENATE spool file failed");
-                                Reply::no("Internal server error").code("SERVERBUG")
-                            })?;
-                            if data.len() as u64 != size {
-                                tracing::error!("CATENATE spool file changed size");
-                                return Err(Reply::no("Internal server error").code("SERVERBUG"));
+                            // Read straight onto the end of the message: no second copy.
+                            let read = match tokio::fs::File::open(body.path()).await {
+                                Ok(f) => f.take(size).read_to_end(&mut out).await,
+                                Err(e) => Err(e),
+                            };
+                            match read {
+                                Ok(n) if n as u64 == size => {}
+                                Ok(_) => {
+                                    tracing::error!("CATENATE spool file changed size");
+                                    return Err(internal());
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "reading a CATENATE spool file failed");
+                                    return Err(internal());
+                                }
                             }
-                            out.extend_from_slice(&data);
                         }
                         _ => {
                             return Err(Reply::no("Temporarily unavailable, try again later")
@@ -127,15 +135,11 @@ async fn resolve(s: &Session, user: UserId, url: &ImapUrl, left: u64) -> Result<
                 Some(Ok(summary)) => summary,
                 Some(Err(e)) => {
                     tracing::error!(uid = %rec.uid, error = %e, "unreadable message summary");
-                    return Err(Unresolved::Failed(
-                        Reply::no("Internal server error").code("SERVERBUG"),
-                    ));
+                    return Err(Unresolved::Failed(internal()));
                 }
                 None => {
                     tracing::error!(uid = %rec.uid, "message summary missing");
-                    return Err(Unresolved::Failed(
-                        Reply::no("Internal server error").code("SERVERBUG"),
-                    ));
+                    return Err(Unresolved::Failed(internal()));
                 }
             };
             let (what, fields) = match &section.text {
@@ -212,13 +216,17 @@ fn selected_mailbox(s: &Session) -> Option<MailboxId> {
     }
 }
 
+fn internal() -> Reply {
+    Reply::no("Internal server error").code("SERVERBUG")
+}
+
 fn too_big() -> Reply {
     Reply::no("Message would be larger than APPENDLIMIT").code("TOOBIG")
 }
 
 /// `NO [BADURL url]`: the URL as sent, a bare `url-resp-text` (RFC 4469 §5 with erratum 4046);
-/// octets that text may not hold (`]`, CR, LF, NUL, 0xFF) are percent-encoded so the response
-/// code stays well-formed.
+/// octets that text may not hold (`]`, CR, LF, NUL) and non-ASCII ones are percent-encoded so
+/// the response line stays well-formed ASCII.
 fn bad_url(raw: &[u8]) -> Reply {
     let mut text = String::with_capacity(raw.len());
     for &b in raw {
