@@ -39,6 +39,10 @@ pub struct ImapConfig {
     pub drain_window: Duration,
     /// METADATA (RFC 5464) limits.
     pub metadata: MetadataLimits,
+    /// Login names of the accounts that may set quotas with SETQUOTA (RFC 9208 §4.1), their own
+    /// (root `""`) and other accounts' (root `#user/<name>`). Empty: nobody; quotas are then set
+    /// through the admin API only.
+    pub quota_admins: Vec<String>,
 }
 
 /// Limits of the METADATA extension (RFC 5464), per account.
@@ -98,6 +102,7 @@ impl Default for ImapConfig {
             spool_dir: None,
             drain_window: Duration::ZERO,
             metadata: MetadataLimits::default(),
+            quota_admins: Vec::new(),
         }
     }
 }

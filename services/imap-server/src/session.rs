@@ -43,6 +43,9 @@ pub(crate) struct Session {
     pub(crate) qresync: bool,
     /// COMPRESS=DEFLATE is active (RFC 4978); it stays on for the rest of the connection.
     pub(crate) compressed: bool,
+    /// The authenticated account is one of `ImapConfig::quota_admins`: it may SETQUOTA, and
+    /// GETQUOTA other accounts' roots (RFC 9208 §4.1, QUOTASET).
+    pub(crate) quota_admin: bool,
     /// The user's change hints; present once authenticated.
     hints: Option<Subscription>,
     gauge: ConnectionGauge,
@@ -68,6 +71,7 @@ impl Session {
             condstore: false,
             qresync: false,
             compressed: false,
+            quota_admin: false,
             hints: None,
             gauge: ConnectionGauge::new("not_authenticated", tls_active),
             spooled: Vec::new(),
@@ -162,6 +166,10 @@ impl Session {
             caps.push_str(" COMPRESS=DEFLATE");
             // RFC 5464 §1: mailbox entries (METADATA) and server entries (METADATA-SERVER).
             caps.push_str(" METADATA METADATA-SERVER");
+            // RFC 9208 §4.1/§7: SETQUOTA is offered to the quota administrators only.
+            if self.quota_admin {
+                caps.push_str(" QUOTASET");
+            }
         }
         caps
     }

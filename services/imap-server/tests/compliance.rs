@@ -547,8 +547,9 @@ async fn quota_commands_and_overquota() {
     );
     let r = c.cmd("GETQUOTA \"\"").await;
     assert_eq!(r[0], "* QUOTA \"\" (STORAGE 1 3 MESSAGE 1 2)");
+    // Only quota administrators may look at other roots.
     let r = c.cmd("GETQUOTA other").await;
-    tagged_starts(&r, "T NO [NONEXISTENT]");
+    tagged_starts(&r, "T NO [NOPERM]");
     let r = c.cmd("GETQUOTAROOT Nope").await;
     tagged_starts(&r, "T NO [NONEXISTENT]");
     let r = c.cmd("SETQUOTA \"\" (STORAGE 100)").await;
@@ -563,6 +564,77 @@ async fn quota_commands_and_overquota() {
     tagged_starts(&r, "T NO [OVERQUOTA]");
     let r = c.cmd("GETQUOTA \"\"").await;
     assert_eq!(r[0], "* QUOTA \"\" (STORAGE 1 3 MESSAGE 2 2)");
+}
+
+/// RFC 9208 §4.1: the configured quota administrators see QUOTASET and set limits on their own
+/// root `""` and on other accounts' `#user/<name>`; everyone else gets `NO [NOPERM]`.
+#[tokio::test]
+async fn setquota_for_admins() {
+    let h = start_with(Options {
+        config: yubin_imap::ImapConfig {
+            allow_plaintext_auth: true,
+            quota_admins: vec!["alice".to_string()],
+            ..yubin_imap::ImapConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut admin = Raw::login(h.addr, "alice", "wonderland").await;
+    let caps = admin.cmd("CAPABILITY").await;
+    assert!(caps[0].contains(" QUOTASET"), "{caps:?}");
+    let mut bob = Raw::login(h.addr, "bob", "builder").await;
+    append(&mut bob, "INBOX", "", SIMPLE).await;
+
+    // Bob: one message of under 1 KiB; at most 2 messages.
+    let r = admin
+        .cmd("SETQUOTA \"#user/bob\" (STORAGE 100 MESSAGE 2)")
+        .await;
+    assert_eq!(
+        r,
+        [
+            "* QUOTA \"#user/bob\" (STORAGE 1 100 MESSAGE 1 2)",
+            "T OK SETQUOTA completed"
+        ]
+    );
+    let r = admin.cmd("GETQUOTA \"#user/bob\"").await;
+    assert_eq!(r[0], "* QUOTA \"#user/bob\" (STORAGE 1 100 MESSAGE 1 2)");
+    let r = bob.cmd("GETQUOTA \"\"").await;
+    assert_eq!(r[0], "* QUOTA \"\" (STORAGE 1 100 MESSAGE 1 2)");
+    append(&mut bob, "INBOX", "", SIMPLE).await;
+    let tagged = append(&mut bob, "INBOX", "", SIMPLE).await;
+    assert!(tagged.starts_with("A NO [OVERQUOTA]"), "{tagged}");
+
+    // Errors: unknown resource, unknown account, a root that is not an account's.
+    let r = admin.cmd("SETQUOTA \"#user/bob\" (MAILBOX 5)").await;
+    tagged_starts(&r, "T NO ");
+    let r = admin.cmd("SETQUOTA \"#user/nobody\" (MESSAGE 5)").await;
+    tagged_starts(&r, "T NO [NONEXISTENT]");
+    let r = admin.cmd("GETQUOTA \"#user/nobody\"").await;
+    tagged_starts(&r, "T NO [NONEXISTENT]");
+    let r = admin.cmd("SETQUOTA other (MESSAGE 5)").await;
+    tagged_starts(&r, "T NO [NONEXISTENT]");
+
+    // The administrator's own root; an empty list removes every limit.
+    let r = admin.cmd("SETQUOTA \"\" (MESSAGE 10)").await;
+    assert_eq!(
+        r,
+        ["* QUOTA \"\" (MESSAGE 0 10)", "T OK SETQUOTA completed"]
+    );
+    ok(&admin.cmd("SETQUOTA \"#user/bob\" ()").await);
+    let r = admin.cmd("GETQUOTA \"#user/bob\"").await;
+    tagged_starts(&r, "T NO [NONEXISTENT]");
+    let tagged = append(&mut bob, "INBOX", "", SIMPLE).await;
+    assert!(tagged.starts_with("A OK"), "{tagged}");
+
+    // Not an administrator: no QUOTASET, and no SETQUOTA or foreign roots.
+    let caps = bob.cmd("CAPABILITY").await;
+    assert!(!caps[0].contains("QUOTASET"), "{caps:?}");
+    let r = bob.cmd("SETQUOTA \"\" (STORAGE 100000)").await;
+    tagged_starts(&r, "T NO [NOPERM]");
+    let r = bob.cmd("SETQUOTA \"#user/alice\" (MESSAGE 1)").await;
+    tagged_starts(&r, "T NO [NOPERM]");
+    let r = bob.cmd("GETQUOTA \"#user/alice\"").await;
+    tagged_starts(&r, "T NO [NOPERM]");
 }
 
 /// RFC 3501 §2.3.2: `\Recent` is owned by exactly one session, across nodes. The first session

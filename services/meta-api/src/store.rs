@@ -138,6 +138,11 @@ pub trait MailStore: Send + Sync + 'static {
     /// `OverQuota` when a limit would be exceeded, checked in the same atomic step as the write.
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage>;
 
+    /// Sets the account's limits, as `AccountStore::set_quota` does: an IMAP quota administrator's
+    /// SETQUOTA (RFC 9208 §4.1) reaches the store through this trait. `NotFound` for an unknown
+    /// account.
+    async fn set_account_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()>;
+
     /// Claims the `\Recent` messages of a mailbox below `up_to` for the calling session (RFC 3501
     /// §2.3.2: a message is recent in exactly one session). Atomically moves the mailbox's
     /// "recent claimed" mark to `max(mark, min(up_to, UIDNEXT))` and returns the UIDs from the

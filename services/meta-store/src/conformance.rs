@@ -27,7 +27,7 @@ macro_rules! conformance_tests {
             store_flags, copy_and_move, expunge, changes_since, search, search_index_agrees_with_scan,
             search_indexed,
             uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags,
-            quota_limits, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
+            quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata);
     };
@@ -62,6 +62,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     concurrent_appends(store).await;
     concurrent_flags(store).await;
     quota_limits(store).await;
+    set_account_quota(store).await;
     quota_usage_is_exact(store).await;
     concurrent_appends_respect_quota(store).await;
     claim_recent(store).await;
@@ -1772,6 +1773,45 @@ async fn assert_usage_exact<S: MailStore + AccountStore>(store: &S, user: UserId
         (q.storage_bytes, q.messages),
         (bytes, messages),
         "{what}: usage equals the sum of the stored messages"
+    );
+}
+
+/// `MailStore::set_account_quota` (an IMAP administrator's SETQUOTA) writes the same limits as
+/// `AccountStore::set_quota`, enforced by the next append; an empty set removes them.
+pub async fn set_account_quota<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-setquota").await;
+    store
+        .set_account_quota(user, limits(None, Some(1)))
+        .await
+        .expect("set_account_quota");
+    assert_eq!(
+        store.quota(user).await.expect("quota").limits,
+        limits(None, Some(1))
+    );
+    store
+        .append(user, "INBOX", vec![msg(user, 1, &[])])
+        .await
+        .expect("append within the limit");
+    let over = store.append(user, "INBOX", vec![msg(user, 2, &[])]).await;
+    assert!(is_over_quota(&over), "message limit refuses: {over:?}");
+    store
+        .set_account_quota(user, QuotaLimits::default())
+        .await
+        .expect("removing the limits");
+    assert_eq!(
+        store.quota(user).await.expect("quota").limits,
+        QuotaLimits::default()
+    );
+    store
+        .append(user, "INBOX", vec![msg(user, 2, &[])])
+        .await
+        .expect("append without limits");
+    let unknown = store
+        .set_account_quota(UserId(u64::MAX - 7), limits(Some(1), None))
+        .await;
+    assert!(
+        matches!(unknown, Err(MetaError::NotFound(_))),
+        "unknown account: {unknown:?}"
     );
 }
 

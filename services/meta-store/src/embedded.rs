@@ -1504,6 +1504,10 @@ impl MailStore for EmbeddedStore {
         Ok(stream.boxed())
     }
 
+    async fn set_account_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        AccountStore::set_quota(self, user, limits).await
+    }
+
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
         let u = user.0;
         self.read(move |r| {

@@ -357,6 +357,20 @@ impl MailStore for GrpcMetaClient {
             .into())
     }
 
+    async fn set_account_quota(
+        &self,
+        user: UserId,
+        limits: yubin_meta_api::QuotaLimits,
+    ) -> MetaResult<()> {
+        let req = self.request(pb::SetQuotaRequest {
+            user_id: user.0,
+            storage_limit_bytes: limits.storage_bytes,
+            message_limit: limits.messages,
+        });
+        call("set_quota", self.client().set_quota(req)).await?;
+        Ok(())
+    }
+
     async fn claim_recent(
         &self,
         user: UserId,

@@ -568,6 +568,23 @@ impl pb::meta_server::Meta for MetaGrpc {
         .await
     }
 
+    async fn set_quota(
+        &self,
+        request: Request<pb::SetQuotaRequest>,
+    ) -> Result<Response<pb::SetQuotaResponse>, Status> {
+        observed("set_quota", async move {
+            let req = request.into_inner();
+            let user = user_id(req.user_id)?;
+            let limits = yubin_meta_api::QuotaLimits {
+                storage_bytes: req.storage_limit_bytes,
+                messages: req.message_limit,
+            };
+            answer(self.mail.set_account_quota(user, limits).await)?;
+            Ok(Response::new(pb::SetQuotaResponse {}))
+        })
+        .await
+    }
+
     async fn claim_recent(
         &self,
         request: Request<pb::ClaimRecentRequest>,

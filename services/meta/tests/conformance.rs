@@ -133,6 +133,9 @@ impl MailStore for ViaGrpc {
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
         self.mail.quota(user).await
     }
+    async fn set_account_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        self.mail.set_account_quota(user, limits).await
+    }
     async fn claim_recent(
         &self,
         user: UserId,

@@ -166,6 +166,18 @@ async fn every_rpc_round_trips_unchanged() {
     let quota = same!(h, quota(u)).unwrap();
     assert_eq!(quota.limits.storage_bytes, Some(u64::MAX), "limits survive");
     assert_eq!(quota.limits.messages, None, "unlimited stays unlimited");
+    for limits in [
+        QuotaLimits {
+            storage_bytes: Some(u64::MAX),
+            messages: None,
+        },
+        QuotaLimits {
+            storage_bytes: None,
+            messages: Some(0),
+        },
+    ] {
+        same!(h, set_account_quota(u, limits)).unwrap();
+    }
     // The recorded call carries the bound: it crosses the wire unchanged.
     let recent = same!(h, claim_recent(u, MailboxId(u64::MAX), Uid(u32::MAX - 1))).unwrap();
     assert_eq!((recent.from, recent.to), (Uid(7), Uid(u32::MAX)));
@@ -226,6 +238,11 @@ async fn every_error_variant_survives_the_wire() {
             Err(err.clone())
         );
         assert_eq!(c.quota(u).await, Err(err.clone()), "quota");
+        assert_eq!(
+            c.set_account_quota(u, QuotaLimits::default()).await,
+            Err(err.clone()),
+            "set_account_quota"
+        );
         assert_eq!(
             c.claim_recent(u, MailboxId(1), Uid(2)).await,
             Err(err.clone()),

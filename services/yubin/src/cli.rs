@@ -130,6 +130,11 @@ pub struct FrontEndArgs {
     #[arg(long, env = "YUBIN_SPOOL_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spool_dir: Option<PathBuf>,
+    /// Comma-separated login names of the accounts that may set quotas over IMAP with SETQUOTA
+    /// (RFC 9208): their own, and other accounts' as root "#user/<name>". Default: nobody.
+    #[arg(long, env = "YUBIN_QUOTA_ADMINS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quota_admins: Vec<String>,
     #[command(flatten)]
     #[serde(rename = "limits")]
     pub limits: LimitArgs,

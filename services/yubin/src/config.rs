@@ -52,6 +52,24 @@ pub fn check_addr(name: &str, addr: &str) -> anyhow::Result<SocketAddr> {
     }
 }
 
+/// `quota_admins` must name login names: non-empty, without spaces or control characters (which
+/// no account name has), each once.
+pub fn check_quota_admins(names: &[String]) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if name.is_empty()
+            || name.len() > 255
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("quota_admins must list account names, got {name:?}");
+        }
+        if !seen.insert(name.to_lowercase()) {
+            bail!("quota_admins lists {name:?} twice");
+        }
+    }
+    Ok(())
+}
+
 pub fn check_tls_pair(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> anyhow::Result<()> {
     if cert.is_some() != key.is_some() {
         bail!("--tls-cert and --tls-key must be given together");
@@ -120,12 +138,14 @@ impl ConnectionLimits {
     }
 
     /// The front-end's configuration; `spool_dir` is where APPEND literals above
-    /// `max_buffered_literal_bytes` are written on their way to the blob store.
+    /// `max_buffered_literal_bytes` are written on their way to the blob store, `quota_admins`
+    /// the accounts allowed to SETQUOTA.
     pub fn imap_config(
         &self,
         hostname: &str,
         allow_plaintext_auth: bool,
         spool_dir: Option<PathBuf>,
+        quota_admins: Vec<String>,
     ) -> yubin_imap::ImapConfig {
         yubin_imap::ImapConfig {
             limits: yubin_imap_proto::Limits {
@@ -145,6 +165,7 @@ impl ConnectionLimits {
             spool_dir,
             drain_window: std::time::Duration::from_secs(self.drain_seconds),
             metadata: yubin_imap::MetadataLimits::default(),
+            quota_admins,
         }
     }
 }
@@ -530,6 +551,27 @@ mod tests {
     }
 
     #[test]
+    fn quota_admins_come_from_the_flag_or_the_file() {
+        #[derive(Debug, Deserialize)]
+        struct WithAdmins {
+            #[serde(default)]
+            quota_admins: Vec<String>,
+        }
+        let f = file("quota_admins = [\"root\"]\n");
+        let s: WithAdmins = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");
+        assert_eq!(s.quota_admins, ["root"]);
+        let args = dev_args(&["yubin", "dev", "--quota-admins", "alice,bob"]);
+        let s: WithAdmins = load(&args, Some(f.path())).expect("load");
+        assert_eq!(s.quota_admins, ["alice", "bob"]);
+        check_quota_admins(&s.quota_admins).expect("valid names");
+        let config = ConnectionLimits::default().imap_config("h", false, None, s.quota_admins);
+        assert_eq!(config.quota_admins, ["alice", "bob"]);
+        assert!(check_quota_admins(&["".to_string()]).is_err());
+        assert!(check_quota_admins(&["a b".to_string()]).is_err());
+        assert!(check_quota_admins(&["Ann".to_string(), "ann".to_string()]).is_err());
+    }
+
+    #[test]
     fn lmtp_limits_merge_from_flags_and_file() {
         #[derive(Debug, Deserialize)]
         struct LmtpSettings {
@@ -593,7 +635,7 @@ mod tests {
         assert_eq!(s.limits.drain_seconds, 25);
         let args = dev_args(&["yubin", "dev", "--drain-seconds", "3"]);
         let s: Settings = load(&args, Some(f.path())).expect("load");
-        let config = s.limits.imap_config("localhost", false, None);
+        let config = s.limits.imap_config("localhost", false, None, Vec::new());
         assert_eq!(config.drain_window, std::time::Duration::from_secs(3));
         let f = file("imap_listen = \"127.0.0.1:1\"\n");
         let s: Settings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");

@@ -208,7 +208,7 @@ async fn bearer_message(
             });
             continue_with(s, Exchange::BearerFailed { challenge })
         }
-        result => login::complete(s, out, mech.label(), result),
+        result => login::complete(s, out, mech.label(), result).await,
     }
 }
 

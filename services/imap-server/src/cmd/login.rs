@@ -26,12 +26,12 @@ pub(crate) async fn verify(
     pass: &str,
 ) -> Reply {
     let result = s.server.auth.authenticate(user, pass, s.client).await;
-    complete(s, out, mechanism, result)
+    complete(s, out, mechanism, result).await
 }
 
 /// The reply to an authentication attempt that meta has answered; `mechanism` labels the
 /// `yubin_imap_auth_total` metric (`login` for the LOGIN command).
-pub(crate) fn complete(
+pub(crate) async fn complete(
     s: &mut Session,
     out: &mut Out<'_>,
     mechanism: &'static str,
@@ -46,6 +46,10 @@ pub(crate) fn complete(
         .increment(1);
     match result {
         Ok(id) => {
+            match is_quota_admin(s, id).await {
+                Ok(admin) => s.quota_admin = admin,
+                Err(e) => return Reply::meta(&e),
+            }
             tracing::Span::current().record("user", id.0);
             tracing::info!(user = %id, "authenticated");
             // The capability list changes after login (RFC 3501 §7.2.1 suggests the code).
@@ -57,6 +61,17 @@ pub(crate) fn complete(
         Err(MetaError::AuthenticationFailed | MetaError::NotFound(_)) => failed(s, out),
         Err(e) => Reply::meta(&e),
     }
+}
+
+/// Whether `user` is one of the configured quota administrators. Names are resolved at each login
+/// (an account deleted and re-created under the same name gets a new id).
+async fn is_quota_admin(s: &Session, user: UserId) -> MetaResult<bool> {
+    for name in &s.server.config.quota_admins {
+        if s.server.auth.lookup(name).await? == Some(user) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Counts a failure; past the per-connection limit the connection is closed. The answer is the

@@ -166,7 +166,7 @@ pub(crate) async fn dispatch(
         } => replace::run(s, out, uid, target, &mailbox, message).await,
         C::GetQuota { root } => quota::getquota(s, out, &root).await,
         C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, out, &mailbox).await,
-        C::SetQuota { .. } => quota::setquota(),
+        C::SetQuota { root, limits } => quota::setquota(s, out, &root, &limits).await,
         C::Compress { mechanism } => compress::run(s, &mechanism),
         C::GetMetadata {
             mailbox,

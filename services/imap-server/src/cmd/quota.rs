@@ -1,20 +1,48 @@
-//! QUOTA (RFC 9208): GETQUOTA, GETQUOTAROOT, and SETQUOTA refused.
+//! QUOTA (RFC 9208): GETQUOTA, GETQUOTAROOT, and SETQUOTA for quota administrators.
 //!
 //! Every account has one quota root, named `""`, covering all its mailboxes, with the STORAGE
 //! (in units of 1024 octets, RFC 9208 §5.1) and MESSAGE (§5.2) resources of
 //! `MailStore::quota`. A resource without a limit is not reported; an account with no limit at
 //! all has no quota root (RFC 9208's `quota-list` needs at least one resource). Limits are set by
-//! the administrator through the admin API, so SETQUOTA is refused and QUOTASET not advertised.
+//! the administrator through the admin API, or with SETQUOTA by the accounts named in
+//! `ImapConfig::quota_admins` (they alone see QUOTASET, RFC 9208 §4.1/§7). An administrator
+//! names another account's root `#user/<name>`; everyone else may only use their own `""`.
 
 use crate::cmd::mailbox_arg;
 use crate::names;
 use crate::out::{Out, Reply};
 use crate::session::Session;
 use yubin_imap_proto::encode;
-use yubin_meta_api::QuotaUsage;
+use yubin_meta_api::{QuotaLimits, QuotaUsage, UserId};
 
 /// The account's quota root.
 const ROOT: &str = "";
+
+/// Prefix of another account's quota root, followed by its login name (administrators only).
+const USER_ROOT_PREFIX: &[u8] = b"#user/";
+
+/// The account whose quota `root` names, for this session: its own for `""`, another one's for
+/// `#user/<name>` when the session is a quota administrator (`NOPERM` otherwise).
+async fn root_account(s: &Session, user: UserId, root: &[u8]) -> Result<UserId, Reply> {
+    if root == ROOT.as_bytes() {
+        return Ok(user);
+    }
+    if !s.quota_admin {
+        return Err(Reply::no("Only your own quota root \"\" is accessible").code("NOPERM"));
+    }
+    let name = root
+        .strip_prefix(USER_ROOT_PREFIX)
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .filter(|n| !n.is_empty());
+    let Some(name) = name else {
+        return Err(Reply::no("No such quota root").code("NONEXISTENT"));
+    };
+    match s.server.auth.lookup(name).await {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(Reply::no("No such quota root").code("NONEXISTENT")),
+        Err(e) => Err(Reply::meta(&e)),
+    }
+}
 
 /// `(STORAGE used limit MESSAGE used limit)` for the limited resources, or `None` when nothing is
 /// limited. STORAGE usage rounds up and its limit down, so a client never computes room that
@@ -34,9 +62,9 @@ fn resources(q: &QuotaUsage) -> Option<String> {
     (!parts.is_empty()).then(|| format!("({})", parts.join(" ")))
 }
 
-fn quota_line(list: &str) -> Vec<u8> {
+fn quota_line(root: &[u8], list: &str) -> Vec<u8> {
     let mut line = b"* QUOTA ".to_vec();
-    encode::string(&mut line, ROOT.as_bytes());
+    encode::string(&mut line, root);
     line.push(b' ');
     line.extend_from_slice(list.as_bytes());
     line.extend_from_slice(b"\r\n");
@@ -48,16 +76,17 @@ pub(crate) async fn getquota(s: &mut Session, out: &mut Out<'_>, root: &[u8]) ->
     let Some(user) = s.user() else {
         return Reply::bad("Not authenticated");
     };
-    if root != ROOT.as_bytes() {
-        return Reply::no("No such quota root").code("NONEXISTENT");
-    }
-    let usage = match s.server.mail.quota(user).await {
+    let account = match root_account(s, user, root).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let usage = match s.server.mail.quota(account).await {
         Ok(q) => q,
         Err(e) => return Reply::meta(&e),
     };
     match resources(&usage) {
         Some(list) => {
-            out.buf().extend_from_slice(&quota_line(&list));
+            out.buf().extend_from_slice(&quota_line(root, &list));
             Reply::ok("GETQUOTA completed")
         }
         None => Reply::no("No such quota root").code("NONEXISTENT"),
@@ -91,14 +120,70 @@ pub(crate) async fn getquotaroot(s: &mut Session, out: &mut Out<'_>, mailbox: &[
     line.extend_from_slice(b"\r\n");
     out.buf().extend_from_slice(&line);
     if let Some(list) = list {
-        out.buf().extend_from_slice(&quota_line(&list));
+        out.buf()
+            .extend_from_slice(&quota_line(ROOT.as_bytes(), &list));
     }
     Reply::ok("GETQUOTAROOT completed")
 }
 
-/// `SETQUOTA` (RFC 9208 §4.1): quotas are the administrator's, and QUOTASET is not advertised.
-pub(crate) fn setquota() -> Reply {
-    Reply::no("Quotas are set by the administrator").code("NOPERM")
+/// The limits of a SETQUOTA resource list (RFC 9208 §4.1): STORAGE in units of 1024 octets
+/// (§5.1), MESSAGE (§5.2). Resources not named are unlimited afterwards; an empty list removes
+/// every limit.
+fn limits_from(list: &[(String, u64)]) -> Result<QuotaLimits, Reply> {
+    let mut limits = QuotaLimits::default();
+    for (resource, limit) in list {
+        let (slot, value) = match resource.as_str() {
+            "STORAGE" => (
+                &mut limits.storage_bytes,
+                limit
+                    .checked_mul(1024)
+                    .ok_or_else(|| Reply::no("STORAGE limit too large"))?,
+            ),
+            "MESSAGE" => (&mut limits.messages, *limit),
+            // RFC 9208 §4.1: a resource the server does not support gets a tagged NO.
+            _ => return Err(Reply::no(format!("Unsupported quota resource {resource}"))),
+        };
+        if slot.replace(value).is_some() {
+            return Err(Reply::no(format!("Quota resource {resource} given twice")));
+        }
+    }
+    Ok(limits)
+}
+
+/// `SETQUOTA root (resource limit ...)` (RFC 9208 §4.1), for quota administrators only; answers
+/// with the root's new QUOTA.
+pub(crate) async fn setquota(
+    s: &mut Session,
+    out: &mut Out<'_>,
+    root: &[u8],
+    list: &[(String, u64)],
+) -> Reply {
+    let Some(user) = s.user() else {
+        return Reply::bad("Not authenticated");
+    };
+    if !s.quota_admin {
+        return Reply::no("Quotas are set by the administrator").code("NOPERM");
+    }
+    let account = match root_account(s, user, root).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let limits = match limits_from(list) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if let Err(e) = s.server.mail.set_account_quota(account, limits).await {
+        return Reply::meta(&e);
+    }
+    let usage = match s.server.mail.quota(account).await {
+        Ok(q) => q,
+        Err(e) => return Reply::meta(&e),
+    };
+    // Without any limit the root has no resources left to report (RFC 9208 `quota-list`).
+    if let Some(list) = resources(&usage) {
+        out.buf().extend_from_slice(&quota_line(root, &list));
+    }
+    Reply::ok("SETQUOTA completed")
 }
 
 #[cfg(test)]
@@ -125,8 +210,26 @@ mod tests {
         q.limits = QuotaLimits::default();
         assert_eq!(resources(&q), None);
         assert_eq!(
-            quota_line("(MESSAGE 0 1)"),
+            quota_line(b"", "(MESSAGE 0 1)"),
             b"* QUOTA \"\" (MESSAGE 0 1)\r\n"
         );
+    }
+
+    #[test]
+    fn setquota_limits() {
+        let list = |l: &[(&str, u64)]| -> Vec<(String, u64)> {
+            l.iter().map(|(r, v)| (r.to_string(), *v)).collect()
+        };
+        assert_eq!(
+            limits_from(&list(&[("STORAGE", 10), ("MESSAGE", 5)])).ok(),
+            Some(QuotaLimits {
+                storage_bytes: Some(10 * 1024),
+                messages: Some(5),
+            })
+        );
+        assert_eq!(limits_from(&[]).ok(), Some(QuotaLimits::default()));
+        assert!(limits_from(&list(&[("MAILBOX", 1)])).is_err());
+        assert!(limits_from(&list(&[("MESSAGE", 1), ("MESSAGE", 2)])).is_err());
+        assert!(limits_from(&list(&[("STORAGE", u64::MAX)])).is_err());
     }
 }

@@ -201,6 +201,9 @@ impl MailStore for FaultyWatch {
     async fn quota(&self, u: UserId) -> MetaResult<QuotaUsage> {
         self.inner.quota(u).await
     }
+    async fn set_account_quota(&self, u: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        self.inner.set_account_quota(u, limits).await
+    }
     async fn claim_recent(&self, u: UserId, m: MailboxId, up_to: Uid) -> MetaResult<UidRange> {
         let race = self.race.turn();
         if let Some((user, mailbox, msg)) = &race {

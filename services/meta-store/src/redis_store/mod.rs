@@ -1093,6 +1093,10 @@ impl MailStore for RedisStore {
         Ok(self.hub.watch(user).await)
     }
 
+    async fn set_account_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        AccountStore::set_quota(self, user, limits).await
+    }
+
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
         let inv = self.call(&self.scripts.quota, user);
         let mut it = v_array(self.invoke(&inv).await?)?.into_iter();

@@ -317,6 +317,10 @@ impl MailStore for EchoStore {
         })
     }
 
+    async fn set_account_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {
+        self.record(format!("set_account_quota {user:?} {limits:?}"))
+    }
+
     async fn claim_recent(
         &self,
         user: UserId,

@@ -38,6 +38,9 @@ struct DevSettings {
     spool_dir: Option<PathBuf>,
     #[serde(default)]
     limits: ConnectionLimits,
+    /// Accounts allowed to SETQUOTA (RFC 9208 §4.1).
+    #[serde(default)]
+    quota_admins: Vec<String>,
     #[serde(default = "super::lmtp::default_lmtp")]
     lmtp_listen: String,
     #[serde(default)]
@@ -62,6 +65,7 @@ fn default_http() -> String {
 impl DevSettings {
     fn validate(&self) -> anyhow::Result<()> {
         config::check_addr("imap_listen", &self.imap_listen)?;
+        config::check_quota_admins(&self.quota_admins)?;
         config::check_addr("imaps_listen", &self.imaps_listen)?;
         config::check_addr("http_listen", &self.http_listen)?;
         if let Some(g) = &self.grpc_listen {
@@ -120,9 +124,12 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("spool"));
     std::fs::create_dir_all(&spool).with_context(|| format!("creating {}", spool.display()))?;
-    let imap_config = settings
-        .limits
-        .imap_config("localhost", plaintext, Some(spool.clone()));
+    let imap_config = settings.limits.imap_config(
+        "localhost",
+        plaintext,
+        Some(spool.clone()),
+        settings.quota_admins.clone(),
+    );
     let server = yubin_imap::ImapServer::new(
         mail.clone(),
         auth.clone(),

@@ -38,6 +38,9 @@ struct ImapSettings {
     spool_dir: Option<PathBuf>,
     #[serde(default)]
     limits: ConnectionLimits,
+    /// Accounts allowed to SETQUOTA (RFC 9208 §4.1).
+    #[serde(default)]
+    quota_admins: Vec<String>,
 }
 
 fn default_meta() -> String {
@@ -56,6 +59,7 @@ fn default_http() -> String {
 impl ImapSettings {
     fn validate(&self) -> anyhow::Result<()> {
         config::check_addr("imap_listen", &self.imap_listen)?;
+        config::check_quota_admins(&self.quota_admins)?;
         if let Some(a) = &self.imaps_listen {
             config::check_addr("imaps_listen", a)?;
         }
@@ -101,6 +105,7 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
         "localhost",
         settings.allow_plaintext_auth,
         settings.spool_dir.clone(),
+        settings.quota_admins.clone(),
     );
     let server =
         yubin_imap::ImapServer::new(mail.clone(), auth.clone(), blobs, Some(tls), imap_config);
