@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{YubinProcess, sample_message, start_dev, yubin_bin};
+use common::{YubinProcess, sample_message, start_dev, start_meta, yubin_bin};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -236,20 +236,11 @@ async fn distributed_quota_and_delete_through_s3() {
         ("AWS_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
         ("AWS_REGION", "us-east-1"),
     ];
-    let meta = YubinProcess::start(
-        &[
-            "meta",
-            "--redis-url",
-            &redis.url(),
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--s3-bucket",
-            BUCKET,
-        ],
+    let meta = start_meta(
+        &redis.url(),
+        "127.0.0.1:0",
+        &["--s3-bucket", BUCKET],
         &s3_env,
-        &["grpc", "http"],
     );
     let meta_url = format!("http://{}", meta.addr("grpc"));
     let node = YubinProcess::start(

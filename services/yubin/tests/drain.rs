@@ -7,8 +7,7 @@
 
 mod common;
 
-use common::{YubinProcess, sample_message, yubin_user};
-use std::io::{Read, Write};
+use common::{YubinProcess, http_get, sample_message, start_meta, yubin_user};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,31 +48,6 @@ fn start_node(meta_url: &str, s3: &yubin_blob::test_server::TestS3Server) -> Yub
         ],
         &["imap", "http"],
     )
-}
-
-/// `GET path`: the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = std::net::TcpStream::connect(addr).expect("connect http");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The value of an unlabelled sample in a Prometheus exposition.
@@ -178,19 +152,7 @@ async fn sigterm_drains_idle_clients_with_spread_byes_and_loses_no_acknowledged_
     let s3_dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
     let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
-    let meta = YubinProcess::start(
-        &[
-            "meta",
-            "--redis-url",
-            &redis.url(),
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        &["grpc", "http"],
-    );
+    let meta = start_meta(&redis.url(), "127.0.0.1:0", &[], &[]);
     let meta_url = format!("http://{}", meta.addr("grpc"));
     let draining = start_node(&meta_url, &s3);
     let other = start_node(&meta_url, &s3);

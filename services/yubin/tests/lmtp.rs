@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{YubinProcess, start_dev, yubin_user};
+use common::{YubinProcess, http_get, start_dev, start_meta, yubin_user};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -154,19 +154,7 @@ async fn lmtp_node_delivers_through_meta_and_idle_on_another_front_end_sees_it()
     let s3_dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
     let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
-    let meta = YubinProcess::start(
-        &[
-            "meta",
-            "--redis-url",
-            &redis.url(),
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        &["grpc", "http"],
-    );
+    let meta = start_meta(&redis.url(), "127.0.0.1:0", &[], &[]);
     let meta_url = format!("http://{}", meta.addr("grpc"));
     let s3_env = [
         ("AWS_ENDPOINT_URL_S3", s3.endpoint.as_str()),
@@ -217,9 +205,9 @@ async fn lmtp_node_delivers_through_meta_and_idle_on_another_front_end_sees_it()
 
     // The role's HTTP port: ready (meta and S3 reachable) and counting deliveries.
     let http = lmtp.addr("http");
-    let ready = http_get(http, "/readyz").await;
-    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    let metrics = http_get(http, "/metrics").await;
+    let (status, ready) = http_get(http, "/readyz");
+    assert_eq!(status, 200, "{ready}");
+    let (_, metrics) = http_get(http, "/metrics");
     for needle in [
         "yubin_lmtp_deliveries_total{result=\"delivered\"}",
         "yubin_lmtp_deliveries_total{result=\"unknown_user\"}",
@@ -234,20 +222,6 @@ async fn lmtp_node_delivers_through_meta_and_idle_on_another_front_end_sees_it()
         "no spool file left behind"
     );
     assert!(lmtp.stop().success(), "lmtp exits cleanly on SIGTERM");
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).await.expect("connect http");
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("write");
-    let mut out = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut out)
-        .await
-        .expect("read");
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A private Postfix instance: its own configuration directory, queue and log under a temporary

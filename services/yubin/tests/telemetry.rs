@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{YubinProcess, sample_message, yubin_user};
+use common::{YubinProcess, http_get, sample_message, start_meta, yubin_user};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -18,7 +18,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,19 +42,7 @@ impl Stack {
         let s3_dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
         let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
-        let meta = YubinProcess::start(
-            &[
-                "meta",
-                "--redis-url",
-                &redis.url(),
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ],
-            env,
-            &["grpc", "http"],
-        );
+        let meta = start_meta(&redis.url(), "127.0.0.1:0", &[], env);
         let meta_url = format!("http://{}", meta.addr("grpc"));
         let nodes = (0..2)
             .map(|_| {
@@ -97,31 +84,6 @@ impl Stack {
     fn imap(&self, node: usize) -> SocketAddr {
         self.nodes[node].addr("imap")
     }
-}
-
-/// `GET path` over plain HTTP/1.1; the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = std::net::TcpStream::connect(addr).expect("connect http");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// One sample of a Prometheus text exposition.

@@ -13,6 +13,53 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// `yubin meta` against `redis_url`, gRPC on `grpc_listen` (`127.0.0.1:0` for a free port), HTTP
+/// on a free port, with `extra` flags and `env`.
+pub fn start_meta(
+    redis_url: &str,
+    grpc_listen: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> YubinProcess {
+    let mut args = vec![
+        "meta",
+        "--redis-url",
+        redis_url,
+        "--grpc-listen",
+        grpc_listen,
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    YubinProcess::start(&args, env, &["grpc", "http"])
+}
+
+/// A blocking `GET path` on a role's HTTP port: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect http");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 pub fn yubin_bin() -> &'static str {
     env!("CARGO_BIN_EXE_yubin")
 }

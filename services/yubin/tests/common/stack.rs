@@ -1,7 +1,7 @@
 //! The distributed stack for end-to-end tests: a real redis-server (AOF on), a real S3 protocol
 //! server (s3s-fs), `yubin meta` and two `yubin imap` front-ends on one meta.
 
-use super::{YubinProcess, yubin_user};
+use super::{YubinProcess, start_meta, yubin_user};
 use std::net::SocketAddr;
 use yubin_blob::test_server::{TestS3Server, spawn_s3s_fs};
 use yubin_meta_store::testing::RedisServer;
@@ -25,7 +25,7 @@ impl Stack {
         // s3s-fs keeps each bucket as a directory under its root.
         std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
         let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
-        let meta = start_meta(&redis.url(), "127.0.0.1:0");
+        let meta = start_meta(&redis.url(), "127.0.0.1:0", &[], &[]);
         let grpc = meta.addr("grpc");
         let admin = meta.addr("http");
         let nodes = (0..2).map(|_| start_node(grpc, &s3)).collect();
@@ -61,26 +61,10 @@ impl Stack {
     }
 
     pub fn start_meta_again(&mut self) {
-        let meta = start_meta(&self.redis.url(), &self.grpc.to_string());
+        let meta = start_meta(&self.redis.url(), &self.grpc.to_string(), &[], &[]);
         self.admin = meta.addr("http");
         self.meta = Some(meta);
     }
-}
-
-fn start_meta(redis_url: &str, grpc: &str) -> YubinProcess {
-    YubinProcess::start(
-        &[
-            "meta",
-            "--redis-url",
-            redis_url,
-            "--grpc-listen",
-            grpc,
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        &["grpc", "http"],
-    )
 }
 
 fn start_node(grpc: SocketAddr, s3: &TestS3Server) -> YubinProcess {
