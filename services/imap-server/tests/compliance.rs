@@ -776,6 +776,39 @@ async fn recent_claims_only_what_the_session_announces() {
 /// stays in this session's view until an EXPUNGE may be sent; FETCH and STORE naming it by
 /// sequence number answer `NO [EXPUNGEISSUED]` (RFC 9051 §7.1) after doing the rest, and the
 /// next command that may send EXPUNGE delivers it.
+/// RFC 3501 §6.4.6 / §7.4.1: after `STORE ... .SILENT` the client knows only its own change. When
+/// another session changed the same message just before (unannounced), both changes end in the
+/// message's newest MODSEQ; the session must still be told the whole flag state, not skip it as
+/// a change it reported itself. (Found by the randomized concurrency test.)
+#[tokio::test]
+async fn silent_store_does_not_hide_another_sessions_change() {
+    let h = start().await;
+    let node2 = h.second_node().await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    let mut b = Raw::login(node2, "alice", "wonderland").await;
+    append(&mut a, "INBOX", "", SIMPLE).await;
+    select(&mut b).await;
+    select(&mut a).await;
+    for round in 0..5 {
+        let (flag, silent_flag) = [("\\Flagged", "\\Seen"), ("\\Answered", "\\Draft")][round % 2];
+        ok(&b.cmd(&format!("STORE 1 +FLAGS.SILENT ({flag})")).await);
+        let mut told = a
+            .cmd(&format!("STORE 1 +FLAGS.SILENT ({silent_flag})"))
+            .await;
+        ok(&told);
+        told.extend(a.cmd("NOOP").await);
+        assert!(
+            told.iter().any(|l| l.starts_with("* 1 FETCH (")
+                && l.contains(flag)
+                && l.contains(silent_flag)),
+            "round {round}: A was never told of B's {flag}: {told:?}"
+        );
+        ok(&b.cmd(&format!("STORE 1 -FLAGS.SILENT ({flag})")).await);
+        ok(&a.cmd(&format!("STORE 1 -FLAGS ({silent_flag})")).await);
+        a.cmd("NOOP").await;
+    }
+}
+
 #[tokio::test]
 async fn expunge_issued_elsewhere() {
     let h = start().await;

@@ -77,7 +77,13 @@ pub(crate) async fn run(
     let mut now: HashMap<Uid, (ModSeq, Vec<String>)> = HashMap::with_capacity(uids.len());
     let mut changed: HashSet<Uid> = HashSet::with_capacity(result.updated.len());
     for (u, modseq, f) in result.updated {
-        sel.reported(u, modseq);
+        // Only an answer that carries the FLAGS tells the client the whole new state. After
+        // .SILENT the client knows only its own change, and the stored flags may also hold a
+        // change another session made just before (both land in this one MODSEQ): the next
+        // catch-up must report it as an untagged FETCH, not skip it as already told.
+        if !silent {
+            sel.reported(u, modseq);
+        }
         changed.insert(u);
         now.insert(u, (modseq, f));
     }
