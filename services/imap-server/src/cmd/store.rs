@@ -66,29 +66,55 @@ pub(crate) async fn run(
         StoreMode::Replace => FlagOp::Replace,
     };
     let set = UidSet::from_uids(uids.iter().copied());
-    let result = match mail
-        .store_flags(user, sel.id, &set, op, &flags, unchanged_since.map(ModSeq))
+    let client_condition = unchanged_since.map(ModSeq);
+    // After .SILENT the client knows a message's new flags only if it knew them before: the
+    // session has been told every change up to its highest MODSEQ. So a silent STORE first
+    // applies only to messages not changed since (UNCHANGEDSINCE that MODSEQ, RFC 7162 §3.1.3);
+    // those are the ones whose result the session may treat as reported. Messages another
+    // session changed meanwhile are stored in a second pass under the client's own condition
+    // and left for the next catch-up to report with their whole flag state (RFC 3501 §7.4.1).
+    let first_condition = match (silent, client_condition) {
+        (true, Some(c)) => Some(c.min(sel.highest_modseq())),
+        (true, None) => Some(sel.highest_modseq()),
+        (false, c) => c,
+    };
+    let first = match mail
+        .store_flags(user, sel.id, &set, op, &flags, first_condition)
         .await
     {
         Ok(r) => r,
         Err(e) => return Reply::meta(&e),
     };
+    let mut updated: Vec<(Uid, ModSeq, Vec<String>, bool)> = first
+        .updated
+        .into_iter()
+        .map(|(u, m, f)| (u, m, f, true))
+        .collect();
+    let mut modified_uids = first.modified;
+    if silent && !modified_uids.is_empty() {
+        let retry = UidSet::from_uids(modified_uids.iter().copied());
+        let second = match mail
+            .store_flags(user, sel.id, &retry, op, &flags, client_condition)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Reply::meta(&e),
+        };
+        updated.extend(second.updated.into_iter().map(|(u, m, f)| (u, m, f, false)));
+        modified_uids = second.modified;
+    }
     // uid -> (modseq, flags) after the STORE; `changed` marks the ones this STORE wrote.
     let mut now: HashMap<Uid, (ModSeq, Vec<String>)> = HashMap::with_capacity(uids.len());
-    let mut changed: HashSet<Uid> = HashSet::with_capacity(result.updated.len());
-    for (u, modseq, f) in result.updated {
-        // Only an answer that carries the FLAGS tells the client the whole new state. After
-        // .SILENT the client knows only its own change, and the stored flags may also hold a
-        // change another session made just before (both land in this one MODSEQ): the next
-        // catch-up must report it as an untagged FETCH, not skip it as already told.
-        if !silent {
+    let mut changed: HashSet<Uid> = HashSet::with_capacity(updated.len());
+    for (u, modseq, f, told) in updated {
+        if told {
             sel.reported(u, modseq);
         }
         changed.insert(u);
         now.insert(u, (modseq, f));
     }
     // RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE were left alone.
-    let modified: HashSet<Uid> = result.modified.into_iter().collect();
+    let modified: HashSet<Uid> = modified_uids.into_iter().collect();
     sel.dirty = true;
     // Messages the store left alone (the flags were already so, or the message is gone) are
     // looked up: the client expects the resulting flags of every message in the set (RFC 3501
