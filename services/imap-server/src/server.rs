@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yubin_blob::BlobStore;
-use yubin_meta_api::{Authenticator, MailStore};
+use yubin_meta_api::{Authenticator, MailStore, MetaResult, UserId};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
@@ -107,6 +107,9 @@ impl Default for ImapConfig {
     }
 }
 
+/// How long resolved quota-administrator account ids are reused.
+const QUOTA_ADMIN_REFRESH: Duration = Duration::from_secs(60);
+
 /// One node's IMAP service; cheap to share between listeners.
 pub struct ImapServer {
     pub(crate) mail: Arc<dyn MailStore>,
@@ -122,6 +125,9 @@ pub struct ImapServer {
     pub(crate) summary_slots: Semaphore,
     /// The authenticator validates bearer tokens: AUTH=OAUTHBEARER and AUTH=XOAUTH2 are offered.
     bearer_auth: std::sync::atomic::AtomicBool,
+    /// The accounts named in [`ImapConfig::quota_admins`], resolved at most once a minute so a
+    /// login does not cost one lookup per admin name.
+    quota_admin_ids: tokio::sync::Mutex<Option<(std::time::Instant, Vec<UserId>)>>,
 }
 
 impl ImapServer {
@@ -177,7 +183,34 @@ impl ImapServer {
             config,
             timeouts,
             bearer_auth: std::sync::atomic::AtomicBool::new(false),
+            quota_admin_ids: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether `user` is one of the configured quota administrators (RFC 9208 SETQUOTA).
+    pub(crate) async fn is_quota_admin(&self, user: UserId) -> MetaResult<bool> {
+        if self.config.quota_admins.is_empty() {
+            return Ok(false);
+        }
+        let mut cached = self.quota_admin_ids.lock().await;
+        if let Some((at, ids)) = cached.as_ref()
+            && at.elapsed() < QUOTA_ADMIN_REFRESH
+        {
+            return Ok(ids.contains(&user));
+        }
+        let mut ids = Vec::with_capacity(self.config.quota_admins.len());
+        let mut complete = true;
+        for name in &self.config.quota_admins {
+            match self.auth.lookup(name).await? {
+                Some(id) => ids.push(id),
+                None => complete = false,
+            }
+        }
+        let admin = ids.contains(&user);
+        // A name that does not resolve yet (the account is created later) is looked up again
+        // at the next login instead of being cached as absent.
+        *cached = complete.then(|| (std::time::Instant::now(), ids));
+        Ok(admin)
     }
 
     /// Accepts connections until `shutdown` is cancelled; then stops accepting (the port is

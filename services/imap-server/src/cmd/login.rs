@@ -46,7 +46,7 @@ pub(crate) async fn complete(
         .increment(1);
     match result {
         Ok(id) => {
-            match is_quota_admin(s, id).await {
+            match s.server.is_quota_admin(id).await {
                 Ok(admin) => s.quota_admin = admin,
                 Err(e) => return Reply::meta(&e),
             }
@@ -61,17 +61,6 @@ pub(crate) async fn complete(
         Err(MetaError::AuthenticationFailed | MetaError::NotFound(_)) => failed(s, out),
         Err(e) => Reply::meta(&e),
     }
-}
-
-/// Whether `user` is one of the configured quota administrators. Names are resolved at each login
-/// (an account deleted and re-created under the same name gets a new id).
-async fn is_quota_admin(s: &Session, user: UserId) -> MetaResult<bool> {
-    for name in &s.server.config.quota_admins {
-        if s.server.auth.lookup(name).await? == Some(user) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// Counts a failure; past the per-connection limit the connection is closed. The answer is the
