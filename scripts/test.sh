@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests need
 # (redis-server, python3, isync for mbsync, prometheus, kubernetes-validate, check-jsonschema) when
-# missing, checks formatting, then runs every test of the workspace.
+# missing, checks formatting, then runs every test of the workspace and then every fuzz target
+# for a bounded time (scripts/fuzz.sh).
 # The integration tests spawn their own redis-server, S3 server (s3s-fs) and yubin processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
+# libfuzzer-sys compiles libFuzzer's C++ sources for the fuzz targets (scripts/fuzz.sh).
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 # Dovecot is the reference server of the differential test (services/yubin/tests/dovecot_diff.rs),
 # which starts its own private instance; the package's system service is not used.
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
@@ -51,12 +54,23 @@ fi
 export PATH="$PATH:$tools_venv/bin"
 
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The fuzz targets (IMAP receiver, LMTP receiver, MIME summary), each for a bounded time on the
+# stable toolchain; YUBIN_FUZZ_SECONDS=0 skips them (e.g. while iterating on one test).
+fuzz_status=0
+if [ "${YUBIN_FUZZ_SECONDS:-30}" != 0 ]; then
+    YUBIN_FUZZ_SECONDS="${YUBIN_FUZZ_SECONDS:-30}" bash scripts/fuzz.sh || fuzz_status=$?
+fi
+if [ "$fuzz_status" != 0 ]; then
+    echo "fuzzing found a failing input (see above)"
+    [ "$status" != 0 ] || status=$fuzz_status
+fi
 set -e
 # cargo prints one "test result:" line per test binary (the last is often an empty doc-test run);
 # close with the totals over all of them.

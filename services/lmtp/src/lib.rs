@@ -7,20 +7,22 @@
 //! trusted network between the MTA and this service, and binds to loopback by default.
 //!
 //! Layout:
-//! - [`proto`]: the wire protocol with no I/O — command lines, `DATA` dot-unstuffing and end
-//!   marker, `BDAT` chunks, line-length limit.
+//! - [`proto`]: the wire protocol with no I/O (its own crate, `yubin-lmtp-proto`, so that it can
+//!   be fuzzed without the rest) — command lines, `DATA` dot-unstuffing and end marker, `BDAT`
+//!   chunks, line-length limit.
 //! - `connection`: bytes ↔ receiver ↔ the session state machine (LHLO, MAIL, RCPT, DATA/BDAT).
 //! - `body`: the message of a transaction, in memory or spooled to disk when large.
 //! - `deliver`: per-recipient copies with `Return-Path`/`Delivered-To`, blob first, then
 //!   metadata; error mapping to reply codes.
-//! - [`address`]: recipient addresses, `+detail` sub-addressing and account lookup names.
+//! - [`address`]: recipient addresses, `+detail` sub-addressing and account lookup names (also
+//!   in `yubin-lmtp-proto`).
 //! - `server`: [`LmtpServer`], [`LmtpConfig`], the accept loop, limits, shutdown.
 
-pub mod address;
+pub use yubin_lmtp_proto::address;
 mod body;
 mod connection;
 mod deliver;
-pub mod proto;
+pub use yubin_lmtp_proto as proto;
 mod reply;
 mod server;
 mod telemetry;

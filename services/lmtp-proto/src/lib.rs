@@ -21,6 +21,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+pub mod address;
+
 /// What the receiver accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -465,7 +467,7 @@ fn parse_path(s: &[u8], sender: bool) -> Result<(String, &[u8]), CommandError> {
         }
     }
     let text = std::str::from_utf8(inner).map_err(|_| bad("the address is not UTF-8"))?;
-    if !text.is_empty() && crate::address::Address::parse(text).is_none() {
+    if !text.is_empty() && address::Address::parse(text).is_none() {
         return Err(bad("malformed address"));
     }
     let rest = &s[end + 1..];
