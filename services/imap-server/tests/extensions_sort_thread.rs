@@ -110,9 +110,9 @@ const INTERNAL_DATES: [&str; 5] = [
 async fn mailbox() -> (Harness, Raw) {
     let h = start().await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
-    for i in 0..MESSAGES.len() {
+    for (i, internal_date) in INTERNAL_DATES.iter().enumerate() {
         let m = message(i);
-        let date = format!(" \"{}\"", INTERNAL_DATES[i]);
+        let date = format!(" \"{internal_date}\"");
         c.send(format!("A APPEND INBOX (){date} {{{}}}\r\n", m.len()).as_bytes())
             .await;
         let cont = c.line().await;

@@ -655,6 +655,47 @@ mod tests {
     }
 
     #[test]
+    fn sort_and_thread_limits_reach_the_front_end() {
+        for bad in [
+            ConnectionLimits {
+                thread_max_references: 0,
+                ..ConnectionLimits::default()
+            },
+            ConnectionLimits {
+                thread_max_references: MAX_THREAD_REFERENCES + 1,
+                ..ConnectionLimits::default()
+            },
+            ConnectionLimits {
+                sort_max_field_bytes: 255,
+                ..ConnectionLimits::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        let f = file(
+            "imap_listen = \"127.0.0.1:1\"\n[limits]\nthread_max_references = 16\nsort_max_field_bytes = 1024\n",
+        );
+        let args = dev_args(&["yubin", "dev", "--thread-max-references", "8"]);
+        let s: Settings = load(&args, Some(f.path())).expect("load");
+        let config = s.limits.imap_config("localhost", false, None, Vec::new());
+        assert_eq!(
+            config.sort_thread,
+            yubin_imap::SortThreadLimits {
+                max_references: 8,
+                max_sort_field_bytes: 1024,
+            }
+        );
+        let f = file("imap_listen = \"127.0.0.1:1\"\n");
+        let s: Settings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");
+        assert_eq!(
+            s.limits
+                .imap_config("localhost", false, None, Vec::new())
+                .sort_thread,
+            yubin_imap::SortThreadLimits::default()
+        );
+    }
+
+    #[test]
     fn the_drain_window_comes_from_the_flag_or_the_file() {
         let f = file("imap_listen = \"127.0.0.1:1\"\n[limits]\ndrain_seconds = 25\n");
         let s: Settings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");

@@ -304,9 +304,9 @@ fn prune_dummies(c: &mut Containers) {
     }
     // A top dummy keeps its place only with at least two messages promoted to it.
     let mut under_top_dummy = vec![0usize; n];
-    for i in 0..n {
+    for (i, a) in anchor.iter().enumerate() {
         if c.message[i].is_some()
-            && let Some(a) = anchor[i]
+            && let Some(a) = *a
             && c.message[a].is_none()
         {
             under_top_dummy[a] += 1;
