@@ -16,6 +16,8 @@
 //! - `selected`: the selected mailbox's sequence-number view and the MODSEQ catch-up that turns
 //!   changes into EXISTS / EXPUNGE / FETCH, holding EXPUNGE back where RFC 3501 §7.4.1 says so.
 //! - `hub`: one change stream per user per node, fanned out to that user's sessions.
+//! - `sort_keys`, `threading`: what SORT compares and the THREAD algorithms (RFC 5256), pure
+//!   functions bounded against hostile headers.
 //! - `names`: modified UTF-7 mailbox names and LIST patterns; `out`: response buffer and replies;
 //!   `telemetry`: Prometheus metrics; [`tls`]: rustls configurations.
 
@@ -29,9 +31,11 @@ mod out;
 mod selected;
 mod server;
 mod session;
+mod sort_keys;
 mod spool;
 mod telemetry;
+mod threading;
 pub mod tls;
 
-pub use server::{ImapConfig, ImapServer, MetadataLimits, Timeouts};
+pub use server::{ImapConfig, ImapServer, MetadataLimits, SortThreadLimits, Timeouts};
 pub use tls::TlsError;

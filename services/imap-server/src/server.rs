@@ -39,6 +39,8 @@ pub struct ImapConfig {
     pub drain_window: Duration,
     /// METADATA (RFC 5464) limits.
     pub metadata: MetadataLimits,
+    /// How much of each message's header SORT and THREAD consider (RFC 5256).
+    pub sort_thread: SortThreadLimits,
     /// Login names of the accounts that may set quotas with SETQUOTA (RFC 9208 §4.1), their own
     /// (root `""`) and other accounts' (root `#user/<name>`). Empty: nobody; quotas are then set
     /// through the admin API only.
@@ -62,6 +64,31 @@ impl Default for MetadataLimits {
         MetadataLimits {
             max_entry_size: 64 * 1024,
             max_entries: 128,
+        }
+    }
+}
+
+/// Bounds on the header data SORT and THREAD (RFC 5256) look at per message, so that one
+/// message with a huge References or Subject field costs no more than an ordinary one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortThreadLimits {
+    /// THREAD=REFERENCES uses only the last this many message ids of a References field. The
+    /// last ones are the nearest ancestors (RFC 5322 §3.6.4: a reply's References is its
+    /// parent's plus the parent's id), which is what places a message in its thread; the rest
+    /// only repair gaps higher up a thread when intermediate messages are missing.
+    pub max_references: usize,
+    /// SORT and THREAD consider only the first this many bytes of a Subject (for the base
+    /// subject, RFC 5256 §2.1) or address field (for its first mailbox, §3).
+    pub max_sort_field_bytes: usize,
+}
+
+impl Default for SortThreadLimits {
+    fn default() -> SortThreadLimits {
+        // 64 ancestors is deeper than real discussions nest; 4 KiB is four times the longest
+        // line RFC 5322 §2.1.1 allows an unfolded Subject to start with.
+        SortThreadLimits {
+            max_references: 64,
+            max_sort_field_bytes: 4096,
         }
     }
 }
@@ -102,6 +129,7 @@ impl Default for ImapConfig {
             spool_dir: None,
             drain_window: Duration::ZERO,
             metadata: MetadataLimits::default(),
+            sort_thread: SortThreadLimits::default(),
             quota_admins: Vec::new(),
         }
     }

@@ -106,6 +106,7 @@ pub(crate) fn bytes_out(n: usize) {
 /// see them before the first event.
 pub(crate) fn register_node_metrics() {
     metrics::counter!("yubin_imap_shutdown_byes_total").increment(0);
+    metrics::counter!("yubin_imap_thread_references_truncated_total").increment(0);
     metrics::gauge!("yubin_imap_idle_sessions").increment(0.0);
 }
 
@@ -133,4 +134,10 @@ pub(crate) fn idle_push(elapsed: Duration) {
 /// A user's change stream ended or a subscriber lagged: sessions resync by MODSEQ.
 pub(crate) fn resync() {
     metrics::counter!("yubin_imap_notification_resyncs_total").increment(1);
+}
+
+/// Messages whose References field held more ids than THREAD=REFERENCES uses (only the last
+/// `SortThreadLimits::max_references` count): many of these mean hostile or very unusual mail.
+pub(crate) fn thread_references_truncated(messages: u64) {
+    metrics::counter!("yubin_imap_thread_references_truncated_total").increment(messages);
 }

@@ -34,7 +34,7 @@ const MESSAGES: &[TestMessage] = &[
     (
         "alice@example.org",
         "Bob <bob@example.org>",
-        "Yan <yan@example.org>",
+        "=?UTF-8?Q?Aaron=2C_Zed?= <yan@example.org>",
         "Re: Lunch",
         "Mon, 7 Feb 1994 12:00:00 +0000",
         "<m2@example.org>",
@@ -95,18 +95,24 @@ fn message(i: usize) -> Vec<u8> {
     m.into_bytes()
 }
 
-/// A session with the five messages in INBOX, selected. Message 5 gets an INTERNALDATE before
-/// every sent date, so DATE puts it first.
+/// The INTERNALDATE each message is appended with: 5's is before every sent date, so DATE puts
+/// it first; 1 and 3 arrive at the same second (ARRIVAL falls back to sequence order), and the
+/// order of arrival is not the order of UIDs.
+const INTERNAL_DATES: [&str; 5] = [
+    "10-Feb-1994 00:00:00 +0000",
+    "09-Feb-1994 00:00:00 +0000",
+    "10-Feb-1994 01:00:00 +0100",
+    "11-Feb-1994 00:00:00 +0000",
+    "01-Jan-1990 00:00:00 +0000",
+];
+
+/// A session with the five messages in INBOX, selected.
 async fn mailbox() -> (Harness, Raw) {
     let h = start().await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
-    for i in 0..MESSAGES.len() {
+    for (i, internal_date) in INTERNAL_DATES.iter().enumerate() {
         let m = message(i);
-        let date = if i == 4 {
-            " \"01-Jan-1990 00:00:00 +0000\""
-        } else {
-            ""
-        };
+        let date = format!(" \"{internal_date}\"");
         c.send(format!("A APPEND INBOX (){date} {{{}}}\r\n", m.len()).as_bytes())
             .await;
         let cont = c.line().await;
@@ -149,11 +155,12 @@ async fn sort_and_thread_are_advertised() {
 async fn rfc5256_sort_keys() {
     let (_h, mut c) = mailbox().await;
     for (criteria, want) in [
-        ("(ARRIVAL)", "* SORT 1 2 3 4 5"),
-        ("(REVERSE ARRIVAL)", "* SORT 5 4 3 2 1"),
+        // INTERNALDATE (RFC 5256 §3), ties (1 and 3) in sequence order even when reversed.
+        ("(ARRIVAL)", "* SORT 5 2 1 3 4"),
+        ("(REVERSE ARRIVAL)", "* SORT 4 1 3 2 5"),
         // 5 has no Date: its INTERNALDATE (1990) is first; 3 is 14:00Z, after 1 and 2.
         ("(DATE)", "* SORT 5 1 2 4 3"),
-        // Sizes: 153, 231, 229, 222, 83 octets.
+        // Sizes: 153, 252, 229, 222, 83 octets.
         ("(SIZE)", "* SORT 5 1 4 3 2"),
         ("(REVERSE SIZE)", "* SORT 2 3 4 1 5"),
         // Base subjects: LUNCH (1, 2, 4) and BUDGET (3, 5); ties stay in mailbox order.
@@ -163,9 +170,10 @@ async fn rfc5256_sort_keys() {
         ("(FROM)", "* SORT 2 3 1 4 5"),
         // First To mailbox: "" (5), ALICE, BOB, CAROL, ZED.
         ("(TO)", "* SORT 5 3 2 4 1"),
-        // Cc: "" for 1, 3, 5 (mailbox order), then XENA, YAN.
+        // Cc: "" for 1, 3, 5 (mailbox order), then XENA, YAN: the mailbox, not 2's display
+        // name, which decodes to "Aaron, Zed" with a bare comma.
         ("(CC)", "* SORT 1 3 5 4 2"),
-        ("(CC REVERSE ARRIVAL)", "* SORT 5 3 1 4 2"),
+        ("(CC REVERSE ARRIVAL)", "* SORT 1 3 5 4 2"),
     ] {
         let r = c.cmd(&format!("SORT {criteria} UTF-8 ALL")).await;
         assert_eq!(untagged(&r, "* SORT"), want, "{criteria}: {r:#?}");
@@ -219,7 +227,8 @@ async fn rfc5256_sort_errors() {
     }
 }
 
-/// RFC 5267 §3: ESORT returns MIN / MAX as the first and last in sort order, ALL in sort order.
+/// RFC 5267 §3: SORT with RETURN answers ESEARCH (not SORT, not a made-up ESORT response);
+/// MIN / MAX are the first and last in sort order, ALL lists the messages in sort order.
 #[tokio::test]
 async fn rfc5267_esort() {
     let (_h, mut c) = mailbox().await;
@@ -227,19 +236,33 @@ async fn rfc5267_esort() {
         .tagged("E1", "SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL")
         .await;
     assert_eq!(
-        untagged(&r, "* ESORT"),
-        "* ESORT (TAG \"E1\") MIN 5 MAX 3 ALL 5,1:2,4,3 COUNT 5"
+        untagged(&r, "* ESEARCH"),
+        "* ESEARCH (TAG \"E1\") MIN 5 MAX 3 COUNT 5 ALL 5,1:2,4,3"
     );
+    assert!(!r.iter().any(|l| l.starts_with("* SORT")), "{r:?}");
     let r = c
         .tagged("E2", "UID SORT RETURN (COUNT) (SIZE) UTF-8 ALL")
         .await;
-    assert_eq!(untagged(&r, "* ESORT"), "* ESORT (TAG \"E2\") UID COUNT 5");
+    assert_eq!(
+        untagged(&r, "* ESEARCH"),
+        "* ESEARCH (TAG \"E2\") UID COUNT 5"
+    );
     let r = c.tagged("E3", "SORT RETURN () (ARRIVAL) UTF-8 ALL").await;
-    assert_eq!(untagged(&r, "* ESORT"), "* ESORT (TAG \"E3\") ALL 1:5");
+    assert_eq!(
+        untagged(&r, "* ESEARCH"),
+        "* ESEARCH (TAG \"E3\") ALL 5,2,1,3:4"
+    );
     let r = c
         .tagged("E4", "SORT RETURN (MIN COUNT) (DATE) UTF-8 SUBJECT absent")
         .await;
-    assert_eq!(untagged(&r, "* ESORT"), "* ESORT (TAG \"E4\") COUNT 0");
+    assert_eq!(untagged(&r, "* ESEARCH"), "* ESEARCH (TAG \"E4\") COUNT 0");
+    let r = c
+        .tagged("E5", "UID SORT RETURN (MIN MAX) (REVERSE SIZE) UTF-8 ALL")
+        .await;
+    assert_eq!(
+        untagged(&r, "* ESEARCH"),
+        "* ESEARCH (TAG \"E5\") UID MIN 2 MAX 5"
+    );
 }
 
 /// RFC 5256 §3 ORDEREDSUBJECT: grouped by base subject, threads ordered by their first

@@ -102,6 +102,15 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_DRAIN_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_seconds: Option<u64>,
+    /// THREAD=REFERENCES uses only the last this many ids of a message's References field
+    /// (the nearest ancestors).
+    #[arg(long, env = "YUBIN_THREAD_MAX_REFERENCES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_max_references: Option<usize>,
+    /// SORT and THREAD consider only the first this many bytes of a Subject or address field.
+    #[arg(long, env = "YUBIN_SORT_MAX_FIELD_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sort_max_field_bytes: Option<usize>,
 }
 
 /// Listeners, TLS, spool and limits of the roles that serve IMAP (`dev` and `imap`).

@@ -97,6 +97,10 @@ pub struct ConnectionLimits {
     pub max_auth_failures: u32,
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    #[serde(default = "default_thread_max_references")]
+    pub thread_max_references: usize,
+    #[serde(default = "default_sort_max_field_bytes")]
+    pub sort_max_field_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -110,6 +114,8 @@ impl Default for ConnectionLimits {
             idle_keepalive_seconds: default_idle_keepalive(),
             max_auth_failures: default_max_auth_failures(),
             drain_seconds: default_drain_seconds(),
+            thread_max_references: default_thread_max_references(),
+            sort_max_field_bytes: default_sort_max_field_bytes(),
         }
     }
 }
@@ -129,6 +135,14 @@ impl ConnectionLimits {
             // RFC 2177: clients re-issue IDLE at least every 29 minutes; a keepalive must come
             // sooner than NAT tables forget the flow.
             bail!("idle_keepalive_seconds must be between 1 and 1740");
+        }
+        if self.thread_max_references == 0 || self.thread_max_references > MAX_THREAD_REFERENCES {
+            // At least the parent (RFC 5256 §4 step 1 B); the cap keeps THREAD's work per
+            // message bounded whatever a message's References holds.
+            bail!("thread_max_references must be between 1 and {MAX_THREAD_REFERENCES}");
+        }
+        if self.sort_max_field_bytes < 256 || self.sort_max_field_bytes > MAX_SORT_FIELD_BYTES {
+            bail!("sort_max_field_bytes must be between 256 and {MAX_SORT_FIELD_BYTES}");
         }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             // The drain must end well before any orchestrator's kill deadline is reasonable.
@@ -165,6 +179,10 @@ impl ConnectionLimits {
             spool_dir,
             drain_window: std::time::Duration::from_secs(self.drain_seconds),
             metadata: yubin_imap::MetadataLimits::default(),
+            sort_thread: yubin_imap::SortThreadLimits {
+                max_references: self.thread_max_references,
+                max_sort_field_bytes: self.sort_max_field_bytes,
+            },
             quota_admins,
         }
     }
@@ -197,6 +215,14 @@ fn default_drain_seconds() -> u64 {
     10
 }
 const MAX_DRAIN_SECONDS: u64 = 600;
+fn default_thread_max_references() -> usize {
+    yubin_imap::SortThreadLimits::default().max_references
+}
+fn default_sort_max_field_bytes() -> usize {
+    yubin_imap::SortThreadLimits::default().max_sort_field_bytes
+}
+const MAX_THREAD_REFERENCES: usize = 10_000;
+const MAX_SORT_FIELD_BYTES: usize = 1024 * 1024;
 
 /// LMTP limits (`[lmtp]` in the file); the defaults are `yubin_lmtp::LmtpConfig`'s.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -626,6 +652,47 @@ mod tests {
             ..ConnectionLimits::default()
         };
         assert!(limits.validate().is_err());
+    }
+
+    #[test]
+    fn sort_and_thread_limits_reach_the_front_end() {
+        for bad in [
+            ConnectionLimits {
+                thread_max_references: 0,
+                ..ConnectionLimits::default()
+            },
+            ConnectionLimits {
+                thread_max_references: MAX_THREAD_REFERENCES + 1,
+                ..ConnectionLimits::default()
+            },
+            ConnectionLimits {
+                sort_max_field_bytes: 255,
+                ..ConnectionLimits::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        let f = file(
+            "imap_listen = \"127.0.0.1:1\"\n[limits]\nthread_max_references = 16\nsort_max_field_bytes = 1024\n",
+        );
+        let args = dev_args(&["yubin", "dev", "--thread-max-references", "8"]);
+        let s: Settings = load(&args, Some(f.path())).expect("load");
+        let config = s.limits.imap_config("localhost", false, None, Vec::new());
+        assert_eq!(
+            config.sort_thread,
+            yubin_imap::SortThreadLimits {
+                max_references: 8,
+                max_sort_field_bytes: 1024,
+            }
+        );
+        let f = file("imap_listen = \"127.0.0.1:1\"\n");
+        let s: Settings = load(&dev_args(&["yubin", "dev"]), Some(f.path())).expect("load");
+        assert_eq!(
+            s.limits
+                .imap_config("localhost", false, None, Vec::new())
+                .sort_thread,
+            yubin_imap::SortThreadLimits::default()
+        );
     }
 
     #[test]
