@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
         max_literal: u64::from(*b) * 4,
         max_command: 64 + u64::from(*c) * 8,
         max_nesting: usize::from(*d % 32),
+        max_search_depth: usize::from(*d % 32),
+        ..Limits::default()
     };
     let bound = limits.max_line + 1 + 2 * limits.max_command as usize;
     let mut receiver = Receiver::new(limits);
