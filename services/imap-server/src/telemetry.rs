@@ -106,6 +106,12 @@ pub(crate) fn bytes_out(n: usize) {
 /// see them before the first event.
 pub(crate) fn register_node_metrics() {
     metrics::counter!("yubin_imap_shutdown_byes_total").increment(0);
+    for reason in ["node_limit", "address_limit"] {
+        metrics::counter!("yubin_imap_connections_refused_total", "reason" => reason).increment(0);
+    }
+    for reason in ["login_deadline", "pre_auth_limit"] {
+        metrics::counter!("yubin_imap_pre_auth_closed_total", "reason" => reason).increment(0);
+    }
     metrics::gauge!("yubin_imap_idle_sessions").increment(0.0);
 }
 
@@ -133,4 +139,16 @@ pub(crate) fn idle_push(elapsed: Duration) {
 /// A user's change stream ended or a subscriber lagged: sessions resync by MODSEQ.
 pub(crate) fn resync() {
     metrics::counter!("yubin_imap_notification_resyncs_total").increment(1);
+}
+
+/// A connection turned away at accept: `node_limit` (the node's `max_connections`) or
+/// `address_limit` (`max_connections_per_address`).
+pub(crate) fn connection_refused(reason: &'static str) {
+    metrics::counter!("yubin_imap_connections_refused_total", "reason" => reason).increment(1);
+}
+
+/// A connection closed before it authenticated: `login_deadline` (not authenticated in time)
+/// or `pre_auth_limit` (a line, literal or command over the pre-authentication limit).
+pub(crate) fn pre_auth_closed(reason: &'static str) {
+    metrics::counter!("yubin_imap_pre_auth_closed_total", "reason" => reason).increment(1);
 }
