@@ -31,6 +31,10 @@ pub struct ImapConfig {
     /// per /64, what one subscriber is usually given); 0 means no limit. The next one gets
     /// `* BYE` (RFC 3501 §7.1.5) so one host cannot take every slot.
     pub max_connections_per_address: usize,
+    /// Whether loopback peers count against `max_connections_per_address`. Off by default: a
+    /// loopback peer is a local process (a proxy, through which every client shares one
+    /// address, a health checker, a load generator), not a remote host. Tests turn it on.
+    pub limit_loopback_per_address: bool,
     /// Longest line, literal and command accepted before authentication, in bytes: what
     /// LOGIN / AUTHENTICATE (with SASL-IR and bearer tokens) need, and no more. Raised to
     /// `limits` once the client has authenticated.
@@ -108,6 +112,7 @@ impl Default for ImapConfig {
             allow_plaintext_auth: false,
             max_connections: 10_000,
             max_connections_per_address: 200,
+            limit_loopback_per_address: false,
             pre_auth_max_bytes: 8 * 1024,
             greeting_hostname: "localhost".to_string(),
             max_auth_failures: 3,
@@ -273,10 +278,14 @@ impl ImapServer {
                 );
                 continue;
             };
-            let Some(address_slot) = self
-                .per_address
-                .acquire(peer.ip(), self.config.max_connections_per_address)
-            else {
+            let per_address = if peer.ip().to_canonical().is_loopback()
+                && !self.config.limit_loopback_per_address
+            {
+                0
+            } else {
+                self.config.max_connections_per_address
+            };
+            let Some(address_slot) = self.per_address.acquire(peer.ip(), per_address) else {
                 tracing::info!(%peer, "per-address connection limit reached");
                 crate::telemetry::connection_refused("address_limit");
                 refuse(

@@ -265,12 +265,15 @@ async fn authenticated_timer_is_reset_by_commands_only() {
     assert!(elapsed < Duration::from_secs(6), "closed after {elapsed:?}");
 }
 
+/// The N+1-th connection from one address gets `* BYE` (loopback counts only when asked to,
+/// which this test does: every test client is on 127.0.0.1).
 #[tokio::test]
 async fn connections_per_address_are_capped() {
     let h = start_with(Options {
         config: ImapConfig {
             allow_plaintext_auth: true,
             max_connections_per_address: 3,
+            limit_loopback_per_address: true,
             ..ImapConfig::default()
         },
         ..Options::default()
@@ -304,5 +307,24 @@ async fn connections_per_address_are_capped() {
             c.greeting
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn loopback_is_not_capped_by_default() {
+    let h = start_with(Options {
+        config: ImapConfig {
+            allow_plaintext_auth: true,
+            max_connections_per_address: 2,
+            ..ImapConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        let c = Raw::connect(h.addr).await;
+        assert!(c.greeting.starts_with("* OK"), "{}", c.greeting);
+        open.push(c);
     }
 }

@@ -203,6 +203,8 @@ impl ConnectionLimits {
             allow_plaintext_auth,
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
+            // Local peers (a proxy, health checks) are not remote hosts to cap.
+            limit_loopback_per_address: false,
             pre_auth_max_bytes: self.pre_auth_max_bytes,
             greeting_hostname: hostname.to_string(),
             max_auth_failures: self.max_auth_failures,
