@@ -6,7 +6,7 @@
 //! building it or turning it back into a tree here (both use an explicit stack). What is
 //! bounded instead is the depth of the tree rebuilt on the receiving side, by
 //! [`MAX_PROGRAM_DEPTH`]: the store's evaluator walks that tree recursively. The IMAP parser's
-//! own search depth limit (`Limits::max_search_depth`, hard ceiling 2000) stays within it.
+//! own search depth limit (`Limits::max_search_depth`, hard ceiling 1000) stays within it.
 
 use crate::convert::{WireError, required};
 use crate::pb;
@@ -15,7 +15,7 @@ use pb::search_op::Op;
 use yubin_meta_api::{ModSeq, SearchKey};
 
 /// Deepest search-key tree a program may describe (each NOT, OR and AND is one level).
-pub const MAX_PROGRAM_DEPTH: usize = 2000;
+pub const MAX_PROGRAM_DEPTH: usize = 1000;
 
 /// The program of `key`: its keys in postfix order.
 pub fn to_program(key: &SearchKey) -> pb::SearchProgram {

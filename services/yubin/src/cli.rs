@@ -114,7 +114,7 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_MAX_SEARCH_KEYS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_search_keys: Option<usize>,
-    /// Deepest nesting of SEARCH keys (NOT, OR, parentheses); at most 2000.
+    /// Deepest nesting of SEARCH keys (NOT, OR, parentheses); at most 1000.
     #[arg(long, env = "YUBIN_MAX_SEARCH_DEPTH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_search_depth: Option<usize>,

@@ -237,7 +237,7 @@ fn default_max_search_depth() -> usize {
     yubin_imap_proto::Limits::default().max_search_depth
 }
 /// The IMAP parser's hard ceiling on search nesting.
-const MAX_SEARCH_DEPTH: usize = 2000;
+const MAX_SEARCH_DEPTH: usize = 1000;
 fn default_max_connections_per_address() -> usize {
     yubin_imap::ImapConfig::default().max_connections_per_address
 }
@@ -714,7 +714,7 @@ mod tests {
         assert_eq!(config.pre_auth_max_bytes, 2048);
         assert_eq!(limits.timeouts().login, std::time::Duration::from_secs(11));
         for bad in [
-            "max_search_depth = 2001",
+            "max_search_depth = 1001",
             "pre_auth_max_bytes = 100",
             "login_timeout_seconds = 0",
             "max_append_messages = 0",

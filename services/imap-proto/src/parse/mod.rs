@@ -54,7 +54,7 @@ const HARD_MAX_NESTING: usize = 256;
 /// Hard ceiling on search-key nesting whatever `Limits::max_search_depth` says: the parser does
 /// not recurse on it, but the key tree it builds is dropped, translated and evaluated
 /// recursively downstream, a few hundred bytes of stack per level.
-const HARD_MAX_SEARCH_DEPTH: usize = 2000;
+const HARD_MAX_SEARCH_DEPTH: usize = 1000;
 
 /// Error text for nesting beyond the limit; the RFC 9051 §7.1 `LIMIT` code tells the client that
 /// a server limit, not its syntax, is the problem.
