@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         max_command: 64 + u64::from(*c) * 8,
         max_nesting: usize::from(*d % 32),
         max_buffered_literal: usize::from(*e),
+        max_search_depth: usize::from(*d % 32),
+        max_append_messages: 1 + usize::from(*e % 8),
+        max_catenate_parts: 1 + usize::from(*c % 8),
+        max_search_keys: 1 + usize::from(*a),
         // Limits added later keep their defaults, so the target keeps building.
         ..Limits::default()
     };

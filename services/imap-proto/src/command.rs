@@ -470,7 +470,7 @@ impl FetchItems {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FetchAttribute {
     Envelope,
     Flags,
@@ -514,14 +514,14 @@ pub enum FetchAttribute {
 }
 
 /// A `section` (RFC 3501 §6.4.5): a part path plus what of it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Section {
     /// Part numbers, e.g. `[1, 2]` for `1.2`; empty for the whole message.
     pub part: Vec<u32>,
     pub text: Option<SectionText>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SectionText {
     Header,
     HeaderFields(Vec<String>),

@@ -7,7 +7,9 @@ pub mod command;
 pub mod encode;
 mod parse;
 pub mod receiver;
+mod seqset;
 
 pub use command::*;
 pub use parse::catenate::{ImapUrl, parse_imap_url};
 pub use receiver::{Limits, LiteralChunk, Received, Receiver};
+pub use seqset::merge_ranges;

@@ -35,6 +35,14 @@ pub struct Limits {
     /// Largest literal held in memory. A larger APPEND message literal is streamed to the caller
     /// instead (still at most `max_literal`); any other literal over it is refused.
     pub max_buffered_literal: usize,
+    /// Most messages in one APPEND (MULTIAPPEND, RFC 3502 §6.3.11); more is `BAD [LIMIT]`.
+    pub max_append_messages: usize,
+    /// Most parts of one CATENATE message (RFC 4469 §5); more is `BAD [LIMIT]`.
+    pub max_catenate_parts: usize,
+    /// Most search keys in one SEARCH / SORT / THREAD program (every key counts, nested or not).
+    pub max_search_keys: usize,
+    /// Deepest nesting of search keys: each NOT, OR and parenthesised list is one level.
+    pub max_search_depth: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +53,28 @@ impl Default for Limits {
             max_command: 80 * 1024 * 1024,
             max_nesting: 64,
             max_buffered_literal: 256 * 1024,
+            max_append_messages: 1000,
+            max_catenate_parts: 256,
+            max_search_keys: 4096,
+            max_search_depth: 500,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits of a connection that has not authenticated yet: nothing it may send then
+    /// (LOGIN, AUTHENTICATE, STARTTLS, ID, CAPABILITY) needs more than a few KiB, so a line,
+    /// literal or command over `max_bytes` is refused before anything is spent on a client
+    /// nobody knows (RFC 7888 §4 allows refusing a non-synchronizing literal; RFC 9051 §7.1
+    /// `LIMIT`). Never raises a limit.
+    pub fn pre_auth(self, max_bytes: usize) -> Limits {
+        let max = max_bytes as u64;
+        Limits {
+            max_line: self.max_line.min(max_bytes),
+            max_literal: self.max_literal.min(max),
+            max_command: self.max_command.min(max),
+            max_buffered_literal: self.max_buffered_literal.min(max_bytes),
+            ..self
         }
     }
 }
@@ -199,6 +229,12 @@ impl Receiver {
         self.limits
     }
 
+    /// Changes the limits from the next line on (e.g. raised once the client has
+    /// authenticated, see [`Limits::pre_auth`]); what is already received is unaffected.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Appends bytes received from the client.
     pub fn feed(&mut self, bytes: &[u8]) {
         if !matches!(self.state, State::Failed) {
@@ -321,19 +357,24 @@ impl Receiver {
             // Unreachable in practice: size is at most max_buffered_literal, a usize.
             return Some(self.refuse_unbuffered(size, marker.sync));
         };
-        if marker.sync && self.lits.len() < PRECHECK_LITERALS {
-            // Reject a command that is already wrong before making the client send a literal.
-            if let Err((tag, e)) =
-                parse::parse_command(&self.text, &self.lits, self.limits.max_nesting, true)
-                && !e.incomplete
-            {
-                self.reset_command();
-                return Some(Received::Error {
-                    tag,
-                    text: e.text,
-                    fatal: false,
-                });
-            }
+        // Reject a command that is already wrong before making the client send a literal, and
+        // (at every power of two) a command piling up literals past a count limit of the parser
+        // (MULTIAPPEND messages, CATENATE parts, search keys) before it reaches `max_command`:
+        // the reparses cost O(text · log literals) in all.
+        let count = self.lits.len();
+        let precheck = (marker.sync && count < PRECHECK_LITERALS)
+            || (count >= PRECHECK_LITERALS && count.is_power_of_two());
+        if precheck
+            && let Err((tag, e)) = parse::parse_command(&self.text, &self.lits, &self.limits, true)
+            && !e.incomplete
+        {
+            self.reset_command();
+            self.skip_unsent(size as u64, marker.sync);
+            return Some(Received::Error {
+                tag,
+                text: e.text,
+                fatal: false,
+            });
         }
         self.held += size as u64;
         self.state = State::Literal { size };
@@ -348,7 +389,7 @@ impl Receiver {
     /// (RFC 3502 `append-message`), refused otherwise. The partial command is parsed to know;
     /// this happens at most `max_command / max_buffered_literal` times per command.
     fn stream_or_refuse(&mut self, size: u64, sync: bool) -> Option<Received> {
-        match parse::parse_command(&self.text, &self.lits, self.limits.max_nesting, true) {
+        match parse::parse_command(&self.text, &self.lits, &self.limits, true) {
             Err((_, e)) if e.incomplete && e.pending_message => {
                 self.held += size;
                 self.state = State::StreamStart { size };
@@ -440,7 +481,7 @@ impl Receiver {
 
     /// Parses the complete command.
     fn finish(&mut self) -> Received {
-        let result = parse::parse_command(&self.text, &self.lits, self.limits.max_nesting, false);
+        let result = parse::parse_command(&self.text, &self.lits, &self.limits, false);
         self.reset_command();
         match result {
             Ok(command) => Received::Command(command),
@@ -622,6 +663,7 @@ mod tests {
             max_nesting: 8,
             // Nothing streams: these limits test buffering.
             max_buffered_literal: 100,
+            ..Limits::default()
         }
     }
 
@@ -633,6 +675,7 @@ mod tests {
             max_command: 2500,
             max_nesting: 8,
             max_buffered_literal: 16,
+            ..Limits::default()
         }
     }
 
@@ -1319,5 +1362,85 @@ mod tests {
         };
         let seen = random_rounds(huge, 0x2545_f491_4f6c_dd1d);
         assert!(seen[0] > 20 && seen[4] > 20, "{seen:?}");
+    }
+
+    /// A MULTIAPPEND over `max_append_messages` is refused at the first literal past the cap,
+    /// before it is sent (synchronizing) or by skipping it (non-synchronizing), and the
+    /// connection goes on.
+    #[test]
+    fn multiappend_message_count_is_capped() {
+        let limits = Limits {
+            max_append_messages: 3,
+            ..Limits::default()
+        };
+        let three = b"a APPEND box {1}\r\nx {1}\r\ny {1}\r\nz\r\n";
+        let got = run(limits, three, three.len());
+        assert!(matches!(got.last(), Some(Received::Command(_))), "{got:?}");
+        let four = b"a APPEND box {1}\r\nx {1}\r\ny {1}\r\nz {1}\r\nb NOOP\r\n";
+        let got = run(limits, four, four.len());
+        assert_eq!(
+            got[3..],
+            [
+                err(Some("a"), "[LIMIT] too many messages in one APPEND", false),
+                cmd("b", CommandBody::Noop)
+            ],
+            "{got:?}"
+        );
+        // Non-synchronizing: refused at the 8th, 16th, … literal at the latest (the receiver
+        // checks at powers of two), long before thousands of literals pile up.
+        let mut many = b"a APPEND box".to_vec();
+        for _ in 0..5000 {
+            many.extend_from_slice(b" {1+}\r\nx");
+        }
+        many.extend_from_slice(b"\r\nb NOOP\r\n");
+        let mut r = Receiver::new(limits);
+        r.feed(&many);
+        assert_eq!(
+            r.next(),
+            err(Some("a"), "[LIMIT] too many messages in one APPEND", false)
+        );
+        assert_eq!(r.next(), cmd("b", CommandBody::Noop));
+    }
+
+    #[test]
+    fn catenate_part_count_is_capped() {
+        let limits = Limits {
+            max_catenate_parts: 2,
+            ..Limits::default()
+        };
+        let two = b"a APPEND box CATENATE (URL \"/INBOX/;UID=1\" TEXT {1}\r\nx)\r\n";
+        assert!(matches!(
+            run(limits, two, two.len()).last(),
+            Some(Received::Command(_))
+        ));
+        let three = b"a APPEND box CATENATE (TEXT {1+}\r\nx URL \"/INBOX/;UID=1\" TEXT {1+}\r\ny)\r\nb NOOP\r\n";
+        assert_eq!(
+            run(limits, three, three.len()),
+            [
+                err(Some("a"), "[LIMIT] too many CATENATE parts", false),
+                cmd("b", CommandBody::Noop)
+            ]
+        );
+    }
+
+    /// Before authentication a non-synchronizing literal over the pre-auth limit ends the
+    /// connection as soon as its marker is read: its octets are never buffered.
+    #[test]
+    fn pre_auth_limits_refuse_large_literals_unread() {
+        let limits = Limits::default().pre_auth(8 * 1024);
+        assert_eq!(limits.max_command, 8 * 1024);
+        assert_eq!(limits.max_literal, 8 * 1024);
+        let mut r = Receiver::new(limits);
+        r.feed(b"a LOGIN {1048576+}\r\n");
+        r.feed(&vec![b'x'; 64 * 1024]);
+        assert_eq!(r.next(), err(Some("a"), LITERAL_TOO_LARGE, true));
+        assert_eq!(r.buffered(), 0);
+        r.feed(&vec![b'x'; 64 * 1024]);
+        assert_eq!(r.buffered(), 0, "input after the fatal error is dropped");
+        // Raised after login: the same literal is fine.
+        let mut r = Receiver::new(limits);
+        r.set_limits(Limits::default());
+        r.feed(b"a LOGIN {20000+}\r\n");
+        assert_eq!(r.next(), Received::NeedMoreData);
     }
 }

@@ -21,6 +21,8 @@ use tracing::Instrument;
 use yubin_imap_proto::{Command, LiteralChunk, Received, Receiver};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one answer of a SASL exchange (within the login deadline).
+const SASL_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Per-connection read buffer: small, because idle connections are the common case and memory
 /// per idle connection is a target; the receiver accumulates larger commands itself.
 const READ_CHUNK: usize = 4 * 1024;
@@ -52,12 +54,21 @@ pub(crate) async fn handle(
     );
     async move {
         tracing::debug!("connection accepted");
-        let mut receiver = Receiver::new(server.config.limits);
+        // Until the client authenticates it may only send small commands; see
+        // `ImapConfig::pre_auth_max_bytes`.
+        let mut receiver = Receiver::new(
+            server
+                .config
+                .limits
+                .pre_auth(server.config.pre_auth_max_bytes),
+        );
+        // The login deadline runs from here, through STARTTLS, and never moves.
+        let connected = Instant::now();
         let result = if implicit_tls {
             match tls_accept(&server, tcp).await {
                 Some(tls) => {
                     let mut session = Session::new(server.clone(), true, Some(peer.ip()));
-                    run(tls, &mut session, &mut receiver, true, &shutdown)
+                    run(tls, &mut session, &mut receiver, true, connected, &shutdown)
                         .await
                         .map(|_| ())
                 }
@@ -65,13 +76,20 @@ pub(crate) async fn handle(
             }
         } else {
             let mut session = Session::new(server.clone(), false, Some(peer.ip()));
-            match run(tcp, &mut session, &mut receiver, true, &shutdown).await {
+            match run(tcp, &mut session, &mut receiver, true, connected, &shutdown).await {
                 Ok(Some(tcp)) => match tls_accept(&server, tcp).await {
                     Some(tls) => {
                         session.tls_active = true;
-                        run(tls, &mut session, &mut receiver, false, &shutdown)
-                            .await
-                            .map(|_| ())
+                        run(
+                            tls,
+                            &mut session,
+                            &mut receiver,
+                            false,
+                            connected,
+                            &shutdown,
+                        )
+                        .await
+                        .map(|_| ())
                     }
                     None => Ok(()),
                 },
@@ -113,6 +131,7 @@ async fn run<S>(
     session: &mut Session,
     rx: &mut Receiver,
     greet: bool,
+    connected: Instant,
     shutdown: &CancellationToken,
 ) -> io::Result<Option<S>>
 where
@@ -130,7 +149,10 @@ where
         stream.flush().await?;
     }
     let mut rbuf = vec![0u8; READ_CHUNK];
-    let mut deadline = Instant::now() + inactivity_timeout(session);
+    let login_deadline = connected + session.server.timeouts.login;
+    // Moved by complete commands only, never by bytes (RFC 9051 §5.4: the autologout timer
+    // measures inactivity, and a client trickling bytes is not issuing commands).
+    let mut last_command = Instant::now();
     loop {
         loop {
             match rx.next() {
@@ -143,11 +165,15 @@ where
                     if !spool_literal(&mut stream, session, rx, size).await? {
                         return Ok(None);
                     }
-                    deadline = Instant::now() + inactivity_timeout(session);
+                    // A large upload is progress on a command (and has its own timer).
+                    last_command = Instant::now();
                 }
                 Received::Error { tag, text, fatal } => {
                     // Whatever the refused command had spooled is of no use any more.
                     session.spooled.clear();
+                    if fatal && matches!(session.state, SessionState::NotAuthenticated) {
+                        crate::telemetry::pre_auth_closed("pre_auth_limit");
+                    }
                     let line = format!("{} BAD {text}\r\n", tag.as_deref().unwrap_or("*"));
                     stream.write_all(line.as_bytes()).await?;
                     if fatal {
@@ -161,9 +187,13 @@ where
                 }
                 Received::Command(command) => {
                     let span = crate::telemetry::command_span(command.body.name());
-                    let flow = execute(&mut stream, session, rx, command, shutdown)
+                    let flow = execute(&mut stream, session, rx, command, login_deadline, shutdown)
                         .instrument(span)
                         .await;
+                    if !matches!(session.state, SessionState::NotAuthenticated) {
+                        // Authenticated: the configured limits apply from the next command.
+                        rx.set_limits(session.server.config.limits);
+                    }
                     // APPEND took its spool files; anything else never used them.
                     session.spooled.clear();
                     match flow? {
@@ -175,10 +205,16 @@ where
                         // STARTTLS is refused once compression is on, so nothing is lost.
                         Flow::StartTls => return Ok(Some(stream.into_inner())),
                     }
-                    deadline = Instant::now() + inactivity_timeout(session);
+                    last_command = Instant::now();
                 }
             }
         }
+        let unauthenticated = matches!(session.state, SessionState::NotAuthenticated);
+        let deadline = if unauthenticated {
+            login_deadline
+        } else {
+            last_command + session.server.timeouts.authenticated
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {
                 stream.write_all(SHUTDOWN_BYE).await?;
@@ -194,14 +230,18 @@ where
                 }
                 crate::telemetry::bytes_in(n);
                 rx.feed(&rbuf[..n]);
-                deadline = Instant::now() + inactivity_timeout(session);
             }
             hint = session.next_hint() => {
                 // Outside IDLE nothing is sent unasked; the next command catches up.
                 session.on_hint(hint);
             }
             _ = tokio::time::sleep_until(deadline) => {
-                stream.write_all(b"* BYE Autologout; idle for too long\r\n").await?;
+                if unauthenticated {
+                    crate::telemetry::pre_auth_closed("login_deadline");
+                    stream.write_all(LOGIN_DEADLINE_BYE).await?;
+                } else {
+                    stream.write_all(b"* BYE Autologout; idle for too long\r\n").await?;
+                }
                 stream.flush().await?;
                 let _ = stream.shutdown().await;
                 return Ok(None);
@@ -209,6 +249,10 @@ where
         }
     }
 }
+
+/// RFC 3501 §7.1.5: the server closes the connection, here because the client did not
+/// authenticate within `Timeouts::login` of connecting.
+const LOGIN_DEADLINE_BYE: &[u8] = b"* BYE Autologout; not authenticated in time\r\n";
 
 /// Takes a streamed APPEND message literal (RFC 3501 §7.5, RFC 7888 LITERAL+) off the wire into
 /// a spool file, holding no more than one read buffer of it, and queues the file for the command
@@ -290,12 +334,11 @@ where
     Ok(true)
 }
 
+/// How long a streamed literal may go without a byte arriving. Literals are only streamed
+/// after authentication (the pre-auth limits refuse anything that large before), so this is the
+/// authenticated autologout.
 fn inactivity_timeout(session: &Session) -> Duration {
-    let timeouts = &session.server.timeouts;
-    match session.state {
-        SessionState::NotAuthenticated => timeouts.unauthenticated,
-        _ => timeouts.authenticated,
-    }
+    session.server.timeouts.authenticated
 }
 
 /// Runs one command, including the IDLE and SASL exchanges it may start, and writes its tagged
@@ -305,6 +348,7 @@ async fn execute<S>(
     session: &mut Session,
     rx: &mut Receiver,
     command: Command,
+    login_deadline: Instant,
     shutdown: &CancellationToken,
 ) -> io::Result<Flow>
 where
@@ -327,7 +371,7 @@ where
                     .write_all(format!("+ {challenge}\r\n").as_bytes())
                     .await?;
                 stream.flush().await?;
-                let Some(line) = read_line(stream, rx, shutdown).await? else {
+                let Some(line) = read_line(stream, rx, login_deadline, shutdown).await? else {
                     return Ok(Flow::Close);
                 };
                 let mut out = Out::new(stream);
@@ -390,17 +434,22 @@ where
     })
 }
 
-/// Reads one SASL line (RFC 3501 §6.2.2); `None` when the connection ended or shuts down.
+/// Reads one SASL line (RFC 3501 §6.2.2), at most the receiver's (pre-authentication) line
+/// limit; `None` when the connection ended, shuts down, or the client did not answer by the
+/// login deadline, which bytes trickling in do not move.
 async fn read_line<S>(
     stream: &mut S,
     rx: &mut Receiver,
+    login_deadline: Instant,
     shutdown: &CancellationToken,
 ) -> io::Result<Option<Vec<u8>>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut rbuf = vec![0u8; 1024];
-    let timeout = Duration::from_secs(60);
+    // AUTHENTICATE is only valid before authentication (RFC 3501 §6.2.2), so the login deadline
+    // always applies to its answers.
+    let deadline = login_deadline.min(Instant::now() + SASL_ANSWER_TIMEOUT);
     loop {
         if let Some(line) = rx.take_line() {
             return Ok(Some(line));
@@ -419,7 +468,12 @@ where
                 }
                 rx.feed(&rbuf[..n]);
             }
-            _ = tokio::time::sleep(timeout) => return Ok(None),
+            _ = tokio::time::sleep_until(deadline) => {
+                crate::telemetry::pre_auth_closed("login_deadline");
+                stream.write_all(LOGIN_DEADLINE_BYE).await?;
+                stream.flush().await?;
+                return Ok(None);
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::out::Out;
 use std::collections::{BTreeSet, HashMap};
-use yubin_imap_proto::{SeqBound, SequenceSet};
+use yubin_imap_proto::SequenceSet;
 use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidRange, UidSet, UserId};
 
 pub(crate) struct Selected {
@@ -167,36 +167,30 @@ impl Selected {
         uid: bool,
         strict: bool,
     ) -> Result<Vec<Uid>, InvalidSequence> {
-        let ranges = match set {
-            SequenceSet::Ranges(ranges) => ranges,
-            // `$` (RFC 5182 §2.1) names the saved UIDs, in UID and sequence-number commands
-            // alike; those expunged since simply drop out.
-            SequenceSet::Saved => {
-                return Ok(self
-                    .saved
-                    .iter()
-                    .copied()
-                    .filter(|u| self.uids.binary_search(u).is_ok())
-                    .collect());
-            }
-        };
+        // `$` (RFC 5182 §2.1) names the saved UIDs, in UID and sequence-number commands alike;
+        // those expunged since simply drop out.
+        if matches!(set, SequenceSet::Saved) {
+            return Ok(self
+                .saved
+                .iter()
+                .copied()
+                .filter(|u| self.uids.binary_search(u).is_ok())
+                .collect());
+        }
+        // The ranges are merged before anything is taken from the view (a set may repeat
+        // `1:*` thousands of times): disjoint ascending ranges give disjoint ascending slices,
+        // so the result is built once, at most the size of the view.
         let mut out: Vec<Uid> = Vec::new();
         if uid {
             let max = self.uids.last().map_or(0, |u| u.0);
-            for &(a, b) in ranges {
-                let a = bound(a, max);
-                let b = bound(b, max);
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            for (lo, hi) in set.merged(max).unwrap_or_default() {
                 let start = self.uids.partition_point(|u| u.0 < lo);
                 let end = self.uids.partition_point(|u| u.0 <= hi);
                 out.extend_from_slice(&self.uids[start..end]);
             }
         } else {
             let n = u32::try_from(self.uids.len()).unwrap_or(u32::MAX);
-            for &(a, b) in ranges {
-                let a = bound(a, n);
-                let b = bound(b, n);
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            for (lo, hi) in set.merged(n).unwrap_or_default() {
                 if lo == 0 || hi > n {
                     if strict {
                         return Err(InvalidSequence);
@@ -210,8 +204,6 @@ impl Selected {
                 out.extend_from_slice(&self.uids[lo - 1..hi]);
             }
         }
-        out.sort_unstable();
-        out.dedup();
         Ok(out)
     }
 
@@ -385,13 +377,6 @@ fn compact(uids: &[Uid]) -> Vec<(u32, u32)> {
     ranges
 }
 
-fn bound(b: SeqBound, star: u32) -> u32 {
-    match b {
-        SeqBound::Number(n) => n,
-        SeqBound::Star => star,
-    }
-}
-
 /// `(\Seen foo)` with `\Recent` added for the session's recent messages.
 pub(crate) fn flag_list(flags: &[String], recent: bool) -> String {
     let mut s = String::from("(");
@@ -414,6 +399,7 @@ pub(crate) fn flag_list(flags: &[String], recent: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yubin_imap_proto::SeqBound;
 
     fn view(uids: &[u32]) -> Selected {
         Selected::new(

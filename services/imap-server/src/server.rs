@@ -2,13 +2,14 @@
 
 use crate::connection;
 use crate::hub::NotificationHub;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +27,18 @@ pub struct ImapConfig {
     pub allow_plaintext_auth: bool,
     /// Connections this node serves at once (plain and TLS listeners together).
     pub max_connections: usize,
+    /// Connections one client address may hold on this node at once (IPv4: per address; IPv6:
+    /// per /64, what one subscriber is usually given); 0 means no limit. The next one gets
+    /// `* BYE` (RFC 3501 §7.1.5) so one host cannot take every slot.
+    pub max_connections_per_address: usize,
+    /// Whether loopback peers count against `max_connections_per_address`. Off by default: a
+    /// loopback peer is a local process (a proxy, through which every client shares one
+    /// address, a health checker, a load generator), not a remote host. Tests turn it on.
+    pub limit_loopback_per_address: bool,
+    /// Longest line, literal and command accepted before authentication, in bytes: what
+    /// LOGIN / AUTHENTICATE (with SASL-IR and bearer tokens) need, and no more. Raised to
+    /// `limits` once the client has authenticated.
+    pub pre_auth_max_bytes: usize,
     /// Host name in the greeting.
     pub greeting_hostname: String,
     /// Failed authentications per connection before `* BYE`.
@@ -97,8 +110,9 @@ impl Default for SortThreadLimits {
 /// operator settings; the defaults suit production.
 #[derive(Debug, Clone)]
 pub struct Timeouts {
-    /// How long a connection may stay unauthenticated without sending anything.
-    pub unauthenticated: Duration,
+    /// How long after connecting a client has to authenticate, however much it sends
+    /// meanwhile (a client dripping one byte at a time does not extend it).
+    pub login: Duration,
     /// Inactivity autologout of authenticated connections outside IDLE (RFC 3501 §5.4: at least
     /// 30 minutes).
     pub authenticated: Duration,
@@ -110,7 +124,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
-            unauthenticated: Duration::from_secs(60),
+            login: Duration::from_secs(60),
             authenticated: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -124,6 +138,9 @@ impl Default for ImapConfig {
             idle_keepalive: Duration::from_secs(120),
             allow_plaintext_auth: false,
             max_connections: 10_000,
+            max_connections_per_address: 200,
+            limit_loopback_per_address: false,
+            pre_auth_max_bytes: 8 * 1024,
             greeting_hostname: "localhost".to_string(),
             max_auth_failures: 3,
             spool_dir: None,
@@ -148,6 +165,8 @@ pub struct ImapServer {
     pub(crate) timeouts: Timeouts,
     pub(crate) hub: NotificationHub,
     slots: Arc<Semaphore>,
+    /// Open connections per client address (see [`ImapConfig::max_connections_per_address`]).
+    per_address: Arc<AddressCounts>,
     /// Summaries of streamed (large) APPEND bodies computed at once on this node; each holds
     /// the whole message in memory while it runs, so this bounds that transient peak.
     pub(crate) summary_slots: Semaphore,
@@ -205,6 +224,7 @@ impl ImapServer {
             blobs,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            per_address: Arc::new(AddressCounts::default()),
             summary_slots: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
@@ -265,7 +285,7 @@ impl ImapServer {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
-            let (mut tcp, peer) = match accepted {
+            let (tcp, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -277,12 +297,31 @@ impl ImapServer {
             let _ = tcp.set_nodelay(true);
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "connection limit reached");
-                if !implicit_tls {
-                    tracker.spawn(async move {
-                        let _ = tcp.write_all(b"* BYE Too many connections\r\n").await;
-                        let _ = tcp.shutdown().await;
-                    });
-                }
+                crate::telemetry::connection_refused("node_limit");
+                refuse(
+                    &tracker,
+                    tcp,
+                    implicit_tls,
+                    b"* BYE Too many connections\r\n",
+                );
+                continue;
+            };
+            let per_address = if peer.ip().to_canonical().is_loopback()
+                && !self.config.limit_loopback_per_address
+            {
+                0
+            } else {
+                self.config.max_connections_per_address
+            };
+            let Some(address_slot) = self.per_address.acquire(peer.ip(), per_address) else {
+                tracing::info!(%peer, "per-address connection limit reached");
+                crate::telemetry::connection_refused("address_limit");
+                refuse(
+                    &tracker,
+                    tcp,
+                    implicit_tls,
+                    b"* BYE Too many connections from your address\r\n",
+                );
                 continue;
             };
             let server = self.clone();
@@ -290,6 +329,7 @@ impl ImapServer {
             tracker.spawn(async move {
                 connection::handle(server, tcp, peer, implicit_tls, registered.token.clone()).await;
                 drop(registered);
+                drop(address_slot);
                 drop(permit);
             });
         }
@@ -306,6 +346,83 @@ impl ImapServer {
             );
         }
         Ok(())
+    }
+}
+
+/// Turns a connection away. On the plain port it gets a `* BYE` greeting (RFC 3501 §7.1.5); on
+/// the implicit-TLS port there is no session to say it in without a handshake, which is what the
+/// refusal saves, so it is just closed.
+fn refuse(tracker: &TaskTracker, mut tcp: TcpStream, implicit_tls: bool, bye: &'static [u8]) {
+    if implicit_tls {
+        return;
+    }
+    tracker.spawn(async move {
+        // A client that does not read cannot hold the task: the BYE fits the socket buffer.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = tcp.write_all(bye).await;
+            let _ = tcp.shutdown().await;
+        })
+        .await;
+    });
+}
+
+/// What connections are counted under: an IPv4 address (also when it arrives IPv4-mapped on
+/// an IPv6 socket), or the /64 prefix of an IPv6 address, since one host or subscriber is
+/// routinely given a whole /64 and can pick any address in it.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+/// Open connections per address key, node-wide (every listener of this server).
+#[derive(Default)]
+struct AddressCounts {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; dropping it gives the slot back.
+struct AddressSlot {
+    counts: Arc<AddressCounts>,
+    key: IpAddr,
+}
+
+impl AddressCounts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Every critical section is one map operation; a poisoned lock holds a consistent map.
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for one more connection from `ip`, unless it already holds `max` (0: no limit).
+    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let key = address_key(ip);
+        let mut counts = self.lock();
+        let n = counts.entry(key).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock();
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                // The map only holds addresses with open connections.
+                counts.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -395,6 +512,46 @@ async fn drain(open: &OpenConnections, window: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_count_per_ipv4_address_and_per_ipv6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            address_key(ip("2001:db8:1:2::9"))
+        );
+        assert_ne!(address_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+
+        let counts = Arc::new(AddressCounts::default());
+        let a = counts.acquire(ip("2001:db8::1"), 2).expect("first");
+        let b = counts
+            .acquire(ip("2001:db8::2"), 2)
+            .expect("second, same /64");
+        assert!(
+            counts.acquire(ip("2001:db8::3"), 2).is_none(),
+            "third refused"
+        );
+        assert!(
+            counts.acquire(ip("2001:db8:0:1::3"), 2).is_some(),
+            "another /64"
+        );
+        drop(a);
+        let c = counts
+            .acquire(ip("2001:db8::3"), 2)
+            .expect("a slot was freed");
+        drop((b, c));
+        assert!(
+            counts.lock().is_empty(),
+            "no entry is kept for closed connections"
+        );
+        assert!(counts.acquire(ip("192.0.2.1"), 0).is_some(), "0: no limit");
+    }
 
     #[test]
     fn batches_are_bounded_by_connections_and_by_the_window() {

@@ -107,6 +107,12 @@ pub(crate) fn bytes_out(n: usize) {
 pub(crate) fn register_node_metrics() {
     metrics::counter!("yubin_imap_shutdown_byes_total").increment(0);
     metrics::counter!("yubin_imap_thread_references_truncated_total").increment(0);
+    for reason in ["node_limit", "address_limit"] {
+        metrics::counter!("yubin_imap_connections_refused_total", "reason" => reason).increment(0);
+    }
+    for reason in ["login_deadline", "pre_auth_limit"] {
+        metrics::counter!("yubin_imap_pre_auth_closed_total", "reason" => reason).increment(0);
+    }
     metrics::gauge!("yubin_imap_idle_sessions").increment(0.0);
 }
 
@@ -140,4 +146,16 @@ pub(crate) fn resync() {
 /// `SortThreadLimits::max_references` count): many of these mean hostile or very unusual mail.
 pub(crate) fn thread_references_truncated(messages: u64) {
     metrics::counter!("yubin_imap_thread_references_truncated_total").increment(messages);
+}
+
+/// A connection turned away at accept: `node_limit` (the node's `max_connections`) or
+/// `address_limit` (`max_connections_per_address`).
+pub(crate) fn connection_refused(reason: &'static str) {
+    metrics::counter!("yubin_imap_connections_refused_total", "reason" => reason).increment(1);
+}
+
+/// A connection closed before it authenticated: `login_deadline` (not authenticated in time)
+/// or `pre_auth_limit` (a line, literal or command over the pre-authentication limit).
+pub(crate) fn pre_auth_closed(reason: &'static str) {
+    metrics::counter!("yubin_imap_pre_auth_closed_total", "reason" => reason).increment(1);
 }

@@ -919,14 +919,17 @@ async fn blob_store_use_and_outages() {
 async fn unauthenticated_connections_time_out() {
     let h = start_with(Options {
         timeouts: yubin_imap::Timeouts {
-            unauthenticated: Duration::from_millis(300),
+            login: Duration::from_millis(300),
             ..yubin_imap::Timeouts::default()
         },
         ..Options::default()
     })
     .await;
     let mut c = Raw::connect(h.addr).await;
-    assert_eq!(c.line().await, "* BYE Autologout; idle for too long");
+    assert_eq!(
+        c.line().await,
+        "* BYE Autologout; not authenticated in time"
+    );
     c.until_closed().await;
 }
 

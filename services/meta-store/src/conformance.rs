@@ -25,7 +25,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $setup;
             users, inbox_exists, mailboxes, rename_inbox, subscriptions, append_and_select, fetch,
             store_flags, copy_and_move, expunge, changes_since, search, search_index_agrees_with_scan,
-            search_indexed,
+            search_indexed, deep_search,
             uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags,
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
@@ -56,6 +56,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     search(store).await;
     search_indexed(store).await;
     search_index_agrees_with_scan(store).await;
+    deep_search(store).await;
     uid_validity_after_recreate(store).await;
     watch(store).await;
     isolation(store).await;
@@ -1357,6 +1358,50 @@ async fn assert_index_agrees<S: MailStore>(store: &S, user: UserId, mbox: Mailbo
         let got = store.search(user, mbox, &key).await.expect("search");
         let want = scan_answer(store, user, mbox, &key).await;
         assert_eq!(got, want, "{when}: search {key:?}");
+    }
+}
+
+/// Search programs nested as deeply as the IMAP parser and meta's gRPC decoder allow (1000
+/// levels; 500 by default) evaluate the same on every backend, for SEARCH and for the indexed
+/// search SORT / THREAD use: the trees are walked recursively, so this is also the stack check.
+pub async fn deep_search<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-deep-search").await;
+    let r = store
+        .append(
+            user,
+            "INBOX",
+            (1..=3)
+                .map(|n| msg(user, n, if n == 2 { &["\\Seen"] } else { &[] }))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    // OR $n0 (OR $n1 (… (OR $n498 \Seen))): 500 levels, true only for message 2.
+    let mut ors = SearchKey::Flag("\\Seen".into());
+    for i in 0..499 {
+        ors = SearchKey::Or(Box::new(SearchKey::Flag(format!("$n{i}"))), Box::new(ors));
+    }
+    // An even number of NOTs around it changes nothing (998 levels in all); an odd one
+    // negates (999).
+    let mut nots = ors.clone();
+    for _ in 0..498 {
+        nots = SearchKey::Not(Box::new(nots));
+    }
+    let odd = SearchKey::Not(Box::new(nots.clone()));
+    let uids = |v: Vec<Uid>| v.into_iter().map(|u| u.0).collect::<Vec<_>>();
+    for (key, want) in [(&ors, vec![2]), (&nots, vec![2]), (&odd, vec![1, 3])] {
+        let got = store.search(user, mbox, key).await.expect("deep search");
+        assert_eq!(uids(got), want);
+        let projection = IndexProjection {
+            headers: vec![],
+            body_chars: 0,
+        };
+        let got = store
+            .search_indexed(user, mbox, key, &projection)
+            .await
+            .expect("deep indexed search");
+        assert_eq!(got.iter().map(|m| m.uid.0).collect::<Vec<_>>(), want);
     }
 }
 

@@ -306,7 +306,8 @@ impl MailStore for GrpcMetaClient {
         let req = self.request(pb::SearchRequest {
             user_id: user.0,
             mailbox_id: mailbox.0,
-            key: Some(key.into()),
+            key: None,
+            program: Some(crate::search_program::to_program(key)),
         });
         Ok(convert::uids_from_pb(
             call("search", self.client().search(req)).await?.uids,
@@ -323,7 +324,8 @@ impl MailStore for GrpcMetaClient {
         let req = self.request(pb::SearchIndexedRequest {
             user_id: user.0,
             mailbox_id: mailbox.0,
-            key: Some(key.into()),
+            key: None,
+            program: Some(crate::search_program::to_program(key)),
             headers: projection.headers.clone(),
             body_chars: projection.body_chars,
         });

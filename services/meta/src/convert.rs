@@ -14,8 +14,8 @@ use tonic::{Code, Status};
 use yubin_meta_api::{
     AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, IndexedMessage,
     InternalDate, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetadataDepth,
-    ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult,
-    Uid, UidSet, UidValidity, UserId,
+    ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SpecialUse, StoreResult, Uid, UidSet,
+    UidValidity, UserId,
 };
 
 /// A wire message that does not describe a valid domain value.
@@ -43,7 +43,7 @@ impl From<WireError> for MetaError {
     }
 }
 
-fn required<T>(value: Option<T>, field: &str) -> Result<T, WireError> {
+pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, WireError> {
     value.ok_or_else(|| WireError::missing(field))
 }
 
@@ -494,83 +494,6 @@ impl TryFrom<pb::ChangeEvent> for ChangeEvent {
     }
 }
 
-impl From<&SearchKey> for pb::SearchKey {
-    fn from(key: &SearchKey) -> pb::SearchKey {
-        use pb::search_key::Key;
-        let k = match key {
-            SearchKey::All => Key::All(pb::search_key::All {}),
-            SearchKey::Uids(set) => Key::Uids(set.into()),
-            SearchKey::Flag(f) => Key::Flag(f.clone()),
-            SearchKey::NoFlag(f) => Key::NoFlag(f.clone()),
-            SearchKey::Before(d) => Key::Before(*d),
-            SearchKey::On(d) => Key::On(*d),
-            SearchKey::Since(d) => Key::Since(*d),
-            SearchKey::SentBefore(d) => Key::SentBefore(*d),
-            SearchKey::SentOn(d) => Key::SentOn(*d),
-            SearchKey::SentSince(d) => Key::SentSince(*d),
-            SearchKey::Larger(n) => Key::Larger(*n),
-            SearchKey::Smaller(n) => Key::Smaller(*n),
-            SearchKey::Header(name, value) => Key::Header(pb::search_key::HeaderMatch {
-                name: name.clone(),
-                value: value.clone(),
-            }),
-            SearchKey::Body(s) => Key::Body(s.clone()),
-            SearchKey::Text(s) => Key::Text(s.clone()),
-            SearchKey::ModSeqAtLeast(m) => Key::ModseqAtLeast(m.0),
-            SearchKey::Not(inner) => Key::Not(Box::new(inner.as_ref().into())),
-            SearchKey::Or(a, b) => Key::Or(Box::new(pb::search_key::SearchOr {
-                left: Some(Box::new(a.as_ref().into())),
-                right: Some(Box::new(b.as_ref().into())),
-            })),
-            SearchKey::And(keys) => Key::And(pb::search_key::SearchAnd {
-                keys: keys.iter().map(Into::into).collect(),
-            }),
-        };
-        pb::SearchKey { key: Some(k) }
-    }
-}
-
-impl TryFrom<pb::SearchKey> for SearchKey {
-    type Error = WireError;
-
-    fn try_from(key: pb::SearchKey) -> Result<SearchKey, WireError> {
-        use pb::search_key::Key;
-        let boxed =
-            |k: Option<Box<pb::SearchKey>>, field: &str| -> Result<Box<SearchKey>, WireError> {
-                Ok(Box::new(SearchKey::try_from(*required(k, field)?)?))
-            };
-        Ok(match required(key.key, "search key")? {
-            Key::All(_) => SearchKey::All,
-            Key::Uids(set) => SearchKey::Uids(set.into()),
-            Key::Flag(f) => SearchKey::Flag(f),
-            Key::NoFlag(f) => SearchKey::NoFlag(f),
-            Key::Before(d) => SearchKey::Before(d),
-            Key::On(d) => SearchKey::On(d),
-            Key::Since(d) => SearchKey::Since(d),
-            Key::SentBefore(d) => SearchKey::SentBefore(d),
-            Key::SentOn(d) => SearchKey::SentOn(d),
-            Key::SentSince(d) => SearchKey::SentSince(d),
-            Key::Larger(n) => SearchKey::Larger(n),
-            Key::Smaller(n) => SearchKey::Smaller(n),
-            Key::Header(h) => SearchKey::Header(h.name, h.value),
-            Key::Body(s) => SearchKey::Body(s),
-            Key::Text(s) => SearchKey::Text(s),
-            Key::ModseqAtLeast(m) => SearchKey::ModSeqAtLeast(ModSeq(m)),
-            Key::Not(inner) => SearchKey::Not(Box::new(SearchKey::try_from(*inner)?)),
-            Key::Or(or) => {
-                let or = *or;
-                SearchKey::Or(boxed(or.left, "or.left")?, boxed(or.right, "or.right")?)
-            }
-            Key::And(and) => SearchKey::And(
-                and.keys
-                    .into_iter()
-                    .map(SearchKey::try_from)
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
-    }
-}
-
 impl From<AppendResult> for pb::AppendResponse {
     fn from(r: AppendResult) -> pb::AppendResponse {
         pb::AppendResponse {
@@ -774,48 +697,6 @@ mod tests {
     fn zero_user_id_is_refused() {
         assert!(user_id(0).is_err());
         assert_eq!(user_id(7), Ok(UserId(7)));
-    }
-
-    #[test]
-    fn search_keys_round_trip() {
-        let key = SearchKey::And(vec![
-            SearchKey::All,
-            SearchKey::Uids(UidSet::from_ranges([(1, 5), (9, u32::MAX)])),
-            SearchKey::Flag("\\Seen".into()),
-            SearchKey::NoFlag("$Junk".into()),
-            SearchKey::Before(-3),
-            SearchKey::On(19_000),
-            SearchKey::Since(0),
-            SearchKey::SentBefore(1),
-            SearchKey::SentOn(2),
-            SearchKey::SentSince(3),
-            SearchKey::Larger(u64::MAX),
-            SearchKey::Smaller(10),
-            SearchKey::Header("Subject".into(), String::new()),
-            SearchKey::Body("日本".into()),
-            SearchKey::Text("x".into()),
-            SearchKey::ModSeqAtLeast(ModSeq(42)),
-            SearchKey::Not(Box::new(SearchKey::Or(
-                Box::new(SearchKey::Flag("a".into())),
-                Box::new(SearchKey::Not(Box::new(SearchKey::And(vec![])))),
-            ))),
-        ]);
-        let wire = pb::SearchKey::from(&key);
-        assert_eq!(SearchKey::try_from(wire), Ok(key));
-    }
-
-    #[test]
-    fn search_key_without_key_or_operand_is_refused() {
-        assert!(SearchKey::try_from(pb::SearchKey { key: None }).is_err());
-        let half_or = pb::SearchKey {
-            key: Some(pb::search_key::Key::Or(Box::new(
-                pb::search_key::SearchOr {
-                    left: Some(Box::new((&SearchKey::All).into())),
-                    right: None,
-                },
-            ))),
-        };
-        assert!(SearchKey::try_from(half_or).is_err());
     }
 
     #[test]

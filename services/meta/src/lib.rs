@@ -19,6 +19,7 @@ pub mod auth;
 pub mod client;
 pub mod convert;
 pub mod openapi;
+pub mod search_program;
 pub mod server;
 pub mod token;
 pub mod trace;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
-use yubin_meta_api::{Authenticator, MailStore, NewMessage, SearchKey, UidSet};
+use yubin_meta_api::{Authenticator, MailStore, NewMessage, UidSet};
 
 /// The largest message either side of the metadata contract accepts. Tonic's default of 4 MiB is
 /// too small for a FETCH of a six-digit mailbox or a SELECT's UID list; this still bounds what a
@@ -487,10 +487,7 @@ impl pb::meta_server::Meta for MetaGrpc {
         observed("search", async move {
             let req = request.into_inner();
             let user = user_id(req.user_id)?;
-            let key = SearchKey::try_from(
-                req.key
-                    .ok_or_else(|| WireError("missing search key".into()))?,
-            )?;
+            let key = crate::search_program::request_key(req.program, req.key)?;
             let uids = answer(
                 self.mail
                     .search(user, yubin_meta_api::MailboxId(req.mailbox_id), &key)
@@ -510,10 +507,7 @@ impl pb::meta_server::Meta for MetaGrpc {
         observed("search_indexed", async move {
             let req = request.into_inner();
             let user = user_id(req.user_id)?;
-            let key = SearchKey::try_from(
-                req.key
-                    .ok_or_else(|| WireError("missing search key".into()))?,
-            )?;
+            let key = crate::search_program::request_key(req.program, req.key)?;
             let projection = yubin_meta_api::IndexProjection {
                 headers: req.headers,
                 body_chars: req.body_chars,

@@ -189,6 +189,29 @@ async fn every_rpc_round_trips_unchanged() {
     );
 }
 
+/// A search nested far deeper than prost's recursion limit (100 message levels, which ~50
+/// nested ORs used to reach) crosses the wire unchanged, as a flat program.
+#[tokio::test]
+async fn deeply_nested_searches_cross_the_wire() {
+    let h = harness().await;
+    let u = UserId(7);
+    let mut deep = SearchKey::Flag("\\Seen".into());
+    for i in 0..500 {
+        deep = if i % 3 == 0 {
+            SearchKey::Not(Box::new(deep))
+        } else {
+            SearchKey::Or(Box::new(SearchKey::Text(format!("t{i}"))), Box::new(deep))
+        };
+    }
+    let deep = SearchKey::And(vec![deep, SearchKey::All]);
+    same!(h, search(u, MailboxId(3), &deep)).unwrap();
+    let projection = IndexProjection {
+        headers: vec!["Subject".into()],
+        body_chars: 10,
+    };
+    same!(h, search_indexed(u, MailboxId(3), &deep, &projection)).unwrap();
+}
+
 #[tokio::test]
 async fn authentication_round_trips() {
     let h = harness().await;
@@ -305,6 +328,7 @@ async fn malformed_requests_are_invalid_argument() {
             user_id: 7,
             mailbox_id: 1,
             key: Some(pb::SearchKey { key: None }),
+            program: None,
         })
         .await
         .unwrap_err(),

@@ -111,6 +111,34 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_SORT_MAX_FIELD_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sort_max_field_bytes: Option<usize>,
+    /// Most messages in one APPEND (MULTIAPPEND).
+    #[arg(long, env = "YUBIN_MAX_APPEND_MESSAGES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_append_messages: Option<usize>,
+    /// Most parts of one CATENATE message.
+    #[arg(long, env = "YUBIN_MAX_CATENATE_PARTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_catenate_parts: Option<usize>,
+    /// Most keys in one SEARCH / SORT / THREAD program.
+    #[arg(long, env = "YUBIN_MAX_SEARCH_KEYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_search_keys: Option<usize>,
+    /// Deepest nesting of SEARCH keys (NOT, OR, parentheses); at most 1000.
+    #[arg(long, env = "YUBIN_MAX_SEARCH_DEPTH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_search_depth: Option<usize>,
+    /// Most simultaneous connections from one IPv4 address or IPv6 /64 per node; 0: no limit.
+    #[arg(long, env = "YUBIN_MAX_CONNECTIONS_PER_ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    /// Longest line, literal and command accepted before authentication, in bytes.
+    #[arg(long, env = "YUBIN_PRE_AUTH_MAX_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_auth_max_bytes: Option<usize>,
+    /// Seconds from connecting by which a client must have authenticated.
+    #[arg(long, env = "YUBIN_LOGIN_TIMEOUT_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_timeout_seconds: Option<u64>,
 }
 
 /// Listeners, TLS, spool and limits of the roles that serve IMAP (`dev` and `imap`).

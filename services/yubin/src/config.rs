@@ -101,6 +101,20 @@ pub struct ConnectionLimits {
     pub thread_max_references: usize,
     #[serde(default = "default_sort_max_field_bytes")]
     pub sort_max_field_bytes: usize,
+    #[serde(default = "default_max_append_messages")]
+    pub max_append_messages: usize,
+    #[serde(default = "default_max_catenate_parts")]
+    pub max_catenate_parts: usize,
+    #[serde(default = "default_max_search_keys")]
+    pub max_search_keys: usize,
+    #[serde(default = "default_max_search_depth")]
+    pub max_search_depth: usize,
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    #[serde(default = "default_pre_auth_max_bytes")]
+    pub pre_auth_max_bytes: usize,
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout_seconds: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -116,6 +130,13 @@ impl Default for ConnectionLimits {
             drain_seconds: default_drain_seconds(),
             thread_max_references: default_thread_max_references(),
             sort_max_field_bytes: default_sort_max_field_bytes(),
+            max_append_messages: default_max_append_messages(),
+            max_catenate_parts: default_max_catenate_parts(),
+            max_search_keys: default_max_search_keys(),
+            max_search_depth: default_max_search_depth(),
+            max_connections_per_address: default_max_connections_per_address(),
+            pre_auth_max_bytes: default_pre_auth_max_bytes(),
+            login_timeout_seconds: default_login_timeout(),
         }
     }
 }
@@ -144,6 +165,23 @@ impl ConnectionLimits {
         if self.sort_max_field_bytes < 256 || self.sort_max_field_bytes > MAX_SORT_FIELD_BYTES {
             bail!("sort_max_field_bytes must be between 256 and {MAX_SORT_FIELD_BYTES}");
         }
+        if self.max_append_messages == 0
+            || self.max_catenate_parts == 0
+            || self.max_search_keys == 0
+        {
+            bail!("max_append_messages, max_catenate_parts and max_search_keys must be positive");
+        }
+        if self.max_search_depth == 0 || self.max_search_depth > MAX_SEARCH_DEPTH {
+            // The parser's own ceiling: deeper trees are walked recursively downstream.
+            bail!("max_search_depth must be between 1 and {MAX_SEARCH_DEPTH}");
+        }
+        if self.pre_auth_max_bytes < 1024 {
+            // LOGIN with a long password, AUTHENTICATE with a bearer token (RFC 7628).
+            bail!("pre_auth_max_bytes must be at least 1024");
+        }
+        if self.login_timeout_seconds == 0 || self.login_timeout_seconds > 3600 {
+            bail!("login_timeout_seconds must be between 1 and 3600");
+        }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             // The drain must end well before any orchestrator's kill deadline is reasonable.
             bail!("drain_seconds must be at most {MAX_DRAIN_SECONDS}");
@@ -170,10 +208,18 @@ impl ConnectionLimits {
                     .saturating_add(self.max_line_bytes as u64),
                 max_nesting: self.max_nesting,
                 max_buffered_literal: self.max_buffered_literal_bytes,
+                max_append_messages: self.max_append_messages,
+                max_catenate_parts: self.max_catenate_parts,
+                max_search_keys: self.max_search_keys,
+                max_search_depth: self.max_search_depth,
             },
             idle_keepalive: std::time::Duration::from_secs(self.idle_keepalive_seconds),
             allow_plaintext_auth,
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            // Local peers (a proxy, health checks) are not remote hosts to cap.
+            limit_loopback_per_address: false,
+            pre_auth_max_bytes: self.pre_auth_max_bytes,
             greeting_hostname: hostname.to_string(),
             max_auth_failures: self.max_auth_failures,
             spool_dir,
@@ -186,6 +232,38 @@ impl ConnectionLimits {
             quota_admins,
         }
     }
+
+    /// The front-end's connection timers: the login deadline from here, the rest defaults.
+    pub fn timeouts(&self) -> yubin_imap::Timeouts {
+        yubin_imap::Timeouts {
+            login: std::time::Duration::from_secs(self.login_timeout_seconds),
+            ..yubin_imap::Timeouts::default()
+        }
+    }
+}
+
+fn default_max_append_messages() -> usize {
+    yubin_imap_proto::Limits::default().max_append_messages
+}
+fn default_max_catenate_parts() -> usize {
+    yubin_imap_proto::Limits::default().max_catenate_parts
+}
+fn default_max_search_keys() -> usize {
+    yubin_imap_proto::Limits::default().max_search_keys
+}
+fn default_max_search_depth() -> usize {
+    yubin_imap_proto::Limits::default().max_search_depth
+}
+/// The IMAP parser's hard ceiling on search nesting.
+const MAX_SEARCH_DEPTH: usize = 1000;
+fn default_max_connections_per_address() -> usize {
+    yubin_imap::ImapConfig::default().max_connections_per_address
+}
+fn default_pre_auth_max_bytes() -> usize {
+    yubin_imap::ImapConfig::default().pre_auth_max_bytes
+}
+fn default_login_timeout() -> u64 {
+    yubin_imap::Timeouts::default().login.as_secs()
 }
 
 fn default_max_line() -> usize {
@@ -637,6 +715,39 @@ mod tests {
         assert!(load::<_, Settings>(&args, Some(f.path())).is_err());
         let f = file("imap_listen = \"127.0.0.1:1\"\n[limits]\nmax_nestin = 3\n");
         assert!(load::<_, Settings>(&args, Some(f.path())).is_err());
+    }
+
+    #[test]
+    fn hostile_client_limits_reach_the_front_end() {
+        let limits: ConnectionLimits = toml::from_str(
+            "max_append_messages = 5\nmax_catenate_parts = 6\nmax_search_keys = 7\n\
+             max_search_depth = 8\nmax_connections_per_address = 9\n\
+             pre_auth_max_bytes = 2048\nlogin_timeout_seconds = 11\n",
+        )
+        .expect("parses");
+        limits.validate().expect("valid");
+        let config = limits.imap_config("h", false, None, Vec::new());
+        assert_eq!(
+            (
+                config.limits.max_append_messages,
+                config.limits.max_catenate_parts,
+                config.limits.max_search_keys,
+                config.limits.max_search_depth,
+            ),
+            (5, 6, 7, 8)
+        );
+        assert_eq!(config.max_connections_per_address, 9);
+        assert_eq!(config.pre_auth_max_bytes, 2048);
+        assert_eq!(limits.timeouts().login, std::time::Duration::from_secs(11));
+        for bad in [
+            "max_search_depth = 1001",
+            "pre_auth_max_bytes = 100",
+            "login_timeout_seconds = 0",
+            "max_append_messages = 0",
+        ] {
+            let limits: ConnectionLimits = toml::from_str(bad).expect("parses");
+            assert!(limits.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -129,24 +129,28 @@ fn section_spec(spec: &[u8]) -> Option<Section> {
     text.push(b'[');
     text.extend_from_slice(spec);
     text.push(b']');
-    let mut c = Cursor {
-        text: &text,
-        pos: 0,
-        lits: &[],
-        next_lit: 0,
-        depth: 0,
-        max_depth: 4,
-        partial: false,
+    let limits = crate::receiver::Limits {
+        max_nesting: 4,
+        ..crate::receiver::Limits::default()
     };
+    let mut c = Cursor::new(&text, &[], &limits, false);
     let section = super::fetch::section(&mut c).ok()?;
     c.at_end().then_some(section)
 }
+
+/// RFC 4469 sets no bound on the parts of one message; this server does (RFC 9051 §7.1 `LIMIT`).
+pub(crate) const TOO_MANY_PARTS: &str = "[LIMIT] too many CATENATE parts";
 
 /// Parses `"(" cat-part *(SP cat-part) ")"` after the `CATENATE SP`.
 pub(super) fn catenate(c: &mut Cursor<'_>) -> PResult<AppendBody> {
     c.expect(b'(', "expected ( after CATENATE")?;
     let mut parts = Vec::new();
     loop {
+        // Each part may be a literal to read or a URL to resolve with store lookups; checked
+        // before the part so the receiver refuses the command before its literal arrives.
+        if parts.len() >= c.max_catenate_parts {
+            return c.fail(TOO_MANY_PARTS);
+        }
         if c.eat_keyword("TEXT") {
             c.sp()?;
             // RFC 4469 §5 allows only `literal` here (no literal8). A TEXT literal may be as

@@ -227,11 +227,19 @@ pub(super) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
 
 /// `append = "APPEND" SP mailbox 1*append-message` (RFC 3502 §6),
 /// `append-message = SP [flag-list SP] [date-time SP] (literal / literal8)`.
+/// Error text for a MULTIAPPEND over `Limits::max_append_messages` (RFC 9051 §7.1 `LIMIT`).
+pub(crate) const TOO_MANY_MESSAGES: &str = "[LIMIT] too many messages in one APPEND";
+
 pub(super) fn append(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     c.sp()?;
     let mailbox = mailbox(c)?;
     let mut messages = Vec::new();
     loop {
+        // RFC 3502 sets no bound on the messages of one MULTIAPPEND; each is stored before the
+        // one metadata append, so the count bounds what one command makes the server hold.
+        if messages.len() >= c.max_append_messages {
+            return c.fail(TOO_MANY_MESSAGES);
+        }
         messages.push(append_message(c)?);
         if c.at_end() {
             return Ok(CommandBody::Append { mailbox, messages });

@@ -24,6 +24,7 @@ pub(crate) mod testutil;
 use crate::civil;
 use crate::command::*;
 use crate::encode::{is_astring_char, is_atom_char};
+use crate::receiver::Limits;
 
 /// A literal the receiver read: its bytes (or that it streamed them to the caller) and the text
 /// offset right after its marker.
@@ -49,6 +50,11 @@ pub(crate) type PResult<T> = Result<T, ParseError>;
 /// Hard ceiling on nesting whatever `Limits::max_nesting` says: the parser recurses once per
 /// level, and this keeps the stack use far below a 2 MiB thread stack.
 const HARD_MAX_NESTING: usize = 256;
+
+/// Hard ceiling on search-key nesting whatever `Limits::max_search_depth` says: the parser does
+/// not recurse on it, but the key tree it builds is dropped, translated and evaluated
+/// recursively downstream, a few hundred bytes of stack per level.
+const HARD_MAX_SEARCH_DEPTH: usize = 1000;
 
 /// Error text for nesting beyond the limit; the RFC 9051 §7.1 `LIMIT` code tells the client that
 /// a server limit, not its syntax, is the problem.
@@ -78,18 +84,10 @@ pub(crate) fn read_tag(text: &[u8]) -> Option<String> {
 pub(crate) fn parse_command(
     text: &[u8],
     lits: &[Lit],
-    max_nesting: usize,
+    limits: &Limits,
     partial: bool,
 ) -> Result<Command, (Option<String>, ParseError)> {
-    let mut c = Cursor {
-        text,
-        pos: 0,
-        lits,
-        next_lit: 0,
-        depth: 0,
-        max_depth: max_nesting.min(HARD_MAX_NESTING),
-        partial,
-    };
+    let mut c = Cursor::new(text, lits, limits, partial);
     let tag = read_tag(text);
     let result = (|| {
         let Some(tag) = tag.clone() else {
@@ -178,10 +176,39 @@ pub(crate) struct Cursor<'a> {
     next_lit: usize,
     depth: usize,
     max_depth: usize,
+    /// `Limits::max_append_messages`.
+    pub(crate) max_append_messages: usize,
+    /// `Limits::max_catenate_parts`.
+    pub(crate) max_catenate_parts: usize,
+    /// What is left of `Limits::max_search_keys` for this command.
+    pub(crate) search_keys_left: usize,
+    /// `Limits::max_search_depth`.
+    pub(crate) max_search_depth: usize,
     partial: bool,
 }
 
 impl<'a> Cursor<'a> {
+    pub(crate) fn new(
+        text: &'a [u8],
+        lits: &'a [Lit],
+        limits: &Limits,
+        partial: bool,
+    ) -> Cursor<'a> {
+        Cursor {
+            text,
+            pos: 0,
+            lits,
+            next_lit: 0,
+            depth: 0,
+            max_depth: limits.max_nesting.min(HARD_MAX_NESTING),
+            max_append_messages: limits.max_append_messages,
+            max_catenate_parts: limits.max_catenate_parts,
+            search_keys_left: limits.max_search_keys,
+            max_search_depth: limits.max_search_depth.min(HARD_MAX_SEARCH_DEPTH),
+            partial,
+        }
+    }
+
     pub(crate) fn error(&self, what: &str) -> ParseError {
         ParseError {
             text: what.to_string(),
@@ -192,6 +219,11 @@ impl<'a> Cursor<'a> {
 
     pub(crate) fn fail<T>(&self, what: &str) -> PResult<T> {
         Err(self.error(what))
+    }
+
+    /// Skips `n` bytes the caller has just peeked at.
+    pub(crate) fn pos_advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.text.len());
     }
 
     pub(crate) fn peek(&self) -> Option<u8> {

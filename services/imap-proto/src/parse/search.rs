@@ -52,16 +52,110 @@ fn date_arg(c: &mut Cursor<'_>) -> PResult<Date> {
     c.date()
 }
 
-/// One `search-key`. NOT, OR and parenthesised lists each count one nesting level, so
-/// recursion depth is bounded by `Limits::max_nesting`.
+/// Error texts for search programs over `Limits::max_search_depth` / `max_search_keys`
+/// (RFC 9051 §7.1 `LIMIT`: a server limit, not the syntax, is the problem).
+pub(crate) const SEARCH_TOO_DEEP: &str = "[LIMIT] search keys nested too deeply";
+pub(crate) const TOO_MANY_SEARCH_KEYS: &str = "[LIMIT] too many search keys";
+
+/// A search key whose operands are still being read.
+enum Open {
+    /// `NOT` waiting for its key.
+    Not,
+    /// `OR` waiting for its first key.
+    OrFirst,
+    /// `OR` with its first key, waiting for the second.
+    OrSecond(SearchKey),
+    /// A parenthesised list, with the keys read so far.
+    List(Vec<SearchKey>),
+}
+
+/// What the start of a key turned out to be.
+enum Start {
+    Done(SearchKey),
+    Open(Open),
+}
+
+/// One `search-key`. Parsed with an explicit stack rather than recursion, so the nesting of NOT,
+/// OR and parentheses costs heap, not call stack: depth is bounded by `Limits::max_search_depth`
+/// (each of them one level) and the number of keys by `Limits::max_search_keys`.
 pub(super) fn key(c: &mut Cursor<'_>) -> PResult<SearchKey> {
+    let mut open: Vec<Open> = Vec::new();
+    loop {
+        let mut done = match start(c)? {
+            Start::Done(k) => k,
+            Start::Open(o) => {
+                if open.len() >= c.max_search_depth {
+                    return c.fail(SEARCH_TOO_DEEP);
+                }
+                open.push(o);
+                continue;
+            }
+        };
+        // Hand the finished key to the innermost open one, closing those it completes.
+        loop {
+            match open.last_mut() {
+                None => return Ok(done),
+                Some(Open::Not) => {
+                    open.pop();
+                    done = SearchKey::Not(Box::new(done));
+                }
+                Some(top @ Open::OrFirst) => {
+                    *top = Open::OrSecond(done);
+                    c.sp()?;
+                    break;
+                }
+                Some(Open::OrSecond(_)) => {
+                    let Some(Open::OrSecond(a)) = open.pop() else {
+                        unreachable!("matched just above");
+                    };
+                    done = SearchKey::Or(Box::new(a), Box::new(done));
+                }
+                Some(Open::List(keys)) => {
+                    keys.push(done);
+                    if !c.eat(b')') {
+                        c.sp()?;
+                        break;
+                    }
+                    let Some(Open::List(keys)) = open.pop() else {
+                        unreachable!("matched just above");
+                    };
+                    done = SearchKey::And(keys);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the start of one key: a whole key without operands, or the opening of NOT, OR or a
+/// list (with the separator after it), whose operands follow.
+fn start(c: &mut Cursor<'_>) -> PResult<Start> {
+    c.search_keys_left = match c.search_keys_left.checked_sub(1) {
+        Some(n) => n,
+        None => return c.fail(TOO_MANY_SEARCH_KEYS),
+    };
     match c.peek() {
-        Some(b'(') => return Ok(SearchKey::And(c.list(false, key)?)),
-        Some(b'0'..=b'9' | b'*' | b'$') => return Ok(SearchKey::SequenceSet(c.seq_set()?)),
+        Some(b'(') => {
+            c.pos_advance(1);
+            if c.peek() == Some(b')') {
+                return c.fail("empty list");
+            }
+            return Ok(Start::Open(Open::List(Vec::new())));
+        }
+        Some(b'0'..=b'9' | b'*' | b'$') => {
+            return Ok(Start::Done(SearchKey::SequenceSet(c.seq_set()?)));
+        }
         _ => {}
     }
     let word = c.word()?;
-    Ok(match word.as_str() {
+    Ok(Start::Done(match word.as_str() {
+        "NOT" => {
+            c.sp()?;
+            return Ok(Start::Open(Open::Not));
+        }
+        "OR" => {
+            c.sp()?;
+            return Ok(Start::Open(Open::OrFirst));
+        }
         "ALL" => SearchKey::All,
         "ANSWERED" => SearchKey::Answered,
         "DELETED" => SearchKey::Deleted,
@@ -114,22 +208,6 @@ pub(super) fn key(c: &mut Cursor<'_>) -> PResult<SearchKey> {
             c.sp()?;
             SearchKey::Uid(c.seq_set()?)
         }
-        "NOT" => {
-            c.enter()?;
-            c.sp()?;
-            let k = key(c)?;
-            c.leave();
-            SearchKey::Not(Box::new(k))
-        }
-        "OR" => {
-            c.enter()?;
-            c.sp()?;
-            let a = key(c)?;
-            c.sp()?;
-            let b = key(c)?;
-            c.leave();
-            SearchKey::Or(Box::new(a), Box::new(b))
-        }
         "MODSEQ" => {
             // `"MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer`
             c.sp()?;
@@ -145,7 +223,7 @@ pub(super) fn key(c: &mut Cursor<'_>) -> PResult<SearchKey> {
             SearchKey::ModSeq(c.number64()?)
         }
         _ => return c.fail("unknown SEARCH key"),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -367,9 +445,9 @@ mod tests {
     #[test]
     fn nesting_up_to_the_limit() {
         for kind in ["NOT", "OR", "PAREN"] {
-            for limit in [1usize, 5, 64] {
+            for limit in [1usize, 5, 64, 500] {
                 let limits = Limits {
-                    max_nesting: limit,
+                    max_search_depth: limit,
                     ..Limits::default()
                 };
                 let mut r = Receiver::new(limits);
@@ -379,7 +457,7 @@ mod tests {
                 match r.next() {
                     Received::Error { tag, text, fatal } => {
                         assert_eq!(tag.as_deref(), Some("a"));
-                        assert_eq!(text, "[LIMIT] nesting too deep");
+                        assert_eq!(text, SEARCH_TOO_DEEP);
                         assert!(!fatal);
                     }
                     other => panic!("{kind} {limit}: {other:?}"),
@@ -388,11 +466,61 @@ mod tests {
         }
     }
 
+    /// 200 nested ORs parse under the default limits into the right tree.
+    #[test]
+    fn two_hundred_nested_ors_parse() {
+        let mut r = Receiver::new(Limits::default());
+        r.feed(format!("{}\r\n", nested("OR", 200)).as_bytes());
+        let Received::Command(Command {
+            body: CommandBody::Search { criteria, .. },
+            ..
+        }) = r.next()
+        else {
+            panic!("not parsed");
+        };
+        let SearchKey::And(top) = criteria else {
+            panic!("top level is an AND");
+        };
+        let mut depth = 0;
+        let mut k = &top[0];
+        while let SearchKey::Or(a, b) = k {
+            assert_eq!(**a, SearchKey::Seen);
+            depth += 1;
+            k = b;
+        }
+        assert_eq!((depth, k), (200, &SearchKey::Seen));
+    }
+
+    #[test]
+    fn key_count_is_bounded() {
+        let limits = Limits {
+            max_search_keys: 10,
+            ..Limits::default()
+        };
+        let mut r = Receiver::new(limits);
+        // NOT and the parenthesis count as keys too: 10 in all.
+        r.feed(b"a SEARCH SEEN (NOT DRAFT OR SEEN DELETED) 1 2 3\r\n");
+        assert!(matches!(r.next(), Received::Command(_)));
+        r.feed(b"a SEARCH SEEN (NOT DRAFT OR SEEN DELETED) 1 2 3 4\r\n");
+        assert_eq!(
+            r.next(),
+            Received::Error {
+                tag: Some("a".into()),
+                text: TOO_MANY_SEARCH_KEYS.into(),
+                fatal: false
+            }
+        );
+    }
+
     #[test]
     fn huge_nesting_does_not_overflow_the_stack() {
-        // Even with an absurd configured limit, the parser's own ceiling keeps recursion small.
+        // Even with absurd configured limits, the parser's own ceiling keeps the tree (which
+        // is dropped, cloned and evaluated recursively) shallow; the parser itself does not
+        // recurse on nesting.
         let limits = Limits {
             max_nesting: usize::MAX,
+            max_search_depth: usize::MAX,
+            max_search_keys: usize::MAX,
             max_line: 1 << 20,
             ..Limits::default()
         };
@@ -409,10 +537,12 @@ mod tests {
             })
             .unwrap();
         for got in handle.join().unwrap() {
-            assert!(
-                matches!(got, Received::Error { fatal: false, .. }),
-                "{got:?}"
-            );
+            match got {
+                Received::Error {
+                    fatal: false, text, ..
+                } => assert_eq!(text, SEARCH_TOO_DEEP),
+                other => panic!("{other:?}"),
+            }
         }
     }
 }

@@ -5,15 +5,7 @@ use crate::receiver::{Limits, Received, Receiver};
 
 impl<'a> Cursor<'a> {
     pub(crate) fn for_test(text: &'a [u8], lits: &'a [Lit]) -> Cursor<'a> {
-        Cursor {
-            text,
-            pos: 0,
-            lits,
-            next_lit: 0,
-            depth: 0,
-            max_depth: 64,
-            partial: false,
-        }
+        Cursor::new(text, lits, &Limits::default(), false)
     }
 }
 
@@ -23,14 +15,14 @@ pub(crate) fn cursor(text: &[u8]) -> Cursor<'_> {
 
 /// Parses one literal-free command line (no CRLF).
 pub(crate) fn parse_ok(line: &str) -> Command {
-    match parse_command(line.as_bytes(), &[], 64, false) {
+    match parse_command(line.as_bytes(), &[], &Limits::default(), false) {
         Ok(c) => c,
         Err((_, e)) => panic!("{line:?}: {}", e.text),
     }
 }
 
 pub(crate) fn parse_err(line: &str) -> (Option<String>, ParseError) {
-    match parse_command(line.as_bytes(), &[], 64, false) {
+    match parse_command(line.as_bytes(), &[], &Limits::default(), false) {
         Ok(c) => panic!("{line:?} parsed as {c:?}"),
         Err(e) => e,
     }

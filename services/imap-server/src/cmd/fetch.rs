@@ -11,7 +11,7 @@ use crate::out::{Out, Reply};
 use crate::selected::{flag_list, write_vanished};
 use crate::session::Session;
 use bytes::Bytes;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use yubin_blob::{BlobError, BlobStore};
 use yubin_imap_proto::encode;
@@ -35,7 +35,7 @@ pub(crate) async fn run(
     if vanished && !s.qresync {
         return Reply::bad("VANISHED needs ENABLE QRESYNC");
     }
-    let mut attrs = items.expand();
+    let mut attrs = distinct(items.expand());
     if let Some(a) = attrs.iter().find(|a| matches!(a, A::SaveDate)) {
         return not_supported(&format!("FETCH {a:?}"));
     }
@@ -190,22 +190,33 @@ pub(crate) async fn run(
         };
         // BINARY contents are decoded before anything of this message is written, so an
         // undecodable part refuses the message cleanly (RFC 3516 §4.3).
+        // Each part is decoded once per message however many items name it (BINARY[1],
+        // BINARY.SIZE[1], partials of it): the decoded copies held are one per distinct part.
         let mut binaries: Vec<Option<Option<Bytes>>> = Vec::with_capacity(attrs.len());
+        let mut decoded: HashMap<&[u32], Option<Bytes>> = HashMap::new();
         let mut undecodable = false;
         for a in &attrs {
             binaries.push(match a {
                 A::Binary { part, .. } | A::BinarySize { part } => {
-                    match binary_content(rec, summary.as_ref(), &body, part) {
-                        Ok(content) => Some(content),
-                        Err(UnknownCte) => {
-                            undecodable = true;
-                            break;
+                    if let Some(content) = decoded.get(part.as_slice()) {
+                        Some(content.clone())
+                    } else {
+                        match binary_content(rec, summary.as_ref(), &body, part) {
+                            Ok(content) => {
+                                decoded.insert(part, content.clone());
+                                Some(content)
+                            }
+                            Err(UnknownCte) => {
+                                undecodable = true;
+                                break;
+                            }
                         }
                     }
                 }
                 _ => None,
             });
         }
+        drop(decoded);
         if undecodable {
             failure =
                 Some(Reply::no("Cannot decode the content transfer encoding").code("UNKNOWN-CTE"));
@@ -258,6 +269,62 @@ pub(crate) async fn run(
         return expunge_issued();
     }
     Reply::ok("FETCH completed")
+}
+
+/// The requested items without repetitions, in the order first asked for. RFC 3501 §6.4.5 /
+/// RFC 9051 §7.5.2 have one data item per requested item, and a client repeating an item (e.g.
+/// `BINARY.SIZE[1]` thousands of times) must not make the server compute and send it that many
+/// times. The PEEK and non-PEEK forms of a section are answered under the same name (RFC 3501
+/// §7.4.2), so they count as one item, non-PEEK if either is (it sets `\Seen`).
+fn distinct(attrs: Vec<A>) -> Vec<A> {
+    let mut seen: HashMap<A, usize> = HashMap::with_capacity(attrs.len());
+    let mut out: Vec<A> = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        let (key, peek) = unpeeked(a.clone());
+        match seen.get(&key) {
+            Some(&i) => {
+                if !peek {
+                    out[i] = key;
+                }
+            }
+            None => {
+                seen.insert(key, out.len());
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// The attribute with PEEK cleared, and whether it was set.
+fn unpeeked(a: A) -> (A, bool) {
+    match a {
+        A::BodySection {
+            peek,
+            section,
+            partial,
+        } => (
+            A::BodySection {
+                peek: false,
+                section,
+                partial,
+            },
+            peek,
+        ),
+        A::Binary {
+            peek,
+            part,
+            partial,
+        } => (
+            A::Binary {
+                peek: false,
+                part,
+                partial,
+            },
+            peek,
+        ),
+        other => (other, false),
+    }
 }
 
 /// The part's transfer encoding is unknown or its content does not decode (RFC 3516 §4.3).
@@ -623,6 +690,27 @@ mod tests {
     fn email_ids_come_from_the_content_hash() {
         assert_eq!(email_id(&BlobKey("u/7/ab12cd".into())), "Mab12cd");
         assert_eq!(email_id(&BlobKey("u/7/a.b+c".into())), "Mabc");
+    }
+
+    #[test]
+    fn repeated_items_are_asked_once() {
+        let size = A::BinarySize { part: vec![1] };
+        let body = |peek| A::BodySection {
+            peek,
+            section: Section::default(),
+            partial: None,
+        };
+        let attrs = vec![
+            A::Flags,
+            size.clone(),
+            body(true),
+            A::Flags,
+            size.clone(),
+            body(false),
+        ];
+        assert_eq!(distinct(attrs), vec![A::Flags, size.clone(), body(false)]);
+        assert_eq!(distinct(vec![size.clone(); 4000]), vec![size]);
+        assert_eq!(distinct(vec![body(true), body(true)]), vec![body(true)]);
     }
 
     #[test]

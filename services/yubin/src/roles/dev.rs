@@ -130,12 +130,13 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         Some(spool.clone()),
         settings.quota_admins.clone(),
     );
-    let server = yubin_imap::ImapServer::new(
+    let server = yubin_imap::ImapServer::with_timeouts(
         mail.clone(),
         auth.clone(),
         blobs.clone(),
         Some(tls),
         imap_config,
+        settings.limits.timeouts(),
     );
     server.set_bearer_auth(authenticator.token_validator().is_some());
 

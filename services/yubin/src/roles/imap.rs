@@ -107,8 +107,14 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
         settings.spool_dir.clone(),
         settings.quota_admins.clone(),
     );
-    let server =
-        yubin_imap::ImapServer::new(mail.clone(), auth.clone(), blobs, Some(tls), imap_config);
+    let server = yubin_imap::ImapServer::with_timeouts(
+        mail.clone(),
+        auth.clone(),
+        blobs,
+        Some(tls),
+        imap_config,
+        settings.limits.timeouts(),
+    );
     follow_bearer_support(server.clone(), auth, shutdown.clone());
 
     let mut tasks = JoinSet::new();
