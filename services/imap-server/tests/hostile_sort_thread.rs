@@ -51,6 +51,9 @@ async fn mailbox(config: yubin_imap::ImapConfig) -> (Harness, Raw) {
     })
     .await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    // Storing the 5.6 MB hostile message takes seconds in a debug build on a busy machine; the
+    // bound under test is the one on the commands that follow (BOUND).
+    c.timeout = Duration::from_secs(120);
     let messages = [
         hostile(),
         plain(

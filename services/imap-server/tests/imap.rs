@@ -1041,6 +1041,7 @@ async fn starttls_upgrade() {
     let mut c = Raw {
         io: tokio::io::BufReader::new(Box::new(tls)),
         greeting: String::new(),
+        timeout: common::TIMEOUT,
     };
     let r = c.cmd("CAPABILITY").await;
     assert!(

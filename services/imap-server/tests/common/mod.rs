@@ -385,6 +385,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub struct Raw {
     pub io: BufReader<Box<dyn Io>>,
     pub greeting: String,
+    /// How long a response line may take; tests that send megabytes raise it.
+    pub timeout: Duration,
 }
 
 impl Raw {
@@ -397,6 +399,7 @@ impl Raw {
         let mut raw = Raw {
             io: BufReader::new(io),
             greeting: String::new(),
+            timeout: TIMEOUT,
         };
         raw.greeting = raw.line().await;
         raw
@@ -422,7 +425,7 @@ impl Raw {
 
     /// One response line as bytes, literals inlined, without the final CRLF.
     pub async fn line_bytes(&mut self) -> Vec<u8> {
-        tokio::time::timeout(TIMEOUT, async {
+        tokio::time::timeout(self.timeout, async {
             let mut all = Vec::new();
             loop {
                 let mut l = Vec::new();
