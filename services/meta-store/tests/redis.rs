@@ -12,7 +12,10 @@ use yubin_meta_store::{RedisStore, conformance};
 
 async fn store() -> (RedisServer, RedisStore) {
     let server = RedisServer::spawn().expect("spawn redis-server");
-    let store = RedisStore::connect(&server.url()).await.expect("connect");
+    let store = RedisStore::connect(&server.url())
+        .await
+        .expect("connect")
+        .with_limits(conformance::LIMITS);
     (server, store)
 }
 
