@@ -70,6 +70,13 @@ pub fn check_quota_admins(names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The metadata store's limits (`[store]`).
+pub fn check_store_limits(limits: &yubin_meta_store::StoreLimits) -> anyhow::Result<()> {
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[store] limits: {e}"))
+}
+
 pub fn check_tls_pair(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> anyhow::Result<()> {
     if cert.is_some() != key.is_some() {
         bail!("--tls-cert and --tls-key must be given together");
@@ -97,6 +104,8 @@ pub struct ConnectionLimits {
     pub max_auth_failures: u32,
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    #[serde(default = "default_max_flags_per_command")]
+    pub max_flags_per_command: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -110,6 +119,7 @@ impl Default for ConnectionLimits {
             idle_keepalive_seconds: default_idle_keepalive(),
             max_auth_failures: default_max_auth_failures(),
             drain_seconds: default_drain_seconds(),
+            max_flags_per_command: default_max_flags_per_command(),
         }
     }
 }
@@ -129,6 +139,10 @@ impl ConnectionLimits {
             // RFC 2177: clients re-issue IDLE at least every 29 minutes; a keepalive must come
             // sooner than NAT tables forget the flow.
             bail!("idle_keepalive_seconds must be between 1 and 1740");
+        }
+        if self.max_flags_per_command < 16 {
+            // The five system flags and a handful of keywords must always fit.
+            bail!("max_flags_per_command must be at least 16");
         }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             // The drain must end well before any orchestrator's kill deadline is reasonable.
@@ -165,11 +179,15 @@ impl ConnectionLimits {
             spool_dir,
             drain_window: std::time::Duration::from_secs(self.drain_seconds),
             metadata: yubin_imap::MetadataLimits::default(),
+            max_flags_per_command: self.max_flags_per_command,
             quota_admins,
         }
     }
 }
 
+fn default_max_flags_per_command() -> usize {
+    yubin_imap::ImapConfig::default().max_flags_per_command
+}
 fn default_max_line() -> usize {
     64 * 1024
 }
