@@ -21,7 +21,7 @@
 //! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
 //! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
 //! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
-//! | `search_bloom` | (user, mailbox, uid) | Bloom filter of the message's search trigrams ([`search::gram_bloom`]) |
+//! | `search_bloom` | (user, mailbox, uid) | Bloom filter of the message's search trigrams ([`search::posted_bloom`]; empty for a message with too many, which every text search then verifies) |
 //! | `quotas` | user | limits and exact usage (JSON `QuotaUsage`) |
 //! | `aliases` | lower-cased address | target user |
 //! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
@@ -366,12 +366,12 @@ fn read_usage(
     Ok(usage)
 }
 
-/// The trigrams of a stored (JSON) search index.
-fn stored_grams(index: &[u8]) -> MetaResult<BTreeSet<Gram>> {
+/// The Bloom filter of a stored (JSON) search index ([`search::posted_bloom`]).
+fn stored_bloom(index: &[u8]) -> MetaResult<Vec<u8>> {
     if index.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok(search::gram_bloom(&BTreeSet::new()));
     }
-    Ok(search::index_grams(&decode::<SearchIndex>(index)?))
+    Ok(search::posted_bloom(&decode::<SearchIndex>(index)?))
 }
 
 /// The UIDs of a mailbox whose filter may hold every trigram of `grams`, ascending (a
@@ -402,7 +402,7 @@ fn build_search_blooms(w: &mut W<'_>) -> MetaResult<()> {
     let mut rows = Vec::new();
     for item in w.search_index.iter().map_err(db_err)? {
         let (k, v) = item.map_err(db_err)?;
-        rows.push((k.value(), search::gram_bloom(&stored_grams(v.value())?)));
+        rows.push((k.value(), stored_bloom(v.value())?));
     }
     for (key, bloom) in rows {
         w.search_bloom
@@ -840,7 +840,7 @@ impl<'t> W<'t> {
             };
             let bloom = match read_bytes(&self.search_bloom, u, src, uid)? {
                 Some(b) => b,
-                None => search::gram_bloom(&stored_grams(&index)?),
+                None => stored_bloom(&index)?,
             };
             self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &bloom))?;
             mapping.push((Uid(uid), Uid(new_uid)));
@@ -1242,7 +1242,7 @@ impl MailStore for EmbeddedStore {
             self.limits.check_given(&flags)?;
             let index = encode(&m.index)?;
             // Computed before the write transaction, which is the store's one serial section.
-            let bloom = search::gram_bloom(&search::index_grams(&m.index));
+            let bloom = search::posted_bloom(&m.index);
             prepared.push((m, flags, index, bloom));
         }
         let (u, limits) = (user.0, self.limits);

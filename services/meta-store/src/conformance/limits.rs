@@ -259,3 +259,89 @@ pub async fn mailbox_limit<S: MailStore + AccountStore>(store: &S) {
         .await
         .expect("room after a delete");
 }
+
+/// Header text of `len` pseudo-random letters and digits: far more distinct trigrams than
+/// [`crate::search::MAX_GRAMS_PER_MESSAGE`], like megabytes of encoded-word header text.
+pub fn gram_flood(len: usize) -> String {
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(alphabet[(x % alphabet.len() as u64) as usize])
+        })
+        .collect()
+}
+
+/// A message with too many trigrams gets no postings but stays searchable: text searches
+/// find it by its stored text (at the start or the end of it), and do not find what it lacks,
+/// also after a COPY and next to ordinary messages.
+pub async fn unindexed_message_is_searched<S: MailStore + AccountStore>(store: &S) {
+    use yubin_meta_api::{SearchKey, Uid};
+    let user = new_user(store, "conf-unindexed").await;
+    let mut big = msg(user, 1, &[]);
+    big.index.headers.push((
+        "X-Flood".into(),
+        format!("needle-start {} needle-end", gram_flood(200_000)),
+    ));
+    assert!(
+        crate::search::posted_grams(&big.index).is_none(),
+        "over the cap"
+    );
+    let r = store
+        .append(user, "INBOX", vec![big, msg(user, 2, &[])])
+        .await
+        .expect("append");
+    let hdr = |v: &str| SearchKey::Header("X-Flood".into(), v.into());
+    let text = |v: &str| SearchKey::Text(v.into());
+    for (key, want) in [
+        (hdr("needle-start"), vec![Uid(1)]),
+        (hdr("NEEDLE-END"), vec![Uid(1)]),
+        (text("needle-end"), vec![Uid(1)]),
+        (text("not-in-any-message"), vec![]),
+        (text("Nummer 2"), vec![Uid(2)]),
+        (SearchKey::Body("message 1,".into()), vec![Uid(1)]),
+    ] {
+        let got = store.search(user, r.mailbox, &key).await.expect("search");
+        assert_eq!(got, want, "{key:?}");
+    }
+    store
+        .create_mailbox(user, "Copy", None)
+        .await
+        .expect("create");
+    let c = store
+        .copy_messages(user, r.mailbox, &all(), "Copy", false)
+        .await
+        .expect("copy");
+    let got = store
+        .search(user, c.destination, &text("needle-end"))
+        .await
+        .expect("search the copy");
+    assert_eq!(got, vec![Uid(1)]);
+    store
+        .store_flags(
+            user,
+            c.destination,
+            &all(),
+            FlagOp::Add,
+            &s(&["\\Deleted"]),
+            None,
+        )
+        .await
+        .expect("delete");
+    store
+        .expunge(user, c.destination, None)
+        .await
+        .expect("expunge");
+    let got = store
+        .search(user, c.destination, &text("needle-end"))
+        .await
+        .expect("search after expunge");
+    assert!(got.is_empty());
+    store
+        .delete_mailbox(user, "Copy")
+        .await
+        .expect("delete mailbox");
+}

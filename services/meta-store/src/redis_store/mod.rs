@@ -30,7 +30,8 @@
 //! | `{u:<id>}:unseen:<m>` | sorted set | uids without `\Seen` (first unseen in O(log n)) |
 //! | `{u:<id>}:deleted:<m>` | sorted set | uids with `\Deleted` (EXPUNGE touches only those) |
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
-//! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::index_grams`) |
+//! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::posted_grams`) |
+//! | `{u:<id>}:ug:<m>` | set | uids with too many trigrams to post (`search::MAX_GRAMS_PER_MESSAGE`): candidates of every text search |
 //! | `{u:<id>}:gl:<m>` | hash | uid → its trigrams, space-separated (to remove its postings on expunge) |
 //! | `{u:<id>}:md:<m>` | hash | METADATA entry name → value (RFC 5464); `<m>` = 0 for the server entries |
 //!
@@ -662,6 +663,10 @@ struct ScannedMessage {
     index: Option<SearchIndex>,
 }
 
+/// The gram list of a message with more than [`search::MAX_GRAMS_PER_MESSAGE`] trigrams (see
+/// `add_grams` in the prelude).
+const UNINDEXED: &str = "*";
+
 /// A message's search trigrams as the scripts store them: hex, space-separated.
 fn gram_list(grams: &std::collections::BTreeSet<search::Gram>) -> String {
     let mut out = String::with_capacity(grams.len() * 12);
@@ -915,7 +920,11 @@ impl MailStore for RedisStore {
                 .arg(encode_record(m))
                 .arg(&m.summary[..])
                 .arg(index)
-                .arg(gram_list(&search::index_grams(&m.index)));
+                .arg(match search::posted_grams(&m.index) {
+                    Some(grams) => gram_list(&grams),
+                    // Too many trigrams: unindexed, a candidate of every text search.
+                    None => UNINDEXED.to_string(),
+                });
         }
         let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
         let uid_validity = UidValidity(v_num(next(&mut it)?)?);

@@ -208,7 +208,11 @@ end
 -- "{u:<id>}:gl:<m>" maps each UID to its grams (to undo them on expunge). A mailbox's 'grams'
 -- field is '1' while every message of it has postings; a message stored before postings
 -- existed clears it, and SEARCH then scans that mailbox as before.
+-- A message with more trigrams than search::MAX_GRAMS_PER_MESSAGE has the gram list '*': no
+-- postings (a million keys per message otherwise), but its UID in "{u:<id>}:ug:<m>", which
+-- SEARCH adds to every posting intersection; its stored text is then verified as usual.
 local function gram_key(m, g) return P .. 'g:' .. m .. ':' .. g end
+local UNINDEXED = '*'
 
 local function add_grams(m, uid, grams)
   if not grams then
@@ -216,14 +220,22 @@ local function add_grams(m, uid, grams)
     return
   end
   redis.call('HSET', K('gl', m), uid, grams)
+  if grams == UNINDEXED then
+    redis.call('SADD', K('ug', m), uid)
+    return
+  end
   for g in string.gmatch(grams, '%S+') do redis.call('SADD', gram_key(m, g), uid) end
 end
 
 local function remove_grams(m, uid)
   local grams = redis.call('HGET', K('gl', m), uid)
   if not grams then return end
-  -- SREM of a set's last member deletes the key, so no empty posting lingers.
-  for g in string.gmatch(grams, '%S+') do redis.call('SREM', gram_key(m, g), uid) end
+  if grams == UNINDEXED then
+    redis.call('SREM', K('ug', m), uid)
+  else
+    -- SREM of a set's last member deletes the key, so no empty posting lingers.
+    for g in string.gmatch(grams, '%S+') do redis.call('SREM', gram_key(m, g), uid) end
+  end
   redis.call('HDEL', K('gl', m), uid)
 end
 
@@ -351,13 +363,13 @@ end
 
 -- 'md' holds the mailbox's METADATA entries (RFC 5464): they go with the mailbox.
 local MB_KINDS = { 'uids', 'flags', 'msg', 'sum', 'idx', 'modseq', 'expunged', 'unseen',
-  'deleted', 'kw', 'gl', 'md' }
+  'deleted', 'kw', 'gl', 'ug', 'md' }
 local function drop_mb(m, name)
   -- The posting sets that exist are exactly the grams of the messages still listed in 'gl'.
   local dropped = {}
   for _, grams in ipairs(redis.call('HVALS', K('gl', m))) do
     for g in string.gmatch(grams, '%S+') do
-      if not dropped[g] then
+      if g ~= UNINDEXED and not dropped[g] then
         dropped[g] = true
         redis.call('UNLINK', gram_key(m, g))
       end
