@@ -94,7 +94,7 @@ pub async fn keyword_limits<S: MailStore + AccountStore>(store: &S) {
     // A keyword longer than allowed.
     let long = "x".repeat(LIMITS.max_keyword_bytes as usize + 1);
     let r = store
-        .store_flags(user, mbox, &all(), FlagOp::Add, &[long.clone()], None)
+        .store_flags(user, mbox, &all(), FlagOp::Add, std::slice::from_ref(&long), None)
         .await;
     assert!(is_limit(&r), "long keyword: {r:?}");
     let r = store
