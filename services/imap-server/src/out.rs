@@ -214,6 +214,8 @@ impl Reply {
             MetaError::AlreadyExists(_) => Reply::no(err.to_string()).code("ALREADYEXISTS"),
             MetaError::Invalid(_) => Reply::no(err.to_string()).code("CANNOT"),
             MetaError::OverQuota(_) => Reply::no("Over quota").code("OVERQUOTA"),
+            // RFC 5530 §3: LIMIT, a server limit other than quota (keywords, mailboxes).
+            MetaError::Limit(_) => Reply::no(err.to_string()).code("LIMIT"),
             MetaError::AuthenticationFailed => {
                 Reply::no("Authentication failed").code("AUTHENTICATIONFAILED")
             }

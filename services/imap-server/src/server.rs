@@ -54,6 +54,10 @@ pub struct ImapConfig {
     pub metadata: MetadataLimits,
     /// How much of each message's header SORT and THREAD consider (RFC 5256).
     pub sort_thread: SortThreadLimits,
+    /// Most flags one STORE or APPEND message may name; more get `NO [LIMIT]` (RFC 5530 §3)
+    /// before the metadata store is asked. The store limits keywords per message (64 by
+    /// default), so a longer list can only be refused there, after more work.
+    pub max_flags_per_command: usize,
     /// Login names of the accounts that may set quotas with SETQUOTA (RFC 9208 §4.1), their own
     /// (root `""`) and other accounts' (root `#user/<name>`). Empty: nobody; quotas are then set
     /// through the admin API only.
@@ -147,6 +151,7 @@ impl Default for ImapConfig {
             drain_window: Duration::ZERO,
             metadata: MetadataLimits::default(),
             sort_thread: SortThreadLimits::default(),
+            max_flags_per_command: 128,
             quota_admins: Vec::new(),
         }
     }

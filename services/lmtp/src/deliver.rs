@@ -225,7 +225,10 @@ pub(crate) fn meta_failure(e: &MetaError, over_quota: OverQuotaReply) -> (Reply,
         ),
         // A bug or bad data on our side: the MTA keeps the message and retries rather than
         // bouncing it for something the sender cannot fix.
-        MetaError::Invalid(_) | MetaError::AlreadyExists(_) | MetaError::Internal(_) => {
+        MetaError::Invalid(_)
+        | MetaError::AlreadyExists(_)
+        | MetaError::Limit(_)
+        | MetaError::Internal(_) => {
             tracing::error!(error = %e, "delivery failed in the metadata store");
             (
                 Reply::temporary_failure("Local error in processing"),

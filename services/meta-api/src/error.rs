@@ -19,6 +19,11 @@ pub enum MetaError {
     /// A storage limit would be exceeded: IMAP `NO [OVERQUOTA]`.
     #[error("over quota: {0}")]
     OverQuota(String),
+    /// A per-mailbox or per-account limit other than quota would be exceeded (keywords per
+    /// message or mailbox, mailboxes per account): IMAP `NO [LIMIT]` (RFC 5530 §3). Nothing was
+    /// changed.
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// Wrong credentials or disabled account: IMAP `NO [AUTHENTICATIONFAILED]`.
     #[error("authentication failed")]
     AuthenticationFailed,

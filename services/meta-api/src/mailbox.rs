@@ -77,6 +77,10 @@ pub struct MailboxSnapshot {
     pub first_unseen: Option<Uid>,
     /// Keywords in use in this mailbox (for the FLAGS response).
     pub keywords: Vec<String>,
+    /// The mailbox holds as many distinct keywords as the store allows: a new one would be
+    /// refused, so PERMANENTFLAGS leaves out `\*` (RFC 9051 §7.1).
+    #[serde(default)]
+    pub keywords_full: bool,
 }
 
 /// Whether `name` may be created: non-empty, no empty hierarchy levels, no control characters, no

@@ -3,6 +3,14 @@
 //! Run it against a backend with [`run_all`]; each check creates its own users (unique names),
 //! so the suite can run repeatedly against the same persistent store and checks never see each
 //! other's data. A failed check panics with a message naming it, like an `assert!` in a test.
+//! The store must enforce [`LIMITS`] (`with_limits`), which the checks in [`limits`] reach.
+
+mod limits;
+
+pub use limits::{
+    LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit,
+    unindexed_message_is_searched,
+};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +37,8 @@ macro_rules! conformance_tests {
             uid_validity_after_recreate, watch, isolation, concurrent_appends, concurrent_flags,
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
-            domains_and_address_resolution, metadata);
+            domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
+            mailbox_limit, unindexed_message_is_searched);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +83,10 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     aliases(store).await;
     domains_and_address_resolution(store).await;
     metadata(store).await;
+    keyword_limits(store).await;
+    flag_merge_is_linear(store).await;
+    mailbox_limit(store).await;
+    unindexed_message_is_searched(store).await;
 }
 
 /// A login name no earlier run used.

@@ -21,7 +21,7 @@
 //! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
 //! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
 //! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
-//! | `search_bloom` | (user, mailbox, uid) | Bloom filter of the message's search trigrams ([`search::gram_bloom`]) |
+//! | `search_bloom` | (user, mailbox, uid) | Bloom filter of the message's search trigrams ([`search::posted_bloom`]; empty for a message with too many, which every text search then verifies) |
 //! | `quotas` | user | limits and exact usage (JSON `QuotaUsage`) |
 //! | `aliases` | lower-cased address | target user |
 //! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
@@ -56,7 +56,7 @@ use crate::accounts::{
 };
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate, Gram, Posting};
-use crate::{flags, metadata, next_uid_validity};
+use crate::{StoreLimits, flags, metadata, next_uid_validity};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -98,6 +98,7 @@ const EVENT_CAPACITY: usize = 4096;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     events: broadcast::Sender<ChangeEvent>,
+    limits: StoreLimits,
 }
 
 fn db_err(e: impl Into<redb::Error>) -> MetaError {
@@ -187,11 +188,41 @@ impl MboxRow {
     }
 
     fn note_keywords(&mut self, flags: &[String]) {
+        if flags.iter().all(|f| is_system_flag(f)) {
+            return;
+        }
+        let mut known = flags::lower_set(&self.keywords);
         for f in flags {
-            if !is_system_flag(f) && !flags::contains(&self.keywords, f) {
+            if !is_system_flag(f) && known.insert(f.to_ascii_lowercase()) {
                 self.keywords.push(f.clone());
             }
         }
+    }
+
+    /// Refuses (before anything is written) when the keywords of `flag_lists` would take the
+    /// mailbox past its distinct-keyword limit; only growth is refused, so a mailbox above a
+    /// lowered limit keeps working with the keywords it knows.
+    fn check_keyword_room<'a>(
+        &self,
+        limits: &StoreLimits,
+        flag_lists: impl IntoIterator<Item = &'a [String]>,
+    ) -> MetaResult<()> {
+        let known = flags::lower_set(&self.keywords);
+        let mut new = std::collections::HashSet::new();
+        for list in flag_lists {
+            for f in list.iter().filter(|f| !is_system_flag(f)) {
+                let lower = f.to_ascii_lowercase();
+                if !known.contains(&lower) {
+                    new.insert(lower);
+                }
+            }
+        }
+        if !new.is_empty()
+            && self.keywords.len() + new.len() > limits.max_keywords_per_mailbox as usize
+        {
+            return Err(limits.too_many_per_mailbox());
+        }
+        Ok(())
     }
 
     /// Adds (`sign` = 1) or removes (`sign` = -1) a message's share of the counts.
@@ -335,12 +366,12 @@ fn read_usage(
     Ok(usage)
 }
 
-/// The trigrams of a stored (JSON) search index.
-fn stored_grams(index: &[u8]) -> MetaResult<BTreeSet<Gram>> {
+/// The Bloom filter of a stored (JSON) search index ([`search::posted_bloom`]).
+fn stored_bloom(index: &[u8]) -> MetaResult<Vec<u8>> {
     if index.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok(search::gram_bloom(&BTreeSet::new()));
     }
-    Ok(search::index_grams(&decode::<SearchIndex>(index)?))
+    Ok(search::posted_bloom(&decode::<SearchIndex>(index)?))
 }
 
 /// The UIDs of a mailbox whose filter may hold every trigram of `grams`, ascending (a
@@ -371,7 +402,7 @@ fn build_search_blooms(w: &mut W<'_>) -> MetaResult<()> {
     let mut rows = Vec::new();
     for item in w.search_index.iter().map_err(db_err)? {
         let (k, v) = item.map_err(db_err)?;
-        rows.push((k.value(), search::gram_bloom(&stored_grams(v.value())?)));
+        rows.push((k.value(), stored_bloom(v.value())?));
     }
     for (key, bloom) in rows {
         w.search_bloom
@@ -541,6 +572,39 @@ impl<'t> W<'t> {
         self.mailbox_names.insert((u, name), id).map_err(db_err)?;
         self.emit(u, id, row.highest_modseq, ChangeKind::MailboxList);
         Ok((id, row))
+    }
+
+    /// Refuses (before anything is written) when creating `name`'s missing superiors plus
+    /// `extra` mailboxes would take the account past `limits.max_mailboxes`.
+    fn check_mailbox_room(
+        &self,
+        limits: &StoreLimits,
+        u: u64,
+        name: &str,
+        extra: usize,
+    ) -> MetaResult<()> {
+        let mut added = extra;
+        for sup in names::superiors(name) {
+            if read_mbox_id(&self.mailbox_names, u, &sup)?.is_none() {
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return Ok(());
+        }
+        let mut have = 0usize;
+        for item in self
+            .mailboxes
+            .range((u, 0)..=(u, u64::MAX))
+            .map_err(db_err)?
+        {
+            item.map_err(db_err)?;
+            have += 1;
+        }
+        if have + added > limits.max_mailboxes as usize {
+            return Err(limits.too_many_mailboxes());
+        }
+        Ok(())
     }
 
     /// Creates the missing superiors of `name` (RFC 3501 §6.3.3/§6.3.5: the server SHOULD).
@@ -732,6 +796,7 @@ impl<'t> W<'t> {
         set: Option<&UidSet>,
         dst: u64,
         remove_source: bool,
+        limits: &StoreLimits,
     ) -> MetaResult<(u32, Vec<(Uid, Uid)>)> {
         let mut srow = self.mbox(u, src)?;
         let mut drow = if src == dst {
@@ -743,6 +808,9 @@ impl<'t> W<'t> {
         let validity = drow.as_ref().map_or(srow.uid_validity, |d| d.uid_validity);
         if msgs.is_empty() {
             return Ok((validity, Vec::new()));
+        }
+        if let Some(d) = &drow {
+            d.check_keyword_room(limits, msgs.iter().map(|(_, m)| m.flags.as_slice()))?;
         }
         if !remove_source {
             // A copy adds to the account's usage; a move within it changes nothing.
@@ -772,7 +840,7 @@ impl<'t> W<'t> {
             };
             let bloom = match read_bytes(&self.search_bloom, u, src, uid)? {
                 Some(b) => b,
-                None => search::gram_bloom(&stored_grams(&index)?),
+                None => stored_bloom(&index)?,
             };
             self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &bloom))?;
             mapping.push((Uid(uid), Uid(new_uid)));
@@ -882,7 +950,14 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             events,
+            limits: StoreLimits::default(),
         })
+    }
+
+    /// The same store enforcing `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: StoreLimits) -> EmbeddedStore {
+        self.limits = limits;
+        self
     }
 
     /// Runs `f` in one write transaction on a blocking thread; commits when it returns `Ok`
@@ -1012,11 +1087,12 @@ impl MailStore for EmbeddedStore {
         special_use: Option<SpecialUse>,
     ) -> MetaResult<MailboxInfo> {
         let name = names::for_create(name)?;
-        let u = user.0;
+        let (u, limits) = (user.0, self.limits);
         self.write(move |w| {
             if w.id_by_name(u, &name)?.is_some() {
                 return Err(MetaError::AlreadyExists(format!("mailbox {name}")));
             }
+            w.check_mailbox_room(&limits, u, &name, 1)?;
             w.create_superiors(u, &name)?;
             let (id, row) = w.create_mbox(u, &name, special_use)?;
             // A new mailbox holds no message, so none is unclaimed.
@@ -1050,7 +1126,7 @@ impl MailStore for EmbeddedStore {
                 "cannot rename {from} to {to}: a mailbox cannot become its own inferior"
             )));
         }
-        let u = user.0;
+        let (u, limits) = (user.0, self.limits);
         self.write(move |w| {
             let src = w.id_by_name_req(u, &from)?;
             if w.id_by_name(u, &to)?.is_some() {
@@ -1059,11 +1135,14 @@ impl MailStore for EmbeddedStore {
             if from == INBOX {
                 // RFC 3501 §6.3.5: renaming INBOX moves its messages to a new mailbox and
                 // leaves INBOX empty; INBOX's inferiors stay where they are.
+                w.check_mailbox_room(&limits, u, &to, 1)?;
                 w.create_superiors(u, &to)?;
                 let (dst, _) = w.create_mbox(u, &to, None)?;
-                w.transfer(u, src, None, dst, true)?;
+                w.transfer(u, src, None, dst, true, &limits)?;
                 return Ok(());
             }
+            // The moved mailboxes keep their number; only missing superiors of `to` are new.
+            w.check_mailbox_room(&limits, u, &to, 0)?;
             let mut moving: Vec<(String, u64)> = Vec::new();
             for item in w.mailbox_names.range((u, "")..).map_err(db_err)? {
                 let (k, v) = item.map_err(db_err)?;
@@ -1118,7 +1197,7 @@ impl MailStore for EmbeddedStore {
         if name == INBOX {
             self.ensure_inbox(user).await?;
         }
-        let u = user.0;
+        let (u, limits) = (user.0, self.limits);
         self.read(move |r| {
             let id = r.id_by_name(u, &name)?;
             let row = r.mbox(u, id)?;
@@ -1143,6 +1222,7 @@ impl MailStore for EmbeddedStore {
                 info: row.info(id, recent),
                 uids,
                 first_unseen,
+                keywords_full: limits.keywords_full(row.keywords.len()),
                 keywords: row.keywords,
             })
         })
@@ -1159,17 +1239,19 @@ impl MailStore for EmbeddedStore {
         let mut prepared = Vec::with_capacity(messages.len());
         for m in messages {
             let flags = flags::normalize(&m.flags)?;
+            self.limits.check_given(&flags)?;
             let index = encode(&m.index)?;
             // Computed before the write transaction, which is the store's one serial section.
-            let bloom = search::gram_bloom(&search::index_grams(&m.index));
+            let bloom = search::posted_bloom(&m.index);
             prepared.push((m, flags, index, bloom));
         }
-        let u = user.0;
+        let (u, limits) = (user.0, self.limits);
         self.write(move |w| {
             let id = w.id_by_name_req(u, &name)?;
             let mut row = w.mbox(u, id)?;
             let mut uids = Vec::with_capacity(prepared.len());
             if !prepared.is_empty() {
+                row.check_keyword_room(&limits, prepared.iter().map(|(_, f, _, _)| f.as_slice()))?;
                 let bytes = prepared.iter().map(|(m, _, _, _)| m.size).sum();
                 w.charge(u, bytes, prepared.len() as u64)?;
                 let modseq = row.bump_modseq();
@@ -1234,9 +1316,19 @@ impl MailStore for EmbeddedStore {
         unchanged_since: Option<ModSeq>,
     ) -> MetaResult<StoreResult> {
         let given = flags::normalize(flags)?;
-        let (u, m, set) = (user.0, mailbox.0, uids.clone());
+        if op != FlagOp::Remove {
+            // Refused before the write transaction: this is the cheap, common rejection.
+            self.limits.check_given(&given)?;
+        }
+        let (u, m, set, limits) = (user.0, mailbox.0, uids.clone(), self.limits);
         self.write(move |w| {
             let mut row = w.mbox(u, m)?;
+            if op != FlagOp::Remove {
+                // Every message the STORE changes ends up with all of `given` (RFC 3501
+                // §6.4.6), so these are the keywords the mailbox would learn.
+                row.check_keyword_room(&limits, [given.as_slice()])?;
+            }
+            let max_per_message = limits.max_keywords_per_message as usize;
             let msgs = read_msgs_in(&w.messages, u, m, Some(&set))?;
             let mut updated = Vec::new();
             let mut modified = Vec::new();
@@ -1250,6 +1342,11 @@ impl MailStore for EmbeddedStore {
                 let Some(next) = flags::apply(&msg.flags, op, &given) else {
                     continue;
                 };
+                let keywords = flags::keyword_count(&next);
+                if keywords > max_per_message && keywords > flags::keyword_count(&msg.flags) {
+                    // Dropping the transaction undoes the messages already changed.
+                    return Err(limits.too_many_per_message());
+                }
                 let ms = *modseq.get_or_insert_with(|| row.bump_modseq());
                 let new = MsgRow {
                     modseq: ms,
@@ -1281,11 +1378,12 @@ impl MailStore for EmbeddedStore {
         remove_source: bool,
     ) -> MetaResult<CopyResult> {
         let name = names::checked(destination)?;
-        let (u, src, set) = (user.0, source.0, uids.clone());
+        let (u, src, set, limits) = (user.0, source.0, uids.clone(), self.limits);
         self.write(move |w| {
             w.mbox(u, src)?;
             let dst = w.id_by_name_req(u, &name)?;
-            let (validity, mapping) = w.transfer(u, src, Some(&set), dst, remove_source)?;
+            let (validity, mapping) =
+                w.transfer(u, src, Some(&set), dst, remove_source, &limits)?;
             Ok(CopyResult {
                 uid_validity: UidValidity(validity),
                 mapping,

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod flags;
+mod limits;
 mod metadata;
 mod names;
 
@@ -25,6 +26,7 @@ pub mod search;
 pub mod testing;
 
 pub use embedded::EmbeddedStore;
+pub use limits::StoreLimits;
 pub use redis_store::RedisStore;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -97,6 +97,49 @@ pub fn index_grams(ix: &SearchIndex) -> BTreeSet<Gram> {
     out
 }
 
+/// Most distinct trigrams one message gets postings for. Natural text of the indexed size (64 KiB
+/// of body, a normal header) has well under this many; a message above it (megabytes of
+/// encoded-word header text, random text) would otherwise add one posting set per trigram, up to
+/// about a million Redis keys per delivery and again per COPY. Such a message gets no postings
+/// and is marked unindexed instead: it is a candidate of every text search and verified against
+/// its stored text like any other, so answers stay exact.
+pub const MAX_GRAMS_PER_MESSAGE: usize = 32_768;
+
+/// The trigrams a backend posts for a message ([`index_grams`]), or `None` when there are more
+/// than [`MAX_GRAMS_PER_MESSAGE`]: the message is then unindexed (always a candidate). Stops
+/// collecting at the cap, so the work and memory are bounded whatever the text.
+pub fn posted_grams(ix: &SearchIndex) -> Option<BTreeSet<Gram>> {
+    let mut out = BTreeSet::new();
+    let mut push = |text: &str| {
+        let mut window = [0u64; 3];
+        for (i, c) in text.chars().enumerate() {
+            window = [window[1], window[2], u64::from(c)];
+            if i >= 2 {
+                out.insert(window[0] << 42 | window[1] << 21 | window[2]);
+                if out.len() > MAX_GRAMS_PER_MESSAGE {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    for (h, v) in &ix.headers {
+        let fits = push(&h.to_lowercase())
+            && push(&v.to_lowercase())
+            && push(&format!("{h}: {v}").to_lowercase());
+        if !fits {
+            return None;
+        }
+    }
+    push(&ix.body_text.to_lowercase()).then_some(out)
+}
+
+/// The filter a backend keeps for a message ([`gram_bloom`] of [`posted_grams`]); for an
+/// unindexed message an empty one, which [`bloom_may_contain`] lets through for every needle.
+pub fn posted_bloom(ix: &SearchIndex) -> Vec<u8> {
+    posted_grams(ix).map(|g| gram_bloom(&g)).unwrap_or_default()
+}
+
 /// The UIDs that can match `key`, from the backend's posting lists (`postings` returns one list
 /// in ascending UID order), or `None` when the key cannot be narrowed that way and every message
 /// is a candidate. The answer is a superset: candidates are then checked with [`matches`].

@@ -7,7 +7,8 @@ async fn store() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path().join("data/meta.redb"))
         .await
-        .expect("open");
+        .expect("open")
+        .with_limits(conformance::LIMITS);
     (dir, store)
 }
 

@@ -12,7 +12,10 @@ use yubin_meta_store::{RedisStore, conformance};
 
 async fn store() -> (RedisServer, RedisStore) {
     let server = RedisServer::spawn().expect("spawn redis-server");
-    let store = RedisStore::connect(&server.url()).await.expect("connect");
+    let store = RedisStore::connect(&server.url())
+        .await
+        .expect("connect")
+        .with_limits(conformance::LIMITS);
     (server, store)
 }
 
@@ -313,4 +316,58 @@ async fn timings_3000_messages() {
         .await
         .expect("search");
     time("search TEXT", t);
+}
+
+async fn dbsize(url: &str) -> i64 {
+    let client = redis::Client::open(url).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    redis::cmd("DBSIZE")
+        .query_async(&mut c)
+        .await
+        .expect("DBSIZE")
+}
+
+/// A message with megabytes of distinct header text once added one posting set (one Redis key)
+/// per trigram, about a million keys per delivery and again per COPY; over
+/// `MAX_GRAMS_PER_MESSAGE` it now adds a handful of keys, and SEARCH still finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_too_many_trigrams_adds_few_keys() {
+    let (server, store) = store().await;
+    let user = store
+        .create_user("flood", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+        .await
+        .expect("user")
+        .id;
+    store.select(user, "INBOX").await.expect("select");
+    let before = dbsize(&server.url()).await;
+    let mut m = message(user, 1);
+    m.index.headers = vec![(
+        "Subject".into(),
+        format!("{} tail-marker", conformance::gram_flood(2_000_000)),
+    )];
+    let r = store.append(user, "INBOX", vec![m]).await.expect("append");
+    store
+        .copy_messages(
+            user,
+            r.mailbox,
+            &UidSet::from_ranges([(1, 1)]),
+            "INBOX",
+            false,
+        )
+        .await
+        .expect("copy");
+    let added = dbsize(&server.url()).await - before;
+    assert!(added < 20, "{added} keys for two messages");
+    let found = store
+        .search(
+            user,
+            r.mailbox,
+            &yubin_meta_api::SearchKey::Header("subject".into(), "TAIL-MARKER".into()),
+        )
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 2);
 }

@@ -14,7 +14,8 @@ async fn store() -> (RedisCluster, RedisStore) {
     let cluster = RedisCluster::spawn().expect("spawn redis cluster");
     let store = RedisStore::connect_cluster(&cluster.urls())
         .await
-        .expect("connect to cluster");
+        .expect("connect to cluster")
+        .with_limits(conformance::LIMITS);
     (cluster, store)
 }
 

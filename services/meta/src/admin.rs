@@ -233,6 +233,7 @@ impl From<MetaError> for ApiError {
             MetaError::AlreadyExists(_) => StatusCode::CONFLICT,
             MetaError::Invalid(_) => StatusCode::BAD_REQUEST,
             MetaError::OverQuota(_) => StatusCode::INSUFFICIENT_STORAGE,
+            MetaError::Limit(_) => StatusCode::CONFLICT,
             MetaError::AuthenticationFailed => StatusCode::UNAUTHORIZED,
             MetaError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             MetaError::Internal(_) => {

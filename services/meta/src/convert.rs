@@ -59,6 +59,7 @@ fn error_kind(err: &MetaError) -> (&'static str, Code) {
         MetaError::AlreadyExists(_) => ("already-exists", Code::AlreadyExists),
         MetaError::Invalid(_) => ("invalid", Code::InvalidArgument),
         MetaError::OverQuota(_) => ("over-quota", Code::ResourceExhausted),
+        MetaError::Limit(_) => ("limit", Code::FailedPrecondition),
         MetaError::AuthenticationFailed => ("authentication-failed", Code::Unauthenticated),
         MetaError::Unavailable(_) => ("unavailable", Code::Unavailable),
         MetaError::Internal(_) => ("internal", Code::Internal),
@@ -73,6 +74,7 @@ pub fn status_from_meta(err: MetaError) -> Status {
         | MetaError::AlreadyExists(m)
         | MetaError::Invalid(m)
         | MetaError::OverQuota(m)
+        | MetaError::Limit(m)
         | MetaError::Unavailable(m)
         | MetaError::Internal(m) => m,
         MetaError::AuthenticationFailed => "authentication failed".to_string(),
@@ -103,6 +105,7 @@ pub fn meta_from_status(status: &Status) -> MetaError {
         Some("already-exists") => return MetaError::AlreadyExists(message),
         Some("invalid") => return MetaError::Invalid(message),
         Some("over-quota") => return MetaError::OverQuota(message),
+        Some("limit") => return MetaError::Limit(message),
         Some("authentication-failed") => return MetaError::AuthenticationFailed,
         Some("unavailable") => return MetaError::Unavailable(message),
         Some("internal") => return MetaError::Internal(message),
@@ -336,6 +339,7 @@ impl From<MailboxSnapshot> for pb::MailboxSnapshot {
             uids: uids_to_pb(&s.uids),
             first_unseen: s.first_unseen.map(|u| u.0),
             keywords: s.keywords,
+            keywords_full: s.keywords_full,
         }
     }
 }
@@ -349,6 +353,7 @@ impl TryFrom<pb::MailboxSnapshot> for MailboxSnapshot {
             uids: uids_from_pb(s.uids),
             first_unseen: s.first_unseen.map(Uid),
             keywords: s.keywords,
+            keywords_full: s.keywords_full,
         })
     }
 }
@@ -640,6 +645,7 @@ mod tests {
             MetaError::AlreadyExists("mailbox Bar".into()),
             MetaError::Invalid("cannot delete INBOX".into()),
             MetaError::OverQuota("storage".into()),
+            MetaError::Limit("keywords".into()),
             MetaError::AuthenticationFailed,
             MetaError::Unavailable("redis down".into()),
             MetaError::Internal("corrupt record".into()),
@@ -653,6 +659,7 @@ mod tests {
             Code::AlreadyExists,
             Code::InvalidArgument,
             Code::ResourceExhausted,
+            Code::FailedPrecondition,
             Code::Unauthenticated,
             Code::Unavailable,
             Code::Internal,

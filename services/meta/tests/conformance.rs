@@ -228,7 +228,8 @@ async fn embedded() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("meta.redb"))
         .await
-        .unwrap();
+        .unwrap()
+        .with_limits(yubin_meta_store::conformance::LIMITS);
     (dir, Arc::new(store))
 }
 

@@ -9,6 +9,13 @@ use yubin_meta_api::{InternalDate, SearchIndex};
 /// Cap on `body_text`: enough for BODY/TEXT search on real mail, bounded metadata size.
 pub(crate) const BODY_TEXT_CAP: usize = 64 * 1024;
 
+/// Cap on the decoded header text (names and values together) kept in the index. Real headers
+/// are a few KiB (long Received/DKIM chains stay far below); without a cap a message with
+/// megabytes of encoded-word header text put all of it into the stored index, once per COPY.
+/// Fields are kept in order; the one crossing the cap is cut, later ones are left out. The
+/// stored text is what SEARCH verifies against, so text within the cap is found exactly.
+pub(crate) const HEADER_TEXT_CAP: usize = 256 * 1024;
+
 pub(crate) fn build_index(msg: &Message<'_>, raw: &[u8]) -> SearchIndex {
     let headers = msg
         .parts
@@ -47,19 +54,32 @@ pub(crate) fn fallback_index(raw: &[u8]) -> SearchIndex {
 /// decoded (mail-parser's unstructured decoder handles any charset it knows, ISO-2022-JP
 /// included) and folding undone.
 fn decoded_headers(root: &MessagePart<'_>, raw: &[u8]) -> Vec<(String, String)> {
-    root.headers
-        .iter()
-        .map(|h| {
-            let name_end = (h.offset_start as usize).min(raw.len());
-            let name_start = (h.offset_field as usize).min(name_end);
-            let name = &raw[name_start..name_end];
-            let name = name.strip_suffix(b":").unwrap_or(name);
-            let name = String::from_utf8_lossy(name).trim().to_string();
-            let value_end = (h.offset_end as usize).min(raw.len());
-            let value = decode_value(&raw[name_end.min(value_end)..value_end]);
-            (name, value)
-        })
-        .collect()
+    let mut budget = HEADER_TEXT_CAP;
+    let mut out = Vec::new();
+    for h in &root.headers {
+        if budget == 0 {
+            break;
+        }
+        let (mut name, mut value) = decoded_field(h, raw);
+        truncate_at_char(&mut name, budget);
+        budget -= name.len();
+        truncate_at_char(&mut value, budget);
+        budget -= value.len();
+        out.push((name, value));
+    }
+    out
+}
+
+/// One field: name as written, value decoded.
+fn decoded_field(h: &mail_parser::Header<'_>, raw: &[u8]) -> (String, String) {
+    let name_end = (h.offset_start as usize).min(raw.len());
+    let name_start = (h.offset_field as usize).min(name_end);
+    let name = &raw[name_start..name_end];
+    let name = name.strip_suffix(b":").unwrap_or(name);
+    let name = String::from_utf8_lossy(name).trim().to_string();
+    let value_end = (h.offset_end as usize).min(raw.len());
+    let value = decode_value(&raw[name_end.min(value_end)..value_end]);
+    (name, value)
 }
 
 fn decode_value(raw_value: &[u8]) -> String {

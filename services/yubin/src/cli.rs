@@ -139,6 +139,40 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_LOGIN_TIMEOUT_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_timeout_seconds: Option<u64>,
+    /// Most flags one STORE or APPEND message may name (more get NO [LIMIT]).
+    #[arg(long, env = "YUBIN_MAX_FLAGS_PER_COMMAND")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_flags_per_command: Option<usize>,
+}
+
+/// Limits the metadata store enforces (`dev` and `meta`); in the config file under `[store]`.
+#[derive(Debug, Args, Serialize, Default)]
+pub struct StoreLimitArgs {
+    /// Most keywords one message may carry.
+    #[arg(long, env = "YUBIN_MAX_KEYWORDS_PER_MESSAGE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_keywords_per_message: Option<u32>,
+    /// Most distinct keywords one mailbox may know.
+    #[arg(long, env = "YUBIN_MAX_KEYWORDS_PER_MAILBOX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_keywords_per_mailbox: Option<u32>,
+    /// Longest keyword, in bytes.
+    #[arg(long, env = "YUBIN_MAX_KEYWORD_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_keyword_bytes: Option<u32>,
+    /// Most mailboxes one account may have.
+    #[arg(long, env = "YUBIN_MAX_MAILBOXES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_mailboxes: Option<u32>,
+}
+
+impl StoreLimitArgs {
+    fn is_empty(&self) -> bool {
+        self.max_keywords_per_message.is_none()
+            && self.max_keywords_per_mailbox.is_none()
+            && self.max_keyword_bytes.is_none()
+            && self.max_mailboxes.is_none()
+    }
 }
 
 /// Listeners, TLS, spool and limits of the roles that serve IMAP (`dev` and `imap`).
@@ -389,6 +423,9 @@ pub struct DevArgs {
     #[serde(flatten)]
     pub lmtp: LmtpArgs,
     #[command(flatten)]
+    #[serde(rename = "store", skip_serializing_if = "StoreLimitArgs::is_empty")]
+    pub store: StoreLimitArgs,
+    #[command(flatten)]
     #[serde(rename = "auth", skip_serializing_if = "AuthArgs::is_empty")]
     pub auth: AuthArgs,
 }
@@ -419,6 +456,9 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_S3_BUCKET")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_bucket: Option<String>,
+    #[command(flatten)]
+    #[serde(rename = "store", skip_serializing_if = "StoreLimitArgs::is_empty")]
+    pub store: StoreLimitArgs,
     #[command(flatten)]
     #[serde(rename = "auth", skip_serializing_if = "AuthArgs::is_empty")]
     pub auth: AuthArgs,

@@ -70,6 +70,13 @@ pub fn check_quota_admins(names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The metadata store's limits (`[store]`).
+pub fn check_store_limits(limits: &yubin_meta_store::StoreLimits) -> anyhow::Result<()> {
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[store] limits: {e}"))
+}
+
 pub fn check_tls_pair(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> anyhow::Result<()> {
     if cert.is_some() != key.is_some() {
         bail!("--tls-cert and --tls-key must be given together");
@@ -115,6 +122,8 @@ pub struct ConnectionLimits {
     pub pre_auth_max_bytes: usize,
     #[serde(default = "default_login_timeout")]
     pub login_timeout_seconds: u64,
+    #[serde(default = "default_max_flags_per_command")]
+    pub max_flags_per_command: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -137,6 +146,7 @@ impl Default for ConnectionLimits {
             max_connections_per_address: default_max_connections_per_address(),
             pre_auth_max_bytes: default_pre_auth_max_bytes(),
             login_timeout_seconds: default_login_timeout(),
+            max_flags_per_command: default_max_flags_per_command(),
         }
     }
 }
@@ -181,6 +191,10 @@ impl ConnectionLimits {
         }
         if self.login_timeout_seconds == 0 || self.login_timeout_seconds > 3600 {
             bail!("login_timeout_seconds must be between 1 and 3600");
+        }
+        if self.max_flags_per_command < 16 {
+            // The five system flags and a handful of keywords must always fit.
+            bail!("max_flags_per_command must be at least 16");
         }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             // The drain must end well before any orchestrator's kill deadline is reasonable.
@@ -229,6 +243,7 @@ impl ConnectionLimits {
                 max_references: self.thread_max_references,
                 max_sort_field_bytes: self.sort_max_field_bytes,
             },
+            max_flags_per_command: self.max_flags_per_command,
             quota_admins,
         }
     }
@@ -266,6 +281,9 @@ fn default_login_timeout() -> u64 {
     yubin_imap::Timeouts::default().login.as_secs()
 }
 
+fn default_max_flags_per_command() -> usize {
+    yubin_imap::ImapConfig::default().max_flags_per_command
+}
 fn default_max_line() -> usize {
     64 * 1024
 }

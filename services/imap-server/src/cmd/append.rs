@@ -71,7 +71,7 @@ pub(crate) async fn store_message(
     m: AppendMessage,
     spooled: &[Spool],
 ) -> Result<NewMessage, Reply> {
-    let flags = crate::cmd::store::flags_arg(&m.flags)?;
+    let flags = crate::cmd::store::flags_arg(&m.flags, s.server.config.max_flags_per_command)?;
     let (key, size, summary, index) = match m.message {
         AppendBody::Inline(raw) => store_inline(s, user, raw).await?,
         AppendBody::Catenate(parts) => {

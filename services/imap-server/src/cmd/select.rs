@@ -75,6 +75,12 @@ pub(crate) async fn run(
     out.line(&format!("* FLAGS ({flags})"));
     if read_only {
         out.line("* OK [PERMANENTFLAGS ()] Read-only mailbox");
+    } else if snap.keywords_full {
+        // RFC 9051 §7.1 / RFC 3501 §7.1: `\*` says new keywords can be created; a mailbox at
+        // its keyword limit cannot take one, so only the known flags are listed.
+        out.line(&format!(
+            "* OK [PERMANENTFLAGS ({flags})] No new keywords: limit reached"
+        ));
     } else {
         out.line(&format!(
             "* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted"

@@ -9,9 +9,15 @@ use yubin_imap_proto::{SequenceSet, StoreMode, encode};
 use yubin_meta_api::{FlagOp, ModSeq, Uid, UidSet, canonical_flag, is_system_flag};
 
 /// Validates and canonicalises client flags: system flags in RFC spelling, `\Recent` dropped (it
-/// cannot be set, RFC 3501 §2.3.2), unknown `\`-flags refused, duplicates removed.
-pub(crate) fn flags_arg(flags: &[String]) -> Result<Vec<String>, Reply> {
+/// cannot be set, RFC 3501 §2.3.2), unknown `\`-flags refused, duplicates removed. More than
+/// `max` flags get `NO [LIMIT]` (RFC 5530 §3) before any other work: the list is client input
+/// bounded only by the line length.
+pub(crate) fn flags_arg(flags: &[String], max: usize) -> Result<Vec<String>, Reply> {
+    if flags.len() > max {
+        return Err(Reply::no(format!("More than {max} flags in one command")).code("LIMIT"));
+    }
     let mut out: Vec<String> = Vec::with_capacity(flags.len());
+    let mut seen = HashSet::with_capacity(flags.len());
     for f in flags {
         let c = canonical_flag(f);
         if c == "\\Recent" {
@@ -20,7 +26,7 @@ pub(crate) fn flags_arg(flags: &[String]) -> Result<Vec<String>, Reply> {
         if c.starts_with('\\') && !is_system_flag(&c) {
             return Err(Reply::bad(format!("Invalid flag {f}")));
         }
-        if !out.contains(&c) {
+        if seen.insert(c.clone()) {
             out.push(c);
         }
     }
@@ -38,7 +44,7 @@ pub(crate) async fn run(
     flags: &[String],
     unchanged_since: Option<u64>,
 ) -> Reply {
-    let flags = match flags_arg(flags) {
+    let flags = match flags_arg(flags, s.server.config.max_flags_per_command) {
         Ok(f) => f,
         Err(r) => return r,
     };

@@ -296,6 +296,8 @@ pub struct Options {
     pub timeouts: Timeouts,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub fault: WatchFault,
+    /// The metadata store's keyword and mailbox limits.
+    pub store_limits: yubin_meta_store::StoreLimits,
 }
 
 impl Default for Options {
@@ -308,6 +310,7 @@ impl Default for Options {
             timeouts: Timeouts::default(),
             tls: None,
             fault: WatchFault::None,
+            store_limits: yubin_meta_store::StoreLimits::default(),
         }
     }
 }
@@ -321,7 +324,8 @@ pub async fn start_with(opts: Options) -> Harness {
     let store = Arc::new(
         EmbeddedStore::open(dir.path().join("meta.redb"))
             .await
-            .expect("open store"),
+            .expect("open store")
+            .with_limits(opts.store_limits),
     );
     for (name, pass) in [("alice", "wonderland"), ("bob", "builder")] {
         store

@@ -30,7 +30,8 @@
 //! | `{u:<id>}:unseen:<m>` | sorted set | uids without `\Seen` (first unseen in O(log n)) |
 //! | `{u:<id>}:deleted:<m>` | sorted set | uids with `\Deleted` (EXPUNGE touches only those) |
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
-//! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::index_grams`) |
+//! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::posted_grams`) |
+//! | `{u:<id>}:ug:<m>` | set | uids with too many trigrams to post (`search::MAX_GRAMS_PER_MESSAGE`): candidates of every text search |
 //! | `{u:<id>}:gl:<m>` | hash | uid → its trigrams, space-separated (to remove its postings on expunge) |
 //! | `{u:<id>}:md:<m>` | hash | METADATA entry name → value (RFC 5464); `<m>` = 0 for the server entries |
 //!
@@ -92,7 +93,7 @@ use crate::accounts::{self, AddressBook, normalize_address, normalize_domain};
 use crate::embedded::normalize_login;
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate};
-use crate::{flags, metadata};
+use crate::{StoreLimits, flags, metadata};
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
@@ -130,16 +131,23 @@ struct Scripts {
 }
 
 /// A script: which publish command to use (`PUBLISH`, or `SPUBLISH` for sharded pub/sub on a
-/// cluster), the prelude, then the body.
-fn script(publish: &str, body: &str) -> Script {
+/// cluster), the store's limits, the prelude, then the body. The limits are part of the script
+/// text rather than arguments so that every script sees them without a change to its ARGV
+/// layout; stores with other limits load other scripts (another SHA).
+fn script(publish: &str, limits: &StoreLimits, body: &str) -> Script {
     Script::new(&format!(
-        "local PUBLISH_CMD = '{publish}'\n{PRELUDE}\n{body}"
+        "local PUBLISH_CMD = '{publish}'\n\
+         local MAX_KEYWORDS_PER_MESSAGE = {}\n\
+         local MAX_KEYWORDS_PER_MAILBOX = {}\n\
+         local MAX_MAILBOXES = {}\n\
+         {PRELUDE}\n{body}",
+        limits.max_keywords_per_message, limits.max_keywords_per_mailbox, limits.max_mailboxes
     ))
 }
 
 impl Scripts {
-    fn new(publish: &str) -> Scripts {
-        let script = |body| script(publish, body);
+    fn new(publish: &str, limits: &StoreLimits) -> Scripts {
+        let script = |body| script(publish, limits, body);
         let scripts = Scripts {
             list: script(include_str!("lua/list.lua")),
             status: script(include_str!("lua/status.lua")),
@@ -303,6 +311,9 @@ pub struct RedisStore {
     conn: Conn,
     scripts: Arc<Scripts>,
     hub: hub::Hub,
+    /// The publish command the scripts use, kept to rebuild them with other limits.
+    publish: &'static str,
+    limits: StoreLimits,
 }
 
 /// Maps a Redis error to the caller's class: script verdicts to their `MetaError`, anything
@@ -314,6 +325,7 @@ pub(crate) fn redis_err(e: RedisError) -> MetaError {
         Some("YEXISTS") => return MetaError::AlreadyExists(detail),
         Some("YINVALID") => return MetaError::Invalid(detail),
         Some("YOVERQUOTA") => return MetaError::OverQuota(detail),
+        Some("YLIMIT") => return MetaError::Limit(detail),
         _ => {}
     }
     let unavailable = e.is_io_error()
@@ -526,7 +538,9 @@ impl RedisStore {
             .map_err(redis_err)?;
         Ok(RedisStore {
             conn: Conn::Single(conn),
-            scripts: Arc::new(Scripts::new("PUBLISH")),
+            scripts: Arc::new(Scripts::new("PUBLISH", &StoreLimits::default())),
+            publish: "PUBLISH",
+            limits: StoreLimits::default(),
             hub: hub::Hub::start(client),
         })
     }
@@ -555,9 +569,18 @@ impl RedisStore {
             .map_err(|e| MetaError::Invalid(format!("redis url {:?}: {e}", nodes[0])))?;
         Ok(RedisStore {
             conn: Conn::Cluster(conn.clone()),
-            scripts: Arc::new(Scripts::new("SPUBLISH")),
+            scripts: Arc::new(Scripts::new("SPUBLISH", &StoreLimits::default())),
+            publish: "SPUBLISH",
+            limits: StoreLimits::default(),
             hub: hub::Hub::start_sharded(conn, seed),
         })
+    }
+
+    /// The same store enforcing `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: StoreLimits) -> RedisStore {
+        self.scripts = Arc::new(Scripts::new(self.publish, &limits));
+        self.limits = limits;
+        self
     }
 
     /// Round trip to the server, for the readiness probe (on a cluster, PING goes to every
@@ -639,6 +662,10 @@ struct ScannedMessage {
     size: u64,
     index: Option<SearchIndex>,
 }
+
+/// The gram list of a message with more than [`search::MAX_GRAMS_PER_MESSAGE`] trigrams (see
+/// `add_grams` in the prelude).
+const UNINDEXED: &str = "*";
 
 /// A message's search trigrams as the scripts store them: hex, space-separated.
 fn gram_list(grams: &std::collections::BTreeSet<search::Gram>) -> String {
@@ -869,6 +896,7 @@ impl MailStore for RedisStore {
             info,
             uids,
             first_unseen,
+            keywords_full: self.limits.keywords_full(keywords.len()),
             keywords,
         })
     }
@@ -883,14 +911,20 @@ impl MailStore for RedisStore {
         let mut inv = self.call(&self.scripts.append, user);
         inv.arg(now_secs()).arg(&name).arg(messages.len());
         for m in &messages {
-            let flags = flags::normalize(&m.flags)?.join(" ");
+            let flags = flags::normalize(&m.flags)?;
+            self.limits.check_given(&flags)?;
+            let flags = flags.join(" ");
             let index = serde_json::to_vec(&m.index)
                 .map_err(|e| MetaError::Internal(format!("encoding search index: {e}")))?;
             inv.arg(flags)
                 .arg(encode_record(m))
                 .arg(&m.summary[..])
                 .arg(index)
-                .arg(gram_list(&search::index_grams(&m.index)));
+                .arg(match search::posted_grams(&m.index) {
+                    Some(grams) => gram_list(&grams),
+                    // Too many trigrams: unindexed, a candidate of every text search.
+                    None => UNINDEXED.to_string(),
+                });
         }
         let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
         let uid_validity = UidValidity(v_num(next(&mut it)?)?);
@@ -929,6 +963,10 @@ impl MailStore for RedisStore {
         unchanged_since: Option<ModSeq>,
     ) -> MetaResult<StoreResult> {
         let given = flags::normalize(flags)?;
+        if op != FlagOp::Remove {
+            // Refused before the script runs: this is the cheap, common rejection.
+            self.limits.check_given(&given)?;
+        }
         let mut inv = self.call(&self.scripts.store, user);
         inv.arg(mailbox.0)
             .arg(match op {

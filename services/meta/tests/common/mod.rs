@@ -173,6 +173,7 @@ impl MailStore for EchoStore {
             uids: vec![Uid(1), Uid(5), Uid(u32::MAX)],
             first_unseen: Some(Uid(5)),
             keywords: vec!["$Junk".into(), "Work".into()],
+            keywords_full: true,
         })
     }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, FsBlobStore};
 use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
-use yubin_meta_store::EmbeddedStore;
+use yubin_meta_store::{EmbeddedStore, StoreLimits};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +46,8 @@ struct DevSettings {
     #[serde(default)]
     lmtp: LmtpLimits,
     #[serde(default)]
+    store: StoreLimits,
+    #[serde(default)]
     auth: config::AuthSettings,
 }
 
@@ -75,6 +77,7 @@ impl DevSettings {
         config::check_addr("lmtp_listen", &self.lmtp_listen)?;
         self.lmtp.validate()?;
         self.auth.validate()?;
+        config::check_store_limits(&self.store)?;
         self.limits.validate()
     }
 }
@@ -92,7 +95,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let store = Arc::new(
         EmbeddedStore::open(settings.data_dir.join("meta.redb"))
             .await
-            .context("opening the embedded metadata store")?,
+            .context("opening the embedded metadata store")?
+            .with_limits(settings.store),
     );
     let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(settings.data_dir.join("blobs")));
     let accounts: Arc<dyn AccountStore> = store.clone();

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, S3BlobStore};
 use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
-use yubin_meta_store::RedisStore;
+use yubin_meta_store::{RedisStore, StoreLimits};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,8 @@ struct MetaSettings {
     /// Where the front-ends keep message bodies: deleting an account deletes them too.
     #[serde(default = "default_bucket")]
     s3_bucket: String,
+    #[serde(default)]
+    store: StoreLimits,
     #[serde(default)]
     auth: config::AuthSettings,
 }
@@ -57,6 +59,7 @@ impl MetaSettings {
             anyhow::bail!("redis_url is empty");
         }
         self.auth.validate()?;
+        config::check_store_limits(&self.store)?;
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
         }
@@ -93,7 +96,7 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
             .await
             .context("connecting to redis")?
     };
-    let store = Arc::new(store);
+    let store = Arc::new(store.with_limits(settings.store));
     match store.persistence_enabled().await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(

@@ -17,8 +17,17 @@ if not uid_room(id, n) then
   return invalid('mailbox ' .. name .. ' has no UIDs left')
 end
 local bytes = 0
-for i = 0, n - 1 do bytes = bytes + rec_size(ARGV[6 + i * 5]) end
-local refusal = quota_refusal(bytes, n)
+local flag_lists = {}
+for i = 0, n - 1 do
+  bytes = bytes + rec_size(ARGV[6 + i * 5])
+  local flags = split(ARGV[5 + i * 5])
+  if keyword_count(flags) > MAX_KEYWORDS_PER_MESSAGE then
+    publish()
+    return too_many_per_message()
+  end
+  flag_lists[#flag_lists + 1] = flags
+end
+local refusal = keyword_room_refusal(id, flag_lists) or quota_refusal(bytes, n)
 if refusal then
   publish()
   return refusal

@@ -12,6 +12,16 @@ if not uid_room(dst, #uids) then
   publish()
   return invalid('mailbox ' .. name .. ' has no UIDs left')
 end
+if dst ~= src and #uids > 0 then
+  -- The copies bring their keywords: the destination must have room for the new ones.
+  local flag_lists = {}
+  for _, f in ipairs(hmget_all(K('flags', src), uids)) do flag_lists[#flag_lists + 1] = split(f) end
+  local refusal = keyword_room_refusal(dst, flag_lists)
+  if refusal then
+    publish()
+    return refusal
+  end
+end
 if not remove and #uids > 0 then
   -- A copy adds to the account's usage; a move within it changes nothing.
   local bytes = 0

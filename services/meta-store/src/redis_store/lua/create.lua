@@ -4,6 +4,11 @@ if resolve(name, now) then
   publish()
   return exists_err('mailbox ' .. name)
 end
+local refusal = mailbox_room_refusal(name, 1)
+if refusal then
+  publish()
+  return refusal
+end
 create_superiors(name, now)
 local id = create_mb(name, ARGV[4], now)
 publish()

@@ -5,7 +5,12 @@
 -- prefix and so lies in the same slot (one user's operation never spans two slots).
 --
 -- Redis does not roll a script back on error, so every script validates first and only then
--- writes; errors are replied as "YNOTFOUND ...", "YEXISTS ...", "YINVALID ...", "YOVERQUOTA ...".
+-- writes; errors are replied as "YNOTFOUND ...", "YEXISTS ...", "YINVALID ...", "YOVERQUOTA ...",
+-- "YLIMIT ...".
+--
+-- MAX_KEYWORDS_PER_MESSAGE, MAX_KEYWORDS_PER_MAILBOX and MAX_MAILBOXES are defined by the Rust
+-- side ahead of this prelude (StoreLimits). A script that has written cannot be stopped with
+-- SCRIPT KILL, so every loop here is linear in what the command names and bounded by them.
 
 local P = ARGV[1]
 local CHANNEL = 'ev:' .. string.sub(P, 1, #P - 1)
@@ -22,6 +27,7 @@ local function notfound(what) return redis.error_reply('YNOTFOUND ' .. what) end
 local function exists_err(what) return redis.error_reply('YEXISTS ' .. what) end
 local function invalid(what) return redis.error_reply('YINVALID ' .. what) end
 local function overquota(what) return redis.error_reply('YOVERQUOTA ' .. what) end
+local function limit(what) return redis.error_reply('YLIMIT ' .. what) end
 
 -- Change hints, published once the script's writes are done (kinds: a=appended, f=flags,
 -- e=expunged, l=mailbox list). PUBLISH failing must never fail the write: hints only.
@@ -46,10 +52,72 @@ local function split(s)
 end
 
 -- Flags compare case-insensitively (RFC 3501 §2.3.2); a message keeps its first spelling.
+-- `has` scans one (bounded) flag list for one flag; comparing two lists goes through
+-- `lower_set`, which lower-cases each element once, never through `has` in a loop (that made
+-- a STORE of 12 000 keywords quadratic).
 local function has(list, f)
   local lf = string.lower(f)
   for _, x in ipairs(list) do if string.lower(x) == lf then return true end end
   return false
+end
+
+local function lower_set(list)
+  local s = {}
+  for _, f in ipairs(list) do s[string.lower(f)] = true end
+  return s
+end
+
+local function is_keyword(f) return string.sub(f, 1, 1) ~= '\\' end
+
+local function keyword_count(list)
+  local n = 0
+  for _, f in ipairs(list) do if is_keyword(f) then n = n + 1 end end
+  return n
+end
+
+local function too_many_per_message()
+  return limit('more than ' .. fmt(MAX_KEYWORDS_PER_MESSAGE) .. ' keywords on one message')
+end
+
+-- A refusal when the keywords of the flag lists `lists` would take mailbox m past
+-- MAX_KEYWORDS_PER_MAILBOX distinct keywords, else nil. Only growth is refused, so a mailbox
+-- above a lowered limit keeps working with what it knows. Stops at the first keyword too many.
+local function keyword_room_refusal(m, lists)
+  local room = MAX_KEYWORDS_PER_MAILBOX - redis.call('HLEN', K('kw', m))
+  local checked = {}
+  for _, list in ipairs(lists) do
+    for _, f in ipairs(list) do
+      local lf = string.lower(f)
+      if is_keyword(f) and not checked[lf] then
+        checked[lf] = true
+        if redis.call('HEXISTS', K('kw', m), lf) == 0 then
+          room = room - 1
+          if room < 0 then
+            return limit('more than ' .. fmt(MAX_KEYWORDS_PER_MAILBOX) ..
+              ' keywords in one mailbox')
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- A refusal when creating the missing superiors of `name` plus `extra` mailboxes would take
+-- the account past MAX_MAILBOXES, else nil.
+local function mailbox_room_refusal(name, extra)
+  local added, i = extra, 0
+  while true do
+    i = string.find(name, '/', i + 1, true)
+    if not i then break end
+    if redis.call('HEXISTS', P .. 'mailboxes', string.sub(name, 1, i - 1)) == 0 then
+      added = added + 1
+    end
+  end
+  if added > 0 and redis.call('HLEN', P .. 'mailboxes') + added > MAX_MAILBOXES then
+    return limit('more than ' .. fmt(MAX_MAILBOXES) .. ' mailboxes in one account')
+  end
+  return nil
 end
 
 -- "<unix-seconds> <tz-minutes> <size> <blob key>"
@@ -131,7 +199,7 @@ end
 
 local function note_keywords(m, flags)
   for _, f in ipairs(flags) do
-    if string.sub(f, 1, 1) ~= '\\' then redis.call('HSETNX', K('kw', m), string.lower(f), f) end
+    if is_keyword(f) then redis.call('HSETNX', K('kw', m), string.lower(f), f) end
   end
 end
 
@@ -140,7 +208,11 @@ end
 -- "{u:<id>}:gl:<m>" maps each UID to its grams (to undo them on expunge). A mailbox's 'grams'
 -- field is '1' while every message of it has postings; a message stored before postings
 -- existed clears it, and SEARCH then scans that mailbox as before.
+-- A message with more trigrams than search::MAX_GRAMS_PER_MESSAGE has the gram list '*': no
+-- postings (a million keys per message otherwise), but its UID in "{u:<id>}:ug:<m>", which
+-- SEARCH adds to every posting intersection; its stored text is then verified as usual.
 local function gram_key(m, g) return P .. 'g:' .. m .. ':' .. g end
+local UNINDEXED = '*'
 
 local function add_grams(m, uid, grams)
   if not grams then
@@ -148,14 +220,22 @@ local function add_grams(m, uid, grams)
     return
   end
   redis.call('HSET', K('gl', m), uid, grams)
+  if grams == UNINDEXED then
+    redis.call('SADD', K('ug', m), uid)
+    return
+  end
   for g in string.gmatch(grams, '%S+') do redis.call('SADD', gram_key(m, g), uid) end
 end
 
 local function remove_grams(m, uid)
   local grams = redis.call('HGET', K('gl', m), uid)
   if not grams then return end
-  -- SREM of a set's last member deletes the key, so no empty posting lingers.
-  for g in string.gmatch(grams, '%S+') do redis.call('SREM', gram_key(m, g), uid) end
+  if grams == UNINDEXED then
+    redis.call('SREM', K('ug', m), uid)
+  else
+    -- SREM of a set's last member deletes the key, so no empty posting lingers.
+    for g in string.gmatch(grams, '%S+') do redis.call('SREM', gram_key(m, g), uid) end
+  end
   redis.call('HDEL', K('gl', m), uid)
 end
 
@@ -283,13 +363,13 @@ end
 
 -- 'md' holds the mailbox's METADATA entries (RFC 5464): they go with the mailbox.
 local MB_KINDS = { 'uids', 'flags', 'msg', 'sum', 'idx', 'modseq', 'expunged', 'unseen',
-  'deleted', 'kw', 'gl', 'md' }
+  'deleted', 'kw', 'gl', 'ug', 'md' }
 local function drop_mb(m, name)
   -- The posting sets that exist are exactly the grams of the messages still listed in 'gl'.
   local dropped = {}
   for _, grams in ipairs(redis.call('HVALS', K('gl', m))) do
     for g in string.gmatch(grams, '%S+') do
-      if not dropped[g] then
+      if g ~= UNINDEXED and not dropped[g] then
         dropped[g] = true
         redis.call('UNLINK', gram_key(m, g))
       end

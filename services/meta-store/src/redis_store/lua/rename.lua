@@ -10,6 +10,13 @@ if resolve(to, now) then
   publish()
   return exists_err('mailbox ' .. to)
 end
+-- Moved mailboxes keep their number; the missing superiors of `to` (and, for INBOX, the new
+-- mailbox that takes its messages) are what the account gains.
+local refusal = mailbox_room_refusal(to, from == 'INBOX' and 1 or 0)
+if refusal then
+  publish()
+  return refusal
+end
 if from == 'INBOX' then
   -- RFC 3501 §6.3.5: INBOX's messages move to a new mailbox, INBOX stays (empty) and its
   -- inferiors are untouched.

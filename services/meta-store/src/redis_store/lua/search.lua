@@ -15,6 +15,12 @@ if #ARGV >= 8 and redis.call('HGET', mbkey(m), 'grams') == '1' then
   -- Any subset of the required grams narrows soundly; CHUNK bounds unpack()'s stack use.
   for i = 8, math.min(#ARGV, 8 + CHUNK - 1) do keys[#keys + 1] = gram_key(m, ARGV[i]) end
   uids = redis.call('SINTER', unpack(keys))
+  -- Messages too large to post (see add_grams) are candidates of every text search.
+  local posted = {}
+  for _, u in ipairs(uids) do posted[u] = true end
+  for _, u in ipairs(redis.call('SMEMBERS', K('ug', m))) do
+    if not posted[u] then uids[#uids + 1] = u end
+  end
   table.sort(uids, function(a, b) return tonumber(a) < tonumber(b) end)
 else
   uids = redis.call('ZRANGE', K('uids', m), 0, -1)

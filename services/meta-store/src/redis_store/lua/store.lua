@@ -1,27 +1,47 @@
 -- store_flags: ARGV = P, mailbox, op (add|remove|replace), unchanged-since ("" for none),
 -- n, n flags, then (lo, hi) pairs
 -- -> { highestmodseq, { uid, modseq, flags ... }, { modified uid ... } }
+--
+-- Everything is worked out and checked before the first write (a script is not rolled back on
+-- error), and the work is linear in (messages × flags per message): `given` is lower-cased once
+-- into a set, each message's flags once into another.
 local m, op = ARGV[2], ARGV[3]
 if not mb_exists(m) then return notfound('mailbox ' .. m) end
 local us = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local given = {}
 for i = 1, n do given[i] = ARGV[5 + i] end
+local grows = op ~= 'remove'
+if grows and keyword_count(given) > MAX_KEYWORDS_PER_MESSAGE then
+  return too_many_per_message()
+end
+local given_set = lower_set(given)
 
+-- The flags after the operation, or nil when they do not change (the message then keeps its
+-- MODSEQ, RFC 7162 §3.2).
 local function apply(cur)
+  local cur_set = lower_set(cur)
   local nxt = {}
   if op == 'add' then
     for _, f in ipairs(cur) do nxt[#nxt + 1] = f end
-    for _, f in ipairs(given) do if not has(nxt, f) then nxt[#nxt + 1] = f end end
+    for _, f in ipairs(given) do
+      if not cur_set[string.lower(f)] then nxt[#nxt + 1] = f end
+    end
   elseif op == 'remove' then
-    for _, f in ipairs(cur) do if not has(given, f) then nxt[#nxt + 1] = f end end
+    for _, f in ipairs(cur) do
+      if not given_set[string.lower(f)] then nxt[#nxt + 1] = f end
+    end
   else
     nxt = given
   end
   if #nxt == #cur then
     local same = true
-    for _, f in ipairs(nxt) do if not has(cur, f) then same = false break end end
-    -- Unchanged: the message keeps its MODSEQ (RFC 7162 §3.2).
+    for _, f in ipairs(nxt) do
+      if not cur_set[string.lower(f)] then
+        same = false
+        break
+      end
+    end
     if same then return nil end
   end
   return nxt
@@ -30,12 +50,9 @@ end
 local uids = uids_in(K('uids', m), 6 + n)
 local cur_flags = hmget_all(K('flags', m), uids)
 local cur_ms = zmscore_all(K('modseq', m), uids)
-local ms
-local updated, modified = {}, {}
-local flag_items, ms_items = {}, {}
+local changed, modified = {}, {}
 local unseen_add, unseen_rem, deleted_add, deleted_rem = {}, {}, {}, {}
 local d_unseen, d_deleted = 0, 0
-local keywords = {}
 for i, uid in ipairs(uids) do
   if us and tonumber(cur_ms[i]) > us then
     -- RFC 7162 §3.1.3: changed after UNCHANGEDSINCE, left alone and reported.
@@ -44,7 +61,12 @@ for i, uid in ipairs(uids) do
     local cur = split(cur_flags[i] or '')
     local nxt = apply(cur)
     if nxt then
-      if not ms then ms = bump(m) end
+      if grows then
+        local kw = keyword_count(nxt)
+        if kw > MAX_KEYWORDS_PER_MESSAGE and kw > keyword_count(cur) then
+          return too_many_per_message()
+        end
+      end
       local was_seen, seen = has(cur, '\\Seen'), has(nxt, '\\Seen')
       if was_seen and not seen then
         d_unseen = d_unseen + 1
@@ -63,21 +85,29 @@ for i, uid in ipairs(uids) do
         d_deleted = d_deleted - 1
         deleted_rem[#deleted_rem + 1] = uid
       end
-      for _, f in ipairs(nxt) do
-        if string.sub(f, 1, 1) ~= '\\' then keywords[string.lower(f)] = f end
-      end
-      local joined = table.concat(nxt, ' ')
-      flag_items[#flag_items + 1] = uid
-      flag_items[#flag_items + 1] = joined
-      ms_items[#ms_items + 1] = ms
-      ms_items[#ms_items + 1] = uid
-      updated[#updated + 1] = uid
-      updated[#updated + 1] = fmt(ms)
-      updated[#updated + 1] = joined
+      changed[#changed + 1] = { uid, table.concat(nxt, ' ') }
     end
   end
 end
-if ms then
+local updated = {}
+if #changed > 0 then
+  -- Every changed message now holds all of `given` (add and replace), so these are the only
+  -- keywords the mailbox can learn.
+  if grows then
+    local refusal = keyword_room_refusal(m, { given })
+    if refusal then return refusal end
+  end
+  local ms = bump(m)
+  local flag_items, ms_items = {}, {}
+  for _, c in ipairs(changed) do
+    flag_items[#flag_items + 1] = c[1]
+    flag_items[#flag_items + 1] = c[2]
+    ms_items[#ms_items + 1] = ms
+    ms_items[#ms_items + 1] = c[1]
+    updated[#updated + 1] = c[1]
+    updated[#updated + 1] = fmt(ms)
+    updated[#updated + 1] = c[2]
+  end
   bulk_write('HSET', K('flags', m), flag_items, 2)
   bulk_write('ZADD', K('modseq', m), ms_items, 2)
   bulk_write('ZADD', K('unseen', m), unseen_add, 2)
@@ -86,7 +116,7 @@ if ms then
   bulk_write('ZREM', K('deleted', m), deleted_rem, 1)
   if d_unseen ~= 0 then redis.call('HINCRBY', mbkey(m), 'unseen', d_unseen) end
   if d_deleted ~= 0 then redis.call('HINCRBY', mbkey(m), 'deleted', d_deleted) end
-  for lower, f in pairs(keywords) do redis.call('HSETNX', K('kw', m), lower, f) end
+  if grows then note_keywords(m, given) end
   emit(m, ms, 'f')
 end
 publish()

@@ -1,0 +1,123 @@
+//! Per-mailbox and per-account limits both backends enforce, atomically with the write they
+//! refuse (`MetaError::Limit`, IMAP `NO [LIMIT]`, RFC 5530 §3).
+//!
+//! They bound what one client can make the store hold and what one command makes it do:
+//! without them `STORE 1:* +FLAGS (k0 … k11999)` keeps a Redis script (which cannot be killed
+//! once it has written) or the redb write transaction busy for every other account.
+
+use serde::{Deserialize, Serialize};
+use yubin_meta_api::{MetaError, MetaResult, is_system_flag};
+
+/// The limits of one store; `Default` are the production defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreLimits {
+    /// Most keywords (flags other than system flags) one message may carry.
+    #[serde(default = "default_keywords_per_message")]
+    pub max_keywords_per_message: u32,
+    /// Most distinct keywords one mailbox may know. A mailbox remembers every keyword it has
+    /// seen (the FLAGS response lists them), so this also bounds FLAGS and PERMANENTFLAGS.
+    /// Cyrus has a fixed 128 user flags per mailbox; this is a little more generous.
+    #[serde(default = "default_keywords_per_mailbox")]
+    pub max_keywords_per_mailbox: u32,
+    /// Longest keyword in bytes (Dovecot's `mail_max_keyword_length` is 50).
+    #[serde(default = "default_keyword_bytes")]
+    pub max_keyword_bytes: u32,
+    /// Most mailboxes one account may have (INBOX included); CREATE and RENAME that would
+    /// exceed it (superiors they create count too) are refused.
+    #[serde(default = "default_mailboxes")]
+    pub max_mailboxes: u32,
+}
+
+fn default_keywords_per_message() -> u32 {
+    64
+}
+fn default_keywords_per_mailbox() -> u32 {
+    256
+}
+fn default_keyword_bytes() -> u32 {
+    128
+}
+fn default_mailboxes() -> u32 {
+    10_000
+}
+
+impl Default for StoreLimits {
+    fn default() -> StoreLimits {
+        StoreLimits {
+            max_keywords_per_message: default_keywords_per_message(),
+            max_keywords_per_mailbox: default_keywords_per_mailbox(),
+            max_keyword_bytes: default_keyword_bytes(),
+            max_mailboxes: default_mailboxes(),
+        }
+    }
+}
+
+impl StoreLimits {
+    /// `Err` with the reason when a limit is unusable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_keywords_per_message == 0
+            || self.max_keywords_per_mailbox < self.max_keywords_per_message
+        {
+            return Err(
+                "max_keywords_per_message must be positive and max_keywords_per_mailbox at least \
+                 as large"
+                    .into(),
+            );
+        }
+        if self.max_keyword_bytes < 16 {
+            return Err("max_keyword_bytes must be at least 16".into());
+        }
+        // INBOX plus a few special-use mailboxes (RFC 6154) must always fit.
+        if self.max_mailboxes < 16 {
+            return Err("max_mailboxes must be at least 16".into());
+        }
+        Ok(())
+    }
+
+    /// Refuses a flag list a STORE or APPEND hands to the store before any work is done: too
+    /// many keywords for one message, or a keyword that is too long. `flags` is normalized
+    /// (de-duplicated); a STORE `-FLAGS` is not checked, as it can only shrink a message.
+    pub(crate) fn check_given(&self, flags: &[String]) -> MetaResult<()> {
+        let mut keywords = 0usize;
+        for f in flags.iter().filter(|f| !is_system_flag(f)) {
+            if f.len() > self.max_keyword_bytes as usize {
+                return Err(MetaError::Limit(format!(
+                    "keyword longer than {} bytes",
+                    self.max_keyword_bytes
+                )));
+            }
+            keywords += 1;
+        }
+        if keywords > self.max_keywords_per_message as usize {
+            return Err(self.too_many_per_message());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn too_many_per_message(&self) -> MetaError {
+        MetaError::Limit(format!(
+            "more than {} keywords on one message",
+            self.max_keywords_per_message
+        ))
+    }
+
+    pub(crate) fn too_many_per_mailbox(&self) -> MetaError {
+        MetaError::Limit(format!(
+            "more than {} keywords in one mailbox",
+            self.max_keywords_per_mailbox
+        ))
+    }
+
+    pub(crate) fn too_many_mailboxes(&self) -> MetaError {
+        MetaError::Limit(format!(
+            "more than {} mailboxes in one account",
+            self.max_mailboxes
+        ))
+    }
+
+    /// Whether a mailbox knowing `keywords` distinct keywords can take no new one.
+    pub(crate) fn keywords_full(&self, keywords: usize) -> bool {
+        keywords >= self.max_keywords_per_mailbox as usize
+    }
+}
