@@ -106,6 +106,13 @@ pub async fn spawn_s3s_fs(root: &Path) -> Result<TestS3Server, TestServerError> 
                     Err(_) => continue,
                 },
             };
+            // hyper writes a GetObject answer in several writes (the head, then the streamed
+            // body). With Nagle's algorithm on (RFC 896; RFC 1122 §4.2.3.4), the body waits
+            // until the head is acknowledged, and a client on a kept-alive connection delays
+            // that ACK (RFC 1122 §4.2.3.2; Linux waits up to 40 ms): a quarter of the GETs took
+            // 40 ms more (docs/performance.md, "S3 request latency"). Best effort: a socket
+            // without it is still served correctly.
+            let _ = socket.set_nodelay(true);
             let conn = http
                 .serve_connection(TokioIo::new(socket), service.clone())
                 .into_owned();
