@@ -8,7 +8,7 @@ use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use std::path::Path;
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -100,8 +100,8 @@ pub async fn spawn_s3s_fs(root: &Path) -> Result<TestS3Server, TestServerError> 
             while connections.try_join_next().is_some() {}
             let socket = tokio::select! {
                 _ = &mut rx => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((socket, _)) => socket,
+                accepted = accept_without_nagle(&listener) => match accepted {
+                    Ok(socket) => socket,
                     // Transient accept failures (EMFILE...): keep serving.
                     Err(_) => continue,
                 },
@@ -122,4 +122,35 @@ pub async fn spawn_s3s_fs(root: &Path) -> Result<TestS3Server, TestServerError> 
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The next connection, with Nagle's algorithm off. hyper writes a GetObject answer in several
+/// writes (the head, then the streamed body); with Nagle on (RFC 896, RFC 1122 §4.2.3.4) the
+/// body waits until the head is acknowledged, and a client on a kept-alive connection delays
+/// that ACK (RFC 1122 §4.2.3.2; Linux waits up to 40 ms): a quarter of the small GETs and nearly
+/// every 1 MB GET took 40 ms more (docs/performance.md, "S3 request latency"). Setting it is
+/// best effort: a socket without it is still served correctly.
+async fn accept_without_nagle(listener: &TcpListener) -> std::io::Result<TcpStream> {
+    let (socket, _) = listener.accept().await?;
+    let _ = socket.set_nodelay(true);
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The s3s-fs server's side of a connection has TCP_NODELAY; without it, GETs on kept-alive
+    /// connections waited for delayed ACKs (the `s3_latency` benchmark shows the difference).
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (client, accepted) =
+            tokio::join!(TcpStream::connect(addr), accept_without_nagle(&listener));
+        let client = client.expect("connect");
+        let accepted = accepted.expect("accept");
+        assert_eq!(accepted.peer_addr().ok(), client.local_addr().ok());
+        assert!(accepted.nodelay().expect("TCP_NODELAY"), "Nagle still on");
+    }
 }

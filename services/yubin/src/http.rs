@@ -5,12 +5,14 @@
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// Answers whether the role can serve requests now.
@@ -77,7 +79,38 @@ pub async fn serve_until(
     app: Router,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
+    axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(stop)
         .await
+}
+
+/// `listener` with Nagle's algorithm off on every accepted connection, which `axum::serve` does
+/// not do by itself. An answer hyper writes in several writes (a head, then a streamed body)
+/// would otherwise wait for the client's delayed ACK of the first part on a kept-alive
+/// connection (RFC 1122 §4.2.3.2 and §4.2.3.4; up to 40 ms on Linux): what made every S3 GET of
+/// the test server slow (docs/performance.md, "S3 request latency"). Best effort: a connection
+/// without it is still served.
+fn without_nagle(
+    listener: TcpListener,
+) -> impl axum::serve::Listener<Io = TcpStream, Addr = SocketAddr> {
+    listener.tap_io(|tcp: &mut TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener;
+
+    /// The HTTP port's side of a connection has TCP_NODELAY (`axum::serve` leaves Nagle on).
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut listener = without_nagle(listener);
+        let (client, (accepted, peer)) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        assert_eq!(Some(peer), client.expect("connect").local_addr().ok());
+        assert!(accepted.nodelay().expect("TCP_NODELAY"), "Nagle still on");
+    }
 }

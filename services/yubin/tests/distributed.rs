@@ -271,3 +271,36 @@ async fn benchmark_distributed() {
         r.state_errors
     );
 }
+
+/// Benchmark, not a test (`cargo test --release -p yubin --test distributed --
+/// benchmark_fetch_bodies --ignored --nocapture`): `FETCH 1:100 (BODY.PEEK[])` on the distributed
+/// stack, one S3 GetObject per message. It exposed the 40 ms delayed-ACK stalls of the S3 test
+/// server (docs/performance.md, "S3 request latency").
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark; run explicitly in release mode"]
+async fn benchmark_fetch_bodies() {
+    let stack = Stack::start().await;
+    stack.add_user("bodies", "bodies");
+    let mut imap = Imap::login(stack.imap(0), "bodies", "bodies").await;
+    let mut bytes = 0;
+    for n in 0..100 {
+        let message = sample_message(n);
+        bytes += message.len();
+        assert!(imap.append("INBOX", "", &message).await.is_ok());
+    }
+    imap.ok("SELECT INBOX").await;
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let r = imap.ok("FETCH 1:100 (BODY.PEEK[])").await;
+        samples.push(started.elapsed());
+        assert_eq!(r.count("FETCH"), 100, "every body answered");
+    }
+    samples.sort_unstable();
+    println!(
+        "FETCH 1:100 (BODY.PEEK[]) of {} KB in all, 10 rounds: p50 {:?}, max {:?}",
+        bytes / 1024,
+        samples[samples.len() / 2],
+        samples[samples.len() - 1]
+    );
+}
