@@ -16,14 +16,15 @@ const BOUND: Duration = Duration::from_secs(20);
 
 const REFERENCES: usize = 200_000;
 
-/// The message with the huge References (folded, ten ids a line) and the huge Subject.
-fn hostile() -> Vec<u8> {
+/// The message with the huge References (folded, ten ids a line) and a Subject of `leaders`
+/// "Re: [x] Fwd: " prefixes around "hello".
+fn hostile(leaders: usize) -> Vec<u8> {
     let mut m = String::with_capacity(5 * 1024 * 1024);
     m.push_str("From: mallory@example.org\r\nDate: Mon, 7 Feb 1994 12:00:00 +0000\r\n");
     m.push_str("Subject: ");
-    m.push_str(&"Re: [x] Fwd: ".repeat(100_000));
+    m.push_str(&"Re: [x] Fwd: ".repeat(leaders));
     m.push_str("hello");
-    m.push_str(&" (fwd)".repeat(10_000));
+    m.push_str(&" (fwd)".repeat(leaders / 10));
     m.push_str("\r\nMessage-ID: <big@example.org>\r\nReferences:");
     for i in 0..REFERENCES {
         m.push_str(&format!(" <r{i}@example.org>"));
@@ -44,7 +45,7 @@ fn plain(subject: &str, id: &str, date: &str) -> Vec<u8> {
 
 /// A selected INBOX of: 1 the hostile message (12:00), 2 the last message it references (10:00),
 /// 3 a reply by subject only (11:00).
-async fn mailbox(config: yubin_imap::ImapConfig) -> (Harness, Raw) {
+async fn mailbox(config: yubin_imap::ImapConfig, leaders: usize) -> (Harness, Raw) {
     let h = start_with(Options {
         config,
         ..Options::default()
@@ -55,7 +56,7 @@ async fn mailbox(config: yubin_imap::ImapConfig) -> (Harness, Raw) {
     // bound under test is the one on the commands that follow (BOUND).
     c.timeout = Duration::from_secs(120);
     let messages = [
-        hostile(),
+        hostile(leaders),
         plain(
             "hello",
             &format!("r{}@example.org", REFERENCES - 1),
@@ -99,13 +100,17 @@ fn config(limits: yubin_imap::SortThreadLimits) -> yubin_imap::ImapConfig {
 }
 
 /// Limits large enough that the whole References and Subject are used: the hostile subject's
-/// base subject is HELLO, like the others'.
+/// base subject is HELLO, like the others'. The subject stays within what the search index
+/// keeps of one field (64 KiB; the References keep their last 64 KiB, parent included).
 #[tokio::test]
 async fn hostile_headers_with_unbounded_limits() {
-    let (_h, mut c) = mailbox(config(yubin_imap::SortThreadLimits {
-        max_references: 1_000_000,
-        max_sort_field_bytes: 16 * 1024 * 1024,
-    }))
+    let (_h, mut c) = mailbox(
+        config(yubin_imap::SortThreadLimits {
+            max_references: 1_000_000,
+            max_sort_field_bytes: 16 * 1024 * 1024,
+        }),
+        4_000,
+    )
     .await;
     // 1 hangs under 2 through its last reference; 3 joins by subject; siblings by date.
     let r = bounded(&mut c, "THREAD REFERENCES UTF-8 ALL").await;
@@ -123,7 +128,7 @@ async fn hostile_headers_with_unbounded_limits() {
 /// first 4 KiB of the subject (which ends inside the leaders: base subject "R").
 #[tokio::test]
 async fn hostile_headers_with_default_limits() {
-    let (_h, mut c) = mailbox(config(yubin_imap::SortThreadLimits::default())).await;
+    let (_h, mut c) = mailbox(config(yubin_imap::SortThreadLimits::default()), 100_000).await;
     let r = bounded(&mut c, "THREAD REFERENCES UTF-8 ALL").await;
     assert_eq!(r, "* THREAD (2 (3)(1))");
     let r = bounded(&mut c, "THREAD ORDEREDSUBJECT UTF-8 ALL").await;

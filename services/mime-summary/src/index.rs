@@ -16,6 +16,10 @@ pub(crate) const BODY_TEXT_CAP: usize = 64 * 1024;
 /// stored text is what SEARCH verifies against, so text within the cap is found exactly.
 pub(crate) const HEADER_TEXT_CAP: usize = 256 * 1024;
 
+/// Cap on one field's decoded value, so that one huge field (a megabyte Subject) cannot
+/// crowd the fields after it (Message-ID, References: what THREAD needs) out of the index.
+pub(crate) const FIELD_TEXT_CAP: usize = 64 * 1024;
+
 pub(crate) fn build_index(msg: &Message<'_>, raw: &[u8]) -> SearchIndex {
     let headers = msg
         .parts
@@ -63,7 +67,12 @@ fn decoded_headers(root: &MessagePart<'_>, raw: &[u8]) -> Vec<(String, String)> 
         let (mut name, mut value) = decoded_field(h, raw);
         truncate_at_char(&mut name, budget);
         budget -= name.len();
-        truncate_at_char(&mut value, budget);
+        let cap = budget.min(FIELD_TEXT_CAP);
+        if is_ancestry(&name) {
+            keep_last_ids(&mut value, cap);
+        } else {
+            truncate_at_char(&mut value, cap);
+        }
         budget -= value.len();
         out.push((name, value));
     }
@@ -132,6 +141,26 @@ fn is_plain(part: &MessagePart<'_>) -> bool {
     }
 }
 
+/// References and In-Reply-To: their last ids are the nearest ancestors (RFC 5322 §3.6.4),
+/// the ones THREAD=REFERENCES uses (RFC 5256 §4 step 1), so a cut keeps the end.
+fn is_ancestry(name: &str) -> bool {
+    name.eq_ignore_ascii_case("References") || name.eq_ignore_ascii_case("In-Reply-To")
+}
+
+/// Keeps at most `max` bytes from the end of a list of message ids, starting at a whole id.
+fn keep_last_ids(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut cut = s.len() - max;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    // Start at the next id, so that no id is kept in part.
+    let start = s[cut..].find('<').map_or(s.len(), |i| cut + i);
+    s.drain(..start);
+}
+
 fn truncate_at_char(s: &mut String, max: usize) {
     if s.len() > max {
         let mut cut = max;
@@ -139,5 +168,55 @@ fn truncate_at_char(s: &mut String, max: usize) {
             cut -= 1;
         }
         s.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field<'a>(index: &'a SearchIndex, name: &str) -> &'a str {
+        index
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} in the index"))
+    }
+
+    /// A megabyte Subject ahead of a megabyte References: the Subject is cut to the field cap,
+    /// Message-ID and the last references (the parent) are still indexed, whole ids only.
+    #[test]
+    fn a_huge_field_does_not_crowd_out_the_fields_after_it() {
+        let mut m = String::from("From: a@example.org\r\nSubject: ");
+        m.push_str(&"Re: [x] ".repeat(150_000));
+        m.push_str("hello\r\nMessage-ID: <me@example.org>\r\nReferences:");
+        for i in 0..100_000 {
+            m.push_str(&format!(" <r{i}@example.org>\r\n"));
+        }
+        m.push_str("\r\nbody\r\n");
+        let (_, index) = crate::summarize(m.as_bytes());
+        let total: usize = index.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        assert!(total <= HEADER_TEXT_CAP, "{total}");
+        assert!(field(&index, "Subject").len() <= FIELD_TEXT_CAP);
+        assert_eq!(field(&index, "Message-ID"), "<me@example.org>");
+        let references = field(&index, "References");
+        assert!(references.len() <= FIELD_TEXT_CAP);
+        assert!(references.starts_with('<'), "{}", &references[..40]);
+        assert!(references.ends_with("<r99999@example.org>"));
+    }
+
+    #[test]
+    fn keeping_the_last_ids_starts_at_a_whole_id() {
+        let mut s = String::from("<a@x> <bb@x> <ccc@x>");
+        keep_last_ids(&mut s, 10);
+        assert_eq!(s, "<ccc@x>");
+        let mut s = String::from("<a@x> <bb@x>");
+        keep_last_ids(&mut s, 100);
+        assert_eq!(s, "<a@x> <bb@x>");
+        // No id starts within the last bytes: nothing partial is kept.
+        let mut s = String::from("<aaaaaaaaaaaa@x>");
+        keep_last_ids(&mut s, 4);
+        assert_eq!(s, "");
     }
 }
