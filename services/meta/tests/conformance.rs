@@ -320,9 +320,7 @@ async fn admin_login_append_watch_end_to_end() {
     ));
 
     // A raw request without a user id never reaches the store.
-    let mut raw = pb::meta_client::MetaClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let mut raw = common::authorized_raw_client(running.addr).await;
     let status = raw
         .list_mailboxes(pb::ListMailboxesRequest { user_id: 0 })
         .await

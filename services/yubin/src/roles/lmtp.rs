@@ -9,6 +9,7 @@ use crate::cli::LmtpRoleArgs;
 use crate::config::{self, LmtpLimits};
 use crate::http;
 use crate::roles::bind;
+use crate::service_auth::GrpcAuth;
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -24,6 +25,11 @@ use yubin_meta_api::{Authenticator, MailStore};
 struct LmtpSettings {
     #[serde(default = "default_meta")]
     meta_url: String,
+    /// The shared secret of the gRPC link between roles (`service_auth`).
+    #[serde(default)]
+    grpc_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    grpc_insecure: bool,
     #[serde(default = "default_bucket")]
     s3_bucket: String,
     #[serde(default = "default_lmtp")]
@@ -51,9 +57,17 @@ fn default_http() -> String {
 }
 
 impl LmtpSettings {
+    fn grpc_auth(&self) -> GrpcAuth<'_> {
+        GrpcAuth {
+            secret_file: self.grpc_secret_file.as_ref(),
+            insecure: self.grpc_insecure,
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         config::check_addr("lmtp_listen", &self.lmtp_listen)?;
         config::check_addr("http_listen", &self.http_listen)?;
+        self.grpc_auth().validate()?;
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
         }
@@ -65,8 +79,9 @@ pub async fn run(args: LmtpRoleArgs, shutdown: CancellationToken) -> anyhow::Res
     let settings: LmtpSettings = config::load(&args, args.config.as_deref())?;
     settings.validate()?;
     warn_if_exposed(&settings.lmtp_listen);
+    let secret = settings.grpc_auth().secret("lmtp")?;
     let meta = Arc::new(
-        GrpcMetaClient::connect(&settings.meta_url)
+        GrpcMetaClient::connect(&settings.meta_url, secret.as_ref())
             .await
             .context("connecting to the metadata service")?,
     );
