@@ -1158,6 +1158,7 @@ impl MailStore for EmbeddedStore {
         let name = names::checked(mailbox)?;
         let mut prepared = Vec::with_capacity(messages.len());
         for m in messages {
+            m.check_owner(user)?;
             let flags = flags::normalize(&m.flags)?;
             let index = encode(&m.index)?;
             // Computed before the write transaction, which is the store's one serial section.

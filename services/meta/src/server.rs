@@ -385,6 +385,11 @@ impl pb::meta_server::Meta for MetaGrpc {
                 .into_iter()
                 .map(NewMessage::try_from)
                 .collect::<Result<Vec<_>, WireError>>()?;
+            // Whatever store is behind: a caller names the user and the body keys, and a key
+            // under another account's prefix would let that account's bodies be FETCHed.
+            for m in &messages {
+                answer(m.check_owner(user))?;
+            }
             let result = answer(self.mail.append(user, &req.mailbox, messages).await)?;
             Ok(Response::new(result.into()))
         })

@@ -282,7 +282,7 @@ async fn admin_login_append_watch_end_to_end() {
 
     let mut watch = client.watch(user).await.unwrap();
     let appended = client
-        .append(user, "INBOX", vec![common::new_message(1)])
+        .append(user, "INBOX", vec![common::new_message_for(user, 1)])
         .await
         .unwrap();
     let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())

@@ -177,3 +177,66 @@ async fn meta_refuses_grpc_calls_without_the_installation_secret() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("meta"), "{body}");
 }
+
+/// The attack issue 9 item 3 describes: a caller that can reach meta appends a message to its
+/// own account whose body key lies under another account's prefix, then FETCHes that account's
+/// body through an ordinary front-end. Meta refuses the key and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_pointing_at_another_accounts_body_is_refused() {
+    use yubin_loadtest::client::Imap;
+    use yubin_meta_api::{Authenticator, MailStore, MetaError, NewMessage, UidSet};
+
+    let stack = common::stack::Stack::start().await;
+    stack.add_user("alice", "pw-a");
+    stack.add_user("mallory", "pw-m");
+    let mut alice = Imap::login(stack.imap(0), "alice", "pw-a").await;
+    assert!(
+        alice
+            .append("INBOX", "", &common::sample_message(1))
+            .await
+            .is_ok()
+    );
+
+    // A client holding the installation's secret, as a compromised front-end would.
+    let secret = yubin_meta::ServiceSecret::from_file(grpc_secret_file()).expect("secret");
+    let meta =
+        yubin_meta::GrpcMetaClient::connect(&format!("http://{}", stack.grpc()), Some(&secret))
+            .await
+            .expect("client");
+    let alice_id = meta.lookup("alice").await.expect("lookup").expect("alice");
+    let mallory_id = meta
+        .lookup("mallory")
+        .await
+        .expect("lookup")
+        .expect("mallory");
+    let inbox = meta
+        .mailbox_status(alice_id, "INBOX")
+        .await
+        .expect("status");
+    let stolen = meta
+        .fetch(alice_id, inbox.id, &UidSet::from_ranges([(1, 1)]), false)
+        .await
+        .expect("fetch")
+        .remove(0);
+
+    let forged = NewMessage {
+        blob: stolen.blob.clone(),
+        size: stolen.size,
+        internal_date: stolen.internal_date,
+        flags: Vec::new(),
+        summary: Default::default(),
+        index: Default::default(),
+    };
+    let refused = meta.append(mallory_id, "INBOX", vec![forged]).await;
+    assert!(
+        matches!(refused, Err(MetaError::Invalid(_))),
+        "a foreign body key is refused: {refused:?}"
+    );
+
+    let mut mallory = Imap::login(stack.imap(1), "mallory", "pw-m").await;
+    let r = mallory.ok("SELECT INBOX").await;
+    assert!(
+        r.find("* 0 EXISTS").is_some(),
+        "nothing was stored that could FETCH alice's body: {r:?}"
+    );
+}

@@ -92,6 +92,14 @@ pub fn record(uid: u32, summary: Option<Bytes>) -> MessageRecord {
     }
 }
 
+/// [`new_message`] with its body under `user`'s prefix (meta refuses any other key).
+pub fn new_message_for(user: UserId, n: u8) -> NewMessage {
+    NewMessage {
+        blob: BlobKey::for_content(user, &format!("{n:064x}")),
+        ..new_message(n)
+    }
+}
+
 pub fn new_message(n: u8) -> NewMessage {
     NewMessage {
         blob: BlobKey(format!("u/7/{n:064x}")),
