@@ -251,6 +251,12 @@ pub struct LmtpArgs {
     #[arg(long, env = "YUBIN_LMTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lmtp_listen: Option<String>,
+    /// Comma-separated networks (CIDR, e.g. 10.0.0.0/8, or single addresses) the MTA connects
+    /// from; LMTP has no authentication, so anyone else gets `421` and is disconnected.
+    /// Default: loopback only (127.0.0.0/8, ::1).
+    #[arg(long, env = "YUBIN_LMTP_ALLOW", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lmtp_allow: Vec<String>,
     /// Serialized only when a limit was given, so roles and tests without LMTP settings never
     /// see an `lmtp` table.
     #[command(flatten)]

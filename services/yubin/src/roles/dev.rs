@@ -49,6 +49,8 @@ struct DevSettings {
     quota_admins: Vec<String>,
     #[serde(default = "super::lmtp::default_lmtp")]
     lmtp_listen: String,
+    #[serde(default = "super::lmtp::default_lmtp_allow")]
+    lmtp_allow: Vec<String>,
     #[serde(default)]
     lmtp: LmtpLimits,
     #[serde(default)]
@@ -88,6 +90,7 @@ impl DevSettings {
         self.grpc_auth().validate()?;
         config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
         config::check_addr("lmtp_listen", &self.lmtp_listen)?;
+        super::lmtp::allowed_clients(&self.lmtp_allow)?;
         self.lmtp.validate()?;
         self.auth.validate()?;
         self.limits.validate()
@@ -177,12 +180,15 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     tasks.spawn(server.clone().serve(imap, false, shutdown.clone()));
     tasks.spawn(server.serve(imaps, true, shutdown.clone()));
     // LMTP delivery into the same stores, spooling next to the IMAP spool.
-    super::lmtp::warn_if_exposed(&settings.lmtp_listen);
+    super::lmtp::warn_if_exposed(&settings.lmtp_listen, &settings.lmtp_allow);
     let lmtp = yubin_lmtp::LmtpServer::new(
         mail.clone(),
         auth.clone(),
         blobs.clone(),
-        settings.lmtp.lmtp_config("localhost", Some(spool)),
+        yubin_lmtp::LmtpConfig {
+            allowed_clients: super::lmtp::allowed_clients(&settings.lmtp_allow)?,
+            ..settings.lmtp.lmtp_config("localhost", Some(spool))
+        },
     );
     let lmtp_listener = bind("lmtp", &settings.lmtp_listen).await?;
     tasks.spawn(lmtp.serve(lmtp_listener, shutdown.clone()));
