@@ -47,9 +47,15 @@ pub enum SecretError {
 }
 
 /// The secret the roles of one installation share. Its `Debug` form never shows it.
+///
+/// The file holds one secret per line: callers present the first, meta accepts every one. That
+/// lets the secret be rotated without a moment where some role holds a secret others refuse
+/// (docs/operations.md, "Rotating the gRPC secret").
 #[derive(Clone)]
 pub struct ServiceSecret {
     value: String,
+    /// Further secrets meta accepts (the lines after the first).
+    also_accepted: Vec<String>,
 }
 
 impl std::fmt::Debug for ServiceSecret {
@@ -59,19 +65,24 @@ impl std::fmt::Debug for ServiceSecret {
 }
 
 impl ServiceSecret {
-    /// A secret from its text. Surrounding whitespace is dropped (files end with a newline);
-    /// what remains must be at least [`MIN_SECRET_BYTES`] of visible ASCII, which is what an
-    /// HTTP header value can carry unchanged.
+    /// The secrets in `text`, one per line. Surrounding whitespace and empty lines are dropped
+    /// (files end with a newline); each secret must be at least [`MIN_SECRET_BYTES`] of visible
+    /// ASCII, which is what an HTTP header value can carry unchanged.
     pub fn parse(text: &str) -> Result<ServiceSecret, SecretError> {
-        let value = text.trim();
-        if !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(SecretError::NotPrintable);
-        }
-        if value.len() < MIN_SECRET_BYTES {
-            return Err(SecretError::TooShort);
-        }
+        let mut secrets = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let value = secrets.next().ok_or(SecretError::TooShort)?;
+        let checked = |value: &str| {
+            if !value.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(SecretError::NotPrintable);
+            }
+            if value.len() < MIN_SECRET_BYTES {
+                return Err(SecretError::TooShort);
+            }
+            Ok(value.to_string())
+        };
         Ok(ServiceSecret {
-            value: value.to_string(),
+            value: checked(value)?,
+            also_accepted: secrets.map(checked).collect::<Result<_, _>>()?,
         })
     }
 
@@ -134,8 +145,8 @@ impl tonic::service::Interceptor for CallCredentials {
 /// The server-side check every call passes before it reaches an RPC.
 #[derive(Clone)]
 pub enum CallerCheck {
-    /// Calls must carry the bearer of this secret (its digest is kept).
-    Bearer([u8; 32]),
+    /// Calls must carry the bearer of one of these secrets (their digests are kept).
+    Bearer(Vec<[u8; 32]>),
     /// Anyone who can connect may call: only for tests and experiments on loopback
     /// (`--grpc-insecure`).
     Open,
@@ -151,9 +162,14 @@ impl std::fmt::Debug for CallerCheck {
 }
 
 impl CallerCheck {
-    /// Calls must present `secret`.
+    /// Calls must present `secret` (any of its lines).
     pub fn bearer(secret: &ServiceSecret) -> CallerCheck {
-        CallerCheck::Bearer(ServiceSecret::digest(secret.value.as_bytes()))
+        CallerCheck::Bearer(
+            std::iter::once(&secret.value)
+                .chain(&secret.also_accepted)
+                .map(|s| ServiceSecret::digest(s.as_bytes()))
+                .collect(),
+        )
     }
 
     /// Whether `metadata` carries the expected bearer.
@@ -168,8 +184,12 @@ impl CallerCheck {
         else {
             return false;
         };
-        ServiceSecret::digest(presented.as_bytes())
-            .ct_eq(expected)
+        let presented = ServiceSecret::digest(presented.as_bytes());
+        // Every accepted secret is compared, matching or not: the time taken says nothing about
+        // which one matched.
+        expected
+            .iter()
+            .fold(subtle::Choice::from(0), |any, e| any | presented.ct_eq(e))
             .into()
     }
 }
@@ -249,5 +269,39 @@ mod tests {
         );
         assert!(!check.admits(basic.metadata()));
         assert!(CallerCheck::Open.admits(request(None).metadata()));
+    }
+
+    #[test]
+    fn during_a_rotation_the_first_line_is_presented_and_every_line_accepted() {
+        let old = "old-secret-0123456789abcdef0123456789";
+        let new = "new-secret-0123456789abcdef0123456789";
+        let rotating = secret(&format!("{new}\n{old}\n"));
+        let check = CallerCheck::bearer(&rotating);
+        let presented = |s: &ServiceSecret| {
+            CallCredentials::new(Some(s))
+                .call(Request::new(()))
+                .expect("client interceptor")
+        };
+        assert!(check.admits(presented(&secret(old)).metadata()));
+        assert!(check.admits(presented(&secret(new)).metadata()));
+        let bearer = presented(&rotating);
+        assert_eq!(
+            bearer
+                .metadata()
+                .get(AUTHORIZATION)
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            format!("Bearer {new}")
+        );
+        assert!(!CallerCheck::bearer(&secret(old)).admits(bearer.metadata()));
+        assert!(matches!(
+            ServiceSecret::parse(&format!("{new}\nshort\n")),
+            Err(SecretError::TooShort)
+        ));
+        assert!(matches!(
+            ServiceSecret::parse("\n\n"),
+            Err(SecretError::TooShort)
+        ));
     }
 }
