@@ -94,10 +94,8 @@ fn admitted_on_port(
         if !ports.is_empty() && !ports.iter().any(|p| p["port"] == port) {
             continue;
         }
-        let Some(peers) = rule["from"].as_array() else {
-            return None;
-        };
-        for peer in peers {
+        // A rule without `from` admits every source.
+        for peer in rule["from"].as_array()? {
             match admitted(peer, workloads) {
                 Ok(names) => who.extend(names),
                 Err(e) => problems.push(format!("NetworkPolicy {}: {e}", policy.name())),
