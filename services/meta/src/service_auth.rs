@@ -209,7 +209,9 @@ impl tonic::service::Interceptor for CallerCheck {
             return Ok(request);
         }
         metrics::counter!("yubin_grpc_server_unauthenticated_total").increment(1);
-        tracing::warn!(
+        // Debug, not warn: a stranger on the port would otherwise write a log line per call.
+        // The counter shows refusals; the refused node itself logs why and never turns ready.
+        tracing::debug!(
             peer = ?request.remote_addr(),
             "grpc call refused: missing or wrong bearer (is --grpc-secret-file the same on every role?)"
         );
