@@ -4,7 +4,8 @@
 //!
 //! Extensions: PIPELINING (RFC 2920), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034),
 //! SIZE (RFC 1870), CHUNKING (RFC 3030, `BDAT`). There is no authentication: LMTP is spoken on a
-//! trusted network between the MTA and this service, and binds to loopback by default.
+//! trusted network between the MTA and this service, binds to loopback by default, and answers
+//! only clients from its allowed networks ([`allow`]; loopback by default).
 //!
 //! Layout:
 //! - [`proto`]: the wire protocol with no I/O (its own crate, `yubin-lmtp-proto`, so that it can
@@ -16,8 +17,10 @@
 //!   metadata; error mapping to reply codes.
 //! - [`address`]: recipient addresses, `+detail` sub-addressing and account lookup names (also
 //!   in `yubin-lmtp-proto`).
+//! - [`allow`]: the networks clients may connect from ([`ClientNetwork`]).
 //! - `server`: [`LmtpServer`], [`LmtpConfig`], the accept loop, limits, shutdown.
 
+pub mod allow;
 pub use yubin_lmtp_proto::address;
 mod body;
 mod connection;
@@ -27,4 +30,5 @@ mod reply;
 mod server;
 mod telemetry;
 
+pub use allow::{ClientNetwork, NetworkError};
 pub use server::{LmtpConfig, LmtpServer, OverQuotaReply};

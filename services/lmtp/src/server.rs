@@ -1,6 +1,8 @@
 //! The node-level LMTP server: configuration, the accept loop, the connection limit, shutdown.
 
+use crate::allow::ClientNetwork;
 use crate::connection;
+use crate::telemetry::{self, Refusal};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,9 @@ pub struct LmtpConfig {
     pub idle_timeout: Duration,
     /// After shutdown, how long `serve` waits for transactions in progress to finish.
     pub shutdown_grace: Duration,
+    /// Networks clients may connect from (see [`crate::allow`]); others get `421 4.7.1` and
+    /// are closed before they hold a connection slot. Default: loopback only.
+    pub allowed_clients: Vec<ClientNetwork>,
 }
 
 impl Default for LmtpConfig {
@@ -62,6 +67,7 @@ impl Default for LmtpConfig {
             over_quota: OverQuotaReply::Permanent,
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
+            allowed_clients: ClientNetwork::loopback(),
         }
     }
 }
@@ -122,7 +128,7 @@ impl LmtpServer {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
-            let (mut tcp, peer) = match accepted {
+            let (tcp, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -132,15 +138,29 @@ impl LmtpServer {
                 }
             };
             let _ = tcp.set_nodelay(true);
+            if !self
+                .config
+                .allowed_clients
+                .iter()
+                .any(|network| network.contains(peer.ip()))
+            {
+                // Checked before taking a slot, so strangers cannot crowd out the MTA.
+                tracing::info!(%peer, "lmtp connection from outside the allowed networks refused");
+                telemetry::refused(Refusal::ClientNotAllowed);
+                // RFC 3463 X.7.1: delivery not authorized.
+                tracker.spawn(refuse(
+                    tcp,
+                    b"421 4.7.1 Client address not allowed to deliver here\r\n",
+                ));
+                continue;
+            }
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "lmtp connection limit reached");
-                tracker.spawn(async move {
-                    // RFC 5321 §3.1: a server may refuse with 421 at greeting time.
-                    let _ = tcp
-                        .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
-                        .await;
-                    let _ = tcp.shutdown().await;
-                });
+                telemetry::refused(Refusal::ConnectionLimit);
+                tracker.spawn(refuse(
+                    tcp,
+                    b"421 4.3.2 Too many connections, try again later\r\n",
+                ));
                 continue;
             };
             let server = self.clone();
@@ -162,4 +182,17 @@ impl LmtpServer {
         }
         Ok(())
     }
+}
+
+/// How long a refused peer gets to take its `421` line before the socket is dropped anyway.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers `reply` in place of the greeting and closes (RFC 5321 §3.1: a server may refuse a
+/// connection with 421 at greeting time).
+async fn refuse(mut tcp: tokio::net::TcpStream, reply: &'static [u8]) {
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        let _ = tcp.write_all(reply).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
 }

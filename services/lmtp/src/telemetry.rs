@@ -1,6 +1,6 @@
 //! Prometheus metrics of LMTP delivery (recorded through the `metrics` facade; the binary
-//! installs the exporter): `yubin_lmtp_connections`, `yubin_lmtp_deliveries_total{result}` and
-//! `yubin_lmtp_delivery_duration_seconds`.
+//! installs the exporter): `yubin_lmtp_connections`, `yubin_lmtp_deliveries_total{result}`,
+//! `yubin_lmtp_delivery_duration_seconds` and `yubin_lmtp_refused_connections_total{reason}`.
 
 use std::time::Duration;
 
@@ -31,6 +31,23 @@ impl Outcome {
 
 pub(crate) fn delivery(outcome: Outcome) {
     metrics::counter!("yubin_lmtp_deliveries_total", "result" => outcome.label()).increment(1);
+}
+
+/// Why a connection was refused at greeting time, the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The peer is outside `allowed_clients`.
+    ClientNotAllowed,
+    /// `max_connections` are open.
+    ConnectionLimit,
+}
+
+pub(crate) fn refused(reason: Refusal) {
+    let reason = match reason {
+        Refusal::ClientNotAllowed => "client_not_allowed",
+        Refusal::ConnectionLimit => "connection_limit",
+    };
+    metrics::counter!("yubin_lmtp_refused_connections_total", "reason" => reason).increment(1);
 }
 
 /// Time to store one recipient's copy (body, then metadata).

@@ -640,3 +640,31 @@ async fn wait_until_available(h: &Harness, user: UserId) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Issue 9 item 3: LMTP delivered for anyone from anyone who could connect. A client outside
+/// the allowed networks (here: loopback excluded) is greeted with 421 and closed before it can
+/// say anything.
+#[tokio::test]
+async fn clients_outside_the_allowed_networks_get_421_and_deliver_nothing() {
+    let config = LmtpConfig {
+        allowed_clients: vec!["192.0.2.0/24".parse().unwrap(), "fd00::/8".parse().unwrap()],
+        ..LmtpConfig::default()
+    };
+    let h = Harness::embedded(config).await;
+    let alice = h.user("alice").await;
+    let (r, w) = TcpStream::connect(h.addr)
+        .await
+        .expect("connect")
+        .into_split();
+    let mut refused = Client {
+        reader: BufReader::new(r),
+        writer: w,
+    };
+    let greeting = refused.reply().await;
+    assert!(greeting.starts_with("421 4.7.1 "), "{greeting}");
+    assert!(refused.closed().await, "closed after the 421");
+    assert_eq!(h.count(alice, "INBOX").await, 0, "nothing delivered");
+    // With the default list (loopback) the same client is greeted with 220.
+    let open = Harness::embedded(LmtpConfig::default()).await;
+    let _client = open.client().await;
+}

@@ -91,6 +91,23 @@ pub struct NewMessage {
     pub index: SearchIndex,
 }
 
+impl NewMessage {
+    /// Refuses a message whose body key is not one of `user`'s content keys
+    /// ([`BlobKey::is_owned_by`]): the user id comes from the authenticated session, the key
+    /// from the caller, and only their agreement keeps one account from reading another's bodies.
+    pub fn check_owner(&self, user: UserId) -> crate::MetaResult<()> {
+        if self.blob.is_owned_by(user) {
+            Ok(())
+        } else {
+            Err(crate::MetaError::Invalid(format!(
+                "blob key {:?} is not a body of user {user} (expected {}<sha256-hex>)",
+                self.blob.0,
+                BlobKey::user_prefix(user)
+            )))
+        }
+    }
+}
+
 /// One message as FETCH needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRecord {

@@ -69,6 +69,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     uid_validity_after_recreate(store).await;
     watch(store).await;
     isolation(store).await;
+    foreign_blob_keys(store).await;
     concurrent_appends(store).await;
     concurrent_flags(store).await;
     quota_limits(store).await;
@@ -1710,6 +1711,56 @@ pub async fn isolation<S: MailStore + AccountStore>(store: &S) {
     );
     let b_sel = store.select(b, "INBOX").await.expect("select b");
     assert!(b_sel.uids.is_empty());
+}
+
+/// A message may only point at a body of its own account (`u/<user-id>/<sha256-hex>`): with
+/// another account's key, B could APPEND a message that FETCHes A's body. Refused as `Invalid`
+/// with nothing stored, the whole batch included.
+pub async fn foreign_blob_keys<S: MailStore + AccountStore>(store: &S) {
+    let a = new_user(store, "conf-blob-a").await;
+    let b = new_user(store, "conf-blob-b").await;
+    store
+        .append(a, "INBOX", vec![msg(a, 1, &[])])
+        .await
+        .expect("append a");
+    let before = store.mailbox_status(b, "INBOX").await.expect("status b");
+    let usage = store.quota(b).await.expect("quota b");
+    let with_blob = |blob: BlobKey| NewMessage {
+        blob,
+        ..msg(b, 2, &[])
+    };
+    let a_key = msg(a, 1, &[]).blob;
+    let digest = format!("{:064x}", 1);
+    for forged in [
+        a_key.clone(),
+        BlobKey(format!("u/{}/../{}/{digest}", b.0, a.0)),
+        BlobKey(format!("u/{}/{}", b.0, &digest[..63])),
+        BlobKey(format!("u/{}/{}", b.0, "Z".repeat(64))),
+    ] {
+        for batch in [
+            vec![with_blob(forged.clone())],
+            vec![msg(b, 3, &[]), with_blob(forged.clone())],
+        ] {
+            let r = store.append(b, "INBOX", batch).await;
+            assert!(matches!(r, Err(MetaError::Invalid(_))), "{forged}: {r:?}");
+        }
+    }
+    let after = store.mailbox_status(b, "INBOX").await.expect("status b");
+    assert_eq!(
+        (after.exists, after.uid_next, after.highest_modseq),
+        (before.exists, before.uid_next, before.highest_modseq),
+        "nothing stored"
+    );
+    assert_eq!(
+        store.quota(b).await.expect("quota b"),
+        usage,
+        "nothing charged"
+    );
+    // B's own content keys still go in.
+    store
+        .append(b, "INBOX", vec![msg(b, 2, &[])])
+        .await
+        .expect("own key");
 }
 
 pub async fn concurrent_appends<S: MailStore + AccountStore>(store: &S) {

@@ -1238,6 +1238,7 @@ impl MailStore for EmbeddedStore {
         let name = names::checked(mailbox)?;
         let mut prepared = Vec::with_capacity(messages.len());
         for m in messages {
+            m.check_owner(user)?;
             let flags = flags::normalize(&m.flags)?;
             self.limits.check_given(&flags)?;
             let index = encode(&m.index)?;

@@ -37,7 +37,7 @@ async fn survives_reopen() {
                 user.id,
                 "Kept",
                 vec![yubin_meta_api::NewMessage {
-                    blob: yubin_meta_api::BlobKey::for_content(user.id, "ab"),
+                    blob: yubin_meta_api::BlobKey::for_content(user.id, &"ab".repeat(32)),
                     size: 42,
                     internal_date: yubin_meta_api::InternalDate {
                         unix_seconds: 1,

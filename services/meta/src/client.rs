@@ -4,7 +4,7 @@
 use crate::convert::{self, WireError, mailbox_info_from_pb, meta_from_status, records_from_pb};
 use crate::pb::{self, meta_client::MetaClient};
 use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES, code_label};
-use crate::trace::TraceContextInterceptor;
+use crate::service_auth::{CallCredentials, ServiceSecret};
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
 use tonic::service::interceptor::InterceptedService;
@@ -17,8 +17,8 @@ use yubin_meta_api::{
     QuotaUsage, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet, UserId,
 };
 
-/// The channel with the trace-context interceptor every call goes through.
-type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
+/// The channel with the interceptor every call goes through (bearer and trace context).
+type TracedChannel = InterceptedService<Channel, CallCredentials>;
 
 /// How long a unary call may take before it fails as `Unavailable`; Watch has no such limit.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,8 +46,12 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 impl GrpcMetaClient {
     /// A client of the meta service at `url` (e.g. `http://meta:50051`). The connection is made
     /// on first use and re-made after failures, so meta need not be up yet; only a malformed URL
-    /// fails here (`Invalid`).
-    pub async fn connect(url: &str) -> Result<GrpcMetaClient, MetaError> {
+    /// fails here (`Invalid`). Every call carries `secret` as its bearer (see
+    /// [`crate::service_auth`]); `None` only reaches a meta started with `--grpc-insecure`.
+    pub async fn connect(
+        url: &str,
+        secret: Option<&ServiceSecret>,
+    ) -> Result<GrpcMetaClient, MetaError> {
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| MetaError::Invalid(format!("bad meta url {url:?}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
@@ -59,12 +63,15 @@ impl GrpcMetaClient {
             // meta node so the front-end can re-watch elsewhere.
             .keep_alive_while_idle(true)
             .http2_adaptive_window(true);
-        Ok(GrpcMetaClient::from_channel(endpoint.connect_lazy()))
+        Ok(GrpcMetaClient::from_channel(
+            endpoint.connect_lazy(),
+            secret,
+        ))
     }
 
     /// A client over an existing channel (custom TLS, load balancing, tests).
-    pub fn from_channel(channel: Channel) -> GrpcMetaClient {
-        let inner = MetaClient::with_interceptor(channel, TraceContextInterceptor)
+    pub fn from_channel(channel: Channel, secret: Option<&ServiceSecret>) -> GrpcMetaClient {
+        let inner = MetaClient::with_interceptor(channel, CallCredentials::new(secret))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         GrpcMetaClient {

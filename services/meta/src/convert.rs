@@ -120,7 +120,13 @@ pub fn meta_from_status(status: &Status) -> MetaError {
         Code::NotFound => MetaError::NotFound(message),
         Code::AlreadyExists => MetaError::AlreadyExists(message),
         Code::InvalidArgument => MetaError::Invalid(message),
-        Code::Unauthenticated => MetaError::AuthenticationFailed,
+        // Meta marks a user's failed login; an unmarked UNAUTHENTICATED is meta (or a proxy)
+        // refusing this node itself — a wrong or missing grpc secret. Reporting it as the
+        // user's AUTHENTICATIONFAILED would send operators after passwords.
+        Code::Unauthenticated => MetaError::Internal(format!(
+            "meta refused this node's credentials (is --grpc-secret-file the one meta has?): \
+             {detail}"
+        )),
         // h2 and hyper failures surface as Unknown or Internal, timeouts as Cancelled or
         // DeadlineExceeded; none of them says anything about the request itself.
         Code::Unavailable
@@ -685,6 +691,9 @@ mod tests {
         // Without the marker, ResourceExhausted is flow control or a proxy, not a quota.
         let s = Status::new(Code::ResourceExhausted, "enhance your calm");
         assert!(matches!(meta_from_status(&s), MetaError::Unavailable(_)));
+        // A refused grpc secret is this node's misconfiguration, not a user's failed login.
+        let s = Status::new(Code::Unauthenticated, "no bearer");
+        assert!(matches!(meta_from_status(&s), MetaError::Internal(_)));
         let s = Status::new(Code::OutOfRange, "decoded message length too large");
         assert!(matches!(meta_from_status(&s), MetaError::Internal(_)));
         let s = Status::new(Code::Unimplemented, "no such method");

@@ -9,6 +9,8 @@
 //! - [`token`]: [`TokenValidator`], JWT bearer tokens for OAUTHBEARER / XOAUTH2.
 //! - [`admin`]: the admin REST API ([`admin_router`]) and its client ([`AdminClient`]);
 //!   [`openapi`]: its OpenAPI description.
+//! - [`service_auth`]: authentication between roles — the shared-secret bearer every gRPC call
+//!   carries ([`CallCredentials`]) and meta checks ([`CallerCheck`]).
 //! - [`trace`]: trace context propagation over gRPC (client interceptor, server spans).
 //!
 //! [`MailStore`]: yubin_meta_api::MailStore
@@ -21,6 +23,7 @@ pub mod convert;
 pub mod openapi;
 pub mod search_program;
 pub mod server;
+pub mod service_auth;
 pub mod token;
 pub mod trace;
 
@@ -40,4 +43,5 @@ pub use auth::{
 pub use client::GrpcMetaClient;
 pub use convert::WireError;
 pub use server::{MAX_MESSAGE_BYTES, MetaGrpc, ServeError, serve_grpc};
+pub use service_auth::{CallCredentials, CallerCheck, SecretError, ServiceSecret};
 pub use token::{TokenKeyError, TokenKeySource, TokenRejected, TokenSettings, TokenValidator};

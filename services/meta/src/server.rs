@@ -3,6 +3,7 @@
 
 use crate::convert::{self, WireError, status_from_meta, uid_set_from_pb, user_id};
 use crate::pb::{self, meta_server::MetaServer};
+use crate::service_auth::CallerCheck;
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -66,16 +67,21 @@ impl MetaGrpc {
 }
 
 /// Serves the `Meta` service on `listener` until `shutdown` is cancelled, then ends the Watch
-/// streams, lets in-flight calls finish and returns.
+/// streams, lets in-flight calls finish and returns. Every call must first pass `callers`
+/// (the installation's bearer, see [`crate::service_auth`]).
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     mail: Arc<dyn MailStore>,
     auth: Arc<dyn Authenticator>,
+    callers: CallerCheck,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let service = MetaGrpc::new(mail, auth)
-        .with_shutdown(shutdown.clone())
-        .into_service();
+    let service = tonic::service::interceptor::InterceptedService::new(
+        MetaGrpc::new(mail, auth)
+            .with_shutdown(shutdown.clone())
+            .into_service(),
+        callers,
+    );
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(KEEPALIVE_INTERVAL));
@@ -105,6 +111,10 @@ fn answer<T>(result: yubin_meta_api::MetaResult<T>) -> Result<T, Status> {
 
 /// The client address an authentication request carries: empty is unknown, anything else must
 /// be an IP address (meta throttles on it, so garbage must not silently disable that).
+///
+/// Meta takes the address as given: only callers that passed the [`CallerCheck`] — Yubin's own
+/// front-ends and LMTP nodes, holding the installation's secret — reach this point, so a stranger
+/// cannot spread its guesses over made-up addresses to dodge the per-address throttle.
 fn client_address(raw: &str) -> Result<Option<std::net::IpAddr>, Status> {
     if raw.is_empty() {
         return Ok(None);
@@ -375,6 +385,11 @@ impl pb::meta_server::Meta for MetaGrpc {
                 .into_iter()
                 .map(NewMessage::try_from)
                 .collect::<Result<Vec<_>, WireError>>()?;
+            // Whatever store is behind: a caller names the user and the body keys, and a key
+            // under another account's prefix would let that account's bodies be FETCHed.
+            for m in &messages {
+                answer(m.check_owner(user))?;
+            }
             let result = answer(self.mail.append(user, &req.mailbox, messages).await)?;
             Ok(Response::new(result.into()))
         })

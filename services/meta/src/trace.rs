@@ -1,7 +1,8 @@
 //! Trace context across the gRPC boundary, so one IMAP command is one trace from the front-end
 //! through meta down to its Redis calls.
 //!
-//! The client side ([`TraceContextInterceptor`]) writes the context of the span the call runs in
+//! The client side ([`inject`], called by the client's interceptor
+//! [`crate::service_auth::CallCredentials`]) writes the context of the span the call runs in
 //! into the request metadata (W3C Trace Context `traceparent`/`tracestate`, through whatever
 //! propagator the process installed with `opentelemetry::global::set_text_map_propagator`); the
 //! server side ([`server_span`], given to tonic's `Server::trace_fn`) reads it back and makes the
@@ -13,20 +14,6 @@ use opentelemetry::trace::{TraceContextExt, TraceId};
 use tonic::codegen::http;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-/// The `tonic` interceptor of [`crate::GrpcMetaClient`]: injects the current span's context.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceContextInterceptor;
-
-impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        inject(request.metadata_mut());
-        Ok(request)
-    }
-}
 
 /// Writes the current span's trace context into `metadata`.
 pub fn inject(metadata: &mut MetadataMap) {

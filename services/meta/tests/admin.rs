@@ -647,7 +647,10 @@ async fn quota_usage_mailboxes_aliases_and_domains() {
         .append(
             user,
             "INBOX",
-            vec![common::new_message(1), common::new_message(2)],
+            vec![
+                common::new_message_for(user, 1),
+                common::new_message_for(user, 2),
+            ],
         )
         .await
         .unwrap();
@@ -656,7 +659,7 @@ async fn quota_usage_mailboxes_aliases_and_domains() {
     // The limit set through the API is what the store enforces.
     assert!(matches!(
         api.store
-            .append(user, "INBOX", vec![common::new_message(3)])
+            .append(user, "INBOX", vec![common::new_message_for(user, 3)])
             .await,
         Err(MetaError::OverQuota(_))
     ));

@@ -135,9 +135,7 @@ async fn the_client_address_reaches_the_throttle() {
 #[tokio::test]
 async fn a_malformed_client_address_is_refused() {
     let h = harness(false).await;
-    let mut raw = pb::meta_client::MetaClient::connect(format!("http://{}", h.running.addr))
-        .await
-        .unwrap();
+    let mut raw = common::authorized_raw_client(h.running.addr).await;
     let status = raw
         .authenticate(pb::AuthenticateRequest {
             name: "alice".into(),

@@ -283,7 +283,7 @@ async fn admin_login_append_watch_end_to_end() {
 
     let mut watch = client.watch(user).await.unwrap();
     let appended = client
-        .append(user, "INBOX", vec![common::new_message(1)])
+        .append(user, "INBOX", vec![common::new_message_for(user, 1)])
         .await
         .unwrap();
     let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
@@ -321,9 +321,7 @@ async fn admin_login_append_watch_end_to_end() {
     ));
 
     // A raw request without a user id never reaches the store.
-    let mut raw = pb::meta_client::MetaClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let mut raw = common::authorized_raw_client(running.addr).await;
     let status = raw
         .list_mailboxes(pb::ListMailboxesRequest { user_id: 0 })
         .await

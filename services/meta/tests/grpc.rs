@@ -4,14 +4,14 @@
 mod common;
 
 use bytes::Bytes;
-use common::{EchoStore, Running, embedded_store, new_message, serve};
+use common::{EchoStore, Running, embedded_store, new_message, serve, test_secret};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use yubin_meta::auth::{AuthConfig, PasswordAuthenticator, PasswordParams};
 use yubin_meta::convert::meta_from_status;
 use yubin_meta::pb;
-use yubin_meta::{GrpcMetaClient, serve_grpc};
+use yubin_meta::{CallerCheck, GrpcMetaClient, ServiceSecret, serve_grpc};
 use yubin_meta_api::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -282,9 +282,7 @@ async fn every_error_variant_survives_the_wire() {
 #[tokio::test]
 async fn malformed_requests_are_invalid_argument() {
     let h = harness().await;
-    let mut raw = pb::meta_client::MetaClient::connect(format!("http://{}", h.running.addr))
-        .await
-        .unwrap();
+    let mut raw = common::authorized_raw_client(h.running.addr).await;
     let invalid = |status: tonic::Status| {
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
         assert!(matches!(meta_from_status(&status), MetaError::Invalid(_)));
@@ -453,7 +451,7 @@ async fn client_waits_for_meta_and_reconnects() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let client = GrpcMetaClient::connect(&format!("http://{addr}"))
+    let client = GrpcMetaClient::connect(&format!("http://{addr}"), Some(&test_secret()))
         .await
         .unwrap();
     let err = client.list_subscriptions(UserId(7)).await.unwrap_err();
@@ -470,7 +468,8 @@ async fn client_waits_for_meta_and_reconnects() {
         let (_accounts_dir, accounts) = embedded_store().await;
         let auth = Arc::new(PasswordAuthenticator::new(accounts));
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(serve_grpc(listener, store, auth, shutdown.clone()));
+        let callers = CallerCheck::bearer(&test_secret());
+        let task = tokio::spawn(serve_grpc(listener, store, auth, callers, shutdown.clone()));
         let mut result = client.list_subscriptions(UserId(7)).await;
         for _ in 0..50 {
             if result.is_ok() {
@@ -495,7 +494,7 @@ async fn client_waits_for_meta_and_reconnects() {
 #[tokio::test]
 async fn bad_url_is_invalid() {
     assert!(matches!(
-        GrpcMetaClient::connect("not a url at all").await,
+        GrpcMetaClient::connect("not a url at all", None).await,
         Err(MetaError::Invalid(_))
     ));
 }
@@ -531,4 +530,80 @@ async fn many_open_watches_do_not_block_calls() {
         .unwrap();
     assert_eq!(names.len(), 2);
     assert_eq!(h.served.events.receiver_count(), 300);
+}
+
+/// Issue 9 item 3: meta's gRPC port answers only callers holding the installation's secret.
+/// Before the bearer check, any pod that could connect read every mailbox with a raw client.
+#[tokio::test]
+async fn calls_without_the_installation_secret_are_refused() {
+    let h = harness().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", h.running.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = pb::meta_client::MetaClient::new(channel);
+    let with_bearer = |value: &str| {
+        let mut request = tonic::Request::new(pb::ListMailboxesRequest { user_id: h.alice.0 });
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+        request
+    };
+
+    // No bearer, a wrong one, the right one under another scheme: all refused.
+    let refused = [
+        raw.list_mailboxes(pb::ListMailboxesRequest { user_id: h.alice.0 })
+            .await,
+        raw.list_mailboxes(with_bearer("Bearer test-secret-0123456789abcdef012345678X"))
+            .await,
+        raw.list_mailboxes(with_bearer(&format!("Basic {}", common::TEST_SECRET)))
+            .await,
+    ];
+    for result in refused {
+        assert_eq!(
+            result.unwrap_err().code(),
+            tonic::Code::Unauthenticated,
+            "refused before any RPC runs"
+        );
+    }
+    // Login attempts with a forged client address (the throttle's key) and Watch are refused too.
+    let login = raw
+        .authenticate(pb::AuthenticateRequest {
+            name: "alice".into(),
+            password: "guess".into(),
+            client_address: "192.0.2.1".into(),
+        })
+        .await;
+    assert_eq!(login.unwrap_err().code(), tonic::Code::Unauthenticated);
+    let watch = raw
+        .watch(pb::WatchRequest { user_id: h.alice.0 })
+        .await
+        .map(|_| ());
+    assert_eq!(watch.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert!(
+        h.served.calls.lock().unwrap().is_empty(),
+        "the store saw none of the refused calls"
+    );
+
+    // The right bearer is served.
+    let served = raw
+        .list_mailboxes(with_bearer(&format!("Bearer {}", common::TEST_SECRET)))
+        .await;
+    assert!(served.is_ok(), "{served:?}");
+
+    // A node configured with another secret learns that it is misconfigured, not that a user
+    // failed to log in.
+    let wrong = ServiceSecret::parse("another-secret-0123456789abcdef0123456").unwrap();
+    let misconfigured =
+        GrpcMetaClient::connect(&format!("http://{}", h.running.addr), Some(&wrong))
+            .await
+            .unwrap();
+    let err = misconfigured.list_mailboxes(h.alice).await.unwrap_err();
+    assert!(matches!(err, MetaError::Internal(_)), "{err:?}");
+    let err = misconfigured
+        .authenticate("alice", "wonderland", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::Internal(_)), "{err:?}");
 }

@@ -285,6 +285,12 @@ pub struct LmtpArgs {
     #[arg(long, env = "YUBIN_LMTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lmtp_listen: Option<String>,
+    /// Comma-separated networks (CIDR, e.g. 10.0.0.0/8, or single addresses) the MTA connects
+    /// from; LMTP has no authentication, so anyone else gets `421` and is disconnected.
+    /// Default: loopback only (127.0.0.0/8, ::1).
+    #[arg(long, env = "YUBIN_LMTP_ALLOW", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lmtp_allow: Vec<String>,
     /// Serialized only when a limit was given, so roles and tests without LMTP settings never
     /// see an `lmtp` table.
     #[command(flatten)]
@@ -312,6 +318,9 @@ pub struct LmtpRoleArgs {
     #[arg(long, env = "YUBIN_META_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_url: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub grpc_auth: GrpcAuthArgs,
     /// Bucket for message bodies; endpoint and credentials come from the standard AWS variables.
     #[arg(long, env = "YUBIN_S3_BUCKET")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -328,6 +337,23 @@ pub struct LmtpRoleArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub lmtp: LmtpArgs,
+}
+
+/// How the roles authenticate to each other on meta's gRPC port (see `service_auth`). Top-level
+/// keys in the config file.
+#[derive(Debug, Args, Serialize, Default)]
+pub struct GrpcAuthArgs {
+    /// File holding the secret every role of the installation shares (e.g. `openssl rand -hex
+    /// 32`, at least 32 characters): meta demands it as every gRPC call's bearer, the
+    /// front-ends and LMTP present it. A file, so that orchestrators mount it as a secret.
+    #[arg(long, env = "YUBIN_GRPC_SECRET_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_secret_file: Option<PathBuf>,
+    /// Run the gRPC link without the shared secret: anyone who can reach meta's gRPC port reads
+    /// and writes every mailbox. For tests and local experiments only.
+    #[arg(long, env = "YUBIN_GRPC_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_insecure: Option<bool>,
 }
 
 /// Password hashing, login throttling and bearer tokens: what the authenticator of `meta` (and
@@ -412,10 +438,14 @@ pub struct DevArgs {
     #[arg(long, env = "YUBIN_DATA_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Also serve the metadata gRPC API here (so separate front-ends can join).
+    /// Also serve the metadata gRPC API here (so separate front-ends can join); needs
+    /// --grpc-secret-file (or --grpc-insecure) like `yubin meta`.
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub grpc_auth: GrpcAuthArgs,
     #[command(flatten)]
     #[serde(flatten)]
     pub front_end: FrontEndArgs,
@@ -447,6 +477,9 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub grpc_auth: GrpcAuthArgs,
     /// Health, metrics and the admin API.
     #[arg(long, env = "YUBIN_HTTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -473,6 +506,9 @@ pub struct ImapArgs {
     #[arg(long, env = "YUBIN_META_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_url: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub grpc_auth: GrpcAuthArgs,
     /// Bucket for message bodies; endpoint and credentials come from the standard AWS variables.
     #[arg(long, env = "YUBIN_S3_BUCKET")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod http;
 mod roles;
+mod service_auth;
 mod telemetry;
 mod user;
 

@@ -8,6 +8,8 @@
 //! autoscaler use against real scrapes of every role after real IMAP and LMTP traffic, while a
 //! real Prometheus scrapes the roles and every dashboard panel's query must return data.
 
+#[path = "deploy/access.rs"]
+mod access;
 mod common;
 
 use common::{YubinProcess, sample_message, yubin_bin, yubin_user};

@@ -466,3 +466,49 @@ async fn postfix_relays_to_yubin_lmtp_and_every_recipient_gets_a_copy() {
         "Postfix did not report two deliveries:\n{log}"
     );
 }
+
+/// Issue 9 item 3: LMTP accepted mail for anyone from anyone who could connect. With an
+/// allow-list that excludes loopback, a local client is greeted with `421 4.7.1`, closed, and
+/// counted in `yubin_lmtp_refused_connections_total{reason="client_not_allowed"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lmtp_refuses_clients_outside_lmtp_allow() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dev = YubinProcess::start(
+        &[
+            "dev",
+            "--data-dir",
+            data.path().to_str().expect("utf-8 path"),
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--imaps-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--lmtp-listen",
+            "127.0.0.1:0",
+            "--lmtp-allow",
+            "192.0.2.0/24,2001:db8::/32",
+        ],
+        &[],
+        &["lmtp", "http"],
+    );
+    let tcp = TcpStream::connect(dev.addr("lmtp")).await.expect("connect");
+    let mut reader = BufReader::new(tcp);
+    let mut greeting = String::new();
+    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut greeting))
+        .await
+        .expect("greeting in time")
+        .expect("read");
+    assert!(greeting.starts_with("421 4.7.1 "), "{greeting:?}");
+    let mut rest = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut rest))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed after the 421, got {rest:?}");
+    let (_, metrics) = http_get(dev.addr("http"), "/metrics");
+    assert!(
+        metrics.contains("yubin_lmtp_refused_connections_total{reason=\"client_not_allowed\"} 1"),
+        "{metrics}"
+    );
+}

@@ -908,6 +908,10 @@ impl MailStore for RedisStore {
         messages: Vec<NewMessage>,
     ) -> MetaResult<AppendResult> {
         let name = names::checked(mailbox)?;
+        // Checked here for the Lua script: the embedded store does the same, before writing.
+        for m in &messages {
+            m.check_owner(user)?;
+        }
         let mut inv = self.call(&self.scripts.append, user);
         inv.arg(now_secs()).arg(&name).arg(messages.len());
         for m in &messages {

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
-use yubin_meta::{GrpcMetaClient, ServeError, serve_grpc};
+use yubin_meta::{CallerCheck, GrpcMetaClient, ServeError, ServiceSecret, serve_grpc};
 use yubin_meta_api::*;
 
 /// A real embedded store in a temporary directory (kept alive by the returned guard), for the
@@ -89,6 +89,14 @@ pub fn record(uid: u32, summary: Option<Bytes>) -> MessageRecord {
         size: 12_345,
         blob: BlobKey(format!("u/7/{uid:064x}")),
         summary,
+    }
+}
+
+/// [`new_message`] with its body under `user`'s prefix (meta refuses any other key).
+pub fn new_message_for(user: UserId, n: u8) -> NewMessage {
+    NewMessage {
+        blob: BlobKey::for_content(user, &format!("{n:064x}")),
+        ..new_message(n)
     }
 }
 
@@ -380,12 +388,42 @@ pub struct Running {
     pub task: JoinHandle<Result<(), ServeError>>,
 }
 
+/// The secret the test servers demand and the test clients present.
+pub const TEST_SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+pub fn test_secret() -> ServiceSecret {
+    ServiceSecret::parse(TEST_SECRET).unwrap()
+}
+
+/// A generated client with the bearer of [`TEST_SECRET`], for requests `GrpcMetaClient` would
+/// never send.
+pub async fn authorized_raw_client(
+    addr: SocketAddr,
+) -> yubin_meta::pb::meta_client::MetaClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        yubin_meta::CallCredentials,
+    >,
+> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    yubin_meta::pb::meta_client::MetaClient::with_interceptor(
+        channel,
+        yubin_meta::CallCredentials::new(Some(&test_secret())),
+    )
+}
+
+/// Serves on a free port, demanding [`TEST_SECRET`] as every call's bearer; the client has it.
 pub async fn serve(mail: Arc<dyn MailStore>, auth: Arc<dyn Authenticator>) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve_grpc(listener, mail, auth, shutdown.clone()));
-    let client = GrpcMetaClient::connect(&format!("http://{addr}"))
+    let callers = CallerCheck::bearer(&test_secret());
+    let task = tokio::spawn(serve_grpc(listener, mail, auth, callers, shutdown.clone()));
+    let client = GrpcMetaClient::connect(&format!("http://{addr}"), Some(&test_secret()))
         .await
         .unwrap();
     Running {

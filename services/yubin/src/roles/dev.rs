@@ -6,6 +6,7 @@ use crate::cli::DevArgs;
 use crate::config::{self, ConnectionLimits, LmtpLimits};
 use crate::http;
 use crate::roles::{bind, is_loopback};
+use crate::service_auth::{self, GrpcAuth};
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -30,6 +31,11 @@ struct DevSettings {
     http_listen: String,
     #[serde(default)]
     grpc_listen: Option<String>,
+    /// The shared secret of the gRPC link between roles (`service_auth`).
+    #[serde(default)]
+    grpc_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    grpc_insecure: bool,
     #[serde(default)]
     tls_cert: Option<PathBuf>,
     #[serde(default)]
@@ -43,6 +49,8 @@ struct DevSettings {
     quota_admins: Vec<String>,
     #[serde(default = "super::lmtp::default_lmtp")]
     lmtp_listen: String,
+    #[serde(default = "super::lmtp::default_lmtp_allow")]
+    lmtp_allow: Vec<String>,
     #[serde(default)]
     lmtp: LmtpLimits,
     #[serde(default)]
@@ -65,6 +73,14 @@ fn default_http() -> String {
 }
 
 impl DevSettings {
+    /// Used only with `grpc_listen`: in-process calls need no secret.
+    fn grpc_auth(&self) -> GrpcAuth<'_> {
+        GrpcAuth {
+            secret_file: self.grpc_secret_file.as_ref(),
+            insecure: self.grpc_insecure,
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         config::check_addr("imap_listen", &self.imap_listen)?;
         config::check_quota_admins(&self.quota_admins)?;
@@ -73,8 +89,10 @@ impl DevSettings {
         if let Some(g) = &self.grpc_listen {
             config::check_addr("grpc_listen", g)?;
         }
+        self.grpc_auth().validate()?;
         config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
         config::check_addr("lmtp_listen", &self.lmtp_listen)?;
+        super::lmtp::allowed_clients(&self.lmtp_allow)?;
         self.lmtp.validate()?;
         self.auth.validate()?;
         config::check_store_limits(&self.store)?;
@@ -89,6 +107,14 @@ const DEMO_PASSWORD: &str = "demo";
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let settings: DevSettings = config::load(&args, args.config.as_deref())?;
     settings.validate()?;
+    // The front-end here calls the store in-process; only a gRPC port for other nodes needs the
+    // shared secret, and then exactly as `yubin meta` does.
+    let callers = match &settings.grpc_listen {
+        Some(_) => Some(service_auth::caller_check(
+            settings.grpc_auth().secret("dev --grpc-listen")?.as_ref(),
+        )),
+        None => None,
+    };
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
 
@@ -158,12 +184,15 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     tasks.spawn(server.clone().serve(imap, false, shutdown.clone()));
     tasks.spawn(server.serve(imaps, true, shutdown.clone()));
     // LMTP delivery into the same stores, spooling next to the IMAP spool.
-    super::lmtp::warn_if_exposed(&settings.lmtp_listen);
+    super::lmtp::warn_if_exposed(&settings.lmtp_listen, &settings.lmtp_allow);
     let lmtp = yubin_lmtp::LmtpServer::new(
         mail.clone(),
         auth.clone(),
         blobs.clone(),
-        settings.lmtp.lmtp_config("localhost", Some(spool)),
+        yubin_lmtp::LmtpConfig {
+            allowed_clients: super::lmtp::allowed_clients(&settings.lmtp_allow)?,
+            ..settings.lmtp.lmtp_config("localhost", Some(spool))
+        },
     );
     let lmtp_listener = bind("lmtp", &settings.lmtp_listen).await?;
     tasks.spawn(lmtp.serve(lmtp_listener, shutdown.clone()));
@@ -175,11 +204,11 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     };
     let app = http::router(ready, admin_router(admin, token, params));
     tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
-    if let Some(addr) = &settings.grpc_listen {
+    if let (Some(addr), Some(callers)) = (&settings.grpc_listen, callers) {
         let listener = bind("grpc", addr).await?;
         let (mail, auth, shutdown) = (mail.clone(), auth.clone(), shutdown.clone());
         tasks.spawn(async move {
-            yubin_meta::serve_grpc(listener, mail, auth, shutdown)
+            yubin_meta::serve_grpc(listener, mail, auth, callers, shutdown)
                 .await
                 .map_err(std::io::Error::other)
         });

@@ -5,6 +5,7 @@ use crate::cli::ImapArgs;
 use crate::config::{self, ConnectionLimits};
 use crate::http;
 use crate::roles::bind;
+use crate::service_auth::GrpcAuth;
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -20,6 +21,11 @@ use yubin_meta_api::{Authenticator, MailStore};
 struct ImapSettings {
     #[serde(default = "default_meta")]
     meta_url: String,
+    /// The shared secret of the gRPC link between roles (`service_auth`).
+    #[serde(default)]
+    grpc_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    grpc_insecure: bool,
     #[serde(default = "default_bucket")]
     s3_bucket: String,
     #[serde(default = "default_imap")]
@@ -57,6 +63,13 @@ fn default_http() -> String {
 }
 
 impl ImapSettings {
+    fn grpc_auth(&self) -> GrpcAuth<'_> {
+        GrpcAuth {
+            secret_file: self.grpc_secret_file.as_ref(),
+            insecure: self.grpc_insecure,
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         config::check_addr("imap_listen", &self.imap_listen)?;
         config::check_quota_admins(&self.quota_admins)?;
@@ -64,6 +77,7 @@ impl ImapSettings {
             config::check_addr("imaps_listen", a)?;
         }
         config::check_addr("http_listen", &self.http_listen)?;
+        self.grpc_auth().validate()?;
         config::check_tls_pair(&self.tls_cert, &self.tls_key)?;
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
@@ -75,8 +89,9 @@ impl ImapSettings {
 pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let settings: ImapSettings = config::load(&args, args.config.as_deref())?;
     settings.validate()?;
+    let secret = settings.grpc_auth().secret("imap")?;
     let meta = Arc::new(
-        GrpcMetaClient::connect(&settings.meta_url)
+        GrpcMetaClient::connect(&settings.meta_url, secret.as_ref())
             .await
             .context("connecting to the metadata service")?,
     );

@@ -5,8 +5,10 @@ use crate::cli::MetaArgs;
 use crate::config;
 use crate::http;
 use crate::roles::{bind, is_loopback};
+use crate::service_auth::{self, GrpcAuth};
 use anyhow::Context;
 use serde::Deserialize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,11 @@ struct MetaSettings {
     redis_cluster: bool,
     #[serde(default = "default_grpc")]
     grpc_listen: String,
+    /// The shared secret of the gRPC link between roles (`service_auth`).
+    #[serde(default)]
+    grpc_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    grpc_insecure: bool,
     #[serde(default = "default_http")]
     http_listen: String,
     /// Where the front-ends keep message bodies: deleting an account deletes them too.
@@ -60,6 +67,7 @@ impl MetaSettings {
         }
         self.auth.validate()?;
         config::check_store_limits(&self.store)?;
+        self.grpc_auth().validate()?;
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
         }
@@ -72,6 +80,13 @@ impl MetaSettings {
             }
         }
         Ok(())
+    }
+
+    fn grpc_auth(&self) -> GrpcAuth<'_> {
+        GrpcAuth {
+            secret_file: self.grpc_secret_file.as_ref(),
+            insecure: self.grpc_insecure,
+        }
     }
 
     fn redis_urls(&self) -> Vec<String> {
@@ -87,6 +102,8 @@ impl MetaSettings {
 pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let settings: MetaSettings = config::load(&args, args.config.as_deref())?;
     settings.validate()?;
+    // Before connecting anywhere: a role without its secret must not start at all.
+    let callers = service_auth::caller_check(settings.grpc_auth().secret("meta")?.as_ref());
     let store = if settings.redis_cluster {
         RedisStore::connect_cluster(&settings.redis_urls())
             .await
@@ -124,7 +141,7 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
     {
         let (mail, auth, shutdown) = (mail.clone(), auth.clone(), shutdown.clone());
         tasks.spawn(async move {
-            yubin_meta::serve_grpc(grpc, mail, auth, shutdown)
+            yubin_meta::serve_grpc(grpc, mail, auth, callers, shutdown)
                 .await
                 .map_err(std::io::Error::other)
         });

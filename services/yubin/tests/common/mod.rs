@@ -60,6 +60,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The gRPC secret every role the harness starts shares (meta demands it, imap and lmtp
+/// present it): written once per test binary under cargo's scratch directory for tests.
+pub fn grpc_secret_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join("yubin-test-grpc-secret");
+        // Written under a unique name and renamed, so test binaries running at once never read
+        // a half-written file.
+        let partial = dir.join(format!("yubin-test-grpc-secret.{}", std::process::id()));
+        std::fs::write(&partial, "test-grpc-secret-0123456789abcdef0123456789\n")
+            .expect("write the test grpc secret");
+        std::fs::rename(&partial, &path).expect("publish the test grpc secret");
+        path
+    })
+}
+
 pub fn yubin_bin() -> &'static str {
     env!("CARGO_BIN_EXE_yubin")
 }
@@ -83,7 +100,9 @@ impl YubinProcess {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
-            .env_remove("YUBIN_ADMIN_TOKEN");
+            .env_remove("YUBIN_ADMIN_TOKEN")
+            // Every role gets the shared gRPC secret (a test can override it through `envs`).
+            .env("YUBIN_GRPC_SECRET_FILE", grpc_secret_file());
         for (k, v) in envs {
             cmd.env(k, v);
         }

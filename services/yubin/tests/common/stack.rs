@@ -44,6 +44,11 @@ impl Stack {
         self.nodes[node].addr("imap")
     }
 
+    /// Meta's gRPC address.
+    pub fn grpc(&self) -> SocketAddr {
+        self.grpc
+    }
+
     pub fn add_user(&self, name: &str, password: &str) {
         yubin_user(self.admin, &["add", name, "--password", password]);
     }
