@@ -201,6 +201,23 @@ async fn pre_auth_literals_are_small() {
     assert_eq!(last(&r), "T BAD [LIMIT] line too long");
 }
 
+/// Sends `line` one byte every 300 ms, over and over, never completing a command, until the
+/// server closes the connection (its BYE ends the drip with a write error) or 10 s pass; how
+/// long that took and what the server said.
+async fn drip_until_closed(c: &mut Raw, line: &[u8]) -> (Duration, String) {
+    let started = Instant::now();
+    let drip = async {
+        for b in line.iter().cycle() {
+            c.io.get_mut().write_all(&[*b]).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drip).await;
+    let elapsed = started.elapsed();
+    (elapsed, c.until_closed().await)
+}
+
 /// One byte every 300 ms used to hold a connection forever (the timer restarted at each byte);
 /// the login deadline runs from connect whatever arrives.
 #[tokio::test]
@@ -214,18 +231,7 @@ async fn slow_drip_is_closed_at_the_login_deadline() {
     })
     .await;
     let mut c = Raw::connect(h.addr).await;
-    let started = Instant::now();
-    let drip = async {
-        for b in b"A LOGIN alice wonderlan".iter().cycle() {
-            c.io.get_mut().write_all(&[*b]).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        Ok::<(), std::io::Error>(())
-    };
-    // The server's BYE ends the drip with a write error (or it is still dripping at 10 s).
-    let _ = tokio::time::timeout(Duration::from_secs(10), drip).await;
-    let elapsed = started.elapsed();
-    let rest = c.until_closed().await;
+    let (elapsed, rest) = drip_until_closed(&mut c, b"A LOGIN alice wonderlan").await;
     assert!(
         rest.starts_with("* BYE Autologout; not authenticated in time"),
         "{rest:?}"
@@ -247,17 +253,7 @@ async fn authenticated_timer_is_reset_by_commands_only() {
     .await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
     ok(&c.cmd("NOOP").await);
-    let started = Instant::now();
-    let drip = async {
-        for b in b"A SEARCH SUBJECT hello".iter().cycle() {
-            c.io.get_mut().write_all(&[*b]).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        Ok::<(), std::io::Error>(())
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(10), drip).await;
-    let elapsed = started.elapsed();
-    let rest = c.until_closed().await;
+    let (elapsed, rest) = drip_until_closed(&mut c, b"A SEARCH SUBJECT hello").await;
     assert!(
         rest.starts_with("* BYE Autologout; idle for too long"),
         "{rest:?}"

@@ -12,7 +12,9 @@ use crate::telemetry::{self, Outcome};
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::time::Instant;
-use yubin_meta_api::{BlobKey, InternalDate, MetaError, NewMessage, SearchIndex, UserId};
+use yubin_meta_api::{
+    BlobKey, InternalDate, MailboxInfo, MetaError, NewMessage, SearchIndex, SpecialUse, UserId,
+};
 use yubin_mime::Summary;
 
 /// Messages above this size are hashed and summarized off the async worker threads.
@@ -193,7 +195,8 @@ async fn deliver_one(
     }
 }
 
-/// The account's folder named by the address detail (case-insensitively), else INBOX.
+/// The account's folder named by the address detail (case-insensitively) when mail from
+/// outside may be filed there, else INBOX.
 async fn target_mailbox(server: &LmtpServer, rcpt: &Recipient) -> Result<String, MetaError> {
     let Some(detail) = &rcpt.detail else {
         return Ok(INBOX.to_string());
@@ -201,8 +204,26 @@ async fn target_mailbox(server: &LmtpServer, rcpt: &Recipient) -> Result<String,
     let mailboxes = server.mail.list_mailboxes(rcpt.user).await?;
     Ok(mailboxes
         .into_iter()
-        .find(|m| m.name.eq_ignore_ascii_case(detail))
+        .find(|m| m.name.eq_ignore_ascii_case(detail) && takes_detail_delivery(m))
         .map_or_else(|| INBOX.to_string(), |m| m.name))
+}
+
+/// Whether a `+detail` address may file mail into `mailbox`. The detail is chosen by whoever
+/// sends the mail, so it must not plant messages where the user keeps what they wrote
+/// themselves (`\Sent`, `\Drafts`: a forged "sent" message, a draft one edits and sends) or
+/// where mail is on its way out (`\Trash`); `\All` and `\Flagged` are views of other
+/// mailboxes (RFC 6154 §2). Such mail goes to INBOX instead, as for an unknown folder.
+fn takes_detail_delivery(mailbox: &MailboxInfo) -> bool {
+    !matches!(
+        mailbox.special_use,
+        Some(
+            SpecialUse::Sent
+                | SpecialUse::Drafts
+                | SpecialUse::Trash
+                | SpecialUse::All
+                | SpecialUse::Flagged
+        )
+    )
 }
 
 /// The reply for a metadata error at delivery.

@@ -310,6 +310,52 @@ async fn each_recipient_gets_its_copy_and_its_own_reply() {
 
 /// Addresses map to accounts by the metadata store's rules: aliases, alias domains, the local
 /// part within the installation's domains; `+detail` is stripped before the lookup.
+/// A sender cannot file mail into the user's Sent, Drafts or Trash through `+detail` (a forged
+/// "sent" message, a draft the user would edit and send): that mail goes to INBOX. Junk and
+/// ordinary folders still take it.
+#[tokio::test]
+async fn detail_never_files_into_sent_drafts_or_trash() {
+    use yubin_meta_api::SpecialUse;
+    let h = Harness::embedded(LmtpConfig::default()).await;
+    let bob = h.user("bob").await;
+    for (name, special_use) in [
+        ("Sent", SpecialUse::Sent),
+        ("Drafts", SpecialUse::Drafts),
+        ("Trash", SpecialUse::Trash),
+        ("Junk", SpecialUse::Junk),
+    ] {
+        h.mail
+            .create_mailbox(bob, name, Some(special_use))
+            .await
+            .expect("create");
+    }
+    let recipients = [
+        "bob+sent@example.com",
+        "bob+Drafts@example.com",
+        "bob+trash@example.com",
+        "bob+junk@example.com",
+    ];
+    let mut c = h.client().await;
+    c.expect("LHLO mx.example.org", "250").await;
+    c.expect("MAIL FROM:<mallory@example.org>", "250 2.1.0")
+        .await;
+    for rcpt in recipients {
+        c.expect(&format!("RCPT TO:<{rcpt}>"), "250 2.1.5").await;
+    }
+    c.expect("DATA", "354").await;
+    c.send(&data_wire(MESSAGE)).await;
+    for rcpt in recipients {
+        let r = c.reply().await;
+        assert!(r.starts_with("250 2.0.0") && r.contains(rcpt), "{r}");
+    }
+    c.expect("QUIT", "221").await;
+    assert_eq!(h.count(bob, "INBOX").await, 3);
+    for name in ["Sent", "Drafts", "Trash"] {
+        assert_eq!(h.count(bob, name).await, 0, "{name}");
+    }
+    assert_eq!(h.count(bob, "Junk").await, 1);
+}
+
 #[tokio::test]
 async fn aliases_and_alias_domains_resolve_and_foreign_domains_do_not() {
     let h = Harness::embedded(LmtpConfig::default()).await;
