@@ -37,6 +37,7 @@ pub(crate) fn build_message(
     write_envelope(&mut envelope, &headers);
     let mut body_structure = Vec::new();
     let mut body = Vec::new();
+    let mut visited = vec![false; msg.parts.len()];
     let root_part = build_part(
         msg,
         0,
@@ -46,6 +47,7 @@ pub(crate) fn build_message(
         &mut body_structure,
         &mut body,
         depth,
+        &mut visited,
     );
     BuiltMessage {
         root: root_part,
@@ -90,11 +92,21 @@ fn build_part(
     bs: &mut Vec<u8>,
     body: &mut Vec<u8>,
     depth: usize,
+    visited: &mut [bool],
 ) -> Part {
     let Some(part) = msg.parts.get(id) else {
         write_empty_text(bs, body);
         return empty_part();
     };
+    // mail-parser keeps a message's parts in one list, multiparts naming their children by
+    // index; malformed nesting can make it list a part under two parents or under itself
+    // (found by fuzzing: a 900-byte message took minutes and hundreds of MB, the depth cap
+    // alone still allowing children^MAX_DEPTH visits). Each part is summarized once; a part
+    // named again is shown as an empty text part, so the work is linear in the parts.
+    if std::mem::replace(&mut visited[id], true) {
+        write_empty_text(bs, body);
+        return empty_part();
+    }
     let headers = RawHeaders::of_part(part, raw);
     let ct = headers
         .first("content-type")
@@ -123,6 +135,7 @@ fn build_part(
                     bs,
                     body,
                     depth + 1,
+                    visited,
                 ));
             }
             if children.is_empty() {

@@ -660,3 +660,18 @@ fn digest_parts_default_to_message_rfc822() {
     );
     assert_eq!(section(raw, &s, &[1, 1], SectionWhat::Full), b"body one");
 }
+
+/// A malformed nesting (found by the `mime` fuzz target) makes mail-parser list parts under
+/// more than one parent: the summary names each part once, so a 900-byte message yields a
+/// small summary at once instead of minutes of work and hundreds of MB.
+#[test]
+fn parts_listed_twice_are_summarized_once() {
+    let raw = fixture("parts-listed-twice.eml");
+    let (s, _) = summarize(&raw);
+    check_invariants(&raw, &s);
+    assert!(
+        s.body_structure().len() < 16 * 1024,
+        "{}",
+        s.body_structure().len()
+    );
+}
