@@ -146,6 +146,65 @@ async fn create_beyond_the_mailbox_limit_is_refused() {
     assert_eq!(r.len() - 1, 16, "{r:?}");
 }
 
+/// The METADATA attack: many mailboxes, each with entries at the largest value size. The
+/// per-mailbox limits alone allowed 10 000 mailboxes × 128 entries × 64 KiB (80 GiB of Redis
+/// RAM) to one account; the per-account budget stops growth with `[METADATA TOOMANY]`
+/// (RFC 5464 §4.3), and removing entries gives room back.
+#[tokio::test]
+async fn metadata_spread_over_mailboxes_meets_the_account_budget() {
+    let limits = StoreLimits {
+        max_metadata_bytes_per_account: 310_000,
+        ..StoreLimits::default()
+    };
+    let h = server(limits).await;
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    let value = "v".repeat(60_000);
+    let mut refused = None;
+    for i in 0..10 {
+        let r = c.tagged("C", &format!("CREATE md{i}")).await;
+        assert!(last(&r).starts_with("C OK"), "{}", last(&r));
+        let r = c
+            .tagged(
+                "S",
+                &format!(
+                    "SETMETADATA md{i} (/private/comment {{{}+}}\r\n{value})",
+                    value.len()
+                ),
+            )
+            .await;
+        if last(&r).starts_with("S NO [METADATA TOOMANY]") {
+            refused = Some(i);
+            break;
+        }
+        assert!(last(&r).starts_with("S OK"), "{}", last(&r));
+    }
+    // Five values of 60 KB fit in 310 000 bytes with their names; the sixth does not.
+    assert_eq!(refused, Some(5));
+    let r = c.tagged("G", "GETMETADATA md5 /private/comment").await;
+    assert!(
+        r.iter().any(|l| l.contains("/private/comment NIL")),
+        "the refused value was not stored: {r:?}"
+    );
+    let r = c
+        .tagged("R", "SETMETADATA md0 (/private/comment NIL)")
+        .await;
+    assert!(last(&r).starts_with("R OK"), "{}", last(&r));
+    let r = c
+        .tagged(
+            "S",
+            &format!(
+                "SETMETADATA md5 (/private/comment {{{}+}}\r\n{value})",
+                value.len()
+            ),
+        )
+        .await;
+    assert!(
+        last(&r).starts_with("S OK"),
+        "room after a removal: {}",
+        last(&r)
+    );
+}
+
 /// A message with megabytes of encoded-word header text is delivered, and SEARCH finds text
 /// far past the trigram cap in it (and not text it lacks) by verifying its stored text. The
 /// index keeps 64 KiB of one field and 256 KiB of header in all, so the flood is spread over

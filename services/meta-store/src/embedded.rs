@@ -27,6 +27,7 @@
 //! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
 //! | `domains` | lower-cased domain | the domain it is an alias of, or `""` |
 //! | `metadata` | (user, mailbox or 0 for the server, entry) | METADATA value (RFC 5464) |
+//! | `metadata_bytes` | user | bytes of the account's `metadata` rows (entry names and values), against `max_metadata_bytes_per_account` |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -88,6 +89,9 @@ const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
 /// METADATA entries (RFC 5464) by mailbox id, so they follow RENAME and a re-created mailbox
 /// (a new id: ids are never reused) starts empty. Mailbox 0 holds the server entries.
 const METADATA: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new("metadata");
+/// Per account, the bytes (entry names and values) of its `metadata` rows, so that a SETMETADATA
+/// checks the account's budget without reading every mailbox's entries.
+const METADATA_BYTES: TableDefinition<u64, u64> = TableDefinition::new("metadata_bytes");
 
 /// Capacity of the in-process hint channel; a watcher that falls this far behind gets one
 /// synthetic "resync" hint instead of the lost ones.
@@ -469,6 +473,7 @@ struct W<'t> {
     user_aliases: Table<'t, (u64, &'static str), u8>,
     domains: Table<'t, &'static str, &'static str>,
     metadata: Table<'t, (u64, u64, &'static str), BytesTable>,
+    metadata_bytes: Table<'t, u64, u64>,
     /// Hints to publish once the transaction has committed.
     events: Vec<ChangeEvent>,
 }
@@ -496,6 +501,7 @@ impl<'t> W<'t> {
             user_aliases: txn.open_table(USER_ALIASES).map_err(db_err)?,
             domains: txn.open_table(DOMAINS).map_err(db_err)?,
             metadata: txn.open_table(METADATA).map_err(db_err)?,
+            metadata_bytes: txn.open_table(METADATA_BYTES).map_err(db_err)?,
             events: Vec::new(),
         })
     }
@@ -779,11 +785,40 @@ impl<'t> W<'t> {
             .retain_in(r4.clone(), |_, _| false)
             .map_err(db_err)?;
         self.expunged.retain_in(r4, |_, _| false).map_err(db_err)?;
-        self.metadata
-            .retain_in::<(u64, u64, &str), _>((u, m, "")..(u, m + 1, ""), |_, _| false)
-            .map_err(db_err)?;
+        self.forget_metadata(u, m)?;
         self.mailboxes.remove((u, m)).map_err(db_err)?;
         self.mailbox_names.remove((u, name)).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Removes the METADATA entries of mailbox `m` (0: the server's) and takes their bytes off
+    /// the account's total.
+    fn forget_metadata(&mut self, u: u64, m: u64) -> MetaResult<()> {
+        let mut bytes = 0u64;
+        self.metadata
+            .retain_in::<(u64, u64, &str), _>((u, m, "")..(u, m + 1, ""), |(_, _, name), value| {
+                bytes += (name.len() + value.len()) as u64;
+                false
+            })
+            .map_err(db_err)?;
+        let held = self.metadata_bytes_of(u)?;
+        self.set_metadata_bytes(u, held.saturating_sub(bytes))
+    }
+
+    fn metadata_bytes_of(&self, u: u64) -> MetaResult<u64> {
+        Ok(self
+            .metadata_bytes
+            .get(u)
+            .map_err(db_err)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn set_metadata_bytes(&mut self, u: u64, bytes: u64) -> MetaResult<()> {
+        if bytes == 0 {
+            self.metadata_bytes.remove(u).map_err(db_err)?;
+        } else {
+            self.metadata_bytes.insert(u, bytes).map_err(db_err)?;
+        }
         Ok(())
     }
 
@@ -1668,28 +1703,34 @@ impl MailStore for EmbeddedStore {
         metadata::check_names(entries.iter().map(|(n, _)| n.as_str()))?;
         let name = mailbox.map(names::checked).transpose()?;
         let entries = entries.to_vec();
-        let u = user.0;
+        let (u, limits) = (user.0, self.limits);
         self.write(move |w| {
             let m = match &name {
                 Some(name) => w.id_by_name_req(u, name)?,
                 None => 0,
             };
             let mut added = false;
+            // Bytes (name and value) written minus bytes removed, for the account's budget.
+            let mut delta: i64 = 0;
             for (entry, value) in &entries {
-                match value {
-                    Some(v) => {
-                        added |= w
-                            .metadata
-                            .insert((u, m, entry.as_str()), v.as_slice())
-                            .map_err(db_err)?
-                            .is_none();
-                    }
-                    None => {
-                        w.metadata.remove((u, m, entry.as_str())).map_err(db_err)?;
-                    }
-                }
+                let old = match value {
+                    Some(v) => w
+                        .metadata
+                        .insert((u, m, entry.as_str()), v.as_slice())
+                        .map_err(db_err)?
+                        .map(|old| old.value().len()),
+                    None => w
+                        .metadata
+                        .remove((u, m, entry.as_str()))
+                        .map_err(db_err)?
+                        .map(|old| old.value().len()),
+                };
+                added |= value.is_some() && old.is_none();
+                let now = value.as_ref().map_or(0, |v| entry.len() + v.len());
+                delta += now as i64 - old.map_or(0, |o| entry.len() + o) as i64;
             }
             // Only growth is refused: with a lowered limit, removing entries still works.
+            // Returning an error drops the transaction: nothing was written.
             if added {
                 let mut count = 0u64;
                 for item in w
@@ -1701,11 +1742,15 @@ impl MailStore for EmbeddedStore {
                     count += 1;
                 }
                 if count > u64::from(max_entries) {
-                    // Returning the error drops the transaction: nothing was written.
                     return Err(metadata::too_many(max_entries));
                 }
             }
-            Ok(())
+            let held = w.metadata_bytes_of(u)?;
+            let now = held.saturating_add_signed(delta);
+            if delta > 0 && now > limits.max_metadata_bytes_per_account {
+                return Err(limits.too_much_metadata());
+            }
+            w.set_metadata_bytes(u, now)
         })
         .await
     }
@@ -1903,9 +1948,8 @@ impl AccountStore for EmbeddedStore {
                 .retain_in::<(u64, &str), _>((u, "")..(u + 1, ""), |_, _| false)
                 .map_err(db_err)?;
             // The account's server entries (its mailboxes' went with them above).
-            w.metadata
-                .retain_in::<(u64, u64, &str), _>((u, 0, "")..(u, 1, ""), |_, _| false)
-                .map_err(db_err)?;
+            w.forget_metadata(u, 0)?;
+            w.metadata_bytes.remove(u).map_err(db_err)?;
             w.user_names.remove(row.name.as_str()).map_err(db_err)?;
             w.users.remove(u).map_err(db_err)?;
             w.user_seq.remove(u).map_err(db_err)?;

@@ -27,6 +27,12 @@ pub struct StoreLimits {
     /// exceed it (superiors they create count too) are refused.
     #[serde(default = "default_mailboxes")]
     pub max_mailboxes: u32,
+    /// Most bytes of METADATA (RFC 5464) one account may hold, entry names and values of the
+    /// server and of every mailbox together. The front-end's per-mailbox entry count and value
+    /// size alone would let an account with 10 000 mailboxes keep gigabytes in Redis RAM; a
+    /// SETMETADATA that would grow past it gets `[METADATA TOOMANY]` (RFC 5464 §4.3).
+    #[serde(default = "default_metadata_bytes")]
+    pub max_metadata_bytes_per_account: u64,
 }
 
 fn default_keywords_per_message() -> u32 {
@@ -41,6 +47,11 @@ fn default_keyword_bytes() -> u32 {
 fn default_mailboxes() -> u32 {
     10_000
 }
+fn default_metadata_bytes() -> u64 {
+    // Mailbox comments and a client's settings take a few KiB; 1 MiB leaves room for a
+    // thousand of them and bounds the worst account to 1 MiB of RAM.
+    1024 * 1024
+}
 
 impl Default for StoreLimits {
     fn default() -> StoreLimits {
@@ -49,6 +60,7 @@ impl Default for StoreLimits {
             max_keywords_per_mailbox: default_keywords_per_mailbox(),
             max_keyword_bytes: default_keyword_bytes(),
             max_mailboxes: default_mailboxes(),
+            max_metadata_bytes_per_account: default_metadata_bytes(),
         }
     }
 }
@@ -71,6 +83,10 @@ impl StoreLimits {
         // INBOX plus a few special-use mailboxes (RFC 6154) must always fit.
         if self.max_mailboxes < 16 {
             return Err("max_mailboxes must be at least 16".into());
+        }
+        // One entry of the largest size a front-end accepts by default must fit.
+        if self.max_metadata_bytes_per_account < 64 * 1024 + 1024 {
+            return Err("max_metadata_bytes_per_account must be at least 66560 (65 KiB)".into());
         }
         Ok(())
     }
@@ -113,6 +129,15 @@ impl StoreLimits {
         MetaError::Limit(format!(
             "more than {} mailboxes in one account",
             self.max_mailboxes
+        ))
+    }
+
+    pub(crate) fn too_much_metadata(&self) -> MetaError {
+        // OverQuota: the front-end answers every growth refused by set_metadata with
+        // [METADATA TOOMANY] (RFC 5464 §4.3).
+        MetaError::OverQuota(format!(
+            "more than {} bytes of metadata in one account",
+            self.max_metadata_bytes_per_account
         ))
     }
 

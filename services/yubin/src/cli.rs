@@ -143,6 +143,14 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_MAX_FLAGS_PER_COMMAND")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_flags_per_command: Option<usize>,
+    /// Largest METADATA value SETMETADATA accepts, in bytes (RFC 5464 MAXSIZE).
+    #[arg(long, env = "YUBIN_METADATA_MAX_VALUE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_max_value_bytes: Option<u32>,
+    /// Most METADATA entries on one mailbox, or on the server (RFC 5464 TOOMANY).
+    #[arg(long, env = "YUBIN_METADATA_MAX_ENTRIES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_max_entries: Option<u32>,
 }
 
 /// Limits the metadata store enforces (`dev` and `meta`); in the config file under `[store]`.
@@ -164,6 +172,10 @@ pub struct StoreLimitArgs {
     #[arg(long, env = "YUBIN_MAX_MAILBOXES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_mailboxes: Option<u32>,
+    /// Most bytes of METADATA (entry names and values) one account may hold.
+    #[arg(long, env = "YUBIN_MAX_METADATA_BYTES_PER_ACCOUNT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_metadata_bytes_per_account: Option<u64>,
 }
 
 impl StoreLimitArgs {
@@ -172,6 +184,7 @@ impl StoreLimitArgs {
             && self.max_keywords_per_mailbox.is_none()
             && self.max_keyword_bytes.is_none()
             && self.max_mailboxes.is_none()
+            && self.max_metadata_bytes_per_account.is_none()
     }
 }
 

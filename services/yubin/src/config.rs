@@ -124,6 +124,10 @@ pub struct ConnectionLimits {
     pub login_timeout_seconds: u64,
     #[serde(default = "default_max_flags_per_command")]
     pub max_flags_per_command: usize,
+    #[serde(default = "default_metadata_max_value_bytes")]
+    pub metadata_max_value_bytes: u32,
+    #[serde(default = "default_metadata_max_entries")]
+    pub metadata_max_entries: u32,
 }
 
 impl Default for ConnectionLimits {
@@ -147,6 +151,8 @@ impl Default for ConnectionLimits {
             pre_auth_max_bytes: default_pre_auth_max_bytes(),
             login_timeout_seconds: default_login_timeout(),
             max_flags_per_command: default_max_flags_per_command(),
+            metadata_max_value_bytes: default_metadata_max_value_bytes(),
+            metadata_max_entries: default_metadata_max_entries(),
         }
     }
 }
@@ -196,6 +202,14 @@ impl ConnectionLimits {
             // The five system flags and a handful of keywords must always fit.
             bail!("max_flags_per_command must be at least 16");
         }
+        if !(1024..=MAX_METADATA_VALUE_BYTES).contains(&self.metadata_max_value_bytes) {
+            // RFC 5464 §4.3 expects room for at least a short comment; the ceiling keeps one
+            // GETMETADATA answer within what the store's per-account budget can hold anyway.
+            bail!("metadata_max_value_bytes must be between 1024 and {MAX_METADATA_VALUE_BYTES}");
+        }
+        if !(1..=MAX_METADATA_ENTRIES).contains(&self.metadata_max_entries) {
+            bail!("metadata_max_entries must be between 1 and {MAX_METADATA_ENTRIES}");
+        }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             // The drain must end well before any orchestrator's kill deadline is reasonable.
             bail!("drain_seconds must be at most {MAX_DRAIN_SECONDS}");
@@ -238,7 +252,10 @@ impl ConnectionLimits {
             max_auth_failures: self.max_auth_failures,
             spool_dir,
             drain_window: std::time::Duration::from_secs(self.drain_seconds),
-            metadata: yubin_imap::MetadataLimits::default(),
+            metadata: yubin_imap::MetadataLimits {
+                max_entry_size: self.metadata_max_value_bytes,
+                max_entries: self.metadata_max_entries,
+            },
             sort_thread: yubin_imap::SortThreadLimits {
                 max_references: self.thread_max_references,
                 max_sort_field_bytes: self.sort_max_field_bytes,
@@ -281,6 +298,16 @@ fn default_login_timeout() -> u64 {
     yubin_imap::Timeouts::default().login.as_secs()
 }
 
+/// Ceilings of the METADATA settings: a value of 16 MiB, 10 000 entries per mailbox (the
+/// store's per-account byte budget bounds them together).
+const MAX_METADATA_VALUE_BYTES: u32 = 16 * 1024 * 1024;
+const MAX_METADATA_ENTRIES: u32 = 10_000;
+fn default_metadata_max_value_bytes() -> u32 {
+    yubin_imap::MetadataLimits::default().max_entry_size
+}
+fn default_metadata_max_entries() -> u32 {
+    yubin_imap::MetadataLimits::default().max_entries
+}
 fn default_max_flags_per_command() -> usize {
     yubin_imap::ImapConfig::default().max_flags_per_command
 }
@@ -822,6 +849,44 @@ mod tests {
                 .sort_thread,
             yubin_imap::SortThreadLimits::default()
         );
+    }
+
+    #[test]
+    fn metadata_limits_come_from_the_flag_or_the_file() {
+        let f = file(
+            "imap_listen = \"127.0.0.1:1\"\n[limits]\nmetadata_max_entries = 16\n\
+             [store]\nmax_metadata_bytes_per_account = 200000\n",
+        );
+        #[derive(Debug, Deserialize)]
+        struct WithStore {
+            #[serde(default)]
+            limits: ConnectionLimits,
+            #[serde(default)]
+            store: yubin_meta_store::StoreLimits,
+        }
+        let args = dev_args(&["yubin", "dev", "--metadata-max-value-bytes", "4096"]);
+        let s: WithStore = load(&args, Some(f.path())).expect("load");
+        s.limits.validate().expect("valid");
+        assert_eq!(
+            s.limits
+                .imap_config("localhost", false, None, Vec::new())
+                .metadata,
+            yubin_imap::MetadataLimits {
+                max_entry_size: 4096,
+                max_entries: 16,
+            }
+        );
+        assert_eq!(s.store.max_metadata_bytes_per_account, 200_000);
+        check_store_limits(&s.store).expect("valid store limits");
+        let bad = |limits: ConnectionLimits| limits.validate().is_err();
+        assert!(bad(ConnectionLimits {
+            metadata_max_value_bytes: 10,
+            ..ConnectionLimits::default()
+        }));
+        assert!(bad(ConnectionLimits {
+            metadata_max_entries: 0,
+            ..ConnectionLimits::default()
+        }));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! They expect a store built with [`LIMITS`], small enough that reaching them is cheap.
 
 use yubin_meta_api::{
-    AccountStore, FlagOp, MailStore, MailboxId, MessageRecord, MetaError, UidSet, UserId,
+    AccountStore, FlagOp, MailStore, MailboxId, MessageRecord, MetaError, MetadataDepth, UidSet,
+    UserId,
 };
 
 use super::{all, msg, new_user, s};
@@ -17,6 +18,7 @@ pub const LIMITS: StoreLimits = StoreLimits {
     max_keywords_per_mailbox: 40,
     max_keyword_bytes: 64,
     max_mailboxes: 24,
+    max_metadata_bytes_per_account: 100_000,
 };
 
 fn keywords(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
@@ -265,6 +267,96 @@ pub async fn mailbox_limit<S: MailStore + AccountStore>(store: &S) {
         .create_mailbox(user, "one-more", None)
         .await
         .expect("room after a delete");
+}
+
+/// The account's METADATA budget (names and values of the server's and every mailbox's
+/// entries): the attack is many mailboxes each holding the per-mailbox entry count at the
+/// largest value size. Growth past the budget is refused as a whole (`OverQuota`, IMAP
+/// `[METADATA TOOMANY]`); shrinking, removing and deleting a mailbox give bytes back.
+pub async fn metadata_budget<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-mdbudget").await;
+    let budget = LIMITS.max_metadata_bytes_per_account as usize;
+    let value = vec![b'v'; 10_000];
+    let entry = |i: usize| format!("/private/comment{i}");
+    let set = |mailbox: Option<&'static str>, names: Vec<String>, v: Option<Vec<u8>>| {
+        let entries: Vec<(String, Option<Vec<u8>>)> =
+            names.into_iter().map(|n| (n, v.clone())).collect();
+        async move { store.set_metadata(user, mailbox, &entries, 128).await }
+    };
+    store.create_mailbox(user, "a", None).await.expect("create");
+    store.create_mailbox(user, "b", None).await.expect("create");
+    // 4 entries of ~10 KB on the server, 4 on "a": ~80 KB of a 100 KB budget.
+    set(None, (0..4).map(entry).collect(), Some(value.clone()))
+        .await
+        .expect("server entries");
+    set(Some("a"), (0..4).map(entry).collect(), Some(value.clone()))
+        .await
+        .expect("entries on a");
+    // Three more on "b" would pass 100 KB: refused, and none of the three is written.
+    let r = set(Some("b"), (0..3).map(entry).collect(), Some(value.clone())).await;
+    assert!(
+        matches!(r, Err(MetaError::OverQuota(_))),
+        "over the budget: {r:?}"
+    );
+    let on_b = store
+        .get_metadata(
+            user,
+            Some("b"),
+            &["/private".to_string()],
+            MetadataDepth::Infinity,
+        )
+        .await
+        .expect("get");
+    assert!(on_b.is_empty(), "a refused write leaves nothing: {on_b:?}");
+    // What is left takes one more: the budget counts names and values, not entries.
+    let room = budget - 8 * (value.len() + entry(0).len());
+    let fits = room / (value.len() + entry(0).len());
+    assert_eq!(fits, 1);
+    set(
+        Some("b"),
+        (0..fits).map(entry).collect(),
+        Some(value.clone()),
+    )
+    .await
+    .expect("within the budget");
+    // Replacing a value by a larger one is growth; by a smaller one is not.
+    let r = set(None, vec![entry(0)], Some(vec![b'w'; 25_000])).await;
+    assert!(
+        matches!(r, Err(MetaError::OverQuota(_))),
+        "growing a value: {r:?}"
+    );
+    set(None, vec![entry(0)], Some(vec![b'w'; 10]))
+        .await
+        .expect("shrinking a value");
+    set(None, vec![entry(1)], None)
+        .await
+        .expect("removing an entry");
+    // The two freed ~20 KB: one more 10 KB entry fits, a second does not.
+    set(Some("b"), vec![entry(10)], Some(value.clone()))
+        .await
+        .expect("room after shrinking");
+    let r = set(Some("b"), vec![entry(11), entry(12)], Some(value.clone())).await;
+    assert!(
+        matches!(r, Err(MetaError::OverQuota(_))),
+        "still bounded: {r:?}"
+    );
+    // Deleting a mailbox gives its entries' bytes back.
+    store.delete_mailbox(user, "a").await.expect("delete a");
+    set(
+        Some("b"),
+        (11..14).map(entry).collect(),
+        Some(value.clone()),
+    )
+    .await
+    .expect("room after deleting a mailbox");
+    // The budget is per account: another account starts with all of it.
+    let other = new_user(store, "conf-mdbudget-other").await;
+    let entries: Vec<(String, Option<Vec<u8>>)> =
+        (0..9).map(|i| (entry(i), Some(value.clone()))).collect();
+    store
+        .set_metadata(other, None, &entries, 128)
+        .await
+        .expect("another account's budget is its own");
 }
 
 /// Header text of `len` pseudo-random letters and digits: far more distinct trigrams than

@@ -34,6 +34,7 @@
 //! | `{u:<id>}:ug:<m>` | set | uids with too many trigrams to post (`search::MAX_GRAMS_PER_MESSAGE`): candidates of every text search |
 //! | `{u:<id>}:gl:<m>` | hash | uid → its trigrams, space-separated (to remove its postings on expunge) |
 //! | `{u:<id>}:md:<m>` | hash | METADATA entry name → value (RFC 5464); `<m>` = 0 for the server entries |
+//! | `{u:<id>}:mdbytes` | string | bytes of every `md:<m>` hash of the account (names and values), against `max_metadata_bytes_per_account` |
 //!
 //! Change hints are published on channel `ev:{u:<id>}` by the writing script itself, as
 //! `<mailbox> <modseq> <kind> <published>` with kind `a` (appended), `f` (flags), `e` (expunged)
@@ -140,8 +141,12 @@ fn script(publish: &str, limits: &StoreLimits, body: &str) -> Script {
          local MAX_KEYWORDS_PER_MESSAGE = {}\n\
          local MAX_KEYWORDS_PER_MAILBOX = {}\n\
          local MAX_MAILBOXES = {}\n\
+         local MAX_METADATA_BYTES = {}\n\
          {PRELUDE}\n{body}",
-        limits.max_keywords_per_message, limits.max_keywords_per_mailbox, limits.max_mailboxes
+        limits.max_keywords_per_message,
+        limits.max_keywords_per_mailbox,
+        limits.max_mailboxes,
+        limits.max_metadata_bytes_per_account
     ))
 }
 

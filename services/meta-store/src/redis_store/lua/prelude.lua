@@ -8,8 +8,8 @@
 -- writes; errors are replied as "YNOTFOUND ...", "YEXISTS ...", "YINVALID ...", "YOVERQUOTA ...",
 -- "YLIMIT ...".
 --
--- MAX_KEYWORDS_PER_MESSAGE, MAX_KEYWORDS_PER_MAILBOX and MAX_MAILBOXES are defined by the Rust
--- side ahead of this prelude (StoreLimits). A script that has written cannot be stopped with
+-- MAX_KEYWORDS_PER_MESSAGE, MAX_KEYWORDS_PER_MAILBOX, MAX_MAILBOXES and MAX_METADATA_BYTES are
+-- defined by the Rust side ahead of this prelude (StoreLimits). A script that has written cannot be stopped with
 -- SCRIPT KILL, so every loop here is linear in what the command names and bounded by them.
 
 local P = ARGV[1]
@@ -364,7 +364,19 @@ end
 -- 'md' holds the mailbox's METADATA entries (RFC 5464): they go with the mailbox.
 local MB_KINDS = { 'uids', 'flags', 'msg', 'sum', 'idx', 'modseq', 'expunged', 'unseen',
   'deleted', 'kw', 'gl', 'ug', 'md' }
+-- The METADATA bytes (names and values) of one `md` hash, taken off the account's total when
+-- the hash goes; the hash holds at most the front-end's entries-per-mailbox limit.
+local function md_forget(m)
+  local all = redis.call('HGETALL', K('md', m))
+  if #all == 0 then return end
+  local bytes = 0
+  for i = 1, #all do bytes = bytes + #all[i] end
+  local left = redis.call('DECRBY', P .. 'mdbytes', bytes)
+  if left <= 0 then redis.call('DEL', P .. 'mdbytes') end
+end
+
 local function drop_mb(m, name)
+  md_forget(m)
   -- The posting sets that exist are exactly the grams of the messages still listed in 'gl'.
   local dropped = {}
   for _, grams in ipairs(redis.call('HVALS', K('gl', m))) do

@@ -7,8 +7,8 @@ for i = 1, #all, 2 do
   -- sessions still open on the account learn that their mailbox is gone
   emit(all[i + 1], ms, 'l')
 end
--- K('md', 0): the account's server METADATA entries
+-- K('md', 0): the account's server METADATA entries, and their byte count
 redis.call('UNLINK', P .. 'user', P .. 'seq', P .. 'mailboxes', P .. 'subs', QUOTA,
-  P .. 'aliases', K('md', 0))
+  P .. 'aliases', K('md', 0), P .. 'mdbytes')
 publish()
 return 1
