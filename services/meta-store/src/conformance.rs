@@ -9,7 +9,7 @@ mod limits;
 
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit, metadata_budget,
-    unindexed_message_is_searched,
+    store_in_batches, unindexed_message_is_searched,
 };
 
 use std::collections::BTreeSet;
@@ -38,7 +38,7 @@ macro_rules! conformance_tests {
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
-            mailbox_limit, metadata_budget, unindexed_message_is_searched);
+            mailbox_limit, metadata_budget, store_in_batches, unindexed_message_is_searched);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,6 +88,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     flag_merge_is_linear(store).await;
     mailbox_limit(store).await;
     metadata_budget(store).await;
+    store_in_batches(store).await;
     unindexed_message_is_searched(store).await;
 }
 

@@ -33,6 +33,12 @@ pub struct StoreLimits {
     /// SETMETADATA that would grow past it gets `[METADATA TOOMANY]` (RFC 5464 §4.3).
     #[serde(default = "default_metadata_bytes")]
     pub max_metadata_bytes_per_account: u64,
+    /// Most messages one Redis script call works on: a STORE over more is done in batches of
+    /// this many, so that no call holds Redis (single-threaded, and unable to stop a script
+    /// that has written) for long whatever the mailbox size. Each batch is one more round
+    /// trip, and with `appendfsync always` one more fsync.
+    #[serde(default = "default_redis_batch_messages")]
+    pub redis_batch_messages: u32,
 }
 
 fn default_keywords_per_message() -> u32 {
@@ -46,6 +52,11 @@ fn default_keyword_bytes() -> u32 {
 }
 fn default_mailboxes() -> u32 {
     10_000
+}
+fn default_redis_batch_messages() -> u32 {
+    // About a millisecond of Redis time for a flag change with the most keywords a message
+    // may carry; a STORE over 100 000 messages is 200 calls.
+    500
 }
 fn default_metadata_bytes() -> u64 {
     // Mailbox comments and a client's settings take a few KiB; 1 MiB leaves room for a
@@ -61,6 +72,7 @@ impl Default for StoreLimits {
             max_keyword_bytes: default_keyword_bytes(),
             max_mailboxes: default_mailboxes(),
             max_metadata_bytes_per_account: default_metadata_bytes(),
+            redis_batch_messages: default_redis_batch_messages(),
         }
     }
 }
@@ -83,6 +95,9 @@ impl StoreLimits {
         // INBOX plus a few special-use mailboxes (RFC 6154) must always fit.
         if self.max_mailboxes < 16 {
             return Err("max_mailboxes must be at least 16".into());
+        }
+        if !(16..=100_000).contains(&self.redis_batch_messages) {
+            return Err("redis_batch_messages must be between 16 and 100000".into());
         }
         // One entry of the largest size a front-end accepts by default must fit.
         if self.max_metadata_bytes_per_account < 64 * 1024 + 1024 {

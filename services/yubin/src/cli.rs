@@ -176,6 +176,10 @@ pub struct StoreLimitArgs {
     #[arg(long, env = "YUBIN_MAX_METADATA_BYTES_PER_ACCOUNT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_metadata_bytes_per_account: Option<u64>,
+    /// Most messages one Redis script call works on (larger STOREs go in batches).
+    #[arg(long, env = "YUBIN_REDIS_BATCH_MESSAGES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_batch_messages: Option<u32>,
 }
 
 impl StoreLimitArgs {
@@ -185,6 +189,7 @@ impl StoreLimitArgs {
             && self.max_keyword_bytes.is_none()
             && self.max_mailboxes.is_none()
             && self.max_metadata_bytes_per_account.is_none()
+            && self.redis_batch_messages.is_none()
     }
 }
 

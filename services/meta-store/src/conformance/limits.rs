@@ -19,6 +19,8 @@ pub const LIMITS: StoreLimits = StoreLimits {
     max_keyword_bytes: 64,
     max_mailboxes: 24,
     max_metadata_bytes_per_account: 100_000,
+    // Small, so that the checks' STOREs over a few dozen messages run in several batches.
+    redis_batch_messages: 16,
 };
 
 fn keywords(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
@@ -267,6 +269,91 @@ pub async fn mailbox_limit<S: MailStore + AccountStore>(store: &S) {
         .create_mailbox(user, "one-more", None)
         .await
         .expect("room after a delete");
+}
+
+/// A STORE over more messages than one Redis script call handles
+/// ([`StoreLimits::redis_batch_messages`], 16 here) behaves like one STORE: every message in the
+/// set is changed and reported, UNCHANGEDSINCE is honoured per message, and a keyword-limit
+/// refusal caused by a message in a later batch still changes nothing at all.
+pub async fn store_in_batches<S: MailStore + AccountStore>(store: &S) {
+    let user = new_user(store, "conf-batches").await;
+    let r = store
+        .append(user, "INBOX", (1..=50).map(|n| msg(user, n, &[])).collect())
+        .await
+        .expect("append");
+    let mbox = r.mailbox;
+    // A sparse set crossing several batches: 2, 4, …, 50 and an out-of-range tail.
+    let even = UidSet::from_ranges((1..=25).map(|i| (2 * i, 2 * i)).chain([(60, 70)]));
+    let r = store
+        .store_flags(
+            user,
+            mbox,
+            &even,
+            FlagOp::Add,
+            &["\\Seen".to_string()],
+            None,
+        )
+        .await
+        .expect("store");
+    let changed: Vec<u32> = r.updated.iter().map(|(u, _, _)| u.0).collect();
+    assert_eq!(changed, (1..=25).map(|i| 2 * i).collect::<Vec<_>>());
+    let st = store.mailbox_status(user, "INBOX").await.expect("status");
+    assert_eq!(st.unseen, 25, "every second message seen");
+    assert_eq!(r.highest_modseq, st.highest_modseq);
+
+    // UNCHANGEDSINCE before those changes: the 25 are reported modified, the rest stored.
+    let before = r
+        .updated
+        .iter()
+        .map(|(_, m, _)| m.0)
+        .min()
+        .expect("changed")
+        - 1;
+    let r = store
+        .store_flags(
+            user,
+            mbox,
+            &all(),
+            FlagOp::Add,
+            &["\\Flagged".to_string()],
+            Some(yubin_meta_api::ModSeq(before)),
+        )
+        .await
+        .expect("store unchangedsince");
+    assert_eq!(r.modified.len(), 25, "{:?}", r.modified);
+    assert_eq!(r.updated.len(), 25);
+
+    // Message 45 (in the third batch) holds nearly the most keywords a message may carry;
+    // adding two more to every message must be refused before any batch is written.
+    let max = LIMITS.max_keywords_per_message as usize;
+    store
+        .store_flags(
+            user,
+            mbox,
+            &UidSet::from_ranges([(45, 45)]),
+            FlagOp::Add,
+            &keywords("near", 0..max - 1),
+            None,
+        )
+        .await
+        .expect("near the limit");
+    let before = flags_of(store, user, mbox).await;
+    let r = store
+        .store_flags(
+            user,
+            mbox,
+            &all(),
+            FlagOp::Add,
+            &keywords("two", 0..2),
+            None,
+        )
+        .await;
+    assert!(is_limit(&r), "message 45 would pass the limit: {r:?}");
+    assert_eq!(
+        flags_of(store, user, mbox).await,
+        before,
+        "no batch was written"
+    );
 }
 
 /// The account's METADATA budget (names and values of the server's and every mailbox's

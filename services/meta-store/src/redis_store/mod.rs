@@ -87,7 +87,7 @@ use yubin_meta_api::{
     IndexProjection, IndexedMessage, InternalDate, MailStore, MailboxId, MailboxInfo,
     MailboxSnapshot, MessageRecord, MetaError, MetaResult, MetadataDepth, MetadataEntry, ModSeq,
     NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
-    UidRange, UidSet, UidValidity, UserId, UserRecord,
+    UidRange, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
 };
 
 use crate::accounts::{self, AddressBook, normalize_address, normalize_domain};
@@ -518,6 +518,16 @@ fn parse_rows(v: Value, with_extra: bool) -> MetaResult<Vec<Row>> {
 
 fn parse_uids(v: Value) -> MetaResult<Vec<Uid>> {
     v_array(v)?.into_iter().map(|u| v_num(u).map(Uid)).collect()
+}
+
+/// The part of `set` above `last`: where a batched script goes on.
+fn uids_above(set: &UidSet, last: u32) -> UidSet {
+    UidSet::from_ranges(
+        set.ranges()
+            .iter()
+            .filter(|&&(_, hi)| hi > last)
+            .map(|&(lo, hi)| (lo.max(last + 1), hi)),
+    )
 }
 
 fn push_ranges(inv: &mut ScriptInvocation<'_>, set: &UidSet) {
@@ -976,35 +986,66 @@ impl MailStore for RedisStore {
             // Refused before the script runs: this is the cheap, common rejection.
             self.limits.check_given(&given)?;
         }
-        let mut inv = self.call(&self.scripts.store, user);
-        inv.arg(mailbox.0)
-            .arg(match op {
-                FlagOp::Add => "add",
-                FlagOp::Remove => "remove",
-                FlagOp::Replace => "replace",
-            })
-            .arg(unchanged_since.map_or(String::new(), |m| m.0.to_string()))
-            .arg(given.len());
-        for f in &given {
-            inv.arg(f);
+        let op = match op {
+            FlagOp::Add => "add",
+            FlagOp::Remove => "remove",
+            FlagOp::Replace => "replace",
+        };
+        let batch = |rest: &UidSet, dry: bool| {
+            let mut inv = self.call(&self.scripts.store, user);
+            inv.arg(mailbox.0)
+                .arg(op)
+                .arg(unchanged_since.map_or(String::new(), |m| m.0.to_string()))
+                .arg(self.limits.redis_batch_messages)
+                .arg(if dry { "1" } else { "0" })
+                .arg(given.len());
+            for f in &given {
+                inv.arg(f);
+            }
+            push_ranges(&mut inv, rest);
+            inv
+        };
+        // The script handles a batch of messages per call, so that a STORE over a huge
+        // mailbox never holds Redis (which cannot stop a script that has written) for long.
+        // A STORE that can add keywords is first checked batch by batch without writing: the
+        // keyword limits refuse it as a whole (RFC 5530 [LIMIT]) rather than after some
+        // batches were written. Only a concurrent change between the check and the write can
+        // still make a later batch refuse, which leaves the earlier ones stored; RFC 3501
+        // §6.4.6 does not make STORE atomic across messages.
+        if op != "remove" && given.iter().any(|f| !is_system_flag(f)) {
+            let mut rest = uids.clone();
+            loop {
+                let mut it = v_array(self.invoke(&batch(&rest, true)).await?)?.into_iter();
+                let last: u32 = v_num(it.nth(3).ok_or_else(|| bad_reply("reply too short"))?)?;
+                if last == 0 {
+                    break;
+                }
+                rest = uids_above(&rest, last);
+            }
         }
-        push_ranges(&mut inv, uids);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
-        let highest_modseq = ModSeq(v_num(next(&mut it)?)?);
-        let mut updated = Vec::new();
-        let mut flat = v_array(next(&mut it)?)?.into_iter();
-        while let Some(uid) = flat.next() {
-            let uid = Uid(v_num(uid)?);
-            let modseq = ModSeq(v_num(next(&mut flat)?)?);
-            let flags = split_flags(&v_string(next(&mut flat)?)?);
-            updated.push((uid, modseq, flags));
+        let mut rest = uids.clone();
+        let mut result = StoreResult {
+            updated: Vec::new(),
+            modified: Vec::new(),
+            highest_modseq: ModSeq(0),
+        };
+        loop {
+            let mut it = v_array(self.invoke(&batch(&rest, false)).await?)?.into_iter();
+            result.highest_modseq = ModSeq(v_num(next(&mut it)?)?);
+            let mut flat = v_array(next(&mut it)?)?.into_iter();
+            while let Some(uid) = flat.next() {
+                let uid = Uid(v_num(uid)?);
+                let modseq = ModSeq(v_num(next(&mut flat)?)?);
+                let flags = split_flags(&v_string(next(&mut flat)?)?);
+                result.updated.push((uid, modseq, flags));
+            }
+            result.modified.extend(parse_uids(next(&mut it)?)?);
+            let last: u32 = v_num(next(&mut it)?)?;
+            if last == 0 {
+                return Ok(result);
+            }
+            rest = uids_above(&rest, last);
         }
-        let modified = parse_uids(next(&mut it)?)?;
-        Ok(StoreResult {
-            updated,
-            modified,
-            highest_modseq,
-        })
     }
 
     async fn copy_messages(

@@ -140,6 +140,11 @@ impl YubinProcess {
         self.addrs[what]
     }
 
+    /// Whether the process is still running (it did not exit or crash).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGTERM, then wait for a clean exit (graceful shutdown is part of the contract).
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.terminate()

@@ -44,6 +44,18 @@ impl Stack {
         self.nodes[node].addr("imap")
     }
 
+    /// The port of the stack's redis-server, for tests that watch Redis itself.
+    pub fn redis_port(&self) -> u16 {
+        self.redis.port()
+    }
+
+    /// Whether meta and both front-ends are still the processes the stack started (none
+    /// exited or crashed).
+    pub fn all_running(&mut self) -> bool {
+        self.meta.as_mut().is_some_and(YubinProcess::is_running)
+            && self.nodes.iter_mut().all(YubinProcess::is_running)
+    }
+
     /// Meta's gRPC address.
     pub fn grpc(&self) -> SocketAddr {
         self.grpc

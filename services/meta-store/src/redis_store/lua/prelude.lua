@@ -328,6 +328,21 @@ local function uids_in(key, first)
   return out
 end
 
+-- The first `limit` UIDs of key within the (lo, hi) pairs from ARGV[first] on, and whether
+-- more remain: a script that works in batches reads no more than it will process.
+local function first_uids_in(key, first, limit)
+  local out = {}
+  for r = first, #ARGV - 1, 2 do
+    local got = redis.call('ZRANGEBYSCORE', key, ARGV[r], ARGV[r + 1], 'LIMIT', 0,
+      limit - #out + 1)
+    for _, u in ipairs(got) do
+      if #out == limit then return out, true end
+      out[#out + 1] = u
+    end
+  end
+  return out, false
+end
+
 -- Copies (or moves) messages to dst with fresh UIDs in ascending source order, keeping flags
 -- and internal date (RFC 3501 §6.4.7); a move expunges the sources in the same step (RFC 6851).
 local function transfer(src, uids, dst, remove)

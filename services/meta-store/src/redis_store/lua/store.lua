@@ -1,6 +1,11 @@
 -- store_flags: ARGV = P, mailbox, op (add|remove|replace), unchanged-since ("" for none),
--- n, n flags, then (lo, hi) pairs
--- -> { highestmodseq, { uid, modseq, flags ... }, { modified uid ... } }
+-- batch, dry ("1": check only), n, n flags, then (lo, hi) pairs
+-- -> { highestmodseq, { uid, modseq, flags ... }, { modified uid ... }, last uid or 0 }
+--
+-- One call handles at most `batch` messages of the set, the first ones; the last value is the
+-- last UID it handled when more remain (the caller goes on above it), so that no call holds
+-- Redis for longer than a batch takes whatever the set and the mailbox size. A dry call checks
+-- the batch against the keyword limits and writes nothing.
 --
 -- Everything is worked out and checked before the first write (a script is not rolled back on
 -- error), and the work is linear in (messages × flags per message): `given` is lower-cased once
@@ -8,9 +13,11 @@
 local m, op = ARGV[2], ARGV[3]
 if not mb_exists(m) then return notfound('mailbox ' .. m) end
 local us = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
+local batch = tonumber(ARGV[5])
+local dry = ARGV[6] == '1'
+local n = tonumber(ARGV[7])
 local given = {}
-for i = 1, n do given[i] = ARGV[5 + i] end
+for i = 1, n do given[i] = ARGV[7 + i] end
 local grows = op ~= 'remove'
 if grows and keyword_count(given) > MAX_KEYWORDS_PER_MESSAGE then
   return too_many_per_message()
@@ -47,7 +54,9 @@ local function apply(cur)
   return nxt
 end
 
-local uids = uids_in(K('uids', m), 6 + n)
+local uids, more = first_uids_in(K('uids', m), 8 + n, batch)
+local last = 0
+if more then last = uids[#uids] end
 local cur_flags = hmget_all(K('flags', m), uids)
 local cur_ms = zmscore_all(K('modseq', m), uids)
 local changed, modified = {}, {}
@@ -97,6 +106,7 @@ if #changed > 0 then
     local refusal = keyword_room_refusal(m, { given })
     if refusal then return refusal end
   end
+  if dry then return { '0', {}, {}, last } end
   local ms = bump(m)
   local flag_items, ms_items = {}, {}
   for _, c in ipairs(changed) do
@@ -120,4 +130,4 @@ if #changed > 0 then
   emit(m, ms, 'f')
 end
 publish()
-return { redis.call('HGET', mbkey(m), 'highestmodseq'), updated, modified }
+return { redis.call('HGET', mbkey(m), 'highestmodseq'), updated, modified, last }
