@@ -520,6 +520,22 @@ fn parse_uids(v: Value) -> MetaResult<Vec<Uid>> {
     v_array(v)?.into_iter().map(|u| v_num(u).map(Uid)).collect()
 }
 
+/// Adds one store script reply `{ highestmodseq, { uid, modseq, flags ... }, { modified ... },
+/// last }` to `result`; returns `last`, the UID to go on above (0: done).
+fn parse_store_batch(reply: Value, result: &mut StoreResult) -> MetaResult<u32> {
+    let mut it = v_array(reply)?.into_iter();
+    result.highest_modseq = ModSeq(v_num(next(&mut it)?)?);
+    let mut flat = v_array(next(&mut it)?)?.into_iter();
+    while let Some(uid) = flat.next() {
+        let uid = Uid(v_num(uid)?);
+        let modseq = ModSeq(v_num(next(&mut flat)?)?);
+        let flags = split_flags(&v_string(next(&mut flat)?)?);
+        result.updated.push((uid, modseq, flags));
+    }
+    result.modified.extend(parse_uids(next(&mut it)?)?);
+    v_num(next(&mut it)?)
+}
+
 /// The part of `set` above `last`: where a batched script goes on.
 fn uids_above(set: &UidSet, last: u32) -> UidSet {
     UidSet::from_ranges(
@@ -991,13 +1007,13 @@ impl MailStore for RedisStore {
             FlagOp::Remove => "remove",
             FlagOp::Replace => "replace",
         };
-        let batch = |rest: &UidSet, dry: bool| {
+        let batch = |rest: &UidSet, mode: &str| {
             let mut inv = self.call(&self.scripts.store, user);
             inv.arg(mailbox.0)
                 .arg(op)
                 .arg(unchanged_since.map_or(String::new(), |m| m.0.to_string()))
                 .arg(self.limits.redis_batch_messages)
-                .arg(if dry { "1" } else { "0" })
+                .arg(mode)
                 .arg(given.len());
             for f in &given {
                 inv.arg(f);
@@ -1007,44 +1023,42 @@ impl MailStore for RedisStore {
         };
         // The script handles a batch of messages per call, so that a STORE over a huge
         // mailbox never holds Redis (which cannot stop a script that has written) for long.
-        // A STORE that can add keywords is first checked batch by batch without writing: the
+        // A STORE that can add keywords is checked batch by batch before any write: the
         // keyword limits refuse it as a whole (RFC 5530 [LIMIT]) rather than after some
-        // batches were written. Only a concurrent change between the check and the write can
-        // still make a later batch refuse, which leaves the earlier ones stored; RFC 3501
-        // §6.4.6 does not make STORE atomic across messages.
-        if op != "remove" && given.iter().any(|f| !is_system_flag(f)) {
-            let mut rest = uids.clone();
-            loop {
-                let mut it = v_array(self.invoke(&batch(&rest, true)).await?)?.into_iter();
-                let last: u32 = v_num(it.nth(3).ok_or_else(|| bad_reply("reply too short"))?)?;
-                if last == 0 {
-                    break;
-                }
-                rest = uids_above(&rest, last);
-            }
-        }
-        let mut rest = uids.clone();
+        // batches were written. Its first call writes when the whole set fits in one batch
+        // (the common case costs one call) and only checks otherwise. Only a concurrent change
+        // between the check and the write can still make a later batch refuse, which leaves
+        // the earlier ones stored; RFC 3501 §6.4.6 does not make STORE atomic across messages.
         let mut result = StoreResult {
             updated: Vec::new(),
             modified: Vec::new(),
             highest_modseq: ModSeq(0),
         };
-        loop {
-            let mut it = v_array(self.invoke(&batch(&rest, false)).await?)?.into_iter();
-            result.highest_modseq = ModSeq(v_num(next(&mut it)?)?);
-            let mut flat = v_array(next(&mut it)?)?.into_iter();
-            while let Some(uid) = flat.next() {
-                let uid = Uid(v_num(uid)?);
-                let modseq = ModSeq(v_num(next(&mut flat)?)?);
-                let flags = split_flags(&v_string(next(&mut flat)?)?);
-                result.updated.push((uid, modseq, flags));
-            }
-            result.modified.extend(parse_uids(next(&mut it)?)?);
-            let last: u32 = v_num(next(&mut it)?)?;
+        if op != "remove" && given.iter().any(|f| !is_system_flag(f)) {
+            let last = parse_store_batch(self.invoke(&batch(uids, "2")).await?, &mut result)?;
             if last == 0 {
                 return Ok(result);
             }
-            rest = uids_above(&rest, last);
+            let mut rest = uids_above(uids, last);
+            loop {
+                let mut checked = StoreResult {
+                    updated: Vec::new(),
+                    modified: Vec::new(),
+                    highest_modseq: ModSeq(0),
+                };
+                let reply = self.invoke(&batch(&rest, "1")).await?;
+                match parse_store_batch(reply, &mut checked)? {
+                    0 => break,
+                    last => rest = uids_above(&rest, last),
+                }
+            }
+        }
+        let mut rest = uids.clone();
+        loop {
+            match parse_store_batch(self.invoke(&batch(&rest, "0")).await?, &mut result)? {
+                0 => return Ok(result),
+                last => rest = uids_above(&rest, last),
+            }
         }
     }
 
