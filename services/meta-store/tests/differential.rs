@@ -477,9 +477,34 @@ fn first_difference(reference: &str, other: &str) -> String {
     let a: Vec<&str> = reference.lines().collect();
     let b: Vec<&str> = other.lines().collect();
     for i in 0..a.len().max(b.len()) {
-        let (x, y) = (a.get(i).copied(), b.get(i).copied());
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(""),
+            b.get(i).copied().unwrap_or(""),
+        );
         if x != y {
-            return format!("line {i}:\n  embedded: {x:?}\n  other:    {y:?}");
+            // Long lines (a whole STORE result) are cut to where they start to differ.
+            let at = x
+                .char_indices()
+                .zip(y.chars())
+                .find(|((_, cx), cy)| cx != cy)
+                .map_or(x.len().min(y.len()), |((i, _), _)| i);
+            let from = x[..at.min(x.len())]
+                .char_indices()
+                .rev()
+                .nth(40)
+                .map_or(0, |(i, _)| i);
+            let cut = |s: &str| {
+                s.get(from..)
+                    .unwrap_or(s)
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            };
+            return format!(
+                "line {i}, from byte {from}:\n  embedded: {}\n  other:    {}",
+                cut(x),
+                cut(y)
+            );
         }
     }
     "identical".into()
@@ -551,6 +576,8 @@ async fn engines_agree_on_random_operation_sequences() {
     };
     let sequences = env_number("YUBIN_DIFF_SEQUENCES", 20);
     let steps = env_number("YUBIN_DIFF_STEPS", 150);
+    // How many of the ops before a divergence its report lists.
+    let history_shown = usize::try_from(env_number("YUBIN_DIFF_HISTORY", 12)).unwrap_or(12);
     println!(
         "store differential: seed {seed}, {sequences} sequences x {steps} steps (replay with YUBIN_DIFF_SEED={seed})"
     );
@@ -568,13 +595,18 @@ async fn engines_agree_on_random_operation_sequences() {
             history.push(format!("{step}: {op:?}"));
             let mut results = Vec::new();
             for engine in engines.iter_mut() {
-                results.push(apply(engine, &op).await);
+                let result = apply(engine, &op).await;
+                // The account's mailbox list after every op too, so that a divergence in state
+                // an op leaves behind (a MODSEQ, a counter) is reported at the op that caused it.
+                let user = engine.users[op.user()];
+                let after = list(engine, user).await;
+                results.push(format!("{result}\nmailboxes after:\n{after}"));
             }
             ops_run += 1;
             *outcomes.entry(results[0].starts_with("Err(")).or_default() += 1;
             for (engine, result) in engines.iter().zip(&results).skip(1) {
                 if *result != results[0] {
-                    let recent = history[history.len().saturating_sub(12)..].join("\n");
+                    let recent = history[history.len().saturating_sub(history_shown)..].join("\n");
                     panic!(
                         "sequence {sequence} step {step}: {} disagrees with embedded on {op:?}\n\
                          embedded: {}\n{}: {result}\n{}\nlast ops:\n{recent}\n\
