@@ -286,10 +286,12 @@ impl Op {
 }
 
 fn mailbox(rng: &mut Rng) -> String {
-    if rng.chance(3) {
-        (*rng.pick(&ODD_MAILBOXES)).to_string()
-    } else {
-        (*rng.pick(&MAILBOXES)).to_string()
+    match rng.below(100) {
+        0..=2 => (*rng.pick(&ODD_MAILBOXES)).to_string(),
+        // Enough further names to reach the mailbox limit (24 in the conformance limits); their
+        // superior "Many" is created with the first of them and counts too.
+        3..=12 => format!("Many/{}", rng.below(30)),
+        _ => (*rng.pick(&MAILBOXES)).to_string(),
     }
 }
 
@@ -311,14 +313,20 @@ fn target(rng: &mut Rng) -> Target {
 }
 
 fn flag(rng: &mut Rng) -> String {
-    if rng.chance(60) {
-        (*rng.pick(&SYSTEM_FLAGS)).to_string()
-    } else {
-        (*rng.pick(&KEYWORDS)).to_string()
+    match rng.below(100) {
+        0..=54 => (*rng.pick(&SYSTEM_FLAGS)).to_string(),
+        // Many distinct keywords reach the per-message (16) and per-mailbox (40) keyword limits.
+        55..=69 => format!("kw{}", rng.below(60)),
+        // Longer than the longest keyword allowed (64 bytes).
+        70 => "x".repeat(65),
+        // Never stored (RFC 3501 §2.3.2: \Recent is session state).
+        71 => "\\Recent".into(),
+        _ => (*rng.pick(&KEYWORDS)).to_string(),
     }
 }
 
 fn flags(rng: &mut Rng, most: u32) -> Vec<String> {
+    let most = if rng.chance(5) { 20 } else { most };
     (0..rng.small(most + 1)).map(|_| flag(rng)).collect()
 }
 
