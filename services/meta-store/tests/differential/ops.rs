@@ -119,7 +119,7 @@ impl Message {
             size: 100 + u64::from(n) * 37,
             internal_date: InternalDate {
                 unix_seconds: 1_700_000_000 + self.day * 86_400 + i64::from(n) * 3_600,
-                tz_offset_minutes: if n % 3 == 0 { -300 } else { 60 },
+                tz_offset_minutes: if n.is_multiple_of(3) { -300 } else { 60 },
             },
             flags: self.flags.clone(),
             summary: Bytes::from(format!("summary-{n}")),
@@ -132,14 +132,14 @@ impl Message {
                     ("Subject".into(), format!("Report {n} Grüße")),
                     (
                         "X-Tag".into(),
-                        if n % 2 == 0 {
+                        if n.is_multiple_of(2) {
                             "even".into()
                         } else {
                             String::new()
                         },
                     ),
                 ],
-                sent_date: (n % 5 != 0).then_some(InternalDate {
+                sent_date: (!n.is_multiple_of(5)).then_some(InternalDate {
                     unix_seconds: 1_700_000_000 + i64::from(n) * 86_400,
                     tz_offset_minutes: 0,
                 }),
