@@ -34,19 +34,22 @@ struct Engine {
     name: &'static str,
     store: Box<dyn Store>,
     users: Vec<UserId>,
+    /// The account the op at hand acts for: ids are compared per account, as the trait only
+    /// makes them unique within one (two accounts may well get the same UIDVALIDITY).
+    current: UserId,
     /// Mailbox ids in the order the engine first reported them.
-    mailboxes: Vec<MailboxId>,
+    mailboxes: Vec<(UserId, MailboxId)>,
     /// UIDVALIDITY values in the order the engine first reported them.
-    validities: Vec<UidValidity>,
+    validities: Vec<(UserId, UidValidity)>,
 }
 
 impl Engine {
     fn mailbox_ordinal(&mut self, id: MailboxId) -> usize {
-        ordinal(&mut self.mailboxes, id)
+        ordinal(&mut self.mailboxes, (self.current, id))
     }
 
     fn validity_ordinal(&mut self, v: UidValidity) -> usize {
-        ordinal(&mut self.validities, v)
+        ordinal(&mut self.validities, (self.current, v))
     }
 
     /// A blob key without the user id the engine gave the account.
@@ -178,8 +181,11 @@ async fn resolve(engine: &mut Engine, user: UserId, target: &Target) -> MetaResu
         }
         Target::Seen(n) => Ok(engine
             .mailboxes
-            .get(*n % engine.mailboxes.len().max(1))
-            .copied()
+            .iter()
+            .filter(|(owner, _)| *owner == user)
+            .map(|(_, id)| *id)
+            .cycle()
+            .nth(*n)
             .unwrap_or(MailboxId(u64::MAX))),
     }
 }
@@ -187,6 +193,7 @@ async fn resolve(engine: &mut Engine, user: UserId, target: &Target) -> MetaResu
 /// Applies one op to one engine and returns its normalized result.
 async fn apply(engine: &mut Engine, op: &Op) -> String {
     let user = engine.users[op.user()];
+    engine.current = user;
     match op {
         Op::Create {
             name, special_use, ..
@@ -411,6 +418,7 @@ async fn list(engine: &mut Engine, user: UserId) -> String {
 /// flags and MODSEQ, subscriptions, quota and the server's metadata.
 async fn final_state(engine: &mut Engine, slot: usize) -> String {
     let user = engine.users[slot];
+    engine.current = user;
     let mut out = list(engine, user).await;
     let names: Vec<String> = engine
         .store
@@ -560,6 +568,7 @@ async fn engines(
         out.push(Engine {
             name,
             store,
+            current: users[0],
             users,
             mailboxes: Vec::new(),
             validities: Vec::new(),

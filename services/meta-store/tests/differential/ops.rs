@@ -111,8 +111,35 @@ pub struct Message {
     pub day: i64,
 }
 
+/// Body text with more distinct trigrams than a message gets postings for
+/// (`MAX_GRAMS_PER_MESSAGE`): such a message is unindexed, a candidate of every text search.
+fn huge_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789 .,-";
+        let mut rng = Rng::new(42);
+        let mut text: String = (0..60_000)
+            .map(|_| char::from(ALPHABET[rng.index(ALPHABET.len())]))
+            .collect();
+        text.push_str(" the report, Straße");
+        text
+    })
+}
+
 impl Message {
     pub fn build(&self, user: UserId) -> NewMessage {
+        let n = self.body;
+        let mut message = self.indexed(user);
+        match n {
+            // Stored without a search index, as messages delivered before there was one.
+            10 => message.index = SearchIndex::default(),
+            11 => message.index.body_text = huge_text().to_string(),
+            _ => {}
+        }
+        message
+    }
+
+    fn indexed(&self, user: UserId) -> NewMessage {
         let n = self.body;
         NewMessage {
             blob: BlobKey::for_content(user, &format!("{n:064x}")),
