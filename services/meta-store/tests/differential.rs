@@ -149,6 +149,9 @@ fn error_class(e: &MetaError) -> &'static str {
     }
 }
 
+/// Marks an answer that fails the run by itself.
+const BROKEN: &str = "<broken>";
+
 fn show<T>(
     engine: &mut Engine,
     r: MetaResult<T>,
@@ -158,9 +161,9 @@ fn show<T>(
         Ok(v) => f(engine, v),
         Err(e) => {
             if matches!(e, MetaError::Unavailable(_) | MetaError::Internal(_)) {
-                // Never a legitimate answer to a well-formed request: shown in full so the
-                // failure says what broke.
-                format!("Err({e:?})")
+                // Never a legitimate answer (a bug, or a test server gone): in full, and the
+                // run fails on it even when every engine says the same.
+                format!("Err({e:?}) {BROKEN}")
             } else {
                 format!("Err({})", error_class(&e))
             }
@@ -618,6 +621,14 @@ async fn engines_agree_on_random_operation_sequences() {
                 _ => "Ok".to_string(),
             };
             *outcomes.entry(outcome).or_default() += 1;
+            for (engine, result) in engines.iter().zip(&results) {
+                assert!(
+                    !result.contains(BROKEN),
+                    "sequence {sequence} step {step}: {} failed on {op:?}: {result}\n\
+                     replay with YUBIN_DIFF_SEED={seed}",
+                    engine.name
+                );
+            }
             for (engine, result) in engines.iter().zip(&results).skip(1) {
                 if *result != results[0] {
                     let recent = history[history.len().saturating_sub(history_shown)..].join("\n");
@@ -637,6 +648,14 @@ async fn engines_agree_on_random_operation_sequences() {
             let mut states = Vec::new();
             for engine in engines.iter_mut() {
                 states.push(final_state(engine, slot).await);
+            }
+            for (engine, state) in engines.iter().zip(&states) {
+                assert!(
+                    !state.contains(BROKEN),
+                    "sequence {sequence}: {} failed reading the final state: {state}\n\
+                     replay with YUBIN_DIFF_SEED={seed}",
+                    engine.name
+                );
             }
             for (engine, state) in engines.iter().zip(&states).skip(1) {
                 assert!(
