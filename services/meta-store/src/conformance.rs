@@ -5,7 +5,10 @@
 //! other's data. A failed check panics with a message naming it, like an `assert!` in a test.
 //! The store must enforce [`LIMITS`] (`with_limits`), which the checks in [`limits`] reach.
 
+mod divergences;
 mod limits;
+
+pub use divergences::copy_keeps_source_modseq;
 
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit, metadata_budget,
@@ -38,7 +41,8 @@ macro_rules! conformance_tests {
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
-            mailbox_limit, metadata_budget, store_in_batches, unindexed_message_is_searched);
+            mailbox_limit, metadata_budget, store_in_batches, unindexed_message_is_searched,
+            copy_keeps_source_modseq);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,6 +94,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     metadata_budget(store).await;
     store_in_batches(store).await;
     unindexed_message_is_searched(store).await;
+    copy_keeps_source_modseq(store).await;
 }
 
 /// A login name no earlier run used.

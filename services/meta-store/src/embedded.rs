@@ -852,7 +852,14 @@ impl<'t> W<'t> {
             let bytes = msgs.iter().map(|(_, m)| m.size).sum();
             self.charge(u, bytes, msgs.len() as u64)?;
         }
-        let smodseq = srow.bump_modseq();
+        // A copy leaves every source message as it was, so the source's HIGHESTMODSEQ stays
+        // (RFC 7162 §3.1.4: it is the highest MODSEQ of the mailbox's messages); only a move
+        // expunges there and needs a new one.
+        let smodseq = if remove_source || drow.is_none() {
+            srow.bump_modseq()
+        } else {
+            srow.highest_modseq
+        };
         let dmodseq = match drow.as_mut() {
             Some(d) => d.bump_modseq(),
             None => smodseq,
