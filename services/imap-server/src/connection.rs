@@ -240,7 +240,8 @@ where
                     crate::telemetry::pre_auth_closed("login_deadline");
                     stream.write_all(LOGIN_DEADLINE_BYE).await?;
                 } else {
-                    stream.write_all(b"* BYE Autologout; idle for too long\r\n").await?;
+                    crate::telemetry::autologout("inactive");
+                    stream.write_all(INACTIVE_BYE).await?;
                 }
                 stream.flush().await?;
                 let _ = stream.shutdown().await;
@@ -253,6 +254,21 @@ where
 /// RFC 3501 §7.1.5: the server closes the connection, here because the client did not
 /// authenticate within `Timeouts::login` of connecting.
 const LOGIN_DEADLINE_BYE: &[u8] = b"* BYE Autologout; not authenticated in time\r\n";
+
+/// RFC 3501 §5.4: the inactivity autologout of an authenticated connection.
+const INACTIVE_BYE: &[u8] = b"* BYE Autologout; idle for too long\r\n";
+
+/// A streamed literal arrived slower than `Timeouts::literal_min_rate` on average.
+const SLOW_LITERAL_BYE: &[u8] = b"* BYE Autologout; literal data arrives too slowly\r\n";
+
+/// One IDLE lasted `Timeouts::idle_max` (RFC 2177 §3: clients re-issue IDLE within 29 minutes).
+const IDLE_MAX_BYE: &[u8] = b"* BYE Autologout; IDLE for too long\r\n";
+
+/// The longest a streamed literal of `size` octets may take: `size` at the minimum rate, plus
+/// the grace for the round trip and a slow start.
+fn literal_allowance(size: u64, timeouts: &crate::server::Timeouts) -> Duration {
+    timeouts.literal_grace + Duration::from_secs(size / timeouts.literal_min_rate.max(1))
+}
 
 /// Takes a streamed APPEND message literal (RFC 3501 §7.5, RFC 7888 LITERAL+) off the wire into
 /// a spool file, holding no more than one read buffer of it, and queues the file for the command
@@ -285,6 +301,7 @@ where
     let mut rbuf = vec![0u8; SPOOL_CHUNK];
     let timeout = inactivity_timeout(session);
     let mut deadline = Instant::now() + timeout;
+    let overall = Instant::now() + literal_allowance(size, &session.server.timeouts);
     loop {
         match rx.take_literal_chunk(SPOOL_CHUNK) {
             LiteralChunk::Data(chunk) => {
@@ -312,8 +329,14 @@ where
                 rx.feed(&rbuf[..n]);
                 deadline = Instant::now() + timeout;
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                stream.write_all(b"* BYE Autologout; idle for too long\r\n").await?;
+            _ = tokio::time::sleep_until(deadline.min(overall)) => {
+                if deadline <= overall {
+                    crate::telemetry::autologout("inactive");
+                    stream.write_all(INACTIVE_BYE).await?;
+                } else {
+                    crate::telemetry::autologout("literal_too_slow");
+                    stream.write_all(SLOW_LITERAL_BYE).await?;
+                }
                 stream.flush().await?;
                 let _ = stream.shutdown().await;
                 return Ok(false);
@@ -501,6 +524,7 @@ where
     }
     let keepalive = session.server.config.idle_keepalive;
     let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+    let idle_end = Instant::now() + session.server.timeouts.idle_max;
     let mut rbuf = vec![0u8; 256];
     loop {
         match rx.take_idle_done() {
@@ -537,6 +561,12 @@ where
                         return Ok(Some(r));
                     }
                 }
+            }
+            _ = tokio::time::sleep_until(idle_end) => {
+                crate::telemetry::autologout("idle_max");
+                stream.write_all(IDLE_MAX_BYE).await?;
+                stream.flush().await?;
+                return Ok(None);
             }
             _ = ticker.tick() => {
                 stream.write_all(b"* OK Still here\r\n").await?;

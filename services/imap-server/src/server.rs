@@ -120,6 +120,18 @@ pub struct Timeouts {
     /// Inactivity autologout of authenticated connections outside IDLE (RFC 3501 §5.4: at least
     /// 30 minutes).
     pub authenticated: Duration,
+    /// Longest one IDLE command may last before the session is logged out (RFC 2177 §3: clients
+    /// re-issue IDLE at least every 29 minutes, since servers may log out inactive clients).
+    /// Hints, keepalives and a revoked account end it sooner; this bounds a session nobody reads.
+    pub idle_max: Duration,
+    /// Slowest average rate at which a streamed APPEND literal must arrive, in bytes per second:
+    /// a literal of `n` octets gets at most `n / literal_min_rate` seconds plus `literal_grace`
+    /// in all (and `authenticated` between two reads), so a client dripping a byte before each
+    /// inactivity deadline cannot hold a connection and a spool file for days.
+    pub literal_min_rate: u64,
+    /// What a streamed literal gets on top of its size over `literal_min_rate`: the round trip
+    /// and a slow start.
+    pub literal_grace: Duration,
     /// After shutdown, how long `serve` waits for connections to finish their in-flight command
     /// and say BYE before it returns anyway (a client that stops reading cannot hold it up).
     pub shutdown_grace: Duration,
@@ -130,6 +142,9 @@ impl Default for Timeouts {
         Timeouts {
             login: Duration::from_secs(60),
             authenticated: Duration::from_secs(30 * 60),
+            idle_max: Duration::from_secs(30 * 60),
+            literal_min_rate: 4096,
+            literal_grace: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
     }

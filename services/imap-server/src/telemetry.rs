@@ -113,6 +113,9 @@ pub(crate) fn register_node_metrics() {
     for reason in ["login_deadline", "pre_auth_limit"] {
         metrics::counter!("yubin_imap_pre_auth_closed_total", "reason" => reason).increment(0);
     }
+    for reason in ["inactive", "idle_max", "literal_too_slow"] {
+        metrics::counter!("yubin_imap_autologouts_total", "reason" => reason).increment(0);
+    }
     metrics::gauge!("yubin_imap_idle_sessions").increment(0.0);
 }
 
@@ -158,4 +161,11 @@ pub(crate) fn connection_refused(reason: &'static str) {
 /// or `pre_auth_limit` (a line, literal or command over the pre-authentication limit).
 pub(crate) fn pre_auth_closed(reason: &'static str) {
     metrics::counter!("yubin_imap_pre_auth_closed_total", "reason" => reason).increment(1);
+}
+
+/// An authenticated connection logged out by a timer: `inactive` (no command for
+/// `Timeouts::authenticated`, RFC 3501 §5.4), `idle_max` (one IDLE lasted `Timeouts::idle_max`)
+/// or `literal_too_slow` (a streamed literal slower than `Timeouts::literal_min_rate`).
+pub(crate) fn autologout(reason: &'static str) {
+    metrics::counter!("yubin_imap_autologouts_total", "reason" => reason).increment(1);
 }

@@ -324,3 +324,98 @@ async fn loopback_is_not_capped_by_default() {
         open.push(c);
     }
 }
+
+/// An IDLE nobody ends used to last for ever; it now ends at `Timeouts::idle_max` with a BYE
+/// (RFC 2177 §3: clients re-issue IDLE within 29 minutes). Keepalives do not extend it.
+#[tokio::test]
+async fn idle_ends_at_its_maximum_length() {
+    let mut opts = with_limits(Limits::default());
+    opts.timeouts = Timeouts {
+        idle_max: Duration::from_secs(2),
+        ..Timeouts::default()
+    };
+    let h = start_with(opts).await;
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    ok(&c.cmd("SELECT INBOX").await);
+    c.send(b"I IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    let started = Instant::now();
+    let rest = c.until_closed().await;
+    assert!(
+        rest.contains("* BYE Autologout; IDLE for too long"),
+        "{rest:?}"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(8),
+        "closed after {elapsed:?}"
+    );
+}
+
+/// A streamed APPEND literal dripped slower than `literal_min_rate` (one byte just before each
+/// inactivity deadline used to hold the connection and its spool file for ever) ends at its
+/// allowance with a BYE; nothing is appended.
+#[tokio::test]
+async fn slow_streamed_literal_is_cut_at_its_minimum_rate() {
+    let mut opts = with_limits(Limits {
+        max_buffered_literal: 1024,
+        ..Limits::default()
+    });
+    opts.timeouts = Timeouts {
+        literal_min_rate: 1000,
+        literal_grace: Duration::from_secs(1),
+        ..Timeouts::default()
+    };
+    let h = start_with(opts).await;
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    // 2 000 octets at 1 000/s plus 1 s of grace: 3 s in all, though every read comes well
+    // within the inactivity timeout.
+    c.send(b"A APPEND INBOX {2000}\r\n").await;
+    assert!(c.line().await.starts_with('+'));
+    let started = Instant::now();
+    let drip = async {
+        for _ in 0..2000 {
+            c.io.get_mut().write_all(b"x").await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drip).await;
+    let rest = c.until_closed().await;
+    assert!(
+        rest.starts_with("* BYE Autologout; literal data arrives too slowly"),
+        "{rest:?}"
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(8), "closed after {elapsed:?}");
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    let lines = c.cmd("STATUS INBOX (MESSAGES)").await;
+    assert!(lines[0].contains("MESSAGES 0"), "{lines:?}");
+}
+
+/// A literal that arrives at a normal pace is not cut by the rate rule.
+#[tokio::test]
+async fn streamed_literal_at_a_normal_pace_is_stored() {
+    let mut opts = with_limits(Limits {
+        max_buffered_literal: 1024,
+        ..Limits::default()
+    });
+    opts.timeouts = Timeouts {
+        literal_min_rate: 1000,
+        literal_grace: Duration::from_secs(1),
+        ..Timeouts::default()
+    };
+    let h = start_with(opts).await;
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    let body = format!("Subject: paced\r\n\r\n{}\r\n", "y".repeat(4000));
+    c.send(format!("A APPEND INBOX {{{}}}\r\n", body.len()).as_bytes())
+        .await;
+    assert!(c.line().await.starts_with('+'));
+    for chunk in body.as_bytes().chunks(1000) {
+        c.send(chunk).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.send(b"\r\n").await;
+    let lines = c.until_tag("A").await;
+    assert!(last(&lines).starts_with("A OK"), "{lines:?}");
+}

@@ -139,6 +139,15 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_LOGIN_TIMEOUT_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_timeout_seconds: Option<u64>,
+    /// Longest one IDLE lasts before the session is logged out, in seconds (RFC 2177: clients
+    /// re-issue IDLE within 29 minutes).
+    #[arg(long, env = "YUBIN_IDLE_MAX_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_max_seconds: Option<u64>,
+    /// Slowest average rate of a streamed APPEND literal, in bytes per second.
+    #[arg(long, env = "YUBIN_LITERAL_MIN_BYTES_PER_SECOND")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub literal_min_bytes_per_second: Option<u64>,
     /// Most flags one STORE or APPEND message may name (more get NO [LIMIT]).
     #[arg(long, env = "YUBIN_MAX_FLAGS_PER_COMMAND")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -122,6 +122,10 @@ pub struct ConnectionLimits {
     pub pre_auth_max_bytes: usize,
     #[serde(default = "default_login_timeout")]
     pub login_timeout_seconds: u64,
+    #[serde(default = "default_idle_max")]
+    pub idle_max_seconds: u64,
+    #[serde(default = "default_literal_min_rate")]
+    pub literal_min_bytes_per_second: u64,
     #[serde(default = "default_max_flags_per_command")]
     pub max_flags_per_command: usize,
     #[serde(default = "default_metadata_max_value_bytes")]
@@ -150,6 +154,8 @@ impl Default for ConnectionLimits {
             max_connections_per_address: default_max_connections_per_address(),
             pre_auth_max_bytes: default_pre_auth_max_bytes(),
             login_timeout_seconds: default_login_timeout(),
+            idle_max_seconds: default_idle_max(),
+            literal_min_bytes_per_second: default_literal_min_rate(),
             max_flags_per_command: default_max_flags_per_command(),
             metadata_max_value_bytes: default_metadata_max_value_bytes(),
             metadata_max_entries: default_metadata_max_entries(),
@@ -197,6 +203,12 @@ impl ConnectionLimits {
         }
         if self.login_timeout_seconds == 0 || self.login_timeout_seconds > 3600 {
             bail!("login_timeout_seconds must be between 1 and 3600");
+        }
+        if self.idle_max_seconds < 60 || self.idle_max_seconds > 24 * 3600 {
+            bail!("idle_max_seconds must be between 60 and 86400");
+        }
+        if self.literal_min_bytes_per_second == 0 {
+            bail!("literal_min_bytes_per_second must be positive");
         }
         if self.max_flags_per_command < 16 {
             // The five system flags and a handful of keywords must always fit.
@@ -265,15 +277,24 @@ impl ConnectionLimits {
         }
     }
 
-    /// The front-end's connection timers: the login deadline from here, the rest defaults.
+    /// The front-end's connection timers: login deadline, IDLE length and literal rate from
+    /// here, the rest defaults.
     pub fn timeouts(&self) -> yubin_imap::Timeouts {
         yubin_imap::Timeouts {
             login: std::time::Duration::from_secs(self.login_timeout_seconds),
+            idle_max: std::time::Duration::from_secs(self.idle_max_seconds),
+            literal_min_rate: self.literal_min_bytes_per_second,
             ..yubin_imap::Timeouts::default()
         }
     }
 }
 
+fn default_idle_max() -> u64 {
+    yubin_imap::Timeouts::default().idle_max.as_secs()
+}
+fn default_literal_min_rate() -> u64 {
+    yubin_imap::Timeouts::default().literal_min_rate
+}
 fn default_max_append_messages() -> usize {
     yubin_imap_proto::Limits::default().max_append_messages
 }
@@ -767,7 +788,8 @@ mod tests {
         let limits: ConnectionLimits = toml::from_str(
             "max_append_messages = 5\nmax_catenate_parts = 6\nmax_search_keys = 7\n\
              max_search_depth = 8\nmax_connections_per_address = 9\n\
-             pre_auth_max_bytes = 2048\nlogin_timeout_seconds = 11\n",
+             pre_auth_max_bytes = 2048\nlogin_timeout_seconds = 11\nidle_max_seconds = 600\n\
+             literal_min_bytes_per_second = 100\n",
         )
         .expect("parses");
         limits.validate().expect("valid");
@@ -784,10 +806,17 @@ mod tests {
         assert_eq!(config.max_connections_per_address, 9);
         assert_eq!(config.pre_auth_max_bytes, 2048);
         assert_eq!(limits.timeouts().login, std::time::Duration::from_secs(11));
+        assert_eq!(
+            limits.timeouts().idle_max,
+            std::time::Duration::from_secs(600)
+        );
+        assert_eq!(limits.timeouts().literal_min_rate, 100);
         for bad in [
             "max_search_depth = 1001",
             "pre_auth_max_bytes = 100",
             "login_timeout_seconds = 0",
+            "idle_max_seconds = 59",
+            "literal_min_bytes_per_second = 0",
             "max_append_messages = 0",
         ] {
             let limits: ConnectionLimits = toml::from_str(bad).expect("parses");
