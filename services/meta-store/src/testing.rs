@@ -164,6 +164,11 @@ impl RedisServer {
         })
     }
 
+    /// The server's process id (tests pin it to a CPU of its own, as production gives Redis).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -140,6 +140,11 @@ impl YubinProcess {
         self.addrs[what]
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running (it did not exit or crash).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -49,6 +49,37 @@ impl Stack {
         self.redis.port()
     }
 
+    /// Gives redis-server the machine's last CPU and moves meta, the front-ends and this test
+    /// process (s3s-fs and the clients run in it) to the others, the way production runs Redis
+    /// on cores of its own: then Redis latency measures what Redis does, not which process a
+    /// small machine's scheduler ran. Best effort: false (and nothing changed for what failed)
+    /// with fewer than two CPUs or without `taskset`.
+    pub fn pin_redis_to_own_cpu(&self) -> bool {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        if cpus < 2 {
+            return false;
+        }
+        let pin = |cpus: String, pid: u32| {
+            std::process::Command::new("taskset")
+                .args(["-a", "-p", "-c", &cpus, &pid.to_string()])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let others = format!("0-{}", cpus - 2);
+        let mut pinned = pin((cpus - 1).to_string(), self.redis.pid());
+        for pid in self
+            .nodes
+            .iter()
+            .chain(self.meta.as_ref())
+            .map(YubinProcess::pid)
+            .chain([std::process::id()])
+        {
+            pinned &= pin(others.clone(), pid);
+        }
+        pinned
+    }
+
     /// Whether meta and both front-ends are still the processes the stack started (none
     /// exited or crashed).
     pub fn all_running(&mut self) -> bool {
