@@ -352,11 +352,8 @@ async fn idle_ends_at_its_maximum_length() {
     );
 }
 
-/// A streamed APPEND literal dripped slower than `literal_min_rate` (one byte just before each
-/// inactivity deadline used to hold the connection and its spool file for ever) ends at its
-/// allowance with a BYE; nothing is appended.
-#[tokio::test]
-async fn slow_streamed_literal_is_cut_at_its_minimum_rate() {
+/// Literals over 1 KiB are streamed and must arrive at 1 000 bytes/s after a second of grace.
+fn literal_rate_options() -> Options {
     let mut opts = with_limits(Limits {
         max_buffered_literal: 1024,
         ..Limits::default()
@@ -366,7 +363,15 @@ async fn slow_streamed_literal_is_cut_at_its_minimum_rate() {
         literal_grace: Duration::from_secs(1),
         ..Timeouts::default()
     };
-    let h = start_with(opts).await;
+    opts
+}
+
+/// A streamed APPEND literal dripped slower than `literal_min_rate` (one byte just before each
+/// inactivity deadline used to hold the connection and its spool file for ever) ends at its
+/// allowance with a BYE; nothing is appended.
+#[tokio::test]
+async fn slow_streamed_literal_is_cut_at_its_minimum_rate() {
+    let h = start_with(literal_rate_options()).await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
     // 2 000 octets at 1 000/s plus 1 s of grace: 3 s in all, though every read comes well
     // within the inactivity timeout.
@@ -396,16 +401,7 @@ async fn slow_streamed_literal_is_cut_at_its_minimum_rate() {
 /// A literal that arrives at a normal pace is not cut by the rate rule.
 #[tokio::test]
 async fn streamed_literal_at_a_normal_pace_is_stored() {
-    let mut opts = with_limits(Limits {
-        max_buffered_literal: 1024,
-        ..Limits::default()
-    });
-    opts.timeouts = Timeouts {
-        literal_min_rate: 1000,
-        literal_grace: Duration::from_secs(1),
-        ..Timeouts::default()
-    };
-    let h = start_with(opts).await;
+    let h = start_with(literal_rate_options()).await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
     let body = format!("Subject: paced\r\n\r\n{}\r\n", "y".repeat(4000));
     c.send(format!("A APPEND INBOX {{{}}}\r\n", body.len()).as_bytes())
