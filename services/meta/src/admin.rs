@@ -383,12 +383,18 @@ pub fn admin_router(
     let guarded = token_routes()
         .router
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let without_token = state.token_digest.is_none();
+    let router = Router::new()
         .route(OPENAPI_PATH, get(openapi))
         .merge(guarded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    if without_token {
+        router.layer(middleware::from_fn(crate::admin_host::require_local_host))
+    } else {
+        router
+    }
 }
 
 async fn require_token(

@@ -8,7 +8,8 @@
 //!   per name and per client address).
 //! - [`token`]: [`TokenValidator`], JWT bearer tokens for OAUTHBEARER / XOAUTH2.
 //! - [`admin`]: the admin REST API ([`admin_router`]) and its client ([`AdminClient`]);
-//!   [`openapi`]: its OpenAPI description.
+//!   [`openapi`]: its OpenAPI description; without a token it answers only requests addressed
+//!   to an IP literal or `localhost` (`admin_host`, against DNS rebinding).
 //! - [`service_auth`]: authentication between roles — the shared-secret bearer every gRPC call
 //!   carries ([`CallCredentials`]) and meta checks ([`CallerCheck`]).
 //! - [`trace`]: trace context propagation over gRPC (client interceptor, server spans).
@@ -17,6 +18,7 @@
 //! [`Authenticator`]: yubin_meta_api::Authenticator
 
 pub mod admin;
+mod admin_host;
 pub mod auth;
 pub mod client;
 pub mod convert;

@@ -384,6 +384,41 @@ async fn no_token_means_open() {
     client.create_user("demo", "demo").await.unwrap();
 }
 
+/// DNS rebinding: a page in a browser on this machine re-points its own name at 127.0.0.1 and
+/// sends same-origin requests, `Host: <its name>`. Without a token only requests to an IP
+/// literal or localhost are answered; with one, the token decides.
+#[tokio::test]
+async fn without_a_token_only_local_hosts_are_answered() {
+    let api = start(None).await;
+    let get = |host: &'static str| {
+        api.http
+            .get(format!("{}/v1/users", api.base))
+            .header("host", host)
+            .send()
+    };
+    let (status, message) = error_of(get("rebind.attacker.example").await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(message.contains("localhost"), "{message}");
+    assert_eq!(
+        get("rebind.attacker.example:8080").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    for host in ["localhost:8080", "127.0.0.1", "[::1]:80"] {
+        assert_eq!(get(host).await.unwrap().status(), StatusCode::OK, "{host}");
+    }
+    // With a token the host does not matter; the token does.
+    let api = start(Some(TOKEN)).await;
+    let r = api
+        .http
+        .get(format!("{}/v1/users", api.base))
+        .header("host", "meta.example:8080")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx() {
     let api = start(Some(TOKEN)).await;
