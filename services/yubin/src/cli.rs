@@ -474,6 +474,20 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_REDIS_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_cluster: Option<bool>,
+    /// Acknowledge a write only once this many replicas have it (Redis WAIT); 0 = off. A write
+    /// the replicas do not confirm in time fails as unavailable (it may still have happened).
+    #[arg(long, env = "YUBIN_REDIS_WAIT_REPLICAS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_wait_replicas: Option<u32>,
+    /// Also require each write in the AOF on disk (WAITAOF, Redis 7.2 or later), on the primary
+    /// and on --redis-wait-replicas replicas.
+    #[arg(long, env = "YUBIN_REDIS_WAITAOF", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_waitaof: Option<bool>,
+    /// How long a write waits for WAIT/WAITAOF, in milliseconds.
+    #[arg(long, env = "YUBIN_REDIS_WAIT_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_wait_timeout_ms: Option<u64>,
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,

@@ -64,8 +64,12 @@
 //! slot); the hub SSUBSCRIBEs on the node owning that slot. A plain PUBLISH would be broadcast
 //! over the cluster bus to every node.
 
+mod call;
+mod durability;
 mod hub;
 mod observe;
+
+pub use durability::Durability;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -77,10 +81,7 @@ use futures::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script,
-    ScriptInvocation, Value,
-};
+use redis::{Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value};
 use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, Domain, FlagOp,
     IndexProjection, IndexedMessage, InternalDate, MailStore, MailboxId, MailboxInfo,
@@ -94,6 +95,7 @@ use crate::embedded::normalize_login;
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate};
 use crate::{StoreLimits, flags, metadata};
+use call::Call;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
@@ -314,6 +316,7 @@ pub struct RedisStore {
     /// The publish command the scripts use, kept to rebuild them with other limits.
     publish: &'static str,
     limits: StoreLimits,
+    durability: Durability,
 }
 
 /// Maps a Redis error to the caller's class: script verdicts to their `MetaError`, anything
@@ -515,7 +518,7 @@ fn parse_uids(v: Value) -> MetaResult<Vec<Uid>> {
     v_array(v)?.into_iter().map(|u| v_num(u).map(Uid)).collect()
 }
 
-fn push_ranges(inv: &mut ScriptInvocation<'_>, set: &UidSet) {
+fn push_ranges(inv: &mut Call<'_>, set: &UidSet) {
     for &(lo, hi) in set.ranges() {
         inv.arg(lo).arg(hi);
     }
@@ -541,6 +544,7 @@ impl RedisStore {
             scripts: Arc::new(Scripts::new("PUBLISH", &StoreLimits::default())),
             publish: "PUBLISH",
             limits: StoreLimits::default(),
+            durability: Durability::default(),
             hub: hub::Hub::start(client),
         })
     }
@@ -572,6 +576,7 @@ impl RedisStore {
             scripts: Arc::new(Scripts::new("SPUBLISH", &StoreLimits::default())),
             publish: "SPUBLISH",
             limits: StoreLimits::default(),
+            durability: Durability::default(),
             hub: hub::Hub::start_sharded(conn, seed),
         })
     }
@@ -616,14 +621,75 @@ impl RedisStore {
         Ok(aof_on || rdb_on)
     }
 
-    async fn invoke(&self, inv: &ScriptInvocation<'_>) -> MetaResult<Value> {
+    /// Runs a script that writes: acknowledged once the configured replicas have it (see
+    /// `durability`).
+    async fn invoke(&self, call: &Call<'_>) -> MetaResult<Value> {
+        let cmd = call.evalsha();
+        match self.send_write(&cmd).await {
+            // The server does not know the script (first use, restart, failover): load it
+            // (on a cluster, into every primary) and send the write again.
+            Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                let mut c = self.conn.clone();
+                call.script.load_async(&mut c).await.map_err(redis_err)?;
+                self.send_write(&cmd).await.map_err(redis_err)?
+            }
+            other => other.map_err(redis_err)?,
+        }
+    }
+
+    /// Runs a script that only reads (or writes nothing a client relies on): no WAIT.
+    async fn invoke_read(&self, call: &Call<'_>) -> MetaResult<Value> {
+        let cmd = call.evalsha();
         let mut c = self.conn.clone();
-        inv.invoke_async(&mut c).await.map_err(redis_err)
+        match cmd.query_async(&mut c).await {
+            Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                call.script.load_async(&mut c).await.map_err(redis_err)?;
+                cmd.query_async(&mut c).await.map_err(redis_err)
+            }
+            other => other.map_err(redis_err),
+        }
+    }
+
+    /// Sends one write command (see [`Self::send_write`]).
+    async fn write(&self, cmd: &Cmd) -> MetaResult<Value> {
+        self.send_write(cmd).await.map_err(redis_err)?
+    }
+
+    /// Sends one write command; with [`Durability`] on, in one pipeline with its WAIT (same
+    /// connection; on a cluster, the node of the command's first key). The outer error is the
+    /// command's (or the connection's), the inner one a WAIT that too few replicas answered.
+    async fn send_write(&self, cmd: &Cmd) -> Result<MetaResult<Value>, RedisError> {
+        let mut c = self.conn.clone();
+        if !self.durability.enabled() {
+            return cmd.query_async(&mut c).await.map(Ok);
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone())
+            .add_command(self.durability.command());
+        let mut replies = c.req_packed_commands(&pipe, 0, 2).await?.into_iter();
+        let (Some(reply), Some(wait)) = (replies.next(), replies.next()) else {
+            return Ok(Err(bad_reply("pipeline of a write and WAIT too short")));
+        };
+        let reply = reply.extract_error()?;
+        let wait = wait.extract_error()?;
+        Ok(self.durability.check(wait).map(|()| reply))
+    }
+
+    /// [`Self::write`] for a plain command, converting its reply.
+    async fn write_as<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> MetaResult<T> {
+        let v = self.write(cmd).await?;
+        redis::from_redis_value(&v).map_err(redis_err)
+    }
+
+    /// The same store acknowledging writes only as `durability` requires.
+    pub fn with_durability(mut self, durability: Durability) -> RedisStore {
+        self.durability = durability;
+        self
     }
 
     /// A script invocation for `user`: routed by the user's anchor key, prefix as ARGV[1].
-    fn call<'a>(&self, script: &'a Script, user: UserId) -> ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
+    fn call<'a>(&self, script: &'a Script, user: UserId) -> Call<'a> {
+        let mut inv = Call::new(script);
         inv.key(anchor(user)).arg(prefix(user));
         inv
     }
@@ -694,7 +760,7 @@ impl RedisStore {
             .arg("0")
             .arg("0")
             .arg("0");
-        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
         parse_uids(next(&mut cols)?)
     }
 
@@ -718,7 +784,7 @@ impl RedisStore {
         for g in search::required_grams(key).unwrap_or_default() {
             inv.arg(format!("{g:x}"));
         }
-        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
         let uids = parse_uids(next(&mut cols)?)?;
         // Each column is absent (nil) or has one entry per UID.
         let mut column = |name: &str| -> MetaResult<Option<Vec<Value>>> {
@@ -806,7 +872,7 @@ impl MailStore for RedisStore {
     async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
         let mut inv = self.call(&self.scripts.list, user);
         inv.arg(now_secs());
-        let mut out = v_array(self.invoke(&inv).await?)?
+        let mut out = v_array(self.invoke_read(&inv).await?)?
             .into_iter()
             .map(parse_info)
             .collect::<MetaResult<Vec<_>>>()?;
@@ -873,14 +939,14 @@ impl MailStore for RedisStore {
         let name = names::checked(name)?;
         let mut inv = self.call(&self.scripts.status, user);
         inv.arg(now_secs()).arg(&name);
-        parse_info(self.invoke(&inv).await?)
+        parse_info(self.invoke_read(&inv).await?)
     }
 
     async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
         let name = names::checked(name)?;
         let mut inv = self.call(&self.scripts.select, user);
         inv.arg(now_secs()).arg(&name);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         let info = parse_info(next(&mut it)?)?;
         let uids = parse_uids(next(&mut it)?)?;
         let first_unseen = match next(&mut it)? {
@@ -951,7 +1017,7 @@ impl MailStore for RedisStore {
         let mut inv = self.call(&self.scripts.fetch, user);
         inv.arg(mailbox.0).arg(if with_summary { "1" } else { "0" });
         push_ranges(&mut inv, uids);
-        Ok(parse_rows(self.invoke(&inv).await?, with_summary)?
+        Ok(parse_rows(self.invoke_read(&inv).await?, with_summary)?
             .into_iter()
             .map(|r| r.into_record(with_summary))
             .collect())
@@ -1100,7 +1166,7 @@ impl MailStore for RedisStore {
     ) -> MetaResult<Changes> {
         let mut inv = self.call(&self.scripts.changes, user);
         inv.arg(mailbox.0).arg(since.0);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         if v_num::<u8>(next(&mut it)?)? == 0 {
             return Ok(Changes {
                 highest_modseq: ModSeq(0),
@@ -1141,7 +1207,7 @@ impl MailStore for RedisStore {
 
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
         let inv = self.call(&self.scripts.quota, user);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         let storage_bytes = v_num(next(&mut it)?)?;
         let messages = v_num(next(&mut it)?)?;
         let limit = |v: Value| -> MetaResult<Option<u64>> {
@@ -1173,7 +1239,7 @@ impl MailStore for RedisStore {
     ) -> MetaResult<UidRange> {
         let mut inv = self.call(&self.scripts.claim_recent, user);
         inv.arg(mailbox.0).arg(up_to.0);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         Ok(UidRange {
             from: Uid(v_num(next(&mut it)?)?),
             to: Uid(v_num(next(&mut it)?)?),
@@ -1200,7 +1266,7 @@ impl MailStore for RedisStore {
             inv.arg("all");
         }
         let mut out = std::collections::BTreeMap::new();
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         while let Some(entry) = it.next() {
             let entry = v_string(entry)?;
             let value = v_bytes(next(&mut it)?)?;
@@ -1249,36 +1315,26 @@ impl AccountStore for RedisStore {
         if taken.is_some() {
             return Err(MetaError::AlreadyExists(format!("user {name}")));
         }
-        let id: u64 = redis::cmd("INCR")
-            .arg("users:next_id")
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let id: u64 = self
+            .write_as(redis::cmd("INCR").arg("users:next_id"))
+            .await?;
         let user = UserId(id);
         // The account's own keys first, then the name: a crash in between leaves unreachable
         // keys under an unused id, never a name pointing at nothing.
         let mut inv = self.call(&self.scripts.user_create, user);
         inv.arg(now_secs()).arg(&name).arg(password_hash);
         self.invoke(&inv).await?;
-        let won: bool = redis::cmd("HSETNX")
-            .arg(USERS)
-            .arg(&name)
-            .arg(id)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let won: bool = self
+            .write_as(redis::cmd("HSETNX").arg(USERS).arg(&name).arg(id))
+            .await?;
         if !won {
             let inv = self.call(&self.scripts.user_drop, user);
             self.invoke(&inv).await?;
             return Err(MetaError::AlreadyExists(format!("user {name}")));
         }
-        let _: i64 = redis::cmd("ZADD")
-            .arg(USERS_BY_NAME)
-            .arg(0)
-            .arg(&name)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let _: i64 = self
+            .write_as(redis::cmd("ZADD").arg(USERS_BY_NAME).arg(0).arg(&name))
+            .await?;
         Ok(UserRecord {
             id: user,
             name,
@@ -1415,23 +1471,20 @@ impl AccountStore for RedisStore {
         let mut inv = self.call(&self.scripts.user_disable, user);
         inv.arg("1");
         let name = v_string(self.invoke(&inv).await?)?;
-        let mut unname = self.scripts.global_unname.prepare_invoke();
+        let mut unname = Call::new(&self.scripts.global_unname);
         unname.key(USERS).arg(&name).arg(user.0);
         self.invoke(&unname).await?;
         let mut c = self.conn.clone();
-        let _: i64 = redis::cmd("ZREM")
-            .arg(USERS_BY_NAME)
-            .arg(&name)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let _: i64 = self
+            .write_as(redis::cmd("ZREM").arg(USERS_BY_NAME).arg(&name))
+            .await?;
         let addresses: Vec<String> = redis::cmd("SMEMBERS")
             .arg(format!("{}aliases", prefix(user)))
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
         if !addresses.is_empty() {
-            let mut unalias = self.scripts.global_unalias.prepare_invoke();
+            let mut unalias = Call::new(&self.scripts.global_unalias);
             unalias.key(ALIASES).arg(user.0);
             for a in &addresses {
                 unalias.arg(a);
@@ -1473,13 +1526,14 @@ impl AccountStore for RedisStore {
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
-        let _: i64 = redis::cmd("HSET")
-            .arg(ALIASES)
-            .arg(&address)
-            .arg(alias.target.0)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let _: i64 = self
+            .write_as(
+                redis::cmd("HSET")
+                    .arg(ALIASES)
+                    .arg(&address)
+                    .arg(alias.target.0),
+            )
+            .await?;
         if let Some(old) = previous.filter(|old| *old != alias.target.0) {
             let mut inv = self.call(&self.scripts.user_alias, UserId(old));
             inv.arg(&address).arg("0");
@@ -1500,7 +1554,7 @@ impl AccountStore for RedisStore {
         let Some(target) = target else {
             return Err(MetaError::NotFound(format!("alias {address}")));
         };
-        let mut unalias = self.scripts.global_unalias.prepare_invoke();
+        let mut unalias = Call::new(&self.scripts.global_unalias);
         unalias.key(ALIASES).arg(target).arg(&address);
         self.invoke(&unalias).await?;
         let mut inv = self.call(&self.scripts.user_alias, UserId(target));
@@ -1533,7 +1587,7 @@ impl AccountStore for RedisStore {
             .as_deref()
             .map(normalize_domain)
             .transpose()?;
-        let mut inv = self.scripts.global_domain_put.prepare_invoke();
+        let mut inv = Call::new(&self.scripts.global_domain_put);
         inv.key(DOMAINS)
             .arg(&name)
             .arg(alias_of.as_deref().unwrap_or(""));
@@ -1541,7 +1595,7 @@ impl AccountStore for RedisStore {
     }
 
     async fn delete_domain(&self, name: &str) -> MetaResult<()> {
-        let mut inv = self.scripts.global_domain_delete.prepare_invoke();
+        let mut inv = Call::new(&self.scripts.global_domain_delete);
         inv.key(DOMAINS).arg(name.trim().to_ascii_lowercase());
         self.invoke(&inv).await.map(|_| ())
     }
@@ -1598,7 +1652,7 @@ impl RedisStore {
             for n in chunk {
                 cmd.arg(0).arg(n);
             }
-            let _: i64 = cmd.query_async(&mut c).await.map_err(redis_err)?;
+            let _: i64 = self.write_as(&cmd).await?;
         }
         Ok(())
     }
