@@ -488,6 +488,11 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_REDIS_WAIT_TIMEOUT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_wait_timeout_ms: Option<u64>,
+    /// Start even though Redis does not report its maxmemory-policy (INFO memory), asserting
+    /// that it is noeviction. A reported policy other than noeviction is always refused.
+    #[arg(long, env = "YUBIN_REDIS_ASSUME_NOEVICTION", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_assume_noeviction: Option<bool>,
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,

@@ -621,6 +621,89 @@ impl RedisStore {
         Ok(aof_on || rdb_on)
     }
 
+    /// Refuses a server that may evict keys under memory pressure: an evicted mailbox or UID
+    /// counter would silently lose mail or hand out UIDs again. Every `allkeys-*` policy evicts
+    /// any key; `volatile-*` ones evict only keys with a TTL, and the store sets none, but a
+    /// key given a TTL by hand would go, and a `volatile-*` policy with no candidate answers
+    /// writes with OOM exactly like `noeviction`: so only `noeviction` is accepted.
+    ///
+    /// Read from `INFO memory` (managed services often disable `CONFIG`). `Ok(None)` when the
+    /// server does not report the policy; on a cluster, every primary is asked.
+    pub async fn eviction_policy(&self) -> MetaResult<Option<String>> {
+        let mut c = self.conn.clone();
+        let infos: Vec<String> = match &mut c {
+            Conn::Single(s) => vec![
+                redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(s)
+                    .await
+                    .map_err(redis_err)?,
+            ],
+            Conn::Cluster(cl) => {
+                use redis::cluster_routing::{
+                    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+                };
+                let v = cl
+                    .route_command(
+                        redis::cmd("INFO").arg("memory"),
+                        RoutingInfo::MultiNode((
+                            MultipleNodeRoutingInfo::AllMasters,
+                            // No policy: one reply per node, keyed by its address.
+                            None,
+                        )),
+                    )
+                    .await
+                    .map_err(redis_err)?;
+                match v {
+                    Value::Map(m) => m
+                        .into_iter()
+                        .map(|(_, v)| v_string(v))
+                        .collect::<MetaResult<_>>()?,
+                    Value::Array(a) => a.into_iter().map(v_string).collect::<MetaResult<_>>()?,
+                    other => vec![v_string(other)?],
+                }
+            }
+        };
+        let mut policy = None;
+        for info in infos {
+            let found = info
+                .lines()
+                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+                .map(|p| p.trim().to_string());
+            match found {
+                // The worst one decides: any node that evicts is refused.
+                Some(p) if p != "noeviction" => return Ok(Some(p)),
+                Some(p) => policy = Some(p),
+                None => return Ok(None),
+            }
+        }
+        Ok(policy)
+    }
+
+    /// `Err` unless the server's eviction policy is `noeviction` (see [`Self::eviction_policy`]);
+    /// `assume_noeviction` accepts a server that does not report it.
+    pub async fn check_eviction_policy(&self, assume_noeviction: bool) -> MetaResult<()> {
+        match self.eviction_policy().await?.as_deref() {
+            Some("noeviction") => Ok(()),
+            Some(other) => Err(MetaError::Invalid(format!(
+                "redis maxmemory-policy is {other}: it may evict mail metadata (mailboxes, UID \
+                 counters) under memory pressure; set maxmemory-policy noeviction"
+            ))),
+            None if assume_noeviction => {
+                tracing::warn!(
+                    "redis does not report its maxmemory-policy; trusting \
+                     redis_assume_noeviction that it is noeviction"
+                );
+                Ok(())
+            }
+            None => Err(MetaError::Invalid(
+                "redis does not report its maxmemory-policy (INFO memory); make sure it is \
+                 noeviction and set redis_assume_noeviction"
+                    .into(),
+            )),
+        }
+    }
+
     /// Runs a script that writes: acknowledged once the configured replicas have it (see
     /// `durability`).
     async fn invoke(&self, call: &Call<'_>) -> MetaResult<Value> {

@@ -33,6 +33,9 @@ struct MetaSettings {
     redis_waitaof: bool,
     #[serde(default = "default_wait_timeout_ms")]
     redis_wait_timeout_ms: u64,
+    /// Trust that a Redis not reporting its maxmemory-policy does not evict.
+    #[serde(default)]
+    redis_assume_noeviction: bool,
     #[serde(default = "default_grpc")]
     grpc_listen: String,
     /// The shared secret of the gRPC link between roles (`service_auth`).
@@ -141,6 +144,11 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
             .with_limits(settings.store)
             .with_durability(settings.durability()),
     );
+    // An evicting Redis loses mailboxes and UID counters silently: refuse to run on one.
+    store
+        .check_eviction_policy(settings.redis_assume_noeviction)
+        .await
+        .context("checking redis maxmemory-policy")?;
     match store.persistence_enabled().await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
