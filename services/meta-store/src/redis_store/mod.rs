@@ -640,9 +640,7 @@ impl RedisStore {
                     .map_err(redis_err)?,
             ],
             Conn::Cluster(cl) => {
-                use redis::cluster_routing::{
-                    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
-                };
+                use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
                 let v = cl
                     .route_command(
                         redis::cmd("INFO").arg("memory"),
