@@ -493,6 +493,16 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_REDIS_ASSUME_NOEVICTION", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_assume_noeviction: Option<bool>,
+    /// Mailboxes whose highest UIDNEXT / HIGHESTMODSEQ meta remembers to detect writes Redis
+    /// lost in a failover (least recently used ones are forgotten).
+    #[arg(long, env = "YUBIN_REDIS_HIGH_WATER_MAILBOXES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_high_water_mailboxes: Option<usize>,
+    /// How often meta compares Redis' run_id and replication id to notice a failover, in
+    /// milliseconds; 0 = never.
+    #[arg(long, env = "YUBIN_REDIS_FAILOVER_CHECK_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_failover_check_ms: Option<u64>,
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,

@@ -68,8 +68,10 @@ mod call;
 mod durability;
 mod hub;
 mod observe;
+mod rollback;
 
 pub use durability::Durability;
+pub use rollback::RollbackSettings;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -126,6 +128,7 @@ struct Scripts {
     claim_recent: Script,
     metadata_get: Script,
     metadata_set: Script,
+    revalidate: Script,
     global_unname: Script,
     global_unalias: Script,
     global_domain_put: Script,
@@ -175,6 +178,7 @@ impl Scripts {
             claim_recent: script(include_str!("lua/claim_recent.lua")),
             metadata_get: script(include_str!("lua/metadata_get.lua")),
             metadata_set: script(include_str!("lua/metadata_set.lua")),
+            revalidate: script(include_str!("lua/revalidate.lua")),
             // Scripts on one global key: no user prefix, no prelude.
             global_unname: Script::new(include_str!("lua/global_unname.lua")),
             global_unalias: Script::new(include_str!("lua/global_unalias.lua")),
@@ -213,6 +217,7 @@ impl Scripts {
             claim_recent,
             metadata_get,
             metadata_set,
+            revalidate,
             global_unname,
             global_unalias,
             global_domain_put,
@@ -243,6 +248,7 @@ impl Scripts {
             ("claim_recent", claim_recent),
             ("metadata_get", metadata_get),
             ("metadata_set", metadata_set),
+            ("revalidate", revalidate),
             ("global_unname", global_unname),
             ("global_unalias", global_unalias),
             ("global_domain_put", global_domain_put),
@@ -317,6 +323,10 @@ pub struct RedisStore {
     publish: &'static str,
     limits: StoreLimits,
     durability: Durability,
+    /// The highest UIDNEXT / HIGHESTMODSEQ returned per mailbox (see `rollback`).
+    high_water: rollback::HighWater,
+    /// Held by every clone; the failover watch ends when the last one is dropped.
+    alive: Arc<()>,
 }
 
 /// Maps a Redis error to the caller's class: script verdicts to their `MetaError`, anything
@@ -545,6 +555,8 @@ impl RedisStore {
             publish: "PUBLISH",
             limits: StoreLimits::default(),
             durability: Durability::default(),
+            high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
+            alive: Arc::new(()),
             hub: hub::Hub::start(client),
         })
     }
@@ -577,8 +589,19 @@ impl RedisStore {
             publish: "SPUBLISH",
             limits: StoreLimits::default(),
             durability: Durability::default(),
+            high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
+            alive: Arc::new(()),
             hub: hub::Hub::start_sharded(conn, seed),
         })
+    }
+
+    /// The same store with rollback detection tuned by `settings`, and its failover watch
+    /// started (see `rollback`). Without it the marks are kept with the default capacity but
+    /// the server's identity is not watched.
+    pub fn with_rollback(mut self, settings: RollbackSettings) -> RedisStore {
+        self.high_water = rollback::HighWater::new(settings.high_water_mailboxes);
+        self.watch_identity(settings.identity_check);
+        self
     }
 
     /// The same store enforcing `limits` instead of the defaults.
@@ -948,9 +971,19 @@ impl RedisStore {
     }
 }
 
-#[async_trait]
-impl MailStore for RedisStore {
-    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+/// The high-water view of a mailbox answer.
+fn mark_of(info: &MailboxInfo) -> rollback::Mark {
+    rollback::Mark {
+        uid_validity: info.uid_validity,
+        uid_next: info.uid_next,
+        highest_modseq: info.highest_modseq,
+    }
+}
+
+/// The store operations whose answers the high-water marks check (see `rollback`), as read
+/// or written once.
+impl RedisStore {
+    async fn list_once(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
         let mut inv = self.call(&self.scripts.list, user);
         inv.arg(now_secs());
         let mut out = v_array(self.invoke_read(&inv).await?)?
@@ -958,6 +991,119 @@ impl MailStore for RedisStore {
             .map(parse_info)
             .collect::<MetaResult<Vec<_>>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn status_once(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
+        let mut inv = self.call(&self.scripts.status, user);
+        inv.arg(now_secs()).arg(name);
+        parse_info(self.invoke_read(&inv).await?)
+    }
+
+    async fn select_once(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
+        let mut inv = self.call(&self.scripts.select, user);
+        inv.arg(now_secs()).arg(name);
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
+        let info = parse_info(next(&mut it)?)?;
+        let uids = parse_uids(next(&mut it)?)?;
+        let first_unseen = match next(&mut it)? {
+            Value::Nil => None,
+            v => Some(Uid(v_num(v)?)),
+        };
+        let mut keywords = v_array(next(&mut it)?)?
+            .into_iter()
+            .map(v_string)
+            .collect::<MetaResult<Vec<_>>>()?;
+        keywords.sort();
+        Ok(MailboxSnapshot {
+            info,
+            uids,
+            first_unseen,
+            keywords_full: self.limits.keywords_full(keywords.len()),
+            keywords,
+        })
+    }
+
+    async fn append_once(
+        &self,
+        user: UserId,
+        mailbox: &str,
+        messages: Vec<NewMessage>,
+    ) -> MetaResult<AppendResult> {
+        let name = names::checked(mailbox)?;
+        // Checked here for the Lua script: the embedded store does the same, before writing.
+        for m in &messages {
+            m.check_owner(user)?;
+        }
+        let mut inv = self.call(&self.scripts.append, user);
+        inv.arg(now_secs()).arg(&name).arg(messages.len());
+        for m in &messages {
+            let flags = flags::normalize(&m.flags)?;
+            self.limits.check_given(&flags)?;
+            let flags = flags.join(" ");
+            let index = serde_json::to_vec(&m.index)
+                .map_err(|e| MetaError::Internal(format!("encoding search index: {e}")))?;
+            inv.arg(flags)
+                .arg(encode_record(m))
+                .arg(&m.summary[..])
+                .arg(index)
+                .arg(match search::posted_grams(&m.index) {
+                    Some(grams) => gram_list(&grams),
+                    // Too many trigrams: unindexed, a candidate of every text search.
+                    None => UNINDEXED.to_string(),
+                });
+        }
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
+        let mailbox = MailboxId(v_num(next(&mut it)?)?);
+        let uids = it.map(|u| v_num(u).map(Uid)).collect::<MetaResult<_>>()?;
+        Ok(AppendResult {
+            uid_validity,
+            uids,
+            mailbox,
+        })
+    }
+
+    async fn copy_once(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        let name = names::checked(destination)?;
+        let mut inv = self.call(&self.scripts.copy, user);
+        inv.arg(source.0)
+            .arg(now_secs())
+            .arg(&name)
+            .arg(if remove_source { "1" } else { "0" });
+        push_ranges(&mut inv, uids);
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
+        let destination = MailboxId(v_num(next(&mut it)?)?);
+        let flat = parse_uids(next(&mut it)?)?;
+        let mapping = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        Ok(CopyResult {
+            uid_validity,
+            mapping,
+            destination,
+        })
+    }
+}
+
+#[async_trait]
+impl MailStore for RedisStore {
+    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+        let mut out = self.list_once(user).await?;
+        let mut moved = false;
+        for info in &out {
+            moved |= self.guard(user, info.id, mark_of(info)).await?.is_some();
+        }
+        if moved {
+            // Read again: the moved mailboxes now answer with their new UIDVALIDITY.
+            out = self.list_once(user).await?;
+        }
         Ok(out)
     }
 
@@ -1018,34 +1164,21 @@ impl MailStore for RedisStore {
 
     async fn mailbox_status(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
         let name = names::checked(name)?;
-        let mut inv = self.call(&self.scripts.status, user);
-        inv.arg(now_secs()).arg(&name);
-        parse_info(self.invoke_read(&inv).await?)
+        let info = self.status_once(user, &name).await?;
+        if self.guard(user, info.id, mark_of(&info)).await?.is_some() {
+            return self.status_once(user, &name).await;
+        }
+        Ok(info)
     }
 
     async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
         let name = names::checked(name)?;
-        let mut inv = self.call(&self.scripts.select, user);
-        inv.arg(now_secs()).arg(&name);
-        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
-        let info = parse_info(next(&mut it)?)?;
-        let uids = parse_uids(next(&mut it)?)?;
-        let first_unseen = match next(&mut it)? {
-            Value::Nil => None,
-            v => Some(Uid(v_num(v)?)),
-        };
-        let mut keywords = v_array(next(&mut it)?)?
-            .into_iter()
-            .map(v_string)
-            .collect::<MetaResult<Vec<_>>>()?;
-        keywords.sort();
-        Ok(MailboxSnapshot {
-            info,
-            uids,
-            first_unseen,
-            keywords_full: self.limits.keywords_full(keywords.len()),
-            keywords,
-        })
+        let snapshot = self.select_once(user, &name).await?;
+        let info = &snapshot.info;
+        if self.guard(user, info.id, mark_of(info)).await?.is_some() {
+            return self.select_once(user, &name).await;
+        }
+        Ok(snapshot)
     }
 
     async fn append(
@@ -1054,38 +1187,44 @@ impl MailStore for RedisStore {
         mailbox: &str,
         messages: Vec<NewMessage>,
     ) -> MetaResult<AppendResult> {
-        let name = names::checked(mailbox)?;
-        // Checked here for the Lua script: the embedded store does the same, before writing.
-        for m in &messages {
-            m.check_owner(user)?;
+        let mut result = self.append_once(user, mailbox, messages).await?;
+        if let Some(last) = result.uids.last() {
+            let seen = rollback::Mark {
+                uid_validity: result.uid_validity,
+                uid_next: Uid(last.0.saturating_add(1)),
+                highest_modseq: ModSeq(0),
+            };
+            if let Some(moved) = self.guard(user, result.mailbox, seen).await? {
+                // The new messages moved with their mailbox: their UIDs hold under the new
+                // UIDVALIDITY only (APPENDUID, RFC 4315, reports that one).
+                result.uid_validity = moved;
+            }
         }
-        let mut inv = self.call(&self.scripts.append, user);
-        inv.arg(now_secs()).arg(&name).arg(messages.len());
-        for m in &messages {
-            let flags = flags::normalize(&m.flags)?;
-            self.limits.check_given(&flags)?;
-            let flags = flags.join(" ");
-            let index = serde_json::to_vec(&m.index)
-                .map_err(|e| MetaError::Internal(format!("encoding search index: {e}")))?;
-            inv.arg(flags)
-                .arg(encode_record(m))
-                .arg(&m.summary[..])
-                .arg(index)
-                .arg(match search::posted_grams(&m.index) {
-                    Some(grams) => gram_list(&grams),
-                    // Too many trigrams: unindexed, a candidate of every text search.
-                    None => UNINDEXED.to_string(),
-                });
+        Ok(result)
+    }
+
+    async fn copy_messages(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        let mut result = self
+            .copy_once(user, source, uids, destination, remove_source)
+            .await?;
+        if let Some((_, last)) = result.mapping.last() {
+            let seen = rollback::Mark {
+                uid_validity: result.uid_validity,
+                uid_next: Uid(last.0.saturating_add(1)),
+                highest_modseq: ModSeq(0),
+            };
+            if let Some(moved) = self.guard(user, result.destination, seen).await? {
+                result.uid_validity = moved;
+            }
         }
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
-        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
-        let mailbox = MailboxId(v_num(next(&mut it)?)?);
-        let uids = it.map(|u| v_num(u).map(Uid)).collect::<MetaResult<_>>()?;
-        Ok(AppendResult {
-            uid_validity,
-            uids,
-            mailbox,
-        })
+        Ok(result)
     }
 
     async fn fetch(
@@ -1146,33 +1285,6 @@ impl MailStore for RedisStore {
             updated,
             modified,
             highest_modseq,
-        })
-    }
-
-    async fn copy_messages(
-        &self,
-        user: UserId,
-        source: MailboxId,
-        uids: &UidSet,
-        destination: &str,
-        remove_source: bool,
-    ) -> MetaResult<CopyResult> {
-        let name = names::checked(destination)?;
-        let mut inv = self.call(&self.scripts.copy, user);
-        inv.arg(source.0)
-            .arg(now_secs())
-            .arg(&name)
-            .arg(if remove_source { "1" } else { "0" });
-        push_ranges(&mut inv, uids);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
-        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
-        let destination = MailboxId(v_num(next(&mut it)?)?);
-        let flat = parse_uids(next(&mut it)?)?;
-        let mapping = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        Ok(CopyResult {
-            uid_validity,
-            mapping,
-            destination,
         })
     }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, S3BlobStore};
 use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
-use yubin_meta_store::{Durability, RedisStore, StoreLimits};
+use yubin_meta_store::{Durability, RedisStore, RollbackSettings, StoreLimits};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +36,12 @@ struct MetaSettings {
     /// Trust that a Redis not reporting its maxmemory-policy does not evict.
     #[serde(default)]
     redis_assume_noeviction: bool,
+    /// Mailboxes with a high-water mark (rollback detection).
+    #[serde(default = "default_high_water_mailboxes")]
+    redis_high_water_mailboxes: usize,
+    /// Interval of the failover check; 0 = off.
+    #[serde(default = "default_failover_check_ms")]
+    redis_failover_check_ms: u64,
     #[serde(default = "default_grpc")]
     grpc_listen: String,
     /// The shared secret of the gRPC link between roles (`service_auth`).
@@ -56,6 +62,14 @@ struct MetaSettings {
 
 fn default_bucket() -> String {
     "yubin".into()
+}
+
+fn default_high_water_mailboxes() -> usize {
+    RollbackSettings::default().high_water_mailboxes
+}
+
+fn default_failover_check_ms() -> u64 {
+    2_000
 }
 
 fn default_wait_timeout_ms() -> u64 {
@@ -82,6 +96,9 @@ impl MetaSettings {
         }
         self.auth.validate()?;
         self.durability()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.rollback()
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         config::check_store_limits(&self.store)?;
@@ -115,6 +132,13 @@ impl MetaSettings {
         }
     }
 
+    fn rollback(&self) -> RollbackSettings {
+        RollbackSettings {
+            high_water_mailboxes: self.redis_high_water_mailboxes,
+            identity_check: std::time::Duration::from_millis(self.redis_failover_check_ms),
+        }
+    }
+
     fn redis_urls(&self) -> Vec<String> {
         self.redis_url
             .split(',')
@@ -142,7 +166,8 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
     let store = Arc::new(
         store
             .with_limits(settings.store)
-            .with_durability(settings.durability()),
+            .with_durability(settings.durability())
+            .with_rollback(settings.rollback()),
     );
     // An evicting Redis loses mailboxes and UID counters silently: refuse to run on one.
     store

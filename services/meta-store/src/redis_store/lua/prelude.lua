@@ -421,3 +421,21 @@ local function rows(m, uids, extra_kind)
   end
   return out
 end
+
+-- Moves mailbox m to a new UIDVALIDITY after Redis lost writes (a failover to a replica that
+-- missed them): UIDs the lost writes handed out will be handed out again, so they must not be
+-- under the UIDVALIDITY clients saw them with (RFC 3501 §2.3.1.1). The messages stay; clients
+-- see the new UIDVALIDITY and resynchronize (RFC 7162 §3.2.5.1 for QRESYNC). The new value
+-- exceeds the old one, the user's last one and `floor` (what meta saw handed out); UIDNEXT is
+-- raised to `floor_next` so that UIDs clients saw are not reused even under the new value.
+-- Returns the new UIDVALIDITY.
+local function revalidate(m, now, floor, floor_next)
+  local old = tonumber(redis.call('HGET', mbkey(m), 'uidvalidity'))
+  local v = next_uidvalidity(math.max(tonumber(now), old + 1, tonumber(floor) or 0))
+  redis.call('HSET', mbkey(m), 'uidvalidity', fmt(v))
+  local cur = tonumber(redis.call('HGET', mbkey(m), 'uidnext'))
+  local want = tonumber(floor_next) or 0
+  if want > cur and want <= MAX_UID + 1 then redis.call('HSET', mbkey(m), 'uidnext', fmt(want)) end
+  emit(m, redis.call('HGET', mbkey(m), 'highestmodseq'), 'l')
+  return v
+end
