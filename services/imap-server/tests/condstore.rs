@@ -523,3 +523,41 @@ async fn status_recent_and_object_ids() {
     let r = a.cmd("UID FETCH 1 (EMAILID)").await;
     assert_eq!(r[0], format!("* 1 FETCH (UID 1 EMAILID ({email}))"));
 }
+
+/// A client's QRESYNC MODSEQ above the mailbox's HIGHESTMODSEQ under the same UIDVALIDITY means
+/// the store lost writes the client saw (a Redis failover to a replica that missed them): the
+/// SELECT fails as unavailable, the mailbox moves to a new UIDVALIDITY, and selecting again
+/// shows the new one, so the client resynchronizes in full instead of trusting cached UIDs.
+#[tokio::test]
+async fn qresync_modseq_ahead_of_the_server_moves_the_mailbox() {
+    let h = start().await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    fill(&mut a, 2).await;
+    ok(&a.cmd("ENABLE QRESYNC").await);
+    let r = a.cmd("SELECT INBOX").await;
+    let uidvalidity = number_after(&r, "UIDVALIDITY");
+    let highest = number_after(&r, "HIGHESTMODSEQ");
+    let r = a
+        .cmd(&format!(
+            "SELECT INBOX (QRESYNC ({uidvalidity} {}))",
+            highest + 10
+        ))
+        .await;
+    tagged_starts(&r, "T NO [UNAVAILABLE]");
+    let r = a.cmd("SELECT INBOX").await;
+    ok(&r);
+    let moved = number_after(&r, "UIDVALIDITY");
+    assert!(
+        moved > uidvalidity,
+        "new UIDVALIDITY {moved} > {uidvalidity}"
+    );
+    assert!(has(&r, "* 2 EXISTS"), "the messages stay: {r:#?}");
+    // With the new UIDVALIDITY the old MODSEQ is just ignored (RFC 7162 §3.2.5).
+    let r = a
+        .cmd(&format!(
+            "SELECT INBOX (QRESYNC ({uidvalidity} {}))",
+            highest + 10
+        ))
+        .await;
+    ok(&r);
+}

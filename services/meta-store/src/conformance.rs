@@ -5,8 +5,10 @@
 //! other's data. A failed check panics with a message naming it, like an `assert!` in a test.
 //! The store must enforce [`LIMITS`] (`with_limits`), which the checks in [`limits`] reach.
 
+mod history;
 mod limits;
 
+pub use history::modseq_ahead_moves_mailbox;
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit,
     unindexed_message_is_searched,
@@ -38,7 +40,7 @@ macro_rules! conformance_tests {
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
-            mailbox_limit, unindexed_message_is_searched);
+            mailbox_limit, unindexed_message_is_searched, modseq_ahead_moves_mailbox);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,6 +90,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     flag_merge_is_linear(store).await;
     mailbox_limit(store).await;
     unindexed_message_is_searched(store).await;
+    modseq_ahead_moves_mailbox(store).await;
 }
 
 /// A login name no earlier run used.

@@ -511,6 +511,23 @@ impl<'t> W<'t> {
         });
     }
 
+    /// Moves mailbox `m` to a new UIDVALIDITY, above its own and the user's last one (RFC 3501
+    /// §2.3.1.1); its messages stay. See `changes_since`.
+    fn revalidate(&mut self, u: u64, m: u64, row: &mut MboxRow) -> MetaResult<()> {
+        let mut seq: UserSeq = match self.user_seq.get(u).map_err(db_err)? {
+            Some(g) => decode(g.value())?,
+            None => UserSeq::default(),
+        };
+        seq.last_uid_validity = next_uid_validity(seq.last_uid_validity.max(row.uid_validity)).0;
+        self.user_seq
+            .insert(u, encode(&seq)?.as_slice())
+            .map_err(db_err)?;
+        row.uid_validity = seq.last_uid_validity;
+        self.put_mbox(u, m, row)?;
+        self.emit(u, m, row.highest_modseq, ChangeKind::MailboxList);
+        Ok(())
+    }
+
     fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
         read_mbox(&self.mailboxes, u, m)?.ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
     }
@@ -1552,36 +1569,49 @@ impl MailStore for EmbeddedStore {
         since: ModSeq,
     ) -> MetaResult<Changes> {
         let (u, m) = (user.0, mailbox.0);
-        self.read(move |r| {
-            let Some(row) = read_mbox(&r.mailboxes, u, m)? else {
-                return Ok(Changes {
-                    highest_modseq: ModSeq(0),
-                    uid_next: Uid(0),
-                    exists: 0,
-                    changed: Vec::new(),
-                    vanished: Vec::new(),
-                    mailbox_gone: true,
-                });
-            };
-            let mut changed = Vec::new();
-            for uid in read_modseq_log(&r.by_modseq, u, m, since.0)? {
-                if let Some(msg) = read_msg(&r.messages, u, m, uid)? {
-                    changed.push(msg.record(uid, None));
+        let changes = self
+            .read(move |r| {
+                let Some(row) = read_mbox(&r.mailboxes, u, m)? else {
+                    return Ok(Some(gone_changes()));
+                };
+                if since.0 > row.highest_modseq {
+                    // Ahead of the mailbox: handled below, in a write.
+                    return Ok(None);
                 }
-            }
-            Ok(Changes {
-                highest_modseq: ModSeq(row.highest_modseq),
-                uid_next: Uid(row.uid_next),
-                exists: row.exists,
-                changed,
-                vanished: read_modseq_log(&r.expunged, u, m, since.0)?
-                    .into_iter()
-                    .map(Uid)
-                    .collect(),
-                mailbox_gone: false,
+                let mut changed = Vec::new();
+                for uid in read_modseq_log(&r.by_modseq, u, m, since.0)? {
+                    if let Some(msg) = read_msg(&r.messages, u, m, uid)? {
+                        changed.push(msg.record(uid, None));
+                    }
+                }
+                Ok(Some(Changes {
+                    highest_modseq: ModSeq(row.highest_modseq),
+                    uid_next: Uid(row.uid_next),
+                    exists: row.exists,
+                    changed,
+                    vanished: read_modseq_log(&r.expunged, u, m, since.0)?
+                        .into_iter()
+                        .map(Uid)
+                        .collect(),
+                    mailbox_gone: false,
+                }))
             })
+            .await?;
+        if let Some(changes) = changes {
+            return Ok(changes);
+        }
+        // A MODSEQ above HIGHESTMODSEQ was never handed out by this mailbox: the caller's view
+        // is of another history (a restored database, or a client's made-up value). As in
+        // the Redis store: a new UIDVALIDITY, and the view ends.
+        self.write(move |w| {
+            let mut row = w.mbox(u, m)?;
+            if since.0 > row.highest_modseq {
+                w.revalidate(u, m, &mut row)?;
+            }
+            Ok(())
         })
-        .await
+        .await?;
+        Ok(gone_changes())
     }
 
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
@@ -1733,6 +1763,18 @@ impl MailStore for EmbeddedStore {
             })
         })
         .await
+    }
+}
+
+/// The answer of `changes_since` when the caller's view of a mailbox has ended.
+fn gone_changes() -> Changes {
+    Changes {
+        highest_modseq: ModSeq(0),
+        uid_next: Uid(0),
+        exists: 0,
+        changed: Vec::new(),
+        vanished: Vec::new(),
+        mailbox_gone: true,
     }
 }
 

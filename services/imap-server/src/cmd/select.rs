@@ -194,6 +194,15 @@ async fn resync(
     let changes = mail
         .changes_since(user, selected.id, ModSeq(q.modseq))
         .await?;
+    if changes.mailbox_gone {
+        // The client's MODSEQ is above the mailbox's HIGHESTMODSEQ under the same UIDVALIDITY:
+        // it saw writes the store has lost (a Redis failover). The store has moved the mailbox
+        // to a new UIDVALIDITY; the client selects again and resynchronizes in full
+        // (RFC 7162 §3.2.5.1), never trusting UIDs it cached under the old one.
+        return Err(yubin_meta_api::MetaError::Unavailable(
+            "mailbox history changed; select it again".into(),
+        ));
+    }
     let known = q.known_uids.as_ref().and_then(uid_ranges);
     let is_known = |u: Uid| known.as_ref().is_none_or(|k| k.contains(u));
     let vanished: Vec<Uid> = changes

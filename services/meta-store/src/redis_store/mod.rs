@@ -1358,7 +1358,7 @@ impl MailStore for RedisStore {
         since: ModSeq,
     ) -> MetaResult<Changes> {
         let mut inv = self.call(&self.scripts.changes, user);
-        inv.arg(mailbox.0).arg(since.0);
+        inv.arg(mailbox.0).arg(since.0).arg(now_secs());
         let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         if v_num::<u8>(next(&mut it)?)? == 0 {
             return Ok(Changes {
