@@ -8,7 +8,7 @@
 mod history;
 mod limits;
 
-pub use history::modseq_ahead_moves_mailbox;
+pub use history::{expunge_log_is_capped, modseq_ahead_moves_mailbox};
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit,
     unindexed_message_is_searched,
@@ -40,7 +40,8 @@ macro_rules! conformance_tests {
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
-            mailbox_limit, unindexed_message_is_searched, modseq_ahead_moves_mailbox);
+            mailbox_limit, unindexed_message_is_searched, modseq_ahead_moves_mailbox,
+            expunge_log_is_capped);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +92,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     mailbox_limit(store).await;
     unindexed_message_is_searched(store).await;
     modseq_ahead_moves_mailbox(store).await;
+    expunge_log_is_capped(store).await;
 }
 
 /// A login name no earlier run used.

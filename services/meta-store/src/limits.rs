@@ -27,6 +27,12 @@ pub struct StoreLimits {
     /// exceed it (superiors they create count too) are refused.
     #[serde(default = "default_mailboxes")]
     pub max_mailboxes: u32,
+    /// Most entries a mailbox's expunge log (the UIDs QRESYNC reports as VANISHED, RFC 7162
+    /// §3.2.10) keeps; older ones are dropped, and a client coming back from before them gets
+    /// every UID not in the mailbox instead (§3.2.5.2 allows it). Without a cap an
+    /// expunge-heavy mailbox grows the log for ever.
+    #[serde(default = "default_expunge_log")]
+    pub max_expunge_log: u32,
 }
 
 fn default_keywords_per_message() -> u32 {
@@ -41,6 +47,9 @@ fn default_keyword_bytes() -> u32 {
 fn default_mailboxes() -> u32 {
     10_000
 }
+fn default_expunge_log() -> u32 {
+    100_000
+}
 
 impl Default for StoreLimits {
     fn default() -> StoreLimits {
@@ -49,6 +58,7 @@ impl Default for StoreLimits {
             max_keywords_per_mailbox: default_keywords_per_mailbox(),
             max_keyword_bytes: default_keyword_bytes(),
             max_mailboxes: default_mailboxes(),
+            max_expunge_log: default_expunge_log(),
         }
     }
 }
@@ -71,6 +81,9 @@ impl StoreLimits {
         // INBOX plus a few special-use mailboxes (RFC 6154) must always fit.
         if self.max_mailboxes < 16 {
             return Err("max_mailboxes must be at least 16".into());
+        }
+        if self.max_expunge_log < 16 {
+            return Err("max_expunge_log must be at least 16".into());
         }
         Ok(())
     }

@@ -164,6 +164,10 @@ pub struct StoreLimitArgs {
     #[arg(long, env = "YUBIN_MAX_MAILBOXES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_mailboxes: Option<u32>,
+    /// Most entries one mailbox's expunge log keeps for QRESYNC (older ones are dropped).
+    #[arg(long, env = "YUBIN_MAX_EXPUNGE_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expunge_log: Option<u32>,
 }
 
 impl StoreLimitArgs {
@@ -172,6 +176,7 @@ impl StoreLimitArgs {
             && self.max_keywords_per_mailbox.is_none()
             && self.max_keyword_bytes.is_none()
             && self.max_mailboxes.is_none()
+            && self.max_expunge_log.is_none()
     }
 }
 

@@ -17,6 +17,7 @@ pub const LIMITS: StoreLimits = StoreLimits {
     max_keywords_per_mailbox: 40,
     max_keyword_bytes: 64,
     max_mailboxes: 24,
+    max_expunge_log: 16,
 };
 
 fn keywords(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {

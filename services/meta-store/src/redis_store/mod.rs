@@ -26,7 +26,7 @@
 //! | `{u:<id>}:sum:<m>` | hash | uid → summary bytes (ENVELOPE, BODYSTRUCTURE, offsets) |
 //! | `{u:<id>}:idx:<m>` | hash | uid → search index (JSON) |
 //! | `{u:<id>}:modseq:<m>` | sorted set | uid scored by its MODSEQ (CONDSTORE catch-up) |
-//! | `{u:<id>}:expunged:<m>` | sorted set | expunged uid scored by the MODSEQ of its expunge (QRESYNC VANISHED, RFC 7162 §3.2.10) |
+//! | `{u:<id>}:expunged:<m>` | sorted set | expunged uid scored by the MODSEQ of its expunge (QRESYNC VANISHED, RFC 7162 §3.2.10), at most `max_expunge_log` entries; the mailbox's `vanished_floor` is the highest MODSEQ dropped from it |
 //! | `{u:<id>}:unseen:<m>` | sorted set | uids without `\Seen` (first unseen in O(log n)) |
 //! | `{u:<id>}:deleted:<m>` | sorted set | uids with `\Deleted` (EXPUNGE touches only those) |
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
@@ -145,8 +145,12 @@ fn script(publish: &str, limits: &StoreLimits, body: &str) -> Script {
          local MAX_KEYWORDS_PER_MESSAGE = {}\n\
          local MAX_KEYWORDS_PER_MAILBOX = {}\n\
          local MAX_MAILBOXES = {}\n\
+         local MAX_EXPUNGE_LOG = {}\n\
          {PRELUDE}\n{body}",
-        limits.max_keywords_per_message, limits.max_keywords_per_mailbox, limits.max_mailboxes
+        limits.max_keywords_per_message,
+        limits.max_keywords_per_mailbox,
+        limits.max_mailboxes,
+        limits.max_expunge_log
     ))
 }
 
@@ -1368,6 +1372,7 @@ impl MailStore for RedisStore {
                 changed: Vec::new(),
                 vanished: Vec::new(),
                 mailbox_gone: true,
+                log_trimmed: false,
             });
         }
         let highest_modseq = ModSeq(v_num(next(&mut it)?)?);
@@ -1380,6 +1385,7 @@ impl MailStore for RedisStore {
         changed.sort_by_key(|m| m.uid);
         let mut vanished = parse_uids(next(&mut it)?)?;
         vanished.sort_unstable();
+        let log_trimmed = v_num::<u8>(next(&mut it)?)? == 1;
         Ok(Changes {
             highest_modseq,
             uid_next,
@@ -1387,6 +1393,7 @@ impl MailStore for RedisStore {
             changed,
             vanished,
             mailbox_gone: false,
+            log_trimmed,
         })
     }
 

@@ -317,6 +317,21 @@ local function expunge_msg(m, uid, ms)
   return size
 end
 
+-- Keeps the expunge log of mailbox m to MAX_EXPUNGE_LOG entries, dropping the oldest, and
+-- records in 'vanished_floor' the highest MODSEQ dropped: a QRESYNC from at or above it is
+-- still answered exactly, one from below gets every UID not in the mailbox (RFC 7162
+-- §3.2.5.2). Called once per expunging write; drops at most what that write added beyond the
+-- cap (plus any excess of a lowered cap), each drop O(log n).
+local function trim_expunged(m)
+  local over = redis.call('ZCARD', K('expunged', m)) - MAX_EXPUNGE_LOG
+  if over <= 0 then return end
+  local last = redis.call('ZRANGE', K('expunged', m), over - 1, over - 1, 'WITHSCORES')
+  redis.call('ZREMRANGEBYRANK', K('expunged', m), 0, over - 1)
+  local dropped = tonumber(last[2])
+  local floor = tonumber(redis.call('HGET', mbkey(m), 'vanished_floor') or '0')
+  if dropped > floor then redis.call('HSET', mbkey(m), 'vanished_floor', fmt(dropped)) end
+end
+
 -- UIDs of mailbox m inside the (lo, hi) pairs ARGV[first], ARGV[first+1], ... (ascending,
 -- because the pairs are sorted and disjoint).
 local function uids_in(key, first)
@@ -352,7 +367,10 @@ local function transfer(src, uids, dst, remove)
     mapping[#mapping + 1] = fmt(nu)
   end
   emit(dst, dms, 'a')
-  if remove then emit(src, sms, 'e') end
+  if remove then
+    trim_expunged(src)
+    emit(src, sms, 'e')
+  end
   return mapping
 end
 
