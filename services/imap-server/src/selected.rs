@@ -11,7 +11,9 @@
 use crate::out::Out;
 use std::collections::{BTreeSet, HashMap};
 use yubin_imap_proto::SequenceSet;
-use yubin_meta_api::{MailStore, MailboxId, MetaResult, ModSeq, Uid, UidRange, UidSet, UserId};
+use yubin_meta_api::{
+    MailStore, MailboxId, MetaResult, ModSeq, SearchKey, Uid, UidRange, UidSet, UserId,
+};
 
 pub(crate) struct Selected {
     pub(crate) id: MailboxId,
@@ -96,6 +98,49 @@ impl Selected {
     /// Whether `uid` is in the view (announced and not yet announced as expunged).
     pub(crate) fn contains(&self, uid: Uid) -> bool {
         self.uids.binary_search(&uid).is_ok()
+    }
+
+    /// One above the highest UID of the view (1 for an empty view).
+    pub(crate) fn view_uid_end(&self) -> Uid {
+        Uid(self.uids.last().map_or(1, |u| u.0.saturating_add(1)))
+    }
+
+    /// The UIDs below `below` that are not in the view, as ascending ranges, limited to
+    /// `within` when given. This is the VANISHED answer when the store's expunge log no longer
+    /// reaches back to the client's MODSEQ (`Changes::log_trimmed`): RFC 7162 §3.2.5.2 and
+    /// §3.2.10 let the server include UIDs that never existed. Linear in the view and `within`.
+    pub(crate) fn absent_ranges(&self, below: Uid, within: Option<&UidSet>) -> Vec<(u32, u32)> {
+        let mut gaps = Vec::new();
+        let mut next = 1u32;
+        for u in self.uids.iter().map(|u| u.0).filter(|u| *u < below.0) {
+            if u > next {
+                gaps.push((next, u - 1));
+            }
+            next = u.saturating_add(1);
+        }
+        if below.0 > next {
+            gaps.push((next, below.0 - 1));
+        }
+        let Some(within) = within else {
+            return gaps;
+        };
+        // Both lists ascend and are disjoint: one merge pass.
+        let mut out = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        let limit = within.ranges();
+        while i < gaps.len() && j < limit.len() {
+            let lo = gaps[i].0.max(limit[j].0);
+            let hi = gaps[i].1.min(limit[j].1);
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+            if gaps[i].1 < limit[j].1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        out
     }
 
     /// Marks the view as an IMAP4rev2 session's: no `\Recent`, no RECENT responses.
@@ -268,10 +313,23 @@ impl Selected {
         if changes.mailbox_gone {
             return Ok(SyncOutcome::Gone);
         }
-        if self.condstore
-            && !mode.allow_expunge
-            && changes.vanished.iter().any(|u| self.contains(*u))
-        {
+        let vanished = if changes.log_trimmed {
+            crate::telemetry::expunge_log_trimmed("catch_up");
+            // More than `max_expunge_log` expunges since the view's MODSEQ (one big EXPUNGE of
+            // this session's own can do it): the log no longer says which messages of the view
+            // went, so the view is compared with the UIDs the mailbox holds now, read after
+            // `changes` and so covering every expunge up to its HIGHESTMODSEQ. One read of the
+            // mailbox's UIDs, as a SELECT does; an expunge reported early is harmless.
+            let present = mail.search(user, self.id, &SearchKey::All).await?;
+            self.uids
+                .iter()
+                .copied()
+                .filter(|u| present.binary_search(u).is_err())
+                .collect()
+        } else {
+            changes.vanished
+        };
+        if self.condstore && !mode.allow_expunge && vanished.iter().any(|u| self.contains(*u)) {
             // An expunge that may not be announced now (RFC 3501 §7.4.1) holds back the
             // whole catch-up once MODSEQs are visible: a client that took the MODSEQ of a
             // later flag change as its HIGHESTMODSEQ and left would otherwise never learn
@@ -280,7 +338,7 @@ impl Selected {
             self.dirty = true;
             return Ok(SyncOutcome::Current);
         }
-        self.queue_expunges(&changes.vanished);
+        self.queue_expunges(&vanished);
         let mut last = self.uids.last().copied();
         for rec in changes.changed {
             if last.is_none_or(|l| rec.uid > l) {
@@ -353,8 +411,13 @@ impl Selected {
 /// over several responses so no line grows without bound (RFC 7162 §4 recommends lines under
 /// 8 kB); nothing for an empty list.
 pub(crate) fn write_vanished(out: &mut Out<'_>, uids: &[Uid], earlier: bool) {
+    write_vanished_ranges(out, &compact(uids), earlier);
+}
+
+/// [`write_vanished`] for ascending, disjoint inclusive ranges.
+pub(crate) fn write_vanished_ranges(out: &mut Out<'_>, ranges: &[(u32, u32)], earlier: bool) {
     const PER_LINE: usize = 1000;
-    for chunk in compact(uids).chunks(PER_LINE) {
+    for chunk in ranges.chunks(PER_LINE) {
         let set = UidSet::from_ranges(chunk.iter().copied());
         let prefix = if earlier {
             "* VANISHED (EARLIER) "

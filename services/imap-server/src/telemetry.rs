@@ -102,11 +102,23 @@ pub(crate) fn bytes_out(n: usize) {
     metrics::counter!("yubin_imap_bytes_out_total").increment(n as u64);
 }
 
+/// Where an answer had to fall back to every absent UID because the store's expunge log no
+/// longer reaches back to the MODSEQ asked about (`Changes::log_trimmed`).
+pub(crate) const TRIMMED_CONTEXTS: [&str; 3] = ["select", "fetch", "catch_up"];
+
+pub(crate) fn expunge_log_trimmed(context: &'static str) {
+    metrics::counter!("yubin_imap_expunge_log_trimmed_total", "context" => context).increment(1);
+}
+
 /// Series that only move on rare events exist from the start (at 0), so dashboards and alerts
 /// see them before the first event.
 pub(crate) fn register_node_metrics() {
     metrics::counter!("yubin_imap_shutdown_byes_total").increment(0);
     metrics::counter!("yubin_imap_thread_references_truncated_total").increment(0);
+    for context in TRIMMED_CONTEXTS {
+        metrics::counter!("yubin_imap_expunge_log_trimmed_total", "context" => context)
+            .increment(0);
+    }
     for reason in ["node_limit", "address_limit"] {
         metrics::counter!("yubin_imap_connections_refused_total", "reason" => reason).increment(0);
     }

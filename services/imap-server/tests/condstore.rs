@@ -523,3 +523,133 @@ async fn status_recent_and_object_ids() {
     let r = a.cmd("UID FETCH 1 (EMAILID)").await;
     assert_eq!(r[0], format!("* 1 FETCH (UID 1 EMAILID ({email}))"));
 }
+
+/// A client's QRESYNC MODSEQ above the mailbox's HIGHESTMODSEQ under the same UIDVALIDITY means
+/// the store lost writes the client saw (a Redis failover to a replica that missed them): the
+/// SELECT fails as unavailable, the mailbox moves to a new UIDVALIDITY, and selecting again
+/// shows the new one, so the client resynchronizes in full instead of trusting cached UIDs.
+#[tokio::test]
+async fn qresync_modseq_ahead_of_the_server_moves_the_mailbox() {
+    let h = start().await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    fill(&mut a, 2).await;
+    ok(&a.cmd("ENABLE QRESYNC").await);
+    let r = a.cmd("SELECT INBOX").await;
+    let uidvalidity = number_after(&r, "UIDVALIDITY");
+    let highest = number_after(&r, "HIGHESTMODSEQ");
+    let r = a
+        .cmd(&format!(
+            "SELECT INBOX (QRESYNC ({uidvalidity} {}))",
+            highest + 10
+        ))
+        .await;
+    tagged_starts(&r, "T NO [UNAVAILABLE]");
+    let r = a.cmd("SELECT INBOX").await;
+    ok(&r);
+    let moved = number_after(&r, "UIDVALIDITY");
+    assert!(
+        moved > uidvalidity,
+        "new UIDVALIDITY {moved} > {uidvalidity}"
+    );
+    assert!(has(&r, "* 2 EXISTS"), "the messages stay: {r:#?}");
+    // With the new UIDVALIDITY the old MODSEQ is just ignored (RFC 7162 §3.2.5).
+    let r = a
+        .cmd(&format!(
+            "SELECT INBOX (QRESYNC ({uidvalidity} {}))",
+            highest + 10
+        ))
+        .await;
+    ok(&r);
+}
+
+/// Expunges `uids` (a UID set) in the selected mailbox with UID EXPUNGE; returns the response
+/// lines (tagged OK with the new HIGHESTMODSEQ last).
+async fn uid_expunge(c: &mut Raw, uids: &str) -> Vec<String> {
+    ok(&c
+        .cmd(&format!("UID STORE {uids} +FLAGS.SILENT (\\Deleted)"))
+        .await);
+    let r = c.cmd(&format!("UID EXPUNGE {uids}")).await;
+    tagged_starts(&r, "T OK [HIGHESTMODSEQ ");
+    r
+}
+
+/// RFC 7162 §3.2.5.2 and §3.2.10 with a capped expunge log (`max_expunge_log` 16): a QRESYNC
+/// SELECT or UID FETCH (CHANGEDSINCE .. VANISHED) from a MODSEQ older than the entries the store
+/// dropped gets every UID below UIDNEXT that is not in the mailbox (a superset: here it includes
+/// UID 26, expunged before that MODSEQ), limited to the known UIDs; from the newest dropped
+/// MODSEQ on the answer is exact. A session whose view fell below the floor is caught up by
+/// comparing UIDs instead of being disconnected.
+#[tokio::test]
+async fn qresync_from_below_the_trimmed_expunge_log() {
+    let h = start_with(Options {
+        store_limits: yubin_meta_store::StoreLimits {
+            max_expunge_log: 16,
+            ..yubin_meta_store::StoreLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    fill(&mut a, 40).await;
+    ok(&a.cmd("ENABLE QRESYNC").await);
+    let r = a.cmd("SELECT INBOX").await;
+    let uidvalidity = number_after(&r, "UIDVALIDITY");
+    let r = uid_expunge(&mut a, "26").await;
+    let before = number_after(&r, "HIGHESTMODSEQ");
+    // An idle session whose view stays at `before`.
+    let mut idle = Raw::login(h.addr, "alice", "wonderland").await;
+    ok(&idle.cmd("ENABLE QRESYNC").await);
+    ok(&idle.cmd("SELECT INBOX").await);
+
+    uid_expunge(&mut a, "1:5").await;
+    // 6 + 20 entries: the 10 oldest go, the newest of them at this EXPUNGE's MODSEQ.
+    let r = uid_expunge(&mut a, "6:25").await;
+    assert_eq!(r[0], "* VANISHED 6:25", "{r:#?}");
+    let floor = number_after(&r, "HIGHESTMODSEQ");
+    uid_expunge(&mut a, "30").await;
+    uid_expunge(&mut a, "31").await;
+
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    ok(&c.cmd("ENABLE QRESYNC").await);
+    let r = c
+        .cmd(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {before}))"))
+        .await;
+    ok(&r);
+    assert!(has(&r, "* VANISHED (EARLIER) 1:26,30:31"), "{r:#?}");
+    let r = c
+        .cmd(&format!(
+            "SELECT INBOX (QRESYNC ({uidvalidity} {before} 20:40))"
+        ))
+        .await;
+    assert!(has(&r, "* VANISHED (EARLIER) 20:26,30:31"), "{r:#?}");
+    let r = c
+        .cmd(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {floor}))"))
+        .await;
+    assert!(has(&r, "* VANISHED (EARLIER) 30:31"), "{r:#?}");
+    assert_eq!(
+        r.iter().filter(|l| l.contains("VANISHED")).count(),
+        1,
+        "{r:#?}"
+    );
+    let r = c
+        .cmd(&format!(
+            "UID FETCH 1:40 (FLAGS) (CHANGEDSINCE {before} VANISHED)"
+        ))
+        .await;
+    assert_eq!(r[0], "* VANISHED (EARLIER) 1:26,30:31", "{r:#?}");
+    ok(&r);
+    let r = c
+        .cmd(&format!(
+            "UID FETCH 1:40 (FLAGS) (CHANGEDSINCE {floor} VANISHED)"
+        ))
+        .await;
+    assert_eq!(r[0], "* VANISHED (EARLIER) 30:31", "{r:#?}");
+    ok(&r);
+
+    // The idle session learns exactly what went from its view, and stays.
+    let r = idle.cmd("NOOP").await;
+    assert_eq!(r[0], "* VANISHED 1:25,30:31", "{r:#?}");
+    ok(&r);
+    let r = idle.cmd("FETCH 1:* (UID)").await;
+    assert_eq!(r.len(), 40 - 28 + 1, "{r:#?}");
+}

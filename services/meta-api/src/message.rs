@@ -165,6 +165,10 @@ pub struct Changes {
     pub changed: Vec<MessageRecord>,
     /// UIDs expunged with a modseq above the given one, ascending.
     pub vanished: Vec<Uid>,
+    /// The expunge log was trimmed past the given MODSEQ (`StoreLimits::max_expunge_log`):
+    /// `vanished` may miss UIDs, and every UID below `uid_next` that is not in the mailbox may
+    /// have been expunged since (RFC 7162 §3.2.5.2 lets the server report them all).
+    pub log_trimmed: bool,
     /// The mailbox was deleted or recreated: the session must end its selection.
     pub mailbox_gone: bool,
 }

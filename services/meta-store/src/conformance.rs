@@ -6,10 +6,11 @@
 //! The store must enforce [`LIMITS`] (`with_limits`), which the checks in [`limits`] reach.
 
 mod divergences;
+mod history;
 mod limits;
 
 pub use divergences::copy_keeps_source_modseq;
-
+pub use history::{expunge_log_is_capped, modseq_ahead_moves_mailbox};
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit, metadata_budget,
     store_in_batches, unindexed_message_is_searched,
@@ -42,7 +43,7 @@ macro_rules! conformance_tests {
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
             mailbox_limit, metadata_budget, store_in_batches, unindexed_message_is_searched,
-            copy_keeps_source_modseq);
+            copy_keeps_source_modseq, modseq_ahead_moves_mailbox, expunge_log_is_capped);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,6 +96,8 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     store_in_batches(store).await;
     unindexed_message_is_searched(store).await;
     copy_keeps_source_modseq(store).await;
+    modseq_ahead_moves_mailbox(store).await;
+    expunge_log_is_capped(store).await;
 }
 
 /// A login name no earlier run used.

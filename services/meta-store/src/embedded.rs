@@ -151,6 +151,13 @@ struct MboxRow {
     /// The first UID not yet claimed as `\Recent` by a session (`MailStore::claim_recent`).
     #[serde(default = "first_uid")]
     recent_from: u32,
+    /// Entries of this mailbox in the expunge log (counted from when the count was added).
+    #[serde(default)]
+    expunge_log: u64,
+    /// The highest MODSEQ dropped from the expunge log (`StoreLimits::max_expunge_log`): a
+    /// `changes_since` from below it may miss UIDs.
+    #[serde(default)]
+    vanished_floor: u64,
 }
 
 fn first_uid() -> u32 {
@@ -517,6 +524,23 @@ impl<'t> W<'t> {
         });
     }
 
+    /// Moves mailbox `m` to a new UIDVALIDITY, above its own and the user's last one (RFC 3501
+    /// §2.3.1.1); its messages stay. See `changes_since`.
+    fn revalidate(&mut self, u: u64, m: u64, row: &mut MboxRow) -> MetaResult<()> {
+        let mut seq: UserSeq = match self.user_seq.get(u).map_err(db_err)? {
+            Some(g) => decode(g.value())?,
+            None => UserSeq::default(),
+        };
+        seq.last_uid_validity = next_uid_validity(seq.last_uid_validity.max(row.uid_validity)).0;
+        self.user_seq
+            .insert(u, encode(&seq)?.as_slice())
+            .map_err(db_err)?;
+        row.uid_validity = seq.last_uid_validity;
+        self.put_mbox(u, m, row)?;
+        self.emit(u, m, row.highest_modseq, ChangeKind::MailboxList);
+        Ok(())
+    }
+
     fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
         read_mbox(&self.mailboxes, u, m)?.ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
     }
@@ -573,6 +597,8 @@ impl<'t> W<'t> {
             special_use,
             keywords: Vec::new(),
             recent_from: first_uid(),
+            expunge_log: 0,
+            vanished_floor: 0,
         };
         self.put_mbox(u, id, &row)?;
         self.mailbox_names.insert((u, name), id).map_err(db_err)?;
@@ -719,7 +745,8 @@ impl<'t> W<'t> {
         Ok(())
     }
 
-    /// Removes a message and logs its UID as expunged at `modseq` (RFC 7162 §3.2.10).
+    /// Removes a message and logs its UID as expunged at `modseq` (RFC 7162 §3.2.10); the
+    /// write then calls [`W::trim_expunged`] once.
     fn expunge_msg(
         &mut self,
         u: u64,
@@ -737,7 +764,33 @@ impl<'t> W<'t> {
         self.expunged
             .insert((u, m, modseq, uid), 0)
             .map_err(db_err)?;
+        row.expunge_log += 1;
         row.count(msg, false);
+        Ok(())
+    }
+
+    /// Keeps mailbox `m`'s expunge log to `max_log` entries: the oldest go, and the floor below
+    /// which QRESYNC answers are no longer exact rises to the highest MODSEQ dropped (as
+    /// `trim_expunged` in the Redis prelude). Drops at most what the write added beyond the cap
+    /// (plus any excess of a lowered cap), each an O(log n) removal.
+    fn trim_expunged(&mut self, u: u64, m: u64, row: &mut MboxRow, max_log: u32) -> MetaResult<()> {
+        while row.expunge_log > u64::from(max_log) {
+            let oldest = self
+                .expunged
+                .range((u, m, 0, 0)..=(u, m, u64::MAX, u32::MAX))
+                .map_err(db_err)?
+                .next()
+                .transpose()
+                .map_err(db_err)?
+                .map(|(k, _)| k.value());
+            let Some(key) = oldest else {
+                row.expunge_log = 0;
+                break;
+            };
+            self.expunged.remove(key).map_err(db_err)?;
+            row.vanished_floor = row.vanished_floor.max(key.2);
+            row.expunge_log -= 1;
+        }
         Ok(())
     }
 
@@ -886,6 +939,9 @@ impl<'t> W<'t> {
             };
             self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &bloom))?;
             mapping.push((Uid(uid), Uid(new_uid)));
+        }
+        if remove_source {
+            self.trim_expunged(u, src, &mut srow, limits.max_expunge_log)?;
         }
         self.put_mbox(u, src, &srow)?;
         if let Some(d) = &drow {
@@ -1442,7 +1498,12 @@ impl MailStore for EmbeddedStore {
         mailbox: MailboxId,
         uids: Option<&UidSet>,
     ) -> MetaResult<Vec<Uid>> {
-        let (u, m, set) = (user.0, mailbox.0, uids.cloned());
+        let (u, m, set, max_log) = (
+            user.0,
+            mailbox.0,
+            uids.cloned(),
+            self.limits.max_expunge_log,
+        );
         self.write(move |w| {
             let mut row = w.mbox(u, m)?;
             let doomed: Vec<u32> = read_uid_keys(&w.deleted, u, m)?
@@ -1464,6 +1525,7 @@ impl MailStore for EmbeddedStore {
             for (uid, msg) in &doomed_msgs {
                 w.expunge_msg(u, m, &mut row, *uid, msg, modseq)?;
             }
+            w.trim_expunged(u, m, &mut row, max_log)?;
             w.put_mbox(u, m, &row)?;
             w.emit(u, m, modseq, ChangeKind::Expunged);
             Ok(doomed.into_iter().map(Uid).collect())
@@ -1594,36 +1656,52 @@ impl MailStore for EmbeddedStore {
         since: ModSeq,
     ) -> MetaResult<Changes> {
         let (u, m) = (user.0, mailbox.0);
-        self.read(move |r| {
-            let Some(row) = read_mbox(&r.mailboxes, u, m)? else {
-                return Ok(Changes {
-                    highest_modseq: ModSeq(0),
-                    uid_next: Uid(0),
-                    exists: 0,
-                    changed: Vec::new(),
-                    vanished: Vec::new(),
-                    mailbox_gone: true,
-                });
-            };
-            let mut changed = Vec::new();
-            for uid in read_modseq_log(&r.by_modseq, u, m, since.0)? {
-                if let Some(msg) = read_msg(&r.messages, u, m, uid)? {
-                    changed.push(msg.record(uid, None));
+        let changes = self
+            .read(move |r| {
+                let Some(row) = read_mbox(&r.mailboxes, u, m)? else {
+                    return Ok(Some(gone_changes()));
+                };
+                if since.0 > row.highest_modseq {
+                    // Ahead of the mailbox: handled below, in a write.
+                    return Ok(None);
                 }
-            }
-            Ok(Changes {
-                highest_modseq: ModSeq(row.highest_modseq),
-                uid_next: Uid(row.uid_next),
-                exists: row.exists,
-                changed,
-                vanished: read_modseq_log(&r.expunged, u, m, since.0)?
-                    .into_iter()
-                    .map(Uid)
-                    .collect(),
-                mailbox_gone: false,
+                // Entries above the floor were never dropped: exact from there on.
+                let log_trimmed = since.0 < row.vanished_floor;
+                let mut changed = Vec::new();
+                for uid in read_modseq_log(&r.by_modseq, u, m, since.0)? {
+                    if let Some(msg) = read_msg(&r.messages, u, m, uid)? {
+                        changed.push(msg.record(uid, None));
+                    }
+                }
+                Ok(Some(Changes {
+                    highest_modseq: ModSeq(row.highest_modseq),
+                    uid_next: Uid(row.uid_next),
+                    exists: row.exists,
+                    changed,
+                    vanished: read_modseq_log(&r.expunged, u, m, since.0)?
+                        .into_iter()
+                        .map(Uid)
+                        .collect(),
+                    mailbox_gone: false,
+                    log_trimmed,
+                }))
             })
+            .await?;
+        if let Some(changes) = changes {
+            return Ok(changes);
+        }
+        // A MODSEQ above HIGHESTMODSEQ was never handed out by this mailbox: the caller's view
+        // is of another history (a restored database, or a client's made-up value). As in
+        // the Redis store: a new UIDVALIDITY, and the view ends.
+        self.write(move |w| {
+            let mut row = w.mbox(u, m)?;
+            if since.0 > row.highest_modseq {
+                w.revalidate(u, m, &mut row)?;
+            }
+            Ok(())
         })
-        .await
+        .await?;
+        Ok(gone_changes())
     }
 
     async fn watch(&self, user: UserId) -> MetaResult<ChangeStream> {
@@ -1785,6 +1863,19 @@ impl MailStore for EmbeddedStore {
             })
         })
         .await
+    }
+}
+
+/// The answer of `changes_since` when the caller's view of a mailbox has ended.
+fn gone_changes() -> Changes {
+    Changes {
+        highest_modseq: ModSeq(0),
+        uid_next: Uid(0),
+        exists: 0,
+        changed: Vec::new(),
+        vanished: Vec::new(),
+        mailbox_gone: true,
+        log_trimmed: false,
     }
 }
 

@@ -27,7 +27,7 @@ pub mod testing;
 
 pub use embedded::EmbeddedStore;
 pub use limits::StoreLimits;
-pub use redis_store::RedisStore;
+pub use redis_store::{Durability, RedisStore, RollbackSettings};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 use yubin_meta_api::UidValidity;

@@ -39,6 +39,12 @@ pub struct StoreLimits {
     /// trip, and with `appendfsync always` one more fsync.
     #[serde(default = "default_redis_batch_messages")]
     pub redis_batch_messages: u32,
+    /// Most entries a mailbox's expunge log (the UIDs QRESYNC reports as VANISHED, RFC 7162
+    /// §3.2.10) keeps; older ones are dropped, and a client coming back from before them gets
+    /// every UID not in the mailbox instead (§3.2.5.2 allows it). Without a cap an
+    /// expunge-heavy mailbox grows the log for ever.
+    #[serde(default = "default_expunge_log")]
+    pub max_expunge_log: u32,
 }
 
 fn default_keywords_per_message() -> u32 {
@@ -63,6 +69,9 @@ fn default_metadata_bytes() -> u64 {
     // thousand of them and bounds the worst account to 1 MiB of RAM.
     1024 * 1024
 }
+fn default_expunge_log() -> u32 {
+    100_000
+}
 
 impl Default for StoreLimits {
     fn default() -> StoreLimits {
@@ -73,6 +82,7 @@ impl Default for StoreLimits {
             max_mailboxes: default_mailboxes(),
             max_metadata_bytes_per_account: default_metadata_bytes(),
             redis_batch_messages: default_redis_batch_messages(),
+            max_expunge_log: default_expunge_log(),
         }
     }
 }
@@ -102,6 +112,9 @@ impl StoreLimits {
         // One entry of the largest size a front-end accepts by default must fit.
         if self.max_metadata_bytes_per_account < 64 * 1024 + 1024 {
             return Err("max_metadata_bytes_per_account must be at least 66560 (65 KiB)".into());
+        }
+        if self.max_expunge_log < 16 {
+            return Err("max_expunge_log must be at least 16".into());
         }
         Ok(())
     }

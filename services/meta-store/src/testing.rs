@@ -18,11 +18,17 @@
 //! let store = RedisStore::connect_cluster(&cluster.urls()).await.expect("connect");
 //! # }
 //! ```
+//!
+//! [`RedisReplicated`] starts a primary with one replica, for failover tests: detach the
+//! replica so that it misses writes, kill the primary, and point the store at the replica
+//! through a [`TcpProxy`] (the way a DNS name or a managed endpoint follows a failover).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How a server is started.
@@ -391,4 +397,157 @@ impl RedisCluster {
             .map(RedisServer::port)
             .ok_or_else(|| std::io::Error::other(format!("no node for slot {slot}")))
     }
+}
+
+/// A primary and one replica (`--replicaof`), both without persistence, killed on drop.
+#[derive(Debug)]
+pub struct RedisReplicated {
+    pub primary: Option<RedisServer>,
+    pub replica: RedisServer,
+}
+
+/// One field of an `INFO` reply (`name:value` lines).
+fn info_field(port: u16, section: &str, name: &str) -> std::io::Result<Option<String>> {
+    let info = command(port, &["INFO", section])?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string()))
+}
+
+impl RedisReplicated {
+    /// A primary and a replica that has completed its first sync.
+    pub fn spawn() -> std::io::Result<RedisReplicated> {
+        // A replica's first sync otherwise waits 5 s for more replicas to share the transfer.
+        let primary = RedisServer::spawn_args(
+            RedisOptions::default(),
+            &["--repl-diskless-sync-delay".to_string(), "0".into()],
+        )?;
+        let replica = RedisServer::spawn_args(
+            RedisOptions::default(),
+            &[
+                "--replicaof".to_string(),
+                "127.0.0.1".into(),
+                primary.port().to_string(),
+            ],
+        )?;
+        let pair = RedisReplicated {
+            primary: Some(primary),
+            replica,
+        };
+        // Online on the primary's side: it then counts the replica for WAIT.
+        pair.wait_until(|p| {
+            Ok(info_field(p.primary_port(), "replication", "slave0")?
+                .is_some_and(|s| s.contains("state=online")))
+        })?;
+        Ok(pair)
+    }
+
+    fn wait_until(
+        &self,
+        ready: impl Fn(&RedisReplicated) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready(self)? {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("replica did not catch up"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Cuts the replica off (`REPLICAOF NO ONE`): from now on it misses every write of the
+    /// primary, and it takes writes itself, like a replica promoted by a failover.
+    pub fn detach_replica(&self) -> std::io::Result<()> {
+        expect_ok(self.replica.port(), &["REPLICAOF", "NO", "ONE"])
+    }
+
+    /// Kills the primary (SIGKILL).
+    pub fn kill_primary(&mut self) {
+        self.primary = None;
+    }
+
+    pub fn primary_port(&self) -> u16 {
+        self.primary.as_ref().map_or(0, RedisServer::port)
+    }
+}
+
+/// A TCP forwarder on a free port that connects each client to a target port, which can be
+/// switched: existing connections are cut, new ones go to the new target.
+#[derive(Debug)]
+pub struct TcpProxy {
+    port: u16,
+    target: Arc<AtomicU16>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TcpProxy {
+    pub fn start(target: u16) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        let proxy = TcpProxy {
+            port,
+            target: Arc::new(AtomicU16::new(target)),
+            open: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (target, open, stop) = (proxy.target.clone(), proxy.open.clone(), proxy.stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let to = target.load(Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, to)) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                if let (Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone())
+                    && let Ok(mut open) = open.lock()
+                {
+                    open.push(c3);
+                    open.push(s3);
+                }
+                std::thread::spawn(move || pump(client, s2));
+                std::thread::spawn(move || pump(server, c2));
+            }
+        });
+        Ok(proxy)
+    }
+
+    /// `redis://127.0.0.1:<proxy port>/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Sends new connections to `target` and cuts the open ones.
+    pub fn switch(&self, target: u16) {
+        self.target.store(target, Ordering::SeqCst);
+        if let Ok(mut open) = self.open.lock() {
+            for s in open.drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.switch(0);
+        // Wakes the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+    }
+}
+
+/// Copies `from` to `to` until either side closes, then closes both.
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
 }

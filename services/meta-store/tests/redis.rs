@@ -371,3 +371,36 @@ async fn a_message_with_too_many_trigrams_adds_few_keys() {
         .expect("search");
     assert_eq!(found.len(), 2);
 }
+
+/// An evicting `maxmemory-policy` is refused: evicted mailbox or UID-counter keys would lose
+/// mail and hand out UIDs again. `volatile-*` is refused too (a hand-set TTL would evict).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicting_maxmemory_policy_is_refused() {
+    let (server, store) = store().await;
+    store
+        .check_eviction_policy(false)
+        .await
+        .expect("the default noeviction is accepted");
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    for policy in ["allkeys-lru", "volatile-ttl", "allkeys-random"] {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .query_async(&mut c)
+            .await
+            .expect("config set");
+        let err = store
+            .check_eviction_policy(true)
+            .await
+            .expect_err("evicting policy refused, whatever is assumed");
+        assert!(
+            matches!(&err, MetaError::Invalid(m) if m.contains(policy)),
+            "{err:?}"
+        );
+    }
+}

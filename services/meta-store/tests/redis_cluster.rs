@@ -75,6 +75,11 @@ async fn users_on_different_nodes_work_and_get_hints() {
         !store.persistence_enabled().await.expect("config get"),
         "the test cluster keeps nothing"
     );
+    // INFO memory goes to every primary; all report noeviction.
+    store
+        .check_eviction_policy(false)
+        .await
+        .expect("noeviction on every primary");
     let users = users_on_two_nodes(&cluster, &store).await;
     let listed = store.list_users().await.expect("list users");
     assert_eq!(listed.len(), users.len());

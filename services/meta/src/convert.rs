@@ -621,6 +621,7 @@ impl From<Changes> for pb::ChangesSinceResponse {
             changed: c.changed.into_iter().map(Into::into).collect(),
             vanished: uids_to_pb(&c.vanished),
             mailbox_gone: c.mailbox_gone,
+            log_trimmed: c.log_trimmed,
         }
     }
 }
@@ -636,6 +637,7 @@ impl TryFrom<pb::ChangesSinceResponse> for Changes {
             changed: records_from_pb(c.changed)?,
             vanished: uids_from_pb(c.vanished),
             mailbox_gone: c.mailbox_gone,
+            log_trimmed: c.log_trimmed,
         })
     }
 }

@@ -189,6 +189,10 @@ pub struct StoreLimitArgs {
     #[arg(long, env = "YUBIN_REDIS_BATCH_MESSAGES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_batch_messages: Option<u32>,
+    /// Most entries one mailbox's expunge log keeps for QRESYNC (older ones are dropped).
+    #[arg(long, env = "YUBIN_MAX_EXPUNGE_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expunge_log: Option<u32>,
 }
 
 impl StoreLimitArgs {
@@ -199,6 +203,7 @@ impl StoreLimitArgs {
             && self.max_mailboxes.is_none()
             && self.max_metadata_bytes_per_account.is_none()
             && self.redis_batch_messages.is_none()
+            && self.max_expunge_log.is_none()
     }
 }
 
@@ -501,6 +506,35 @@ pub struct MetaArgs {
     #[arg(long, env = "YUBIN_REDIS_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_cluster: Option<bool>,
+    /// Acknowledge a write only once this many replicas have it (Redis WAIT); 0 = off. A write
+    /// the replicas do not confirm in time fails as unavailable (it may still have happened).
+    #[arg(long, env = "YUBIN_REDIS_WAIT_REPLICAS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_wait_replicas: Option<u32>,
+    /// Also require each write in the AOF on disk (WAITAOF, Redis 7.2 or later), on the primary
+    /// and on --redis-wait-replicas replicas.
+    #[arg(long, env = "YUBIN_REDIS_WAITAOF", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_waitaof: Option<bool>,
+    /// How long a write waits for WAIT/WAITAOF, in milliseconds.
+    #[arg(long, env = "YUBIN_REDIS_WAIT_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_wait_timeout_ms: Option<u64>,
+    /// Start even though Redis does not report its maxmemory-policy (INFO memory), asserting
+    /// that it is noeviction. A reported policy other than noeviction is always refused.
+    #[arg(long, env = "YUBIN_REDIS_ASSUME_NOEVICTION", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_assume_noeviction: Option<bool>,
+    /// Mailboxes whose highest UIDNEXT / HIGHESTMODSEQ meta remembers to detect writes Redis
+    /// lost in a failover (least recently used ones are forgotten).
+    #[arg(long, env = "YUBIN_REDIS_HIGH_WATER_MAILBOXES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_high_water_mailboxes: Option<usize>,
+    /// How often meta compares Redis' run_id and replication id to notice a failover, in
+    /// milliseconds; 0 = never.
+    #[arg(long, env = "YUBIN_REDIS_FAILOVER_CHECK_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_failover_check_ms: Option<u64>,
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<String>,

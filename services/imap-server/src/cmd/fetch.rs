@@ -8,7 +8,7 @@ use crate::cmd::{
     expunge_issued, invalid_sequence, no_selection, not_supported, preview, uid_ranges,
 };
 use crate::out::{Out, Reply};
-use crate::selected::{flag_list, write_vanished};
+use crate::selected::{flag_list, write_vanished, write_vanished_ranges};
 use crate::session::Session;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -70,16 +70,26 @@ pub(crate) async fn run(
         };
         let asked = uid_ranges(set);
         let saved = sel.saved_uids();
-        let gone: Vec<Uid> = changes
-            .vanished
-            .into_iter()
-            .filter(|u| !sel.contains(*u))
-            .filter(|u| match &asked {
-                Some(asked) => asked.contains(*u),
-                None => saved.binary_search(u).is_ok(),
-            })
-            .collect();
-        write_vanished(out, &gone, true);
+        if changes.log_trimmed {
+            crate::telemetry::expunge_log_trimmed("fetch");
+            // The expunge log no longer reaches back to CHANGEDSINCE: every UID of the set
+            // below the view's end that is not in the view (RFC 7162 §3.2.6 / §3.2.10 allow
+            // UIDs that never existed); UIDs above it arrive with the next EXISTS.
+            let within = asked.unwrap_or_else(|| UidSet::from_uids(saved.iter().copied()));
+            let absent = sel.absent_ranges(sel.view_uid_end(), Some(&within));
+            write_vanished_ranges(out, &absent, true);
+        } else {
+            let gone: Vec<Uid> = changes
+                .vanished
+                .into_iter()
+                .filter(|u| !sel.contains(*u))
+                .filter(|u| match &asked {
+                    Some(asked) => asked.contains(*u),
+                    None => saved.binary_search(u).is_ok(),
+                })
+                .collect();
+            write_vanished(out, &gone, true);
+        }
     }
     if uids.is_empty() {
         return Reply::ok("FETCH completed");

@@ -16,7 +16,7 @@
 use crate::cmd::{mailbox_arg, uid_ranges};
 use crate::names;
 use crate::out::{Next, Out, Reply};
-use crate::selected::{Selected, flag_list, write_vanished};
+use crate::selected::{Selected, flag_list, write_vanished, write_vanished_ranges};
 use crate::session::Session;
 use yubin_imap_proto::{QresyncParams, SelectParams};
 use yubin_meta_api::{
@@ -153,7 +153,7 @@ pub(crate) async fn run(
     ));
     if let Some(q) = &params.qresync
         && q.uid_validity == info.uid_validity.0
-        && let Err(e) = resync(&mut selected, mail.as_ref(), user, out, q).await
+        && let Err(e) = resync(&mut selected, mail.as_ref(), user, out, q, info.uid_next).await
     {
         // RFC 7162 §3.2.5 leaves a mismatching UIDVALIDITY silently ignored; a store failure
         // fails the SELECT instead, as the client would otherwise believe it is in sync.
@@ -190,19 +190,38 @@ async fn resync(
     user: UserId,
     out: &mut Out<'_>,
     q: &QresyncParams,
+    uid_next: Uid,
 ) -> MetaResult<()> {
     let changes = mail
         .changes_since(user, selected.id, ModSeq(q.modseq))
         .await?;
+    if changes.mailbox_gone {
+        // The client's MODSEQ is above the mailbox's HIGHESTMODSEQ under the same UIDVALIDITY:
+        // it saw writes the store has lost (a Redis failover). The store has moved the mailbox
+        // to a new UIDVALIDITY; the client selects again and resynchronizes in full
+        // (RFC 7162 §3.2.5.1), never trusting UIDs it cached under the old one.
+        return Err(yubin_meta_api::MetaError::Unavailable(
+            "mailbox history changed; select it again".into(),
+        ));
+    }
     let known = q.known_uids.as_ref().and_then(uid_ranges);
     let is_known = |u: Uid| known.as_ref().is_none_or(|k| k.contains(u));
-    let vanished: Vec<Uid> = changes
-        .vanished
-        .iter()
-        .copied()
-        .filter(|u| !selected.contains(*u) && is_known(*u))
-        .collect();
-    write_vanished(out, &vanished, true);
+    if changes.log_trimmed {
+        crate::telemetry::expunge_log_trimmed("select");
+        // The expunge log no longer reaches back to the client's MODSEQ: every UID below
+        // UIDNEXT not in the mailbox, which may include UIDs that never existed (RFC 7162
+        // §3.2.5.2 allows it); exact for any MODSEQ the log still covers.
+        let absent = selected.absent_ranges(uid_next, known.as_ref());
+        write_vanished_ranges(out, &absent, true);
+    } else {
+        let vanished: Vec<Uid> = changes
+            .vanished
+            .iter()
+            .copied()
+            .filter(|u| !selected.contains(*u) && is_known(*u))
+            .collect();
+        write_vanished(out, &vanished, true);
+    }
     for rec in changes.changed {
         if !is_known(rec.uid) {
             continue;

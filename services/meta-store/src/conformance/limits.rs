@@ -21,6 +21,7 @@ pub const LIMITS: StoreLimits = StoreLimits {
     max_metadata_bytes_per_account: 100_000,
     // Small, so that the checks' STOREs over a few dozen messages run in several batches.
     redis_batch_messages: 16,
+    max_expunge_log: 16,
 };
 
 fn keywords(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {

@@ -26,7 +26,7 @@
 //! | `{u:<id>}:sum:<m>` | hash | uid → summary bytes (ENVELOPE, BODYSTRUCTURE, offsets) |
 //! | `{u:<id>}:idx:<m>` | hash | uid → search index (JSON) |
 //! | `{u:<id>}:modseq:<m>` | sorted set | uid scored by its MODSEQ (CONDSTORE catch-up) |
-//! | `{u:<id>}:expunged:<m>` | sorted set | expunged uid scored by the MODSEQ of its expunge (QRESYNC VANISHED, RFC 7162 §3.2.10) |
+//! | `{u:<id>}:expunged:<m>` | sorted set | expunged uid scored by the MODSEQ of its expunge (QRESYNC VANISHED, RFC 7162 §3.2.10), at most `max_expunge_log` entries; the mailbox's `vanished_floor` is the highest MODSEQ dropped from it |
 //! | `{u:<id>}:unseen:<m>` | sorted set | uids without `\Seen` (first unseen in O(log n)) |
 //! | `{u:<id>}:deleted:<m>` | sorted set | uids with `\Deleted` (EXPUNGE touches only those) |
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
@@ -65,8 +65,14 @@
 //! slot); the hub SSUBSCRIBEs on the node owning that slot. A plain PUBLISH would be broadcast
 //! over the cluster bus to every node.
 
+mod call;
+mod durability;
 mod hub;
 mod observe;
+mod rollback;
+
+pub use durability::Durability;
+pub use rollback::RollbackSettings;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -78,10 +84,7 @@ use futures::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script,
-    ScriptInvocation, Value,
-};
+use redis::{Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value};
 use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, Domain, FlagOp,
     IndexProjection, IndexedMessage, InternalDate, MailStore, MailboxId, MailboxInfo,
@@ -95,6 +98,7 @@ use crate::embedded::normalize_login;
 use crate::names::{self, INBOX};
 use crate::search::{self, Candidate};
 use crate::{StoreLimits, flags, metadata};
+use call::Call;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
@@ -125,6 +129,7 @@ struct Scripts {
     claim_recent: Script,
     metadata_get: Script,
     metadata_set: Script,
+    revalidate: Script,
     global_unname: Script,
     global_unalias: Script,
     global_domain_put: Script,
@@ -142,11 +147,13 @@ fn script(publish: &str, limits: &StoreLimits, body: &str) -> Script {
          local MAX_KEYWORDS_PER_MAILBOX = {}\n\
          local MAX_MAILBOXES = {}\n\
          local MAX_METADATA_BYTES = {}\n\
+         local MAX_EXPUNGE_LOG = {}\n\
          {PRELUDE}\n{body}",
         limits.max_keywords_per_message,
         limits.max_keywords_per_mailbox,
         limits.max_mailboxes,
-        limits.max_metadata_bytes_per_account
+        limits.max_metadata_bytes_per_account,
+        limits.max_expunge_log
     ))
 }
 
@@ -178,6 +185,7 @@ impl Scripts {
             claim_recent: script(include_str!("lua/claim_recent.lua")),
             metadata_get: script(include_str!("lua/metadata_get.lua")),
             metadata_set: script(include_str!("lua/metadata_set.lua")),
+            revalidate: script(include_str!("lua/revalidate.lua")),
             // Scripts on one global key: no user prefix, no prelude.
             global_unname: Script::new(include_str!("lua/global_unname.lua")),
             global_unalias: Script::new(include_str!("lua/global_unalias.lua")),
@@ -216,6 +224,7 @@ impl Scripts {
             claim_recent,
             metadata_get,
             metadata_set,
+            revalidate,
             global_unname,
             global_unalias,
             global_domain_put,
@@ -246,6 +255,7 @@ impl Scripts {
             ("claim_recent", claim_recent),
             ("metadata_get", metadata_get),
             ("metadata_set", metadata_set),
+            ("revalidate", revalidate),
             ("global_unname", global_unname),
             ("global_unalias", global_unalias),
             ("global_domain_put", global_domain_put),
@@ -319,6 +329,11 @@ pub struct RedisStore {
     /// The publish command the scripts use, kept to rebuild them with other limits.
     publish: &'static str,
     limits: StoreLimits,
+    durability: Durability,
+    /// The highest UIDNEXT / HIGHESTMODSEQ returned per mailbox (see `rollback`).
+    high_water: rollback::HighWater,
+    /// Held by every clone; the failover watch ends when the last one is dropped.
+    alive: Arc<()>,
 }
 
 /// Maps a Redis error to the caller's class: script verdicts to their `MetaError`, anything
@@ -546,7 +561,7 @@ fn uids_above(set: &UidSet, last: u32) -> UidSet {
     )
 }
 
-fn push_ranges(inv: &mut ScriptInvocation<'_>, set: &UidSet) {
+fn push_ranges(inv: &mut Call<'_>, set: &UidSet) {
     for &(lo, hi) in set.ranges() {
         inv.arg(lo).arg(hi);
     }
@@ -572,6 +587,9 @@ impl RedisStore {
             scripts: Arc::new(Scripts::new("PUBLISH", &StoreLimits::default())),
             publish: "PUBLISH",
             limits: StoreLimits::default(),
+            durability: Durability::default(),
+            high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
+            alive: Arc::new(()),
             hub: hub::Hub::start(client),
         })
     }
@@ -603,8 +621,20 @@ impl RedisStore {
             scripts: Arc::new(Scripts::new("SPUBLISH", &StoreLimits::default())),
             publish: "SPUBLISH",
             limits: StoreLimits::default(),
+            durability: Durability::default(),
+            high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
+            alive: Arc::new(()),
             hub: hub::Hub::start_sharded(conn, seed),
         })
+    }
+
+    /// The same store with rollback detection tuned by `settings`, and its failover watch
+    /// started (see `rollback`). Without it the marks are kept with the default capacity but
+    /// the server's identity is not watched.
+    pub fn with_rollback(mut self, settings: RollbackSettings) -> RedisStore {
+        self.high_water = rollback::HighWater::new(settings.high_water_mailboxes);
+        self.watch_identity(settings.identity_check);
+        self
     }
 
     /// The same store enforcing `limits` instead of the defaults.
@@ -647,14 +677,156 @@ impl RedisStore {
         Ok(aof_on || rdb_on)
     }
 
-    async fn invoke(&self, inv: &ScriptInvocation<'_>) -> MetaResult<Value> {
+    /// Refuses a server that may evict keys under memory pressure: an evicted mailbox or UID
+    /// counter would silently lose mail or hand out UIDs again. Every `allkeys-*` policy evicts
+    /// any key; `volatile-*` ones evict only keys with a TTL, and the store sets none, but a
+    /// key given a TTL by hand would go, and a `volatile-*` policy with no candidate answers
+    /// writes with OOM exactly like `noeviction`: so only `noeviction` is accepted.
+    ///
+    /// Read from `INFO memory` (managed services often disable `CONFIG`). `Ok(None)` when the
+    /// server does not report the policy; on a cluster, every primary is asked.
+    pub async fn eviction_policy(&self) -> MetaResult<Option<String>> {
         let mut c = self.conn.clone();
-        inv.invoke_async(&mut c).await.map_err(redis_err)
+        let infos: Vec<String> = match &mut c {
+            Conn::Single(s) => vec![
+                redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(s)
+                    .await
+                    .map_err(redis_err)?,
+            ],
+            Conn::Cluster(cl) => {
+                use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+                let v = cl
+                    .route_command(
+                        redis::cmd("INFO").arg("memory"),
+                        RoutingInfo::MultiNode((
+                            MultipleNodeRoutingInfo::AllMasters,
+                            // No policy: one reply per node, keyed by its address.
+                            None,
+                        )),
+                    )
+                    .await
+                    .map_err(redis_err)?;
+                match v {
+                    Value::Map(m) => m
+                        .into_iter()
+                        .map(|(_, v)| v_string(v))
+                        .collect::<MetaResult<_>>()?,
+                    Value::Array(a) => a.into_iter().map(v_string).collect::<MetaResult<_>>()?,
+                    other => vec![v_string(other)?],
+                }
+            }
+        };
+        let mut policy = None;
+        for info in infos {
+            let found = info
+                .lines()
+                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+                .map(|p| p.trim().to_string());
+            match found {
+                // The worst one decides: any node that evicts is refused.
+                Some(p) if p != "noeviction" => return Ok(Some(p)),
+                Some(p) => policy = Some(p),
+                None => return Ok(None),
+            }
+        }
+        Ok(policy)
+    }
+
+    /// `Err` unless the server's eviction policy is `noeviction` (see [`Self::eviction_policy`]);
+    /// `assume_noeviction` accepts a server that does not report it.
+    pub async fn check_eviction_policy(&self, assume_noeviction: bool) -> MetaResult<()> {
+        match self.eviction_policy().await?.as_deref() {
+            Some("noeviction") => Ok(()),
+            Some(other) => Err(MetaError::Invalid(format!(
+                "redis maxmemory-policy is {other}: it may evict mail metadata (mailboxes, UID \
+                 counters) under memory pressure; set maxmemory-policy noeviction"
+            ))),
+            None if assume_noeviction => {
+                tracing::warn!(
+                    "redis does not report its maxmemory-policy; trusting \
+                     redis_assume_noeviction that it is noeviction"
+                );
+                Ok(())
+            }
+            None => Err(MetaError::Invalid(
+                "redis does not report its maxmemory-policy (INFO memory); make sure it is \
+                 noeviction and set redis_assume_noeviction"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Runs a script that writes: acknowledged once the configured replicas have it (see
+    /// `durability`).
+    async fn invoke(&self, call: &Call<'_>) -> MetaResult<Value> {
+        let cmd = call.evalsha();
+        match self.send_write(&cmd).await {
+            // The server does not know the script (first use, restart, failover): load it
+            // (on a cluster, into every primary) and send the write again.
+            Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                let mut c = self.conn.clone();
+                call.script.load_async(&mut c).await.map_err(redis_err)?;
+                self.send_write(&cmd).await.map_err(redis_err)?
+            }
+            other => other.map_err(redis_err)?,
+        }
+    }
+
+    /// Runs a script that only reads (or writes nothing a client relies on): no WAIT.
+    async fn invoke_read(&self, call: &Call<'_>) -> MetaResult<Value> {
+        let cmd = call.evalsha();
+        let mut c = self.conn.clone();
+        match cmd.query_async(&mut c).await {
+            Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                call.script.load_async(&mut c).await.map_err(redis_err)?;
+                cmd.query_async(&mut c).await.map_err(redis_err)
+            }
+            other => other.map_err(redis_err),
+        }
+    }
+
+    /// Sends one write command (see [`Self::send_write`]).
+    async fn write(&self, cmd: &Cmd) -> MetaResult<Value> {
+        self.send_write(cmd).await.map_err(redis_err)?
+    }
+
+    /// Sends one write command; with [`Durability`] on, in one pipeline with its WAIT (same
+    /// connection; on a cluster, the node of the command's first key). The outer error is the
+    /// command's (or the connection's), the inner one a WAIT that too few replicas answered.
+    async fn send_write(&self, cmd: &Cmd) -> Result<MetaResult<Value>, RedisError> {
+        let mut c = self.conn.clone();
+        if !self.durability.enabled() {
+            return cmd.query_async(&mut c).await.map(Ok);
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone())
+            .add_command(self.durability.command());
+        let mut replies = c.req_packed_commands(&pipe, 0, 2).await?.into_iter();
+        let (Some(reply), Some(wait)) = (replies.next(), replies.next()) else {
+            return Ok(Err(bad_reply("pipeline of a write and WAIT too short")));
+        };
+        let reply = reply.extract_error()?;
+        let wait = wait.extract_error()?;
+        Ok(self.durability.check(wait).map(|()| reply))
+    }
+
+    /// [`Self::write`] for a plain command, converting its reply.
+    async fn write_as<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> MetaResult<T> {
+        let v = self.write(cmd).await?;
+        redis::from_redis_value(&v).map_err(redis_err)
+    }
+
+    /// The same store acknowledging writes only as `durability` requires.
+    pub fn with_durability(mut self, durability: Durability) -> RedisStore {
+        self.durability = durability;
+        self
     }
 
     /// A script invocation for `user`: routed by the user's anchor key, prefix as ARGV[1].
-    fn call<'a>(&self, script: &'a Script, user: UserId) -> ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
+    fn call<'a>(&self, script: &'a Script, user: UserId) -> Call<'a> {
+        let mut inv = Call::new(script);
         inv.key(anchor(user)).arg(prefix(user));
         inv
     }
@@ -725,7 +897,7 @@ impl RedisStore {
             .arg("0")
             .arg("0")
             .arg("0");
-        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
         parse_uids(next(&mut cols)?)
     }
 
@@ -749,7 +921,7 @@ impl RedisStore {
         for g in search::required_grams(key).unwrap_or_default() {
             inv.arg(format!("{g:x}"));
         }
-        let mut cols = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
         let uids = parse_uids(next(&mut cols)?)?;
         // Each column is absent (nil) or has one entry per UID.
         let mut column = |name: &str| -> MetaResult<Option<Vec<Value>>> {
@@ -832,16 +1004,139 @@ impl RedisStore {
     }
 }
 
-#[async_trait]
-impl MailStore for RedisStore {
-    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+/// The high-water view of a mailbox answer.
+fn mark_of(info: &MailboxInfo) -> rollback::Mark {
+    rollback::Mark {
+        uid_validity: info.uid_validity,
+        uid_next: info.uid_next,
+        highest_modseq: info.highest_modseq,
+    }
+}
+
+/// The store operations whose answers the high-water marks check (see `rollback`), as read
+/// or written once.
+impl RedisStore {
+    async fn list_once(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
         let mut inv = self.call(&self.scripts.list, user);
         inv.arg(now_secs());
-        let mut out = v_array(self.invoke(&inv).await?)?
+        let mut out = v_array(self.invoke_read(&inv).await?)?
             .into_iter()
             .map(parse_info)
             .collect::<MetaResult<Vec<_>>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn status_once(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
+        let mut inv = self.call(&self.scripts.status, user);
+        inv.arg(now_secs()).arg(name);
+        parse_info(self.invoke_read(&inv).await?)
+    }
+
+    async fn select_once(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
+        let mut inv = self.call(&self.scripts.select, user);
+        inv.arg(now_secs()).arg(name);
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
+        let info = parse_info(next(&mut it)?)?;
+        let uids = parse_uids(next(&mut it)?)?;
+        let first_unseen = match next(&mut it)? {
+            Value::Nil => None,
+            v => Some(Uid(v_num(v)?)),
+        };
+        let mut keywords = v_array(next(&mut it)?)?
+            .into_iter()
+            .map(v_string)
+            .collect::<MetaResult<Vec<_>>>()?;
+        keywords.sort();
+        Ok(MailboxSnapshot {
+            info,
+            uids,
+            first_unseen,
+            keywords_full: self.limits.keywords_full(keywords.len()),
+            keywords,
+        })
+    }
+
+    async fn append_once(
+        &self,
+        user: UserId,
+        mailbox: &str,
+        messages: Vec<NewMessage>,
+    ) -> MetaResult<AppendResult> {
+        let name = names::checked(mailbox)?;
+        // Checked here for the Lua script: the embedded store does the same, before writing.
+        for m in &messages {
+            m.check_owner(user)?;
+        }
+        let mut inv = self.call(&self.scripts.append, user);
+        inv.arg(now_secs()).arg(&name).arg(messages.len());
+        for m in &messages {
+            let flags = flags::normalize(&m.flags)?;
+            self.limits.check_given(&flags)?;
+            let flags = flags.join(" ");
+            let index = serde_json::to_vec(&m.index)
+                .map_err(|e| MetaError::Internal(format!("encoding search index: {e}")))?;
+            inv.arg(flags)
+                .arg(encode_record(m))
+                .arg(&m.summary[..])
+                .arg(index)
+                .arg(match search::posted_grams(&m.index) {
+                    Some(grams) => gram_list(&grams),
+                    // Too many trigrams: unindexed, a candidate of every text search.
+                    None => UNINDEXED.to_string(),
+                });
+        }
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
+        let mailbox = MailboxId(v_num(next(&mut it)?)?);
+        let uids = it.map(|u| v_num(u).map(Uid)).collect::<MetaResult<_>>()?;
+        Ok(AppendResult {
+            uid_validity,
+            uids,
+            mailbox,
+        })
+    }
+
+    async fn copy_once(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        let name = names::checked(destination)?;
+        let mut inv = self.call(&self.scripts.copy, user);
+        inv.arg(source.0)
+            .arg(now_secs())
+            .arg(&name)
+            .arg(if remove_source { "1" } else { "0" });
+        push_ranges(&mut inv, uids);
+        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
+        let destination = MailboxId(v_num(next(&mut it)?)?);
+        let flat = parse_uids(next(&mut it)?)?;
+        let mapping = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        Ok(CopyResult {
+            uid_validity,
+            mapping,
+            destination,
+        })
+    }
+}
+
+#[async_trait]
+impl MailStore for RedisStore {
+    async fn list_mailboxes(&self, user: UserId) -> MetaResult<Vec<MailboxInfo>> {
+        let mut out = self.list_once(user).await?;
+        let mut moved = false;
+        for info in &out {
+            moved |= self.guard(user, info.id, mark_of(info)).await?.is_some();
+        }
+        if moved {
+            // Read again: the moved mailboxes now answer with their new UIDVALIDITY.
+            out = self.list_once(user).await?;
+        }
         Ok(out)
     }
 
@@ -902,34 +1197,21 @@ impl MailStore for RedisStore {
 
     async fn mailbox_status(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo> {
         let name = names::checked(name)?;
-        let mut inv = self.call(&self.scripts.status, user);
-        inv.arg(now_secs()).arg(&name);
-        parse_info(self.invoke(&inv).await?)
+        let info = self.status_once(user, &name).await?;
+        if self.guard(user, info.id, mark_of(&info)).await?.is_some() {
+            return self.status_once(user, &name).await;
+        }
+        Ok(info)
     }
 
     async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
         let name = names::checked(name)?;
-        let mut inv = self.call(&self.scripts.select, user);
-        inv.arg(now_secs()).arg(&name);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
-        let info = parse_info(next(&mut it)?)?;
-        let uids = parse_uids(next(&mut it)?)?;
-        let first_unseen = match next(&mut it)? {
-            Value::Nil => None,
-            v => Some(Uid(v_num(v)?)),
-        };
-        let mut keywords = v_array(next(&mut it)?)?
-            .into_iter()
-            .map(v_string)
-            .collect::<MetaResult<Vec<_>>>()?;
-        keywords.sort();
-        Ok(MailboxSnapshot {
-            info,
-            uids,
-            first_unseen,
-            keywords_full: self.limits.keywords_full(keywords.len()),
-            keywords,
-        })
+        let snapshot = self.select_once(user, &name).await?;
+        let info = &snapshot.info;
+        if self.guard(user, info.id, mark_of(info)).await?.is_some() {
+            return self.select_once(user, &name).await;
+        }
+        Ok(snapshot)
     }
 
     async fn append(
@@ -938,38 +1220,44 @@ impl MailStore for RedisStore {
         mailbox: &str,
         messages: Vec<NewMessage>,
     ) -> MetaResult<AppendResult> {
-        let name = names::checked(mailbox)?;
-        // Checked here for the Lua script: the embedded store does the same, before writing.
-        for m in &messages {
-            m.check_owner(user)?;
+        let mut result = self.append_once(user, mailbox, messages).await?;
+        if let Some(last) = result.uids.last() {
+            let seen = rollback::Mark {
+                uid_validity: result.uid_validity,
+                uid_next: Uid(last.0.saturating_add(1)),
+                highest_modseq: ModSeq(0),
+            };
+            if let Some(moved) = self.guard(user, result.mailbox, seen).await? {
+                // The new messages moved with their mailbox: their UIDs hold under the new
+                // UIDVALIDITY only (APPENDUID, RFC 4315, reports that one).
+                result.uid_validity = moved;
+            }
         }
-        let mut inv = self.call(&self.scripts.append, user);
-        inv.arg(now_secs()).arg(&name).arg(messages.len());
-        for m in &messages {
-            let flags = flags::normalize(&m.flags)?;
-            self.limits.check_given(&flags)?;
-            let flags = flags.join(" ");
-            let index = serde_json::to_vec(&m.index)
-                .map_err(|e| MetaError::Internal(format!("encoding search index: {e}")))?;
-            inv.arg(flags)
-                .arg(encode_record(m))
-                .arg(&m.summary[..])
-                .arg(index)
-                .arg(match search::posted_grams(&m.index) {
-                    Some(grams) => gram_list(&grams),
-                    // Too many trigrams: unindexed, a candidate of every text search.
-                    None => UNINDEXED.to_string(),
-                });
+        Ok(result)
+    }
+
+    async fn copy_messages(
+        &self,
+        user: UserId,
+        source: MailboxId,
+        uids: &UidSet,
+        destination: &str,
+        remove_source: bool,
+    ) -> MetaResult<CopyResult> {
+        let mut result = self
+            .copy_once(user, source, uids, destination, remove_source)
+            .await?;
+        if let Some((_, last)) = result.mapping.last() {
+            let seen = rollback::Mark {
+                uid_validity: result.uid_validity,
+                uid_next: Uid(last.0.saturating_add(1)),
+                highest_modseq: ModSeq(0),
+            };
+            if let Some(moved) = self.guard(user, result.destination, seen).await? {
+                result.uid_validity = moved;
+            }
         }
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
-        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
-        let mailbox = MailboxId(v_num(next(&mut it)?)?);
-        let uids = it.map(|u| v_num(u).map(Uid)).collect::<MetaResult<_>>()?;
-        Ok(AppendResult {
-            uid_validity,
-            uids,
-            mailbox,
-        })
+        Ok(result)
     }
 
     async fn fetch(
@@ -982,7 +1270,7 @@ impl MailStore for RedisStore {
         let mut inv = self.call(&self.scripts.fetch, user);
         inv.arg(mailbox.0).arg(if with_summary { "1" } else { "0" });
         push_ranges(&mut inv, uids);
-        Ok(parse_rows(self.invoke(&inv).await?, with_summary)?
+        Ok(parse_rows(self.invoke_read(&inv).await?, with_summary)?
             .into_iter()
             .map(|r| r.into_record(with_summary))
             .collect())
@@ -1046,7 +1334,8 @@ impl MailStore for RedisStore {
                     modified: Vec::new(),
                     highest_modseq: ModSeq(0),
                 };
-                let reply = self.invoke(&batch(&rest, "1")).await?;
+                // Mode 1 only checks the limits and writes nothing: no WAIT.
+                let reply = self.invoke_read(&batch(&rest, "1")).await?;
                 match parse_store_batch(reply, &mut checked)? {
                     0 => break,
                     last => rest = uids_above(&rest, last),
@@ -1060,33 +1349,6 @@ impl MailStore for RedisStore {
                 last => rest = uids_above(&rest, last),
             }
         }
-    }
-
-    async fn copy_messages(
-        &self,
-        user: UserId,
-        source: MailboxId,
-        uids: &UidSet,
-        destination: &str,
-        remove_source: bool,
-    ) -> MetaResult<CopyResult> {
-        let name = names::checked(destination)?;
-        let mut inv = self.call(&self.scripts.copy, user);
-        inv.arg(source.0)
-            .arg(now_secs())
-            .arg(&name)
-            .arg(if remove_source { "1" } else { "0" });
-        push_ranges(&mut inv, uids);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
-        let uid_validity = UidValidity(v_num(next(&mut it)?)?);
-        let destination = MailboxId(v_num(next(&mut it)?)?);
-        let flat = parse_uids(next(&mut it)?)?;
-        let mapping = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        Ok(CopyResult {
-            uid_validity,
-            mapping,
-            destination,
-        })
     }
 
     async fn expunge(
@@ -1159,8 +1421,8 @@ impl MailStore for RedisStore {
         since: ModSeq,
     ) -> MetaResult<Changes> {
         let mut inv = self.call(&self.scripts.changes, user);
-        inv.arg(mailbox.0).arg(since.0);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        inv.arg(mailbox.0).arg(since.0).arg(now_secs());
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         if v_num::<u8>(next(&mut it)?)? == 0 {
             return Ok(Changes {
                 highest_modseq: ModSeq(0),
@@ -1169,6 +1431,7 @@ impl MailStore for RedisStore {
                 changed: Vec::new(),
                 vanished: Vec::new(),
                 mailbox_gone: true,
+                log_trimmed: false,
             });
         }
         let highest_modseq = ModSeq(v_num(next(&mut it)?)?);
@@ -1181,6 +1444,7 @@ impl MailStore for RedisStore {
         changed.sort_by_key(|m| m.uid);
         let mut vanished = parse_uids(next(&mut it)?)?;
         vanished.sort_unstable();
+        let log_trimmed = v_num::<u8>(next(&mut it)?)? == 1;
         Ok(Changes {
             highest_modseq,
             uid_next,
@@ -1188,6 +1452,7 @@ impl MailStore for RedisStore {
             changed,
             vanished,
             mailbox_gone: false,
+            log_trimmed,
         })
     }
 
@@ -1201,7 +1466,7 @@ impl MailStore for RedisStore {
 
     async fn quota(&self, user: UserId) -> MetaResult<QuotaUsage> {
         let inv = self.call(&self.scripts.quota, user);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         let storage_bytes = v_num(next(&mut it)?)?;
         let messages = v_num(next(&mut it)?)?;
         let limit = |v: Value| -> MetaResult<Option<u64>> {
@@ -1233,7 +1498,7 @@ impl MailStore for RedisStore {
     ) -> MetaResult<UidRange> {
         let mut inv = self.call(&self.scripts.claim_recent, user);
         inv.arg(mailbox.0).arg(up_to.0);
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         Ok(UidRange {
             from: Uid(v_num(next(&mut it)?)?),
             to: Uid(v_num(next(&mut it)?)?),
@@ -1260,7 +1525,7 @@ impl MailStore for RedisStore {
             inv.arg("all");
         }
         let mut out = std::collections::BTreeMap::new();
-        let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
+        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
         while let Some(entry) = it.next() {
             let entry = v_string(entry)?;
             let value = v_bytes(next(&mut it)?)?;
@@ -1309,36 +1574,26 @@ impl AccountStore for RedisStore {
         if taken.is_some() {
             return Err(MetaError::AlreadyExists(format!("user {name}")));
         }
-        let id: u64 = redis::cmd("INCR")
-            .arg("users:next_id")
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let id: u64 = self
+            .write_as(redis::cmd("INCR").arg("users:next_id"))
+            .await?;
         let user = UserId(id);
         // The account's own keys first, then the name: a crash in between leaves unreachable
         // keys under an unused id, never a name pointing at nothing.
         let mut inv = self.call(&self.scripts.user_create, user);
         inv.arg(now_secs()).arg(&name).arg(password_hash);
         self.invoke(&inv).await?;
-        let won: bool = redis::cmd("HSETNX")
-            .arg(USERS)
-            .arg(&name)
-            .arg(id)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let won: bool = self
+            .write_as(redis::cmd("HSETNX").arg(USERS).arg(&name).arg(id))
+            .await?;
         if !won {
             let inv = self.call(&self.scripts.user_drop, user);
             self.invoke(&inv).await?;
             return Err(MetaError::AlreadyExists(format!("user {name}")));
         }
-        let _: i64 = redis::cmd("ZADD")
-            .arg(USERS_BY_NAME)
-            .arg(0)
-            .arg(&name)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let _: i64 = self
+            .write_as(redis::cmd("ZADD").arg(USERS_BY_NAME).arg(0).arg(&name))
+            .await?;
         Ok(UserRecord {
             id: user,
             name,
@@ -1475,23 +1730,20 @@ impl AccountStore for RedisStore {
         let mut inv = self.call(&self.scripts.user_disable, user);
         inv.arg("1");
         let name = v_string(self.invoke(&inv).await?)?;
-        let mut unname = self.scripts.global_unname.prepare_invoke();
+        let mut unname = Call::new(&self.scripts.global_unname);
         unname.key(USERS).arg(&name).arg(user.0);
         self.invoke(&unname).await?;
         let mut c = self.conn.clone();
-        let _: i64 = redis::cmd("ZREM")
-            .arg(USERS_BY_NAME)
-            .arg(&name)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let _: i64 = self
+            .write_as(redis::cmd("ZREM").arg(USERS_BY_NAME).arg(&name))
+            .await?;
         let addresses: Vec<String> = redis::cmd("SMEMBERS")
             .arg(format!("{}aliases", prefix(user)))
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
         if !addresses.is_empty() {
-            let mut unalias = self.scripts.global_unalias.prepare_invoke();
+            let mut unalias = Call::new(&self.scripts.global_unalias);
             unalias.key(ALIASES).arg(user.0);
             for a in &addresses {
                 unalias.arg(a);
@@ -1533,13 +1785,14 @@ impl AccountStore for RedisStore {
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
-        let _: i64 = redis::cmd("HSET")
-            .arg(ALIASES)
-            .arg(&address)
-            .arg(alias.target.0)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let _: i64 = self
+            .write_as(
+                redis::cmd("HSET")
+                    .arg(ALIASES)
+                    .arg(&address)
+                    .arg(alias.target.0),
+            )
+            .await?;
         if let Some(old) = previous.filter(|old| *old != alias.target.0) {
             let mut inv = self.call(&self.scripts.user_alias, UserId(old));
             inv.arg(&address).arg("0");
@@ -1560,7 +1813,7 @@ impl AccountStore for RedisStore {
         let Some(target) = target else {
             return Err(MetaError::NotFound(format!("alias {address}")));
         };
-        let mut unalias = self.scripts.global_unalias.prepare_invoke();
+        let mut unalias = Call::new(&self.scripts.global_unalias);
         unalias.key(ALIASES).arg(target).arg(&address);
         self.invoke(&unalias).await?;
         let mut inv = self.call(&self.scripts.user_alias, UserId(target));
@@ -1593,7 +1846,7 @@ impl AccountStore for RedisStore {
             .as_deref()
             .map(normalize_domain)
             .transpose()?;
-        let mut inv = self.scripts.global_domain_put.prepare_invoke();
+        let mut inv = Call::new(&self.scripts.global_domain_put);
         inv.key(DOMAINS)
             .arg(&name)
             .arg(alias_of.as_deref().unwrap_or(""));
@@ -1601,7 +1854,7 @@ impl AccountStore for RedisStore {
     }
 
     async fn delete_domain(&self, name: &str) -> MetaResult<()> {
-        let mut inv = self.scripts.global_domain_delete.prepare_invoke();
+        let mut inv = Call::new(&self.scripts.global_domain_delete);
         inv.key(DOMAINS).arg(name.trim().to_ascii_lowercase());
         self.invoke(&inv).await.map(|_| ())
     }
@@ -1658,7 +1911,7 @@ impl RedisStore {
             for n in chunk {
                 cmd.arg(0).arg(n);
             }
-            let _: i64 = cmd.query_async(&mut c).await.map_err(redis_err)?;
+            let _: i64 = self.write_as(&cmd).await?;
         }
         Ok(())
     }

@@ -311,6 +311,7 @@ impl MailStore for EchoStore {
             changed: vec![record(6, None), record(7, None)],
             vanished: vec![Uid(2), Uid(4)],
             mailbox_gone: true,
+            log_trimmed: false,
         })
     }
 

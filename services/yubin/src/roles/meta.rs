@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use yubin_blob::{BlobStore, S3BlobStore};
 use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
-use yubin_meta_store::{RedisStore, StoreLimits};
+use yubin_meta_store::{Durability, RedisStore, RollbackSettings, StoreLimits};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +25,23 @@ struct MetaSettings {
     redis_url: String,
     #[serde(default)]
     redis_cluster: bool,
+    /// Replicas that must acknowledge each write (WAIT); 0 = off.
+    #[serde(default)]
+    redis_wait_replicas: u32,
+    /// Each write must also be in the AOF (WAITAOF, Redis 7.2).
+    #[serde(default)]
+    redis_waitaof: bool,
+    #[serde(default = "default_wait_timeout_ms")]
+    redis_wait_timeout_ms: u64,
+    /// Trust that a Redis not reporting its maxmemory-policy does not evict.
+    #[serde(default)]
+    redis_assume_noeviction: bool,
+    /// Mailboxes with a high-water mark (rollback detection).
+    #[serde(default = "default_high_water_mailboxes")]
+    redis_high_water_mailboxes: usize,
+    /// Interval of the failover check; 0 = off.
+    #[serde(default = "default_failover_check_ms")]
+    redis_failover_check_ms: u64,
     #[serde(default = "default_grpc")]
     grpc_listen: String,
     /// The shared secret of the gRPC link between roles (`service_auth`).
@@ -47,6 +64,18 @@ fn default_bucket() -> String {
     "yubin".into()
 }
 
+fn default_high_water_mailboxes() -> usize {
+    RollbackSettings::default().high_water_mailboxes
+}
+
+fn default_failover_check_ms() -> u64 {
+    2_000
+}
+
+fn default_wait_timeout_ms() -> u64 {
+    1_000
+}
+
 fn default_redis() -> String {
     "redis://127.0.0.1:6379".into()
 }
@@ -66,6 +95,12 @@ impl MetaSettings {
             anyhow::bail!("redis_url is empty");
         }
         self.auth.validate()?;
+        self.durability()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.rollback()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         config::check_store_limits(&self.store)?;
         self.grpc_auth().validate()?;
         if self.s3_bucket.is_empty() {
@@ -86,6 +121,21 @@ impl MetaSettings {
         GrpcAuth {
             secret_file: self.grpc_secret_file.as_ref(),
             insecure: self.grpc_insecure,
+        }
+    }
+
+    fn durability(&self) -> Durability {
+        Durability {
+            wait_replicas: self.redis_wait_replicas,
+            waitaof: self.redis_waitaof,
+            wait_timeout: std::time::Duration::from_millis(self.redis_wait_timeout_ms),
+        }
+    }
+
+    fn rollback(&self) -> RollbackSettings {
+        RollbackSettings {
+            high_water_mailboxes: self.redis_high_water_mailboxes,
+            identity_check: std::time::Duration::from_millis(self.redis_failover_check_ms),
         }
     }
 
@@ -113,7 +163,17 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
             .await
             .context("connecting to redis")?
     };
-    let store = Arc::new(store.with_limits(settings.store));
+    let store = Arc::new(
+        store
+            .with_limits(settings.store)
+            .with_durability(settings.durability())
+            .with_rollback(settings.rollback()),
+    );
+    // An evicting Redis loses mailboxes and UID counters silently: refuse to run on one.
+    store
+        .check_eviction_policy(settings.redis_assume_noeviction)
+        .await
+        .context("checking redis maxmemory-policy")?;
     match store.persistence_enabled().await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(

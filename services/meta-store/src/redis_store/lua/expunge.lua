@@ -14,6 +14,7 @@ local ms = bump(m)
 local bytes = 0
 for _, uid in ipairs(doomed) do bytes = bytes + expunge_msg(m, uid, ms) end
 usage_add(-bytes, -#doomed)
+trim_expunged(m)
 emit(m, ms, 'e')
 publish()
 return doomed

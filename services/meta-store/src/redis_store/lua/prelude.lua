@@ -326,6 +326,21 @@ local function expunge_msg(m, uid, ms)
   return size
 end
 
+-- Keeps the expunge log of mailbox m to MAX_EXPUNGE_LOG entries, dropping the oldest, and
+-- records in 'vanished_floor' the highest MODSEQ dropped: a QRESYNC from at or above it is
+-- still answered exactly, one from below gets every UID not in the mailbox (RFC 7162
+-- §3.2.5.2). Called once per expunging write; drops at most what that write added beyond the
+-- cap (plus any excess of a lowered cap), each drop O(log n).
+local function trim_expunged(m)
+  local over = redis.call('ZCARD', K('expunged', m)) - MAX_EXPUNGE_LOG
+  if over <= 0 then return end
+  local last = redis.call('ZRANGE', K('expunged', m), over - 1, over - 1, 'WITHSCORES')
+  redis.call('ZREMRANGEBYRANK', K('expunged', m), 0, over - 1)
+  local dropped = tonumber(last[2])
+  local floor = tonumber(redis.call('HGET', mbkey(m), 'vanished_floor') or '0')
+  if dropped > floor then redis.call('HSET', mbkey(m), 'vanished_floor', fmt(dropped)) end
+end
+
 -- UIDs of mailbox m inside the (lo, hi) pairs ARGV[first], ARGV[first+1], ... (ascending,
 -- because the pairs are sorted and disjoint).
 local function uids_in(key, first)
@@ -376,7 +391,10 @@ local function transfer(src, uids, dst, remove)
     mapping[#mapping + 1] = fmt(nu)
   end
   emit(dst, dms, 'a')
-  if remove then emit(src, sms, 'e') end
+  if remove then
+    trim_expunged(src)
+    emit(src, sms, 'e')
+  end
   return mapping
 end
 
@@ -456,4 +474,22 @@ local function rows(m, uids, extra_kind)
     if extra then out[#out + 1] = extra[i] or '' end
   end
   return out
+end
+
+-- Moves mailbox m to a new UIDVALIDITY after Redis lost writes (a failover to a replica that
+-- missed them): UIDs the lost writes handed out will be handed out again, so they must not be
+-- under the UIDVALIDITY clients saw them with (RFC 3501 §2.3.1.1). The messages stay; clients
+-- see the new UIDVALIDITY and resynchronize (RFC 7162 §3.2.5.1 for QRESYNC). The new value
+-- exceeds the old one, the user's last one and `floor` (what meta saw handed out); UIDNEXT is
+-- raised to `floor_next` so that UIDs clients saw are not reused even under the new value.
+-- Returns the new UIDVALIDITY.
+local function revalidate(m, now, floor, floor_next)
+  local old = tonumber(redis.call('HGET', mbkey(m), 'uidvalidity'))
+  local v = next_uidvalidity(math.max(tonumber(now), old + 1, tonumber(floor) or 0))
+  redis.call('HSET', mbkey(m), 'uidvalidity', fmt(v))
+  local cur = tonumber(redis.call('HGET', mbkey(m), 'uidnext'))
+  local want = tonumber(floor_next) or 0
+  if want > cur and want <= MAX_UID + 1 then redis.call('HSET', mbkey(m), 'uidnext', fmt(want)) end
+  emit(m, redis.call('HGET', mbkey(m), 'highestmodseq'), 'l')
+  return v
 end
