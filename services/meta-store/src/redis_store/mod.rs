@@ -14,6 +14,7 @@
 //! | `aliases` | hash | lower-cased address → user id (global) |
 //! | `domains` | hash | lower-cased domain → the domain it is an alias of, or `""` (global) |
 //! | `{u:<id>}:user` | hash | `name`, `password_hash`, `disabled` |
+//! | `{u:<id>}:gone` | string | tombstone of a deleted account: every per-user script refuses the id (kept; ids are never reused) |
 //! | `{u:<id>}:quota` | hash | usage `storage` (bytes), `messages`; limits `storage_limit`, `message_limit` (`""` = none) |
 //! | `{u:<id>}:aliases` | set | the addresses aliased to the account (dropped with it) |
 //! | `{u:<id>}:seq` | hash | `mailbox` (last mailbox id), `uidvalidity` (last UIDVALIDITY) |
@@ -37,7 +38,8 @@
 //!
 //! Change hints are published on channel `ev:{u:<id>}` by the writing script itself, as
 //! `<mailbox> <modseq> <kind> <published>` with kind `a` (appended), `f` (flags), `e` (expunged)
-//! or `l` (mailbox list or subscriptions; mailbox 0 for subscriptions) and the publish time in
+//! or `l` (mailbox list or subscriptions; mailbox 0 for subscriptions), or `r` (account revoked:
+//! disabled, deleted or its password changed; mailbox and modseq 0) and the publish time in
 //! microseconds since the epoch by Redis' clock (`TIME`), for the notification-lag metric.
 //!
 //! MODSEQs are stored as sorted-set scores (doubles), exact up to 2^53; UIDs are 32-bit.
