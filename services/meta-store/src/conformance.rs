@@ -6,11 +6,13 @@
 //! The store must enforce [`LIMITS`] (`with_limits`), which the checks in [`limits`] reach.
 
 mod limits;
+mod revocation;
 
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit,
     unindexed_message_is_searched,
 };
+pub use revocation::{deleted_account_refuses_writes, revocation_hints};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +40,8 @@ macro_rules! conformance_tests {
             quota_limits, set_account_quota, quota_usage_is_exact, concurrent_appends_respect_quota, claim_recent,
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
-            mailbox_limit, unindexed_message_is_searched);
+            mailbox_limit, unindexed_message_is_searched, revocation_hints,
+            deleted_account_refuses_writes);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,6 +91,8 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     flag_merge_is_linear(store).await;
     mailbox_limit(store).await;
     unindexed_message_is_searched(store).await;
+    revocation_hints(store).await;
+    deleted_account_refuses_writes(store).await;
 }
 
 /// A login name no earlier run used.
