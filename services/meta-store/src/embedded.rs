@@ -1806,7 +1806,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
-        let name = name.trim().to_lowercase();
+        let name = yubin_meta_api::normalize_login_name(name);
         self.read(
             move |r| match r.user_names.get(name.as_str()).map_err(db_err)? {
                 Some(g) => r.user(g.value()),
@@ -2128,7 +2128,7 @@ impl AddressBook for EmbeddedStore {
 
 /// Login names are case-insensitive and stored lower-cased (see `UserRecord::name`).
 pub(crate) fn normalize_login(name: &str) -> MetaResult<String> {
-    let n = name.trim().to_lowercase();
+    let n = yubin_meta_api::normalize_login_name(name);
     if n.is_empty() || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(MetaError::Invalid(format!("invalid user name {name:?}")));
     }

@@ -13,6 +13,7 @@
 //! | `users:by_name` | sorted set | every login name, score 0: lexical order for paging (global) |
 //! | `aliases` | hash | lower-cased address → user id (global) |
 //! | `domains` | hash | lower-cased domain → the domain it is an alias of, or `""` (global) |
+//! | `thr:{<kind>:<hash>}` | string | failed logins of one login name (`n`), name and client address (`p`) or client address (`a`), hashed; expires a failure window after the last one (meta's login throttling, shared by its replicas) |
 //! | `{u:<id>}:user` | hash | `name`, `password_hash`, `disabled` |
 //! | `{u:<id>}:gone` | string | tombstone of a deleted account: every per-user script refuses the id (kept; ids are never reused) |
 //! | `{u:<id>}:quota` | hash | usage `storage` (bytes), `messages`; limits `storage_limit`, `message_limit` (`""` = none) |
@@ -66,6 +67,7 @@
 //! slot); the hub SSUBSCRIBEs on the node owning that slot. A plain PUBLISH would be broadcast
 //! over the cluster bus to every node.
 
+mod failures;
 mod hub;
 mod observe;
 
@@ -130,6 +132,7 @@ struct Scripts {
     global_unalias: Script,
     global_domain_put: Script,
     global_domain_delete: Script,
+    failure_add: Script,
 }
 
 /// A script: which publish command to use (`PUBLISH`, or `SPUBLISH` for sharded pub/sub on a
@@ -180,6 +183,7 @@ impl Scripts {
             global_unalias: Script::new(include_str!("lua/global_unalias.lua")),
             global_domain_put: Script::new(include_str!("lua/global_domain_put.lua")),
             global_domain_delete: Script::new(include_str!("lua/global_domain_delete.lua")),
+            failure_add: Script::new(include_str!("lua/failure_add.lua")),
         };
         scripts.name_for_observe();
         scripts
@@ -217,6 +221,7 @@ impl Scripts {
             global_unalias,
             global_domain_put,
             global_domain_delete,
+            failure_add,
         } = self;
         for (name, script) in [
             ("list", list),
@@ -247,6 +252,7 @@ impl Scripts {
             ("global_unalias", global_unalias),
             ("global_domain_put", global_domain_put),
             ("global_domain_delete", global_domain_delete),
+            ("failure_add", failure_add),
         ] {
             observe::register_script(script.get_hash(), name);
         }
@@ -1293,7 +1299,7 @@ impl AccountStore for RedisStore {
         let mut c = self.conn.clone();
         let id: Option<u64> = redis::cmd("HGET")
             .arg(USERS)
-            .arg(name.trim().to_lowercase())
+            .arg(yubin_meta_api::normalize_login_name(name))
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;
