@@ -27,6 +27,9 @@ const SASL_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// per idle connection is a target; the receiver accumulates larger commands itself.
 const READ_CHUNK: usize = 4 * 1024;
 /// RFC 5530 UNAVAILABLE: this node is going away; the client reconnects (to another node).
+/// Sent when the account was disabled, deleted or given a new password, on any node: the
+/// session ends (RFC 9051 §7.1.5: BYE, the server is closing the connection).
+const REVOKED_BYE: &[u8] = b"* BYE Account access revoked\r\n";
 const SHUTDOWN_BYE: &[u8] = b"* BYE [UNAVAILABLE] Server shutting down, please reconnect\r\n";
 /// Read buffer while a streamed APPEND literal arrives: larger than `READ_CHUNK` for throughput,
 /// and only allocated for the duration of that literal.
@@ -232,6 +235,10 @@ where
                 rx.feed(&rbuf[..n]);
             }
             hint = session.next_hint() => {
+                if hint.revokes_account() {
+                    revoke(&mut stream).await?;
+                    return Ok(None);
+                }
                 // Outside IDLE nothing is sent unasked; the next command catches up.
                 session.on_hint(hint);
             }
@@ -460,6 +467,18 @@ where
 /// Reads one SASL line (RFC 3501 §6.2.2), at most the receiver's (pre-authentication) line
 /// limit; `None` when the connection ended, shuts down, or the client did not answer by the
 /// login deadline, which bytes trickling in do not move.
+/// Ends a session whose account was revoked: `* BYE`, then close.
+async fn revoke<S>(stream: &mut S) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    crate::telemetry::session_revoked();
+    stream.write_all(REVOKED_BYE).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
+
 async fn read_line<S>(
     stream: &mut S,
     rx: &mut Receiver,
@@ -553,6 +572,10 @@ where
                 rx.feed(&rbuf[..n]);
             }
             hint = session.next_hint() => {
+                if hint.revokes_account() {
+                    revoke(stream).await?;
+                    return Ok(None);
+                }
                 if session.on_hint(hint) {
                     let received = Instant::now();
                     let r = idle_sync(stream, session, false).await?;

@@ -11,7 +11,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
-use yubin_meta_api::{ChangeEvent, MailStore, UserId};
+use yubin_meta_api::{ChangeEvent, ChangeKind, MailStore, UserId};
+
+impl Hint {
+    /// The account was disabled, deleted or given a new password: the session must end.
+    pub(crate) fn revokes_account(&self) -> bool {
+        matches!(self, Hint::Changed(ev) if ev.kind == ChangeKind::AccountRevoked)
+    }
+}
 
 /// Hints buffered per user before a slow subscriber is told to resync instead.
 const CHANNEL_CAPACITY: usize = 256;

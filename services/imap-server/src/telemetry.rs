@@ -114,6 +114,7 @@ pub(crate) fn expunge_log_trimmed(context: &'static str) {
 /// see them before the first event.
 pub(crate) fn register_node_metrics() {
     metrics::counter!("yubin_imap_shutdown_byes_total").increment(0);
+    metrics::counter!("yubin_imap_sessions_revoked_total").increment(0);
     metrics::counter!("yubin_imap_thread_references_truncated_total").increment(0);
     for context in TRIMMED_CONTEXTS {
         metrics::counter!("yubin_imap_expunge_log_trimmed_total", "context" => context)
@@ -134,6 +135,12 @@ pub(crate) fn register_node_metrics() {
 /// A `* BYE` sent because the node is draining (shutdown).
 pub(crate) fn shutdown_bye() {
     metrics::counter!("yubin_imap_shutdown_byes_total").increment(1);
+}
+
+/// A session ended with `* BYE` because its account was disabled, deleted or given a new
+/// password (on this node or another).
+pub(crate) fn session_revoked() {
+    metrics::counter!("yubin_imap_sessions_revoked_total").increment(1);
 }
 
 /// A change hint reached a session: `yubin_notification_lag_seconds` is the time since the store

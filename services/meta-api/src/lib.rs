@@ -24,8 +24,8 @@ pub use message::{
 pub use metadata::{MetadataDepth, MetadataEntry, is_valid_metadata_entry};
 pub use search::{DayNumber, SearchKey};
 pub use store::{
-    AccountStore, Alias, Authenticator, ChangeStream, Domain, MailStore, QuotaLimits, QuotaUsage,
-    UidRange, UserRecord,
+    AccountStore, Alias, Authenticator, ChangeStream, Domain, FailureCounters, MailStore,
+    QuotaLimits, QuotaUsage, UidRange, UserRecord, normalize_login_name,
 };
 pub use uidset::UidSet;
 

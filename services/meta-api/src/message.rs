@@ -180,6 +180,10 @@ pub enum ChangeKind {
     Expunged,
     /// Created, deleted, renamed or subscription changed.
     MailboxList,
+    /// The account was disabled or deleted, or its password changed (mailbox and modseq 0):
+    /// every session of the account ends. The store publishes it in the same write as the
+    /// account change, so no admin path can change an account without ending its sessions.
+    AccountRevoked,
 }
 
 /// A hint that something changed; consumers call `changes_since` to learn what.

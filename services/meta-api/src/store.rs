@@ -249,11 +249,20 @@ pub struct UserRecord {
     pub disabled: bool,
 }
 
+/// The form of a login name that accounts are stored and looked up under: surrounding
+/// whitespace dropped, lower-cased. Everything keyed by a login name (the store's lookup and
+/// meta's login throttling) goes through this one function, so that `" Alice"` and `"alice "`
+/// can never be two names to one part of the system and one to another.
+pub fn normalize_login_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
 /// Account records, used by meta's authentication and admin API.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     /// Creates an account with an INBOX. `AlreadyExists` when the name is taken.
     async fn create_user(&self, name: &str, password_hash: &str) -> MetaResult<UserRecord>;
+    /// The account whose name is `name` after [`normalize_login_name`].
     async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>>;
     async fn set_password_hash(&self, user: UserId, password_hash: &str) -> MetaResult<()>;
     async fn list_users(&self) -> MetaResult<Vec<UserRecord>>;
@@ -350,4 +359,21 @@ pub trait Authenticator: Send + Sync + 'static {
 
     /// The user id of an existing, enabled account (LMTP recipient lookup).
     async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>>;
+}
+
+/// Counters of failed logins that every meta replica shares, so that N replicas give a guesser
+/// one budget, not N (meta's login throttling; see `yubin_meta::auth`). Keys are short opaque
+/// strings the caller builds (hashes: no login name or address is stored); each counter is
+/// forgotten `window` after its last increment.
+///
+/// Every call does a bounded amount of work: at most a handful of keys, one single-key command
+/// or script each.
+#[async_trait]
+pub trait FailureCounters: Send + Sync + 'static {
+    /// The current count of each key, in order (0 for a key without recent failures).
+    async fn failure_counts(&self, keys: &[String]) -> MetaResult<Vec<u32>>;
+    /// Adds one failure to each key and makes it expire `window` from now.
+    async fn add_failure(&self, keys: &[String], window: std::time::Duration) -> MetaResult<()>;
+    /// Forgets the keys' failures.
+    async fn clear_failures(&self, keys: &[String]) -> MetaResult<()>;
 }

@@ -8,6 +8,7 @@
 mod divergences;
 mod history;
 mod limits;
+mod revocation;
 
 pub use divergences::copy_keeps_source_modseq;
 pub use history::{expunge_log_is_capped, modseq_ahead_moves_mailbox};
@@ -15,6 +16,7 @@ pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit, metadata_budget,
     store_in_batches, unindexed_message_is_searched,
 };
+pub use revocation::{deleted_account_refuses_writes, revocation_hints};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +45,8 @@ macro_rules! conformance_tests {
             concurrent_claim_recent, users_paging, disable_user, delete_user, aliases,
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
             mailbox_limit, metadata_budget, store_in_batches, unindexed_message_is_searched,
-            copy_keeps_source_modseq, modseq_ahead_moves_mailbox, expunge_log_is_capped);
+            copy_keeps_source_modseq, modseq_ahead_moves_mailbox, expunge_log_is_capped,
+            revocation_hints, deleted_account_refuses_writes);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +101,8 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     copy_keeps_source_modseq(store).await;
     modseq_ahead_moves_mailbox(store).await;
     expunge_log_is_capped(store).await;
+    revocation_hints(store).await;
+    deleted_account_refuses_writes(store).await;
 }
 
 /// A login name no earlier run used.

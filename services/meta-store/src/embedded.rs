@@ -88,6 +88,9 @@ const USER_ALIASES: TableDefinition<(u64, &str), u8> = TableDefinition::new("use
 const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
 /// METADATA entries (RFC 5464) by mailbox id, so they follow RENAME and a re-created mailbox
 /// (a new id: ids are never reused) starts empty. Mailbox 0 holds the server entries.
+/// Tombstones of deleted accounts (ids are never reused): every write for such an id is refused,
+/// so a session or a delivery that resolved the id before the deletion cannot recreate data.
+const DELETED_USERS: TableDefinition<u64, u8> = TableDefinition::new("deleted_users");
 const METADATA: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new("metadata");
 /// Per account, the bytes (entry names and values) of its `metadata` rows, so that a SETMETADATA
 /// checks the account's budget without reading every mailbox's entries.
@@ -481,6 +484,7 @@ struct W<'t> {
     domains: Table<'t, &'static str, &'static str>,
     metadata: Table<'t, (u64, u64, &'static str), BytesTable>,
     metadata_bytes: Table<'t, u64, u64>,
+    deleted_users: Table<'t, u64, u8>,
     /// Hints to publish once the transaction has committed.
     events: Vec<ChangeEvent>,
 }
@@ -509,6 +513,7 @@ impl<'t> W<'t> {
             domains: txn.open_table(DOMAINS).map_err(db_err)?,
             metadata: txn.open_table(METADATA).map_err(db_err)?,
             metadata_bytes: txn.open_table(METADATA_BYTES).map_err(db_err)?,
+            deleted_users: txn.open_table(DELETED_USERS).map_err(db_err)?,
             events: Vec::new(),
         })
     }
@@ -1089,6 +1094,21 @@ impl EmbeddedStore {
         Ok(value)
     }
 
+    /// [`Self::write`] for a write to `user`'s mail: refused when the account was deleted.
+    async fn write_user<T, F>(&self, user: UserId, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&mut W<'t>) -> MetaResult<T> + Send + 'static,
+    {
+        self.write(move |w| {
+            if w.deleted_users.get(user.0).map_err(db_err)?.is_some() {
+                return Err(MetaError::NotFound("account (deleted)".into()));
+            }
+            f(w)
+        })
+        .await
+    }
+
     /// Runs `f` in one read transaction (a consistent snapshot) on a blocking thread.
     async fn read<T, F>(&self, f: F) -> MetaResult<T>
     where
@@ -1111,7 +1131,7 @@ impl EmbeddedStore {
             .read(move |r| Ok(read_mbox_id(&r.mailbox_names, u, INBOX)?.is_some()))
             .await?;
         if !exists {
-            self.write(move |w| w.id_by_name(u, INBOX).map(|_| ()))
+            self.write_user(user, move |w| w.id_by_name(u, INBOX).map(|_| ()))
                 .await?;
         }
         Ok(())
@@ -1158,7 +1178,7 @@ impl MailStore for EmbeddedStore {
     async fn set_subscribed(&self, user: UserId, name: &str, subscribed: bool) -> MetaResult<()> {
         let name = names::checked(name)?;
         let u = user.0;
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let changed = if subscribed {
                 w.subscriptions
                     .insert((u, name.as_str()), 0)
@@ -1186,7 +1206,7 @@ impl MailStore for EmbeddedStore {
     ) -> MetaResult<MailboxInfo> {
         let name = names::for_create(name)?;
         let (u, limits) = (user.0, self.limits);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             if w.id_by_name(u, &name)?.is_some() {
                 return Err(MetaError::AlreadyExists(format!("mailbox {name}")));
             }
@@ -1205,7 +1225,7 @@ impl MailStore for EmbeddedStore {
             return Err(MetaError::Invalid("INBOX cannot be deleted".into()));
         }
         let u = user.0;
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let id = w.id_by_name_req(u, &name)?;
             let row = w.mbox(u, id)?;
             w.credit(u, row.size, u64::from(row.exists))?;
@@ -1225,7 +1245,7 @@ impl MailStore for EmbeddedStore {
             )));
         }
         let (u, limits) = (user.0, self.limits);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let src = w.id_by_name_req(u, &from)?;
             if w.id_by_name(u, &to)?.is_some() {
                 return Err(MetaError::AlreadyExists(format!("mailbox {to}")));
@@ -1345,7 +1365,7 @@ impl MailStore for EmbeddedStore {
             prepared.push((m, flags, index, bloom));
         }
         let (u, limits) = (user.0, self.limits);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let id = w.id_by_name_req(u, &name)?;
             let mut row = w.mbox(u, id)?;
             let mut uids = Vec::with_capacity(prepared.len());
@@ -1420,7 +1440,7 @@ impl MailStore for EmbeddedStore {
             self.limits.check_given(&given)?;
         }
         let (u, m, set, limits) = (user.0, mailbox.0, uids.clone(), self.limits);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let mut row = w.mbox(u, m)?;
             if op != FlagOp::Remove {
                 // Every message the STORE changes ends up with all of `given` (RFC 3501
@@ -1478,7 +1498,7 @@ impl MailStore for EmbeddedStore {
     ) -> MetaResult<CopyResult> {
         let name = names::checked(destination)?;
         let (u, src, set, limits) = (user.0, source.0, uids.clone(), self.limits);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             w.mbox(u, src)?;
             let dst = w.id_by_name_req(u, &name)?;
             let (validity, mapping) =
@@ -1504,7 +1524,7 @@ impl MailStore for EmbeddedStore {
             uids.cloned(),
             self.limits.max_expunge_log,
         );
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let mut row = w.mbox(u, m)?;
             let doomed: Vec<u32> = read_uid_keys(&w.deleted, u, m)?
                 .into_iter()
@@ -1789,7 +1809,7 @@ impl MailStore for EmbeddedStore {
         let name = mailbox.map(names::checked).transpose()?;
         let entries = entries.to_vec();
         let (u, limits) = (user.0, self.limits);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let m = match &name {
                 Some(name) => w.id_by_name_req(u, name)?,
                 None => 0,
@@ -1847,7 +1867,7 @@ impl MailStore for EmbeddedStore {
         up_to: Uid,
     ) -> MetaResult<UidRange> {
         let (u, m) = (user.0, mailbox.0);
-        self.write(move |w| {
+        self.write_user(user, move |w| {
             let mut row = w.mbox(u, m)?;
             // The mark never moves back (a UID is claimed once) nor past UIDNEXT (a UID not
             // assigned yet belongs to whoever announces it first).
@@ -1929,7 +1949,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn user_by_name(&self, name: &str) -> MetaResult<Option<UserRecord>> {
-        let name = name.trim().to_lowercase();
+        let name = yubin_meta_api::normalize_login_name(name);
         self.read(
             move |r| match r.user_names.get(name.as_str()).map_err(db_err)? {
                 Some(g) => r.user(g.value()),
@@ -1950,6 +1970,8 @@ impl AccountStore for EmbeddedStore {
             w.users
                 .insert(user.0, encode(&row)?.as_slice())
                 .map_err(db_err)?;
+            // Sessions opened with the old password end on every node.
+            w.emit(user.0, 0, 0, ChangeKind::AccountRevoked);
             Ok(())
         })
         .await
@@ -2005,6 +2027,10 @@ impl AccountStore for EmbeddedStore {
         self.write(move |w| {
             let mut row = w.user_row(user.0)?;
             row.disabled = disabled;
+            if disabled {
+                // A disabled account's sessions end on every node.
+                w.emit(user.0, 0, 0, ChangeKind::AccountRevoked);
+            }
             w.put_user_row(user.0, &row)
         })
         .await
@@ -2052,6 +2078,8 @@ impl AccountStore for EmbeddedStore {
             w.users.remove(u).map_err(db_err)?;
             w.user_seq.remove(u).map_err(db_err)?;
             w.quotas.remove(u).map_err(db_err)?;
+            w.deleted_users.insert(u, 1).map_err(db_err)?;
+            w.emit(u, 0, 0, ChangeKind::AccountRevoked);
             Ok(())
         })
         .await
@@ -2242,7 +2270,7 @@ impl AddressBook for EmbeddedStore {
 
 /// Login names are case-insensitive and stored lower-cased (see `UserRecord::name`).
 pub(crate) fn normalize_login(name: &str) -> MetaResult<String> {
-    let n = name.trim().to_lowercase();
+    let n = yubin_meta_api::normalize_login_name(name);
     if n.is_empty() || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(MetaError::Invalid(format!("invalid user name {name:?}")));
     }

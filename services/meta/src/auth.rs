@@ -8,12 +8,23 @@
 //! a memory dump could turn into a password, and so that a password change invalidates the entry
 //! by construction (Dovecot's auth cache works the same way).
 //!
-//! Failed attempts are counted per login name and per client address (IPv6 per /64, the block a
-//! single host usually gets). Once a key has failures, its further attempts are delayed before
-//! they are checked, the delay doubling with each failure; past a limit they are refused without
-//! being checked until the failures are forgotten a while after the last one. Throttled attempts
-//! get the same answer as wrong passwords, and unknown names are counted like known ones, so
-//! neither the answer nor its timing tells whether an account exists.
+//! Failed attempts are counted per login name, per (login name, client address) and per client
+//! address (IPv6 per /64, the block a single host usually gets). Once a counter has failures,
+//! further attempts are delayed before they are checked, the delay doubling with each failure.
+//! Past a limit, attempts of the same name from the same address, and attempts from the same
+//! address, are refused without being checked until the failures are forgotten a while after
+//! the last one. A name's failures from everywhere together only ever *delay* its attempts
+//! (by at most the policy's maximum delay), never refuse them: otherwise anyone could lock a
+//! user out by guessing their password, and the owner, from an address that was not failing,
+//! with the right password, always gets in. Throttled attempts get the same answer as wrong
+//! passwords, and unknown names are counted like known ones, so neither the answer nor its
+//! timing tells whether an account exists.
+//!
+//! The login name of every counter is the one the account lookup uses
+//! ([`normalize_login_name`]), so `" alice"` and `"ALICE "` share alice's budget. The counters
+//! live in this process and, when meta runs on Redis, also in Redis ([`FailureCounters`]) so
+//! that all meta replicas share one budget; when Redis does not answer in time the process's
+//! own counters still apply (see [`PasswordAuthenticator::with_shared_counters`]).
 //!
 //! Bearer tokens (OAUTHBEARER / XOAUTH2) are checked by a [`TokenValidator`] when one is
 //! configured; their failures count against the client address.
@@ -27,13 +38,15 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
-use yubin_meta_api::{AccountStore, Authenticator, MetaError, MetaResult, UserId};
+use yubin_meta_api::{
+    AccountStore, Authenticator, FailureCounters, MetaError, MetaResult, UserId,
+    normalize_login_name,
+};
 
 use crate::token::TokenValidator;
 
@@ -142,8 +155,9 @@ pub fn verify_password(password: &str, phc: &str) -> Result<bool, PasswordError>
     }
 }
 
-/// When a key (a login name or a client address) with failed attempts is slowed down and then
-/// refused.
+/// When a counter (of a login name, a login name and client address, or a client address) with
+/// failed attempts is slowed down and then refused. For a login name alone the refusal is
+/// replaced by the maximum delay ([`ThrottlePolicy::delay_only`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     /// Failures tolerated before attempts are delayed.
@@ -159,7 +173,8 @@ pub struct ThrottlePolicy {
 }
 
 impl ThrottlePolicy {
-    /// Per login name: a few typos are normal, ten wrong passwords are a guesser.
+    /// Per login name from one client address (refusal) and per login name alone (delays only):
+    /// a few typos are normal, ten wrong passwords are a guesser.
     pub fn per_user() -> ThrottlePolicy {
         ThrottlePolicy {
             free_failures: 1,
@@ -214,6 +229,16 @@ impl ThrottlePolicy {
                 .min(self.max_delay),
         )
     }
+
+    /// The same delays, but never a refusal: what a login name's failures from every address
+    /// together make of an attempt. Guesses from elsewhere slow the owner down by at most
+    /// `max_delay`; they cannot lock them out.
+    fn delay_only(&self, failures: u32) -> Verdict {
+        match self.verdict(failures) {
+            Verdict::Refuse => Verdict::Proceed(self.max_delay),
+            proceed => proceed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,12 +269,17 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
     /// Most remembered verifications; the oldest go first.
     pub cache_capacity: usize,
-    /// Throttling of failed attempts per login name.
+    /// Throttling of failed attempts per (login name, client address); its delays (never its
+    /// refusal) also apply per login name alone.
     pub user_throttle: ThrottlePolicy,
     /// Throttling of failed attempts per client address.
     pub address_throttle: ThrottlePolicy,
-    /// Most names (and, separately, addresses) whose failures are tracked at once.
+    /// Most counters (names, name-address pairs and addresses together) this process tracks
+    /// at once; the shared counters in Redis expire by themselves.
     pub throttle_capacity: usize,
+    /// How long an attempt waits for the shared counters ([`FailureCounters`]) before it is
+    /// judged by this process's counters alone.
+    pub shared_counters_timeout: Duration,
     /// Most Argon2 verifications running at once. Each holds its memory cost (19 MiB by
     /// default) for its duration, so a storm of wrong passwords must queue rather than fan out
     /// over every blocking thread tokio would start.
@@ -264,7 +294,8 @@ impl Default for AuthConfig {
             cache_capacity: 100_000,
             user_throttle: ThrottlePolicy::per_user(),
             address_throttle: ThrottlePolicy::per_address(),
-            throttle_capacity: 100_000,
+            throttle_capacity: 300_000,
+            shared_counters_timeout: Duration::from_millis(500),
             max_concurrent_verifications: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(2),
@@ -280,6 +311,12 @@ impl AuthConfig {
         self.address_throttle.validate("per-address throttling")?;
         if self.max_concurrent_verifications == 0 {
             return Err("at least one concurrent verification is needed".into());
+        }
+        // The front-end's call to meta times out after 30 s: several waits must fit well before.
+        if self.shared_counters_timeout.is_zero()
+            || self.shared_counters_timeout > Duration::from_secs(5)
+        {
+            return Err("the shared counters timeout must be between 1 ms and 5 s".into());
         }
         Ok(())
     }
@@ -343,34 +380,33 @@ impl SuccessCache {
     }
 }
 
-/// Recent failures of one key.
+/// Recent failures of one counter.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
-    last: Instant,
+    /// A failure window after the last failure.
+    expires: Instant,
 }
 
-/// Failed attempts per key (a login name or a client address), forgotten `policy.window` after
-/// the last one.
-struct Throttle<K> {
-    policy: ThrottlePolicy,
+/// Failure counters of this process (names, name-address pairs and addresses alike), each
+/// forgotten a window after its last failure; at most `capacity` at once.
+struct LocalCounters {
     capacity: usize,
-    failures: HashMap<K, Failures>,
+    failures: HashMap<String, Failures>,
 }
 
-impl<K: Hash + Eq + Clone> Throttle<K> {
-    fn new(policy: ThrottlePolicy, capacity: usize) -> Throttle<K> {
-        Throttle {
-            policy,
+impl LocalCounters {
+    fn new(capacity: usize) -> LocalCounters {
+        LocalCounters {
             capacity: capacity.max(1),
             failures: HashMap::new(),
         }
     }
 
-    /// Recent failures of `key` (expired ones are dropped on the way).
-    fn count(&mut self, key: &K, now: Instant) -> u32 {
+    /// Recent failures of `key` (an expired entry is dropped on the way).
+    fn count(&mut self, key: &str, now: Instant) -> u32 {
         match self.failures.get(key) {
-            Some(f) if now.duration_since(f.last) < self.policy.window => f.count,
+            Some(f) if f.expires > now => f.count,
             Some(_) => {
                 self.failures.remove(key);
                 0
@@ -379,21 +415,13 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         }
     }
 
-    fn verdict(&mut self, key: &K, now: Instant) -> Verdict {
-        let count = self.count(key, now);
-        self.policy.verdict(count)
-    }
-
-    fn record_failure(&mut self, key: &K, now: Instant) {
-        if self.policy.max_failures == 0 {
-            return;
-        }
+    fn add(&mut self, key: &str, window: Duration, now: Instant) {
         let count = self.count(key, now);
         self.failures.insert(
-            key.clone(),
+            key.to_string(),
             Failures {
                 count: count.saturating_add(1),
-                last: now,
+                expires: now + window,
             },
         );
         if self.failures.len() > self.capacity {
@@ -401,27 +429,25 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         }
     }
 
-    fn clear(&mut self, key: &K) {
+    fn clear(&mut self, key: &str) {
         self.failures.remove(key);
     }
 
     /// Over capacity (a spray over many names or addresses): drops expired entries, then the
-    /// tenth with the oldest last failure, so the work is amortised over many inserts.
+    /// tenth that expire first, so the work is amortised over many inserts.
     fn shrink(&mut self, now: Instant) {
-        let window = self.policy.window;
-        self.failures
-            .retain(|_, f| now.duration_since(f.last) < window);
+        self.failures.retain(|_, f| f.expires > now);
         if self.failures.len() <= self.capacity {
             return;
         }
         let target = self.capacity - self.capacity / 10;
         let excess = self.failures.len() - target;
-        let mut lasts: Vec<Instant> = self.failures.values().map(|f| f.last).collect();
-        let (_, cutoff, _) = lasts.select_nth_unstable(excess - 1);
+        let mut expiries: Vec<Instant> = self.failures.values().map(|f| f.expires).collect();
+        let (_, cutoff, _) = expiries.select_nth_unstable(excess - 1);
         let cutoff = *cutoff;
         let mut to_drop = excess;
         self.failures.retain(|_, f| {
-            if to_drop > 0 && f.last <= cutoff {
+            if to_drop > 0 && f.expires <= cutoff {
                 to_drop -= 1;
                 false
             } else {
@@ -429,6 +455,106 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
             }
         });
     }
+}
+
+/// [`FailureCounters`] kept in memory. Every [`PasswordAuthenticator`] keeps one: its only
+/// counters under `yubin dev` (one process), its fallback beside shared counters under
+/// `yubin meta`. Authenticators of one process can also share one as their shared counters.
+pub struct InProcessFailureCounters(Mutex<LocalCounters>);
+
+impl InProcessFailureCounters {
+    /// Counters for at most `capacity` keys at once (the oldest are forgotten first).
+    pub fn new(capacity: usize) -> InProcessFailureCounters {
+        InProcessFailureCounters(Mutex::new(LocalCounters::new(capacity)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LocalCounters> {
+        // A panic while holding the lock leaves counters that are still consistent enough.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn counts(&self, keys: &[String]) -> Vec<u32> {
+        let now = Instant::now();
+        let mut c = self.lock();
+        keys.iter().map(|k| c.count(k, now)).collect()
+    }
+
+    fn add(&self, keys: &[String], window: Duration) {
+        let now = Instant::now();
+        let mut c = self.lock();
+        for key in keys {
+            c.add(key, window, now);
+        }
+    }
+
+    fn clear(&self, keys: &[String]) {
+        let mut c = self.lock();
+        for key in keys {
+            c.clear(key);
+        }
+    }
+}
+
+#[async_trait]
+impl FailureCounters for InProcessFailureCounters {
+    async fn failure_counts(&self, keys: &[String]) -> MetaResult<Vec<u32>> {
+        Ok(self.counts(keys))
+    }
+    async fn add_failure(&self, keys: &[String], window: Duration) -> MetaResult<()> {
+        self.add(keys, window);
+        Ok(())
+    }
+    async fn clear_failures(&self, keys: &[String]) -> MetaResult<()> {
+        self.clear(keys);
+        Ok(())
+    }
+}
+
+/// The counters one attempt is judged by and counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ThrottleKeys {
+    /// The login name alone: its failures only ever delay attempts, from anywhere.
+    name: Option<String>,
+    /// The login name from this client address (or from an unknown one): refused past a limit.
+    pair: Option<String>,
+    /// The client address (IPv6: its /64), when known: refused past a limit.
+    address: Option<String>,
+}
+
+impl ThrottleKeys {
+    /// `name` must be normalized ([`normalize_login_name`]). Keys are hashes: bounded in length
+    /// whatever the client sent, and no name or address is written to Redis.
+    fn new(name: Option<&str>, client: Option<IpAddr>) -> ThrottleKeys {
+        let address = client.map(|ip| address_key(ip).to_string());
+        // A client without a known address shares the pair counters of every such client, but
+        // no address counter: refusing them all together would lock out every such caller.
+        let at = address.as_deref().unwrap_or("-");
+        ThrottleKeys {
+            name: name.map(|n| counter_key("n", &[n])),
+            pair: name.map(|n| counter_key("p", &[n, at])),
+            address: address.as_deref().map(|a| counter_key("a", &[a])),
+        }
+    }
+
+    /// The keys that are present, in the order name, pair, address.
+    fn present(&self) -> Vec<String> {
+        [&self.name, &self.pair, &self.address]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// `<kind>:<first 128 bits of SHA-256 over the length-prefixed parts, hex>`.
+fn counter_key(kind: &str, parts: &[&str]) -> String {
+    let mut hash = <Sha256 as sha2::Digest>::new();
+    for part in std::iter::once(kind).chain(parts.iter().copied()) {
+        sha2::Digest::update(&mut hash, (part.len() as u64).to_be_bytes());
+        sha2::Digest::update(&mut hash, part.as_bytes());
+    }
+    let digest = sha2::Digest::finalize(hash);
+    format!("{kind}:{}", hex::encode(&digest[..16]))
 }
 
 /// The throttling key of a client address: IPv4 as is, IPv6 by its /64 prefix (what one
@@ -458,8 +584,12 @@ pub struct AuthStats {
     pub cached: u64,
     /// Wrong password, unknown or disabled account, invalid token.
     pub failure: u64,
-    /// Refused without checking because the name or the address had too many failures.
+    /// Refused without checking because the name from that address, or the address, had too
+    /// many failures.
     pub throttled: u64,
+    /// Calls to the shared failure counters that failed or timed out (the attempt was judged
+    /// by this process's counters alone).
+    pub shared_counter_errors: u64,
 }
 
 #[derive(Default)]
@@ -469,6 +599,7 @@ struct Counters {
     cached: AtomicU64,
     failure: AtomicU64,
     throttled: AtomicU64,
+    shared_counter_errors: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -480,15 +611,19 @@ enum Outcome {
 }
 
 /// Checks passwords against an [`AccountStore`] (and bearer tokens with a [`TokenValidator`]),
-/// with a success cache and throttling per name and per client address.
+/// with a success cache and throttling per name, per name and client address, and per client
+/// address.
 pub struct PasswordAuthenticator {
     accounts: Arc<dyn AccountStore>,
     /// Per-process key of the cache's HMAC: cache keys mean nothing outside this process.
     secret: [u8; 64],
     config: AuthConfig,
     cache: Mutex<SuccessCache>,
-    users: Mutex<Throttle<String>>,
-    addresses: Mutex<Throttle<IpAddr>>,
+    /// This process's failure counters: the only ones without shared counters, the fallback
+    /// with them.
+    local: InProcessFailureCounters,
+    /// Failure counters shared with the other meta replicas (Redis), when configured.
+    shared: Option<Arc<dyn FailureCounters>>,
     verifying: tokio::sync::Semaphore,
     counters: Counters,
     tokens: Option<TokenValidator>,
@@ -515,14 +650,8 @@ impl PasswordAuthenticator {
             accounts,
             secret,
             cache: Mutex::new(SuccessCache::new(config.cache_ttl, config.cache_capacity)),
-            users: Mutex::new(Throttle::new(
-                config.user_throttle,
-                config.throttle_capacity,
-            )),
-            addresses: Mutex::new(Throttle::new(
-                config.address_throttle,
-                config.throttle_capacity,
-            )),
+            local: InProcessFailureCounters::new(config.throttle_capacity),
+            shared: None,
             verifying: tokio::sync::Semaphore::new(config.max_concurrent_verifications.max(1)),
             counters: Counters::default(),
             tokens: None,
@@ -535,6 +664,23 @@ impl PasswordAuthenticator {
     /// Also accepts bearer tokens this validator approves (OAUTHBEARER, XOAUTH2).
     pub fn with_token_validator(mut self, tokens: TokenValidator) -> PasswordAuthenticator {
         self.tokens = Some(tokens);
+        self
+    }
+
+    /// Also counts failures in `shared`, which every meta replica of the installation uses
+    /// (Redis), so that N replicas give a guesser one budget rather than N.
+    ///
+    /// This process keeps counting too. When the shared counters fail or do not answer within
+    /// `shared_counters_timeout`, an attempt is judged by this process's counters alone (fail
+    /// open: logins keep working while Redis is unreachable, with per-replica budgets), and
+    /// `yubin_auth_shared_counter_errors_total` counts the lapse.
+    pub fn with_shared_counters(
+        mut self,
+        shared: Arc<dyn FailureCounters>,
+    ) -> PasswordAuthenticator {
+        // At 0 from the start, so that a rate alert works before the first lapse.
+        metrics::counter!("yubin_auth_shared_counter_errors_total").increment(0);
+        self.shared = Some(shared);
         self
     }
 
@@ -557,6 +703,7 @@ impl PasswordAuthenticator {
             cached: c.cached.load(Ordering::Relaxed),
             failure: c.failure.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
+            shared_counter_errors: c.shared_counter_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -587,46 +734,108 @@ impl PasswordAuthenticator {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_users(&self) -> std::sync::MutexGuard<'_, Throttle<String>> {
-        self.users.lock().unwrap_or_else(|e| e.into_inner())
+    /// A call to the shared counters, bounded in time; `None` (counted, logged) when they fail.
+    async fn shared_call<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = MetaResult<T>>,
+    ) -> Option<T> {
+        let error = match tokio::time::timeout(self.config.shared_counters_timeout, call).await {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        self.counters
+            .shared_counter_errors
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("yubin_auth_shared_counter_errors_total").increment(1);
+        tracing::warn!(%error, what, "shared login failure counters unavailable; using this process's");
+        None
     }
 
-    fn lock_addresses(&self) -> std::sync::MutexGuard<'_, Throttle<IpAddr>> {
-        self.addresses.lock().unwrap_or_else(|e| e.into_inner())
+    /// Recent failures of each present key: the larger of this process's count and the shared
+    /// one (the shared one includes this process's failures unless it lost them, e.g. while
+    /// Redis was unreachable).
+    async fn failure_counts(&self, keys: &[String]) -> Vec<u32> {
+        let mut counts = self.local.counts(keys);
+        if let Some(shared) = &self.shared
+            && let Some(shared) = self.shared_call("read", shared.failure_counts(keys)).await
+        {
+            for (count, other) in counts.iter_mut().zip(shared) {
+                *count = (*count).max(other);
+            }
+        }
+        counts
     }
 
-    /// What the name's and the address's recent failures make of an attempt. Failures are
-    /// counted when they happen, never in advance, so that a burst of right passwords (a
-    /// reconnect storm behind one NAT address) is never mistaken for guessing; a burst of wrong
-    /// ones is caught because the verdict is asked again right before each Argon2 verification,
-    /// and those run a few at a time.
-    fn verdict(&self, name: Option<&str>, client: Option<IpAddr>) -> Verdict {
-        let now = Instant::now();
-        let mut verdict = Verdict::Proceed(Duration::ZERO);
-        if let Some(ip) = client.map(address_key) {
-            verdict = verdict.and(self.lock_addresses().verdict(&ip, now));
+    /// What the recent failures make of an attempt: refusal by the name from this address or by
+    /// the address, only a delay by the name alone. Failures are counted when they happen,
+    /// never in advance, so that a burst of right passwords (a reconnect storm behind one NAT
+    /// address) is never mistaken for guessing; a burst of wrong ones is caught because the
+    /// verdict is asked again right before each Argon2 verification, and those run a few at a
+    /// time.
+    async fn verdict(&self, keys: &ThrottleKeys) -> (Verdict, bool) {
+        let present = keys.present();
+        let mut counts = self.failure_counts(&present).await.into_iter();
+        let mut next = |key: &Option<String>| match key {
+            Some(_) => counts.next().unwrap_or(0),
+            None => 0,
+        };
+        let (name, pair, address) = (next(&keys.name), next(&keys.pair), next(&keys.address));
+        let user = self.config.user_throttle;
+        let mut verdict = user.delay_only(name);
+        if keys.pair.is_some() {
+            verdict = verdict.and(user.verdict(pair));
         }
-        if let Some(name) = name {
-            verdict = verdict.and(self.lock_users().verdict(&name.to_string(), now));
+        if keys.address.is_some() {
+            verdict = verdict.and(self.config.address_throttle.verdict(address));
         }
-        verdict
+        (verdict, pair > 0)
     }
 
-    fn record_failure(&self, name: Option<&str>, client: Option<IpAddr>) {
-        let now = Instant::now();
-        if let Some(ip) = client.map(address_key) {
-            self.lock_addresses().record_failure(&ip, now);
+    async fn record_failure(&self, keys: &ThrottleKeys) {
+        let user = self.config.user_throttle;
+        let address = self.config.address_throttle;
+        let mut by_window: Vec<(Duration, Vec<String>)> = Vec::new();
+        if user.max_failures > 0 {
+            let named: Vec<String> = [&keys.name, &keys.pair]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            by_window.push((user.window, named));
         }
-        if let Some(name) = name {
-            self.lock_users().record_failure(&name.to_string(), now);
+        if address.max_failures > 0
+            && let Some(a) = &keys.address
+        {
+            match by_window.iter_mut().find(|(w, _)| *w == address.window) {
+                Some((_, keys)) => keys.push(a.clone()),
+                None => by_window.push((address.window, vec![a.clone()])),
+            }
+        }
+        for (window, keys) in by_window.into_iter().filter(|(_, k)| !k.is_empty()) {
+            self.local.add(&keys, window);
+            if let Some(shared) = &self.shared {
+                self.shared_call("add", shared.add_failure(&keys, window))
+                    .await;
+            }
         }
         self.count(Outcome::Failure);
     }
 
-    /// A right password clears the name's failures (the address's stay: other users may share
-    /// it, and so may whoever made them).
-    fn record_success(&self, name: &str, outcome: Outcome) {
-        self.lock_users().clear(&name.to_string());
+    /// A right password clears the failures of the name from this address (`had_failures`
+    /// tells whether there are any, so that a reconnect storm writes nothing). The name's own
+    /// count stays, so an owner logging in does not hand a guesser elsewhere a fresh budget of
+    /// undelayed attempts; the address's stays too, as other users may share it, and so may
+    /// whoever made them.
+    async fn record_success(&self, keys: &ThrottleKeys, had_failures: bool, outcome: Outcome) {
+        if had_failures && let Some(pair) = &keys.pair {
+            let pair = std::slice::from_ref(pair);
+            self.local.clear(pair);
+            if let Some(shared) = &self.shared {
+                self.shared_call("clear", shared.clear_failures(pair)).await;
+            }
+        }
         self.count(outcome);
     }
 
@@ -637,14 +846,14 @@ impl PasswordAuthenticator {
         password: &str,
         phc: String,
         name: &str,
-        client: Option<IpAddr>,
+        keys: &ThrottleKeys,
     ) -> MetaResult<Checked> {
         let _permit = self
             .verifying
             .acquire()
             .await
             .map_err(|_| MetaError::Internal("verification semaphore closed".into()))?;
-        if self.verdict(Some(name), client) == Verdict::Refuse {
+        if self.verdict(keys).await.0 == Verdict::Refuse {
             return Ok(Checked::Throttled);
         }
         self.counters.verifications.fetch_add(1, Ordering::Relaxed);
@@ -692,7 +901,7 @@ impl PasswordAuthenticator {
         password: &str,
         record: &yubin_meta_api::UserRecord,
         key: CacheKey,
-        client: Option<IpAddr>,
+        keys: &ThrottleKeys,
     ) -> MetaResult<Checked> {
         let gate = self
             .in_flight
@@ -707,7 +916,7 @@ impl PasswordAuthenticator {
                 Ok(Checked::Cached)
             } else {
                 let checked = self
-                    .verify(password, record.password_hash.clone(), name, client)
+                    .verify(password, record.password_hash.clone(), name, keys)
                     .await;
                 if let Ok(Checked::Match) = checked {
                     self.lock_cache().insert(key, record.id, Instant::now());
@@ -743,18 +952,20 @@ impl Authenticator for PasswordAuthenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> MetaResult<UserId> {
-        let name = name.to_lowercase();
+        // The lookup's normalization, for the lookup and every counter alike.
+        let name = normalize_login_name(name);
         if name.is_empty() || name.len() > MAX_NAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
             self.count(Outcome::Failure);
             return Err(MetaError::AuthenticationFailed);
         }
-        let delay = match self.verdict(Some(&name), client) {
-            Verdict::Refuse => {
+        let keys = ThrottleKeys::new(Some(&name), client);
+        let (delay, had_failures) = match self.verdict(&keys).await {
+            (Verdict::Refuse, _) => {
                 tracing::info!(user = %name, ?client, "login refused: too many failures");
                 self.count(Outcome::Throttled);
                 return Err(MetaError::AuthenticationFailed);
             }
-            Verdict::Proceed(delay) => delay,
+            (Verdict::Proceed(delay), had_failures) => (delay, had_failures),
         };
         let record = self
             .accounts
@@ -768,7 +979,8 @@ impl Authenticator for PasswordAuthenticator {
             && self.lock_cache().get(&key, Instant::now()) == Some(id)
         {
             // Only the right password hits the cache; slowing it down would protect nothing.
-            self.record_success(&name, Outcome::Cached);
+            self.record_success(&keys, had_failures, Outcome::Cached)
+                .await;
             return Ok(id);
         }
         if !delay.is_zero() {
@@ -776,12 +988,12 @@ impl Authenticator for PasswordAuthenticator {
         }
         let checked = match (&record, key) {
             (Some(record), Some((key, _))) => {
-                self.check_account(&name, password, record, key, client)
+                self.check_account(&name, password, record, key, &keys)
                     .await?
             }
             _ => match self.decoy_hash().await {
                 // Only the time spent matters: it is the same as for a real account.
-                Some(decoy) => match self.verify(password, decoy, &name, client).await? {
+                Some(decoy) => match self.verify(password, decoy, &name, &keys).await? {
                     Checked::Throttled => Checked::Throttled,
                     _ => Checked::Mismatch,
                 },
@@ -790,11 +1002,13 @@ impl Authenticator for PasswordAuthenticator {
         };
         match (checked, record) {
             (Checked::Match, Some(record)) => {
-                self.record_success(&name, Outcome::Success);
+                self.record_success(&keys, had_failures, Outcome::Success)
+                    .await;
                 Ok(record.id)
             }
             (Checked::Cached, Some(record)) => {
-                self.record_success(&name, Outcome::Cached);
+                self.record_success(&keys, had_failures, Outcome::Cached)
+                    .await;
                 Ok(record.id)
             }
             (Checked::Throttled, _) => {
@@ -804,7 +1018,7 @@ impl Authenticator for PasswordAuthenticator {
             }
             _ => {
                 tracing::info!(user = %name, ?client, "login failed");
-                self.record_failure(Some(&name), client);
+                self.record_failure(&keys).await;
                 Err(MetaError::AuthenticationFailed)
             }
         }
@@ -820,7 +1034,9 @@ impl Authenticator for PasswordAuthenticator {
             self.count(Outcome::Failure);
             return Err(MetaError::AuthenticationFailed);
         };
-        match self.verdict(None, client) {
+        // A token names its account itself: only the address's failures count.
+        let keys = ThrottleKeys::new(None, client);
+        match self.verdict(&keys).await.0 {
             Verdict::Refuse => {
                 tracing::info!(?client, "token login refused: too many failures");
                 self.count(Outcome::Throttled);
@@ -830,16 +1046,16 @@ impl Authenticator for PasswordAuthenticator {
             Verdict::Proceed(_) => {}
         }
         let name = match tokens.account_name(token) {
-            Ok(name) => name,
+            Ok(name) => normalize_login_name(&name),
             Err(rejected) => {
                 tracing::info!(?client, reason = %rejected, "bearer token refused");
-                self.record_failure(None, client);
+                self.record_failure(&keys).await;
                 return Err(MetaError::AuthenticationFailed);
             }
         };
-        if authzid.is_some_and(|a| !a.eq_ignore_ascii_case(&name)) {
+        if authzid.is_some_and(|a| normalize_login_name(a) != name) {
             tracing::info!(user = %name, ?client, "bearer token of another account than the authzid");
-            self.record_failure(None, client);
+            self.record_failure(&keys).await;
             return Err(MetaError::AuthenticationFailed);
         }
         match self
@@ -854,7 +1070,7 @@ impl Authenticator for PasswordAuthenticator {
             }
             None => {
                 tracing::info!(user = %name, ?client, "bearer token of no enabled account");
-                self.record_failure(None, client);
+                self.record_failure(&keys).await;
                 Err(MetaError::AuthenticationFailed)
             }
         }
@@ -865,7 +1081,7 @@ impl Authenticator for PasswordAuthenticator {
     }
 
     async fn lookup(&self, name: &str) -> MetaResult<Option<UserId>> {
-        let name = name.to_lowercase();
+        let name = normalize_login_name(name);
         if name.is_empty() || name.len() > MAX_NAME_BYTES {
             return Ok(None);
         }
@@ -1140,7 +1356,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn repeated_failures_lock_the_name_out() {
+    async fn repeated_failures_lock_the_name_out_from_that_address_only() {
         let config = AuthConfig {
             user_throttle: lockout(3, Duration::from_millis(300)),
             ..AuthConfig::default()
@@ -1148,20 +1364,194 @@ mod tests {
         let (accounts, auth) = setup(config);
         let alice = accounts.add("alice", "pw", false);
         let bob = accounts.add("bob", "pw", false);
+        let guesser = ip("203.0.113.9");
         for _ in 0..3 {
-            assert!(auth.authenticate("alice", "guess", None).await.is_err());
+            assert!(auth.authenticate("alice", "guess", guesser).await.is_err());
         }
         let before = auth.verification_count();
-        // Locked: even the right password is refused, without spending a verification.
+        // Locked: even the right password is refused there, without spending a verification.
         assert_eq!(
-            auth.authenticate("Alice", "pw", None).await,
+            auth.authenticate("Alice", "pw", guesser).await,
             Err(MetaError::AuthenticationFailed)
         );
         assert_eq!(auth.verification_count(), before);
-        // Other names are not affected.
-        assert_eq!(auth.authenticate("bob", "pw", None).await, Ok(bob));
+        // Other names from there, and the name from elsewhere, are not refused.
+        assert_eq!(auth.authenticate("bob", "pw", guesser).await, Ok(bob));
+        assert_eq!(
+            auth.authenticate("alice", "pw", ip("198.51.100.4")).await,
+            Ok(alice)
+        );
         tokio::time::sleep(Duration::from_millis(350)).await;
-        assert_eq!(auth.authenticate("alice", "pw", None).await, Ok(alice));
+        assert_eq!(auth.authenticate("alice", "pw", guesser).await, Ok(alice));
+    }
+
+    /// The "done when": a lock-out of a user by someone else's guesses is impossible.
+    /// Fifty wrong passwords for alice from one address, and the same spread over many
+    /// addresses, with the default policies: alice from her own address, with the right
+    /// password, gets in after at most the maximum delay, every time; the guesser is refused.
+    #[tokio::test]
+    async fn guesses_elsewhere_never_lock_the_owner_out() {
+        let config = AuthConfig {
+            cache_ttl: Duration::ZERO,
+            user_throttle: ThrottlePolicy {
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(20),
+                ..ThrottlePolicy::per_user()
+            },
+            address_throttle: ThrottlePolicy {
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(20),
+                ..ThrottlePolicy::per_address()
+            },
+            ..AuthConfig::default()
+        };
+        let (accounts, auth) = setup(config);
+        let alice = accounts.add("alice", "pw", false);
+        let guesser = ip("203.0.113.9");
+        for i in 0..50 {
+            let _ = auth
+                .authenticate("alice", &format!("guess{i}"), guesser)
+                .await;
+        }
+        // A botnet: one guess from each of 40 addresses, below every per-address limit.
+        for i in 0..40 {
+            let bot = ip(&format!("10.1.{}.{}", i / 250, i % 250));
+            let _ = auth.authenticate(" ALICE", &format!("bot{i}"), bot).await;
+        }
+        let stats = auth.stats();
+        assert_eq!(stats.failure, 10 + 40, "{stats:?}");
+        assert_eq!(stats.throttled, 40, "{stats:?}");
+        let home = ip("198.51.100.4");
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            assert_eq!(auth.authenticate("alice ", "pw", home).await, Ok(alice));
+            // Delayed (the name has failures everywhere), but by no more than the maximum.
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(20), "{took:?}");
+            assert!(
+                took < Duration::from_millis(20) + Duration::from_secs(1),
+                "{took:?}"
+            );
+        }
+        // The guesser stays refused, right password or not.
+        assert_eq!(
+            auth.authenticate("alice", "pw", guesser).await,
+            Err(MetaError::AuthenticationFailed)
+        );
+    }
+
+    #[test]
+    fn throttle_keys_use_the_lookup_normalization() {
+        let keys = |name: &str, client: &str| {
+            ThrottleKeys::new(Some(&normalize_login_name(name)), ip(client))
+        };
+        let alice = keys("alice", "192.0.2.1");
+        assert_eq!(keys(" alice", "192.0.2.1"), alice);
+        assert_eq!(keys("ALICE ", "::ffff:192.0.2.1"), alice);
+        assert_ne!(keys("bob", "192.0.2.1").name, alice.name);
+        let elsewhere = keys("alice", "192.0.2.2");
+        assert_eq!(elsewhere.name, alice.name);
+        assert_ne!(elsewhere.pair, alice.pair);
+        assert_ne!(elsewhere.address, alice.address);
+        // Without an address: a pair with "unknown", no address counter.
+        let unknown = ThrottleKeys::new(Some("alice"), None);
+        assert_eq!(unknown.name, alice.name);
+        assert!(unknown.pair.is_some() && unknown.pair != alice.pair);
+        assert_eq!(unknown.address, None);
+        // Bounded, opaque keys whatever the name.
+        let long = ThrottleKeys::new(Some(&"x".repeat(256)), ip("2001:db8::1"));
+        for key in long.present() {
+            assert!(key.len() <= 40 && !key.contains('x'), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_name_alone_only_ever_delays() {
+        let policy = ThrottlePolicy::per_user();
+        assert_eq!(policy.delay_only(0), Verdict::Proceed(Duration::ZERO));
+        for failures in [policy.max_failures, 1000, u32::MAX] {
+            assert_eq!(policy.verdict(failures), Verdict::Refuse);
+            assert_eq!(
+                policy.delay_only(failures),
+                Verdict::Proceed(policy.max_delay)
+            );
+        }
+    }
+
+    /// Two authenticators (two meta replicas) over the same shared counters give a guesser one
+    /// budget, not two.
+    #[tokio::test]
+    async fn replicas_sharing_counters_share_one_budget() {
+        let config = AuthConfig {
+            user_throttle: lockout(4, Duration::from_secs(60)),
+            ..AuthConfig::default()
+        };
+        let accounts = Arc::new(Accounts::default());
+        let alice = accounts.add("alice", "pw", false);
+        let shared: Arc<dyn FailureCounters> = Arc::new(InProcessFailureCounters::new(100));
+        let replica = || {
+            PasswordAuthenticator::with_config(
+                accounts.clone(),
+                AuthConfig {
+                    password_params: FAST,
+                    ..config
+                },
+            )
+            .with_shared_counters(shared.clone())
+        };
+        let (a, b) = (replica(), replica());
+        let guesser = ip("203.0.113.9");
+        for i in 0..10 {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            let _ = replica.authenticate("alice", "guess", guesser).await;
+        }
+        let failures = a.stats().failure + b.stats().failure;
+        assert_eq!(failures, 4, "one budget of 4 between the two replicas");
+        assert_eq!(a.stats().throttled + b.stats().throttled, 6);
+        assert_eq!(
+            b.authenticate("alice", "pw", ip("198.51.100.4")).await,
+            Ok(alice)
+        );
+    }
+
+    /// Shared counters that fail do not stop logins, and this process's counters still refuse.
+    #[tokio::test]
+    async fn failing_shared_counters_fall_back_to_the_process() {
+        struct Down;
+        #[async_trait]
+        impl FailureCounters for Down {
+            async fn failure_counts(&self, _keys: &[String]) -> MetaResult<Vec<u32>> {
+                Err(MetaError::Unavailable("redis is down".into()))
+            }
+            async fn add_failure(&self, _keys: &[String], _w: Duration) -> MetaResult<()> {
+                // Slower than the timeout.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            }
+            async fn clear_failures(&self, _keys: &[String]) -> MetaResult<()> {
+                Err(MetaError::Unavailable("redis is down".into()))
+            }
+        }
+        let accounts = Arc::new(Accounts::default());
+        let alice = accounts.add("alice", "pw", false);
+        let auth = PasswordAuthenticator::with_config(
+            accounts.clone(),
+            AuthConfig {
+                password_params: FAST,
+                user_throttle: lockout(2, Duration::from_secs(60)),
+                shared_counters_timeout: Duration::from_millis(50),
+                ..AuthConfig::default()
+            },
+        )
+        .with_shared_counters(Arc::new(Down));
+        let guesser = ip("203.0.113.9");
+        assert_eq!(auth.authenticate("alice", "pw", guesser).await, Ok(alice));
+        for _ in 0..3 {
+            assert!(auth.authenticate("alice", "guess", guesser).await.is_err());
+        }
+        let stats = auth.stats();
+        assert_eq!((stats.failure, stats.throttled), (2, 1), "{stats:?}");
+        assert!(stats.shared_counter_errors >= 4, "{stats:?}");
     }
 
     #[tokio::test]
@@ -1228,27 +1618,23 @@ mod tests {
     }
 
     #[test]
-    fn throttle_is_bounded() {
+    fn local_counters_are_bounded() {
         let now = Instant::now();
-        let mut t = Throttle::new(lockout(1, Duration::from_secs(60)), 10);
+        let window = Duration::from_secs(60);
+        let mut t = LocalCounters::new(10);
         for i in 0..100u64 {
-            t.record_failure(&format!("n{i}"), now + Duration::from_millis(i));
+            t.add(&format!("n{i}"), window, now + Duration::from_millis(i));
             assert!(t.failures.len() <= 10);
         }
         let later = now + Duration::from_millis(100);
         // The newest are kept, the oldest forgotten.
-        assert_eq!(t.verdict(&"n99".to_string(), later), Verdict::Refuse);
-        assert_eq!(
-            t.verdict(&"n0".to_string(), later),
-            Verdict::Proceed(Duration::ZERO)
-        );
+        assert_eq!(t.count("n99", later), 1);
+        assert_eq!(t.count("n0", later), 0);
         // Expired entries go first.
         let much_later = now + Duration::from_secs(61);
-        t.record_failure(&"fresh".to_string(), much_later);
-        assert_eq!(
-            t.verdict(&"n99".to_string(), much_later),
-            Verdict::Proceed(Duration::ZERO)
-        );
+        t.add("fresh", window, much_later);
+        assert_eq!(t.count("n99", much_later), 0);
+        assert_eq!(t.count("fresh", much_later), 1);
     }
 
     #[test]
@@ -1368,11 +1754,10 @@ mod tests {
             Ok(ids[7])
         );
         // The same /64 is the same client for IPv6; another /64 is not.
-        for _ in 0..20 {
+        for i in 0..20 {
             let _ = auth
-                .authenticate("user1", "wrong", ip("2001:db8:1:2::1"))
+                .authenticate(&format!("user{}", 10 + i), "wrong", ip("2001:db8:1:2::1"))
                 .await;
-            auth.lock_users().clear(&"user1".to_string());
         }
         assert!(
             auth.authenticate("user2", "right", ip("2001:db8:1:2:ffff::9"))

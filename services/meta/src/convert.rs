@@ -235,6 +235,7 @@ pub fn change_kind_to_pb(kind: ChangeKind) -> i32 {
         ChangeKind::Flags => pb::ChangeKind::Flags,
         ChangeKind::Expunged => pb::ChangeKind::Expunged,
         ChangeKind::MailboxList => pb::ChangeKind::MailboxList,
+        ChangeKind::AccountRevoked => pb::ChangeKind::AccountRevoked,
     };
     v as i32
 }
@@ -245,6 +246,7 @@ pub fn change_kind_from_pb(raw: i32) -> Result<ChangeKind, WireError> {
         Ok(pb::ChangeKind::Flags) => Ok(ChangeKind::Flags),
         Ok(pb::ChangeKind::Expunged) => Ok(ChangeKind::Expunged),
         Ok(pb::ChangeKind::MailboxList) => Ok(ChangeKind::MailboxList),
+        Ok(pb::ChangeKind::AccountRevoked) => Ok(ChangeKind::AccountRevoked),
         Ok(pb::ChangeKind::Unspecified) => Err(WireError::missing("change kind")),
         Err(_) => Err(WireError(format!("unknown change kind {raw}"))),
     }

@@ -39,8 +39,8 @@ pub use admin::{
     UserInfo, UserPage, admin_router, admin_routes,
 };
 pub use auth::{
-    AuthConfig, AuthStats, PasswordAuthenticator, PasswordError, PasswordParams, ThrottlePolicy,
-    hash_password, verify_password,
+    AuthConfig, AuthStats, InProcessFailureCounters, PasswordAuthenticator, PasswordError,
+    PasswordParams, ThrottlePolicy, hash_password, verify_password,
 };
 pub use client::GrpcMetaClient;
 pub use convert::WireError;

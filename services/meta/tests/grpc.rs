@@ -379,6 +379,7 @@ async fn watch_delivers_events_of_the_user() {
         ChangeKind::Flags,
         ChangeKind::Expunged,
         ChangeKind::MailboxList,
+        ChangeKind::AccountRevoked,
     ] {
         h.served.events.send(ChangeEvent { kind, ..mine }).unwrap();
     }
@@ -387,6 +388,7 @@ async fn watch_delivers_events_of_the_user() {
         ChangeKind::Flags,
         ChangeKind::Expunged,
         ChangeKind::MailboxList,
+        ChangeKind::AccountRevoked,
     ] {
         let got = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
         assert_eq!(got, Some(ChangeEvent { kind, ..mine }));

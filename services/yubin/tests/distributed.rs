@@ -304,3 +304,66 @@ async fn benchmark_fetch_bodies() {
         samples[samples.len() - 1]
     );
 }
+
+/// Waits for `* BYE` on a session whose account was revoked, then for the connection to close.
+async fn expect_revoked(session: &mut Imap, what: &str) {
+    let bye = session
+        .wait_for("* BYE", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("{what}: no BYE within 5 s"));
+    assert!(bye.has("revoked"), "{what}: {bye:?}");
+    assert!(
+        session
+            .read_line_within(Duration::from_secs(5))
+            .await
+            .is_none(),
+        "{what}: the connection closes after BYE"
+    );
+}
+
+/// Issue 9 item 4: disabling, deleting or re-passwording an account ends its sessions on every
+/// node within seconds, whether idling in a mailbox or sitting authenticated between commands;
+/// other accounts' sessions stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_an_account_ends_its_sessions_on_every_node() {
+    let stack = Stack::start().await;
+    stack.add_user("dora", "pw-d");
+    stack.add_user("erik", "pw-e");
+    let mut bystander = Imap::login(stack.imap(0), "erik", "pw-e").await;
+
+    // (what, the password the sessions logged in with, the admin command that revokes)
+    for (step, password, revoke) in [
+        ("disable", "pw-d", vec!["disable", "dora"]),
+        (
+            "password change",
+            "pw-d",
+            vec!["passwd", "dora", "--password", "pw-d2"],
+        ),
+        ("delete", "pw-d2", vec!["delete", "dora", "--yes"]),
+    ] {
+        if step == "password change" {
+            stack.user(&["enable", "dora"]);
+        }
+        // Node 0: selected and idling. Node 1: authenticated, between commands.
+        let mut idler = Imap::login(stack.imap(0), "dora", password).await;
+        idler.ok("SELECT INBOX").await;
+        let _idle = idler.idle().await;
+        let mut quiet = Imap::login(stack.imap(1), "dora", password).await;
+        quiet.ok("NOOP").await;
+
+        let started = Instant::now();
+        stack.user(&revoke);
+        expect_revoked(&mut idler, step).await;
+        expect_revoked(&mut quiet, step).await;
+        println!("{step}: BYE on both nodes after {:?}", started.elapsed());
+
+        // The old credentials no longer open a session anywhere.
+        for node in 0..2 {
+            let mut again = Imap::connect(stack.imap(node)).await;
+            let r = again.run(&format!("LOGIN dora {password}")).await;
+            assert!(!r.is_ok(), "{step}: login with the old credentials: {r:?}");
+        }
+    }
+    // Someone else's session was never touched.
+    bystander.ok("NOOP").await;
+}

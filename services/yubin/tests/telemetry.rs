@@ -330,6 +330,14 @@ async fn metrics_have_the_catalogue_names_and_labels_after_real_traffic() {
         &[("result", "failure")],
         1.0,
     );
+    // The failed login was counted in Redis, shared by every meta replica, without error.
+    expect_series(
+        &meta,
+        "yubin_redis_command_duration_seconds_count",
+        &[("operation", "failure_add")],
+        1.0,
+    );
+    expect_series(&meta, "yubin_auth_shared_counter_errors_total", &[], 0.0);
 
     expect_series(
         &meta,

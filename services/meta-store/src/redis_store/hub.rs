@@ -114,6 +114,7 @@ fn parse_event(channel: &str, payload: &[u8]) -> Option<ChangeEvent> {
         "a" => ChangeKind::Appended,
         "f" => ChangeKind::Flags,
         "e" => ChangeKind::Expunged,
+        "r" => ChangeKind::AccountRevoked,
         _ => ChangeKind::MailboxList,
     };
     let published_unix_micros = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);

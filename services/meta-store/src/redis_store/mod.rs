@@ -13,7 +13,9 @@
 //! | `users:by_name` | sorted set | every login name, score 0: lexical order for paging (global) |
 //! | `aliases` | hash | lower-cased address → user id (global) |
 //! | `domains` | hash | lower-cased domain → the domain it is an alias of, or `""` (global) |
+//! | `thr:{<kind>:<hash>}` | string | failed logins of one login name (`n`), name and client address (`p`) or client address (`a`), hashed; expires a failure window after the last one (meta's login throttling, shared by its replicas) |
 //! | `{u:<id>}:user` | hash | `name`, `password_hash`, `disabled` |
+//! | `{u:<id>}:gone` | string | tombstone of a deleted account: every per-user script refuses the id (kept; ids are never reused) |
 //! | `{u:<id>}:quota` | hash | usage `storage` (bytes), `messages`; limits `storage_limit`, `message_limit` (`""` = none) |
 //! | `{u:<id>}:aliases` | set | the addresses aliased to the account (dropped with it) |
 //! | `{u:<id>}:seq` | hash | `mailbox` (last mailbox id), `uidvalidity` (last UIDVALIDITY) |
@@ -38,7 +40,8 @@
 //!
 //! Change hints are published on channel `ev:{u:<id>}` by the writing script itself, as
 //! `<mailbox> <modseq> <kind> <published>` with kind `a` (appended), `f` (flags), `e` (expunged)
-//! or `l` (mailbox list or subscriptions; mailbox 0 for subscriptions) and the publish time in
+//! or `l` (mailbox list or subscriptions; mailbox 0 for subscriptions), or `r` (account revoked:
+//! disabled, deleted or its password changed; mailbox and modseq 0) and the publish time in
 //! microseconds since the epoch by Redis' clock (`TIME`), for the notification-lag metric.
 //!
 //! MODSEQs are stored as sorted-set scores (doubles), exact up to 2^53; UIDs are 32-bit.
@@ -67,6 +70,7 @@
 
 mod call;
 mod durability;
+mod failures;
 mod hub;
 mod observe;
 mod rollback;
@@ -134,6 +138,7 @@ struct Scripts {
     global_unalias: Script,
     global_domain_put: Script,
     global_domain_delete: Script,
+    failure_add: Script,
 }
 
 /// A script: which publish command to use (`PUBLISH`, or `SPUBLISH` for sharded pub/sub on a
@@ -191,6 +196,7 @@ impl Scripts {
             global_unalias: Script::new(include_str!("lua/global_unalias.lua")),
             global_domain_put: Script::new(include_str!("lua/global_domain_put.lua")),
             global_domain_delete: Script::new(include_str!("lua/global_domain_delete.lua")),
+            failure_add: Script::new(include_str!("lua/failure_add.lua")),
         };
         scripts.name_for_observe();
         scripts
@@ -229,6 +235,7 @@ impl Scripts {
             global_unalias,
             global_domain_put,
             global_domain_delete,
+            failure_add,
         } = self;
         for (name, script) in [
             ("list", list),
@@ -260,6 +267,7 @@ impl Scripts {
             ("global_unalias", global_unalias),
             ("global_domain_put", global_domain_put),
             ("global_domain_delete", global_domain_delete),
+            ("failure_add", failure_add),
         ] {
             observe::register_script(script.get_hash(), name);
         }
@@ -1606,7 +1614,7 @@ impl AccountStore for RedisStore {
         let mut c = self.conn.clone();
         let id: Option<u64> = redis::cmd("HGET")
             .arg(USERS)
-            .arg(name.trim().to_lowercase())
+            .arg(yubin_meta_api::normalize_login_name(name))
             .query_async(&mut c)
             .await
             .map_err(redis_err)?;

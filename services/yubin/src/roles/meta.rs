@@ -184,7 +184,13 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
     }
     let accounts: Arc<dyn AccountStore> = store.clone();
     let mail: Arc<dyn MailStore> = store.clone();
-    let authenticator = Arc::new(settings.auth.authenticator(accounts.clone())?);
+    // Failed logins are counted in Redis too, so every meta replica shares one budget.
+    let authenticator = Arc::new(
+        settings
+            .auth
+            .authenticator(accounts.clone())?
+            .with_shared_counters(store.clone()),
+    );
     config::watch_token_keys(authenticator.clone(), shutdown.clone());
     let auth: Arc<dyn Authenticator> = authenticator;
 

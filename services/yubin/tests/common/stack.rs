@@ -10,7 +10,7 @@ const BUCKET: &str = "yubin-test";
 
 pub struct Stack {
     redis: RedisServer,
-    _s3: TestS3Server,
+    s3: TestS3Server,
     _s3_dir: tempfile::TempDir,
     meta: Option<YubinProcess>,
     grpc: SocketAddr,
@@ -25,13 +25,13 @@ impl Stack {
         // s3s-fs keeps each bucket as a directory under its root.
         std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
         let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
-        let meta = start_meta(&redis.url(), "127.0.0.1:0", &[], &[]);
+        let meta = spawn_meta(&redis.url(), "127.0.0.1:0", &s3);
         let grpc = meta.addr("grpc");
         let admin = meta.addr("http");
         let nodes = (0..2).map(|_| start_node(grpc, &s3)).collect();
         Stack {
             redis,
-            _s3: s3,
+            s3,
             _s3_dir: s3_dir,
             meta: Some(meta),
             grpc,
@@ -96,6 +96,11 @@ impl Stack {
         yubin_user(self.admin, &["add", name, "--password", password]);
     }
 
+    /// Runs `yubin user <args>` against meta's admin API; returns its stdout.
+    pub fn user(&self, args: &[&str]) -> String {
+        yubin_user(self.admin, args)
+    }
+
     /// Stops meta (SIGTERM) and starts it again on the same ports.
     pub fn restart_meta(&mut self) {
         let old = self.meta.take().expect("meta running");
@@ -109,10 +114,29 @@ impl Stack {
     }
 
     pub fn start_meta_again(&mut self) {
-        let meta = start_meta(&self.redis.url(), &self.grpc.to_string(), &[], &[]);
+        let meta = spawn_meta(&self.redis.url(), &self.grpc.to_string(), &self.s3);
         self.admin = meta.addr("http");
         self.meta = Some(meta);
     }
+}
+
+/// Meta with the bucket too: deleting an account removes its message bodies.
+fn spawn_meta(redis_url: &str, grpc_listen: &str, s3: &TestS3Server) -> YubinProcess {
+    start_meta(
+        redis_url,
+        grpc_listen,
+        &["--s3-bucket", BUCKET],
+        &s3_env(s3),
+    )
+}
+
+fn s3_env(s3: &TestS3Server) -> [(&str, &str); 4] {
+    [
+        ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
+        ("AWS_ACCESS_KEY_ID", &s3.access_key),
+        ("AWS_SECRET_ACCESS_KEY", &s3.secret_key),
+        ("AWS_REGION", "us-east-1"),
+    ]
 }
 
 fn start_node(grpc: SocketAddr, s3: &TestS3Server) -> YubinProcess {
@@ -131,12 +155,7 @@ fn start_node(grpc: SocketAddr, s3: &TestS3Server) -> YubinProcess {
             "--allow-plaintext-auth",
             "true",
         ],
-        &[
-            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
-            ("AWS_ACCESS_KEY_ID", &s3.access_key),
-            ("AWS_SECRET_ACCESS_KEY", &s3.secret_key),
-            ("AWS_REGION", "us-east-1"),
-        ],
+        &s3_env(s3),
         &["imap", "http"],
     )
 }

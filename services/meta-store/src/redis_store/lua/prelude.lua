@@ -30,7 +30,7 @@ local function overquota(what) return redis.error_reply('YOVERQUOTA ' .. what) e
 local function limit(what) return redis.error_reply('YLIMIT ' .. what) end
 
 -- Change hints, published once the script's writes are done (kinds: a=appended, f=flags,
--- e=expunged, l=mailbox list). PUBLISH failing must never fail the write: hints only.
+-- e=expunged, l=mailbox list, r=account revoked: disabled, deleted or its password changed). PUBLISH failing must never fail the write: hints only.
 -- PUBLISH_CMD is defined by the Rust side ahead of this prelude: 'PUBLISH', or 'SPUBLISH' on a
 -- cluster (CHANNEL carries the user's hash tag, so it hashes to this script's slot).
 local function emit(m, ms, kind)
@@ -492,4 +492,12 @@ local function revalidate(m, now, floor, floor_next)
   if want > cur and want <= MAX_UID + 1 then redis.call('HSET', mbkey(m), 'uidnext', fmt(want)) end
   emit(m, redis.call('HGET', mbkey(m), 'highestmodseq'), 'l')
   return v
+end
+
+-- A deleted account leaves the tombstone "{u:<id>}:gone" (ids are never reused). A session or a
+-- delivery that resolved the id before the deletion must not recreate its keys afterwards, so
+-- every per-user script refuses before touching anything: one EXISTS in the user's slot.
+-- (Accounts never created still work: the store creates INBOX on first use.)
+if redis.call('EXISTS', P .. 'gone') == 1 then
+  do return notfound('account (deleted)') end
 end
