@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use futures::future::try_join_all;
 use yubin_meta_api::{FailureCounters, MetaError, MetaResult};
 
+use super::call::Call;
 use super::{RedisStore, redis_err};
 
 /// Most counters one call may touch: the authenticator asks about three (name, name and
@@ -66,9 +67,10 @@ impl FailureCounters for RedisStore {
         let keys = redis_keys(keys)?;
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
         try_join_all(keys.iter().map(|key| async move {
-            let mut inv = self.scripts.failure_add.prepare_invoke();
-            inv.key(key).arg(window_ms);
-            self.invoke(&inv).await.map(|_| ())
+            let mut call = Call::new(&self.scripts.failure_add);
+            call.key(key).arg(window_ms);
+            // A failure count lost in a failover only gives a guesser a few more tries: no WAIT.
+            self.invoke_read(&call).await.map(|_| ())
         }))
         .await?;
         Ok(())
