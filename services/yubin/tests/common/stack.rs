@@ -52,12 +52,12 @@ impl Stack {
     /// Gives redis-server the machine's last CPU and moves meta, the front-ends and this test
     /// process (s3s-fs and the clients run in it) to the others, the way production runs Redis
     /// on cores of its own: then Redis latency measures what Redis does, not which process a
-    /// small machine's scheduler ran. Best effort: false (and nothing changed for what failed)
-    /// with fewer than two CPUs or without `taskset`.
-    pub fn pin_redis_to_own_cpu(&self) -> bool {
+    /// small machine's scheduler ran. Returns Redis's CPU; best effort: None with fewer than
+    /// two CPUs or when `taskset` failed.
+    pub fn pin_redis_to_own_cpu(&self) -> Option<usize> {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         if cpus < 2 {
-            return false;
+            return None;
         }
         let pin = |cpus: String, pid: u32| {
             std::process::Command::new("taskset")
@@ -77,7 +77,7 @@ impl Stack {
         {
             pinned &= pin(others.clone(), pid);
         }
-        pinned
+        pinned.then_some(cpus - 1)
     }
 
     /// Whether meta and both front-ends are still the processes the stack started (none
