@@ -58,6 +58,13 @@ pub struct ImapConfig {
     /// before the metadata store is asked. The store limits keywords per message (64 by
     /// default), so a longer list can only be refused there, after more work.
     pub max_flags_per_command: usize,
+    /// Messages FETCH prepares at once: the bodies of the next ones are read from the blob
+    /// store while earlier ones are written, so S3 round trips overlap (Dovecot's
+    /// `mail_prefetch_count` does the same for its object storage). 1: one at a time.
+    pub fetch_prefetch: usize,
+    /// Bodies (the byte range a FETCH needs of a message) larger than this are not read ahead
+    /// but when their turn comes: what one FETCH holds ahead is at most `fetch_prefetch` × this.
+    pub fetch_prefetch_max_bytes: u64,
     /// Login names of the accounts that may set quotas with SETQUOTA (RFC 9208 §4.1), their own
     /// (root `""`) and other accounts' (root `#user/<name>`). Empty: nobody; quotas are then set
     /// through the admin API only.
@@ -167,6 +174,8 @@ impl Default for ImapConfig {
             metadata: MetadataLimits::default(),
             sort_thread: SortThreadLimits::default(),
             max_flags_per_command: 128,
+            fetch_prefetch: 8,
+            fetch_prefetch_max_bytes: 1024 * 1024,
             quota_admins: Vec::new(),
         }
     }

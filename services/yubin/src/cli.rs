@@ -139,6 +139,14 @@ pub struct LimitArgs {
     #[arg(long, env = "YUBIN_LOGIN_TIMEOUT_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_timeout_seconds: Option<u64>,
+    /// Messages FETCH prepares at once (their bodies read from S3 concurrently).
+    #[arg(long, env = "YUBIN_FETCH_PREFETCH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_prefetch: Option<usize>,
+    /// Largest body range FETCH reads ahead, in bytes; larger ones are read in turn.
+    #[arg(long, env = "YUBIN_FETCH_PREFETCH_MAX_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_prefetch_max_bytes: Option<u64>,
     /// Longest one IDLE lasts before the session is logged out, in seconds (RFC 2177: clients
     /// re-issue IDLE within 29 minutes).
     #[arg(long, env = "YUBIN_IDLE_MAX_SECONDS")]

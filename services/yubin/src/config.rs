@@ -128,6 +128,10 @@ pub struct ConnectionLimits {
     pub literal_min_bytes_per_second: u64,
     #[serde(default = "default_max_flags_per_command")]
     pub max_flags_per_command: usize,
+    #[serde(default = "default_fetch_prefetch")]
+    pub fetch_prefetch: usize,
+    #[serde(default = "default_fetch_prefetch_max_bytes")]
+    pub fetch_prefetch_max_bytes: u64,
     #[serde(default = "default_metadata_max_value_bytes")]
     pub metadata_max_value_bytes: u32,
     #[serde(default = "default_metadata_max_entries")]
@@ -157,6 +161,8 @@ impl Default for ConnectionLimits {
             idle_max_seconds: default_idle_max(),
             literal_min_bytes_per_second: default_literal_min_rate(),
             max_flags_per_command: default_max_flags_per_command(),
+            fetch_prefetch: default_fetch_prefetch(),
+            fetch_prefetch_max_bytes: default_fetch_prefetch_max_bytes(),
             metadata_max_value_bytes: default_metadata_max_value_bytes(),
             metadata_max_entries: default_metadata_max_entries(),
         }
@@ -209,6 +215,12 @@ impl ConnectionLimits {
         }
         if self.literal_min_bytes_per_second == 0 {
             bail!("literal_min_bytes_per_second must be positive");
+        }
+        if self.fetch_prefetch == 0 || self.fetch_prefetch > 256 {
+            bail!("fetch_prefetch must be between 1 and 256");
+        }
+        if self.fetch_prefetch_max_bytes < 4096 {
+            bail!("fetch_prefetch_max_bytes must be at least 4096");
         }
         if self.max_flags_per_command < 16 {
             // The five system flags and a handful of keywords must always fit.
@@ -273,6 +285,8 @@ impl ConnectionLimits {
                 max_sort_field_bytes: self.sort_max_field_bytes,
             },
             max_flags_per_command: self.max_flags_per_command,
+            fetch_prefetch: self.fetch_prefetch,
+            fetch_prefetch_max_bytes: self.fetch_prefetch_max_bytes,
             quota_admins,
         }
     }
@@ -328,6 +342,12 @@ fn default_metadata_max_value_bytes() -> u32 {
 }
 fn default_metadata_max_entries() -> u32 {
     yubin_imap::MetadataLimits::default().max_entries
+}
+fn default_fetch_prefetch() -> usize {
+    yubin_imap::ImapConfig::default().fetch_prefetch
+}
+fn default_fetch_prefetch_max_bytes() -> u64 {
+    yubin_imap::ImapConfig::default().fetch_prefetch_max_bytes
 }
 fn default_max_flags_per_command() -> usize {
     yubin_imap::ImapConfig::default().max_flags_per_command

@@ -11,6 +11,8 @@ use crate::out::{Out, Reply};
 use crate::selected::{flag_list, write_vanished, write_vanished_ranges};
 use crate::session::Session;
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use yubin_blob::{BlobError, BlobStore};
@@ -53,6 +55,10 @@ pub(crate) async fn run(
     }
     let mail = s.server.mail.clone();
     let blobs = s.server.blobs.clone();
+    let prefetch = Prefetch {
+        messages: s.server.config.fetch_prefetch.max(1),
+        max_bytes: s.server.config.fetch_prefetch_max_bytes,
+    };
     let Some((user, sel)) = s.selected_mut() else {
         return no_selection();
     };
@@ -157,10 +163,36 @@ pub(crate) async fn run(
         Vec::new()
     };
     let mut previews = preview::Previews::new();
-    for rec in &records {
-        let Some(seq) = sel.seq_of(rec.uid) else {
-            continue;
-        };
+    // Each message's summary is decoded and its body read (the smallest range the items need)
+    // up to `prefetch.messages` messages ahead of the one being written, so that S3 round
+    // trips overlap instead of adding up; responses stay in order.
+    let wanted: Vec<(u32, &MessageRecord)> = records
+        .iter()
+        .filter_map(|rec| sel.seq_of(rec.uid).map(|seq| (seq, rec)))
+        .collect();
+    let mut waiting = wanted.into_iter();
+    let mut window = FuturesOrdered::new();
+    for (seq, rec) in waiting.by_ref().take(prefetch.messages) {
+        window.push_back(prepare(
+            seq,
+            rec,
+            blobs.clone(),
+            with_summary,
+            &attrs,
+            prefetch,
+        ));
+    }
+    while let Some((seq, rec, prepared)) = window.next().await {
+        if let Some((seq, rec)) = waiting.next() {
+            window.push_back(prepare(
+                seq,
+                rec,
+                blobs.clone(),
+                with_summary,
+                &attrs,
+                prefetch,
+            ));
+        }
         let preview_text = match preview_uids.binary_search(&rec.uid) {
             Ok(pos) => match previews
                 .get(mail.as_ref(), user, sel.id, &preview_uids[pos..])
@@ -174,24 +206,18 @@ pub(crate) async fn run(
             },
             Err(_) => None,
         };
-        let summary = if with_summary {
-            match rec.summary.as_deref().map(Summary::from_bytes) {
-                Some(Ok(summary)) => Some(summary),
-                Some(Err(e)) => {
-                    tracing::error!(uid = %rec.uid, error = %e, "unreadable message summary");
-                    failure = Some(Reply::no("Internal server error").code("SERVERBUG"));
-                    continue;
-                }
-                None => {
-                    tracing::error!(uid = %rec.uid, "message summary missing");
-                    failure = Some(Reply::no("Internal server error").code("SERVERBUG"));
-                    continue;
-                }
+        let (summary, body) = match prepared {
+            Ok(p) => p,
+            Err(reply) => {
+                failure = Some(reply);
+                continue;
             }
-        } else {
-            None
         };
-        let body = match load(blobs.as_ref(), rec, summary.as_ref(), &attrs).await {
+        let body = match body {
+            Body::Ready(loaded) => loaded,
+            Body::Later(span) => read_span(blobs.as_ref(), &rec.blob, rec.size, span).await,
+        };
+        let body = match body {
             Ok(b) => b,
             Err(e) => {
                 failure = Some(Reply::blob(&e));
@@ -468,14 +494,89 @@ fn apply_partial(r: Range<u64>, partial: Option<(u64, u64)>) -> Range<u64> {
     }
 }
 
-/// Reads the smallest byte range covering every section asked for: nothing when no body bytes
-/// are needed, a header-only range for header sections.
-async fn load(
-    blobs: &dyn BlobStore,
-    rec: &MessageRecord,
-    summary: Option<&Summary>,
+/// How far FETCH reads bodies ahead of the message it is writing (`ImapConfig::fetch_prefetch`
+/// and `fetch_prefetch_max_bytes`).
+#[derive(Debug, Clone, Copy)]
+struct Prefetch {
+    /// Messages prepared at once, the one being written included.
+    messages: usize,
+    /// Bodies (the ranges the items need) larger than this are read only when their turn
+    /// comes, so what a connection holds ahead is at most `messages` × this.
+    max_bytes: u64,
+}
+
+/// A message's body bytes as [`prepare`] leaves them.
+enum Body {
+    Ready(Result<Loaded, BlobError>),
+    /// Too large to read ahead: this range, read when the message is written.
+    Later(Range<u64>),
+}
+
+/// Decodes `rec`'s summary (when the items need one) and reads the body range the items need,
+/// in a task of its own so the read goes on while earlier messages are written. A summary that
+/// cannot be decoded is the command's `NO [SERVERBUG]`.
+async fn prepare<'r>(
+    seq: u32,
+    rec: &'r MessageRecord,
+    blobs: std::sync::Arc<dyn BlobStore>,
+    with_summary: bool,
     attrs: &[A],
-) -> Result<Loaded, BlobError> {
+    prefetch: Prefetch,
+) -> (
+    u32,
+    &'r MessageRecord,
+    Result<(Option<Summary>, Body), Reply>,
+) {
+    (
+        seq,
+        rec,
+        prepare_one(rec, blobs, with_summary, attrs, prefetch).await,
+    )
+}
+
+async fn prepare_one(
+    rec: &MessageRecord,
+    blobs: std::sync::Arc<dyn BlobStore>,
+    with_summary: bool,
+    attrs: &[A],
+    prefetch: Prefetch,
+) -> Result<(Option<Summary>, Body), Reply> {
+    let summary = if with_summary {
+        match rec.summary.as_deref().map(Summary::from_bytes) {
+            Some(Ok(summary)) => Some(summary),
+            Some(Err(e)) => {
+                tracing::error!(uid = %rec.uid, error = %e, "unreadable message summary");
+                return Err(Reply::no("Internal server error").code("SERVERBUG"));
+            }
+            None => {
+                tracing::error!(uid = %rec.uid, "message summary missing");
+                return Err(Reply::no("Internal server error").code("SERVERBUG"));
+            }
+        }
+    } else {
+        None
+    };
+    let Some(span) = needed_span(rec, summary.as_ref(), attrs) else {
+        let empty = Loaded {
+            data: Bytes::new(),
+            offset: 0,
+        };
+        return Ok((summary, Body::Ready(Ok(empty))));
+    };
+    if span.end - span.start > prefetch.max_bytes {
+        return Ok((summary, Body::Later(span)));
+    }
+    let (key, size) = (rec.blob.clone(), rec.size);
+    let read = tokio::spawn(async move { read_span(blobs.as_ref(), &key, size, span).await });
+    let body = read
+        .await
+        .unwrap_or_else(|e| Err(BlobError::Other(format!("body read task failed: {e}"))));
+    Ok((summary, Body::Ready(body)))
+}
+
+/// The smallest byte range covering every section asked for: None when no body bytes are
+/// needed, a header-only range for header sections.
+fn needed_span(rec: &MessageRecord, summary: Option<&Summary>, attrs: &[A]) -> Option<Range<u64>> {
     let mut span: Option<Range<u64>> = None;
     for a in attrs {
         if let Some(r) = needed_range(a, rec, summary) {
@@ -488,16 +589,21 @@ async fn load(
             });
         }
     }
-    let Some(span) = span else {
-        return Ok(Loaded {
-            data: Bytes::new(),
-            offset: 0,
-        });
-    };
-    let data = if span.start == 0 && span.end >= rec.size {
-        blobs.get(&rec.blob).await?
+    span
+}
+
+/// Reads `span` of the blob `key` (`size` bytes in all): one whole-object GET when the span
+/// covers it, a ranged GET otherwise.
+async fn read_span(
+    blobs: &dyn BlobStore,
+    key: &BlobKey,
+    size: u64,
+    span: Range<u64>,
+) -> Result<Loaded, BlobError> {
+    let data = if span.start == 0 && span.end >= size {
+        blobs.get(key).await?
     } else {
-        blobs.get_range(&rec.blob, span.clone()).await?
+        blobs.get_range(key, span.clone()).await?
     };
     Ok(Loaded {
         data,
