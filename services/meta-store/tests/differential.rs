@@ -114,13 +114,18 @@ impl Engine {
 
     fn changes(&self, c: &Changes) -> String {
         let changed: Vec<String> = c.changed.iter().map(|r| self.record(r)).collect();
+        // Below the expunge log's floor (`log_trimmed`) the UIDs left are not an answer: the
+        // engines keep different ones among entries of one MODSEQ (Redis orders a sorted
+        // set's ties as strings), and no client sees them — the front-end then reports every
+        // absent UID (RFC 7162 §3.2.5.2). Whether the log was trimmed must agree.
+        let vanished = if c.log_trimmed {
+            "trimmed".to_string()
+        } else {
+            format!("{:?}", c.vanished.iter().map(|u| u.0).collect::<Vec<_>>())
+        };
         format!(
-            "hms={} uidnext={} exists={} gone={} vanished={:?} changed={changed:?}",
-            c.highest_modseq.0,
-            c.uid_next.0,
-            c.exists,
-            c.mailbox_gone,
-            c.vanished.iter().map(|u| u.0).collect::<Vec<_>>()
+            "hms={} uidnext={} exists={} gone={} vanished={vanished} changed={changed:?}",
+            c.highest_modseq.0, c.uid_next.0, c.exists, c.mailbox_gone,
         )
     }
 }
