@@ -172,27 +172,16 @@ pub(crate) async fn run(
         .collect();
     let mut waiting = wanted.into_iter();
     let mut window = FuturesOrdered::new();
-    for (seq, rec) in waiting.by_ref().take(prefetch.messages) {
-        window.push_back(prepare(
-            seq,
-            rec,
-            blobs.clone(),
-            with_summary,
-            &attrs,
-            prefetch,
-        ));
-    }
-    while let Some((seq, rec, prepared)) = window.next().await {
-        if let Some((seq, rec)) = waiting.next() {
-            window.push_back(prepare(
-                seq,
-                rec,
-                blobs.clone(),
-                with_summary,
-                &attrs,
-                prefetch,
-            ));
+    loop {
+        while window.len() < prefetch.messages
+            && let Some((seq, rec)) = waiting.next()
+        {
+            let blobs = blobs.clone();
+            window.push_back(prepare(seq, rec, blobs, with_summary, &attrs, prefetch));
         }
+        let Some((seq, rec, prepared)) = window.next().await else {
+            break;
+        };
         let preview_text = match preview_uids.binary_search(&rec.uid) {
             Ok(pos) => match previews
                 .get(mail.as_ref(), user, sel.id, &preview_uids[pos..])
