@@ -197,8 +197,32 @@ async fn failover_is_noticed_without_traffic() {
         .append(user.id, "INBOX", vec![message(user.id, 1)])
         .await
         .expect("append");
-    // Give the replica the first message, then let it miss the second.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Give the replica the first message (waiting until it has the mailbox: replication may
+    // lag on a busy machine), then let it miss the second.
+    let replica =
+        redis::Client::open(format!("redis://127.0.0.1:{}/", pair.replica.port())).expect("client");
+    let mut rc = replica
+        .get_multiplexed_async_connection()
+        .await
+        .expect("replica");
+    let mailbox_key = format!("{{u:{}}}:mb:{}", user.id.0, first.mailbox.0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Option<u32> = redis::cmd("HGET")
+            .arg(&mailbox_key)
+            .arg("uidnext")
+            .query_async(&mut rc)
+            .await
+            .expect("hget");
+        if v == Some(2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica got the first message"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pair.detach_replica().expect("detach");
     store
         .append(user.id, "INBOX", vec![message(user.id, 2)])
