@@ -1627,6 +1627,42 @@ impl Prometheus {
         prometheus
     }
 
+    /// Waits until Prometheus has scraped every one of `targets` successfully after this call
+    /// began, so a counter moved before the call is in its data. A fixed sleep is not enough on
+    /// a loaded runner: a scrape that times out (1 s) leaves a hole, and a rate over a series
+    /// with one sample is 0.
+    async fn scraped_after_now(&self, targets: &[SocketAddr]) {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for target in targets {
+            loop {
+                // `timestamp()` of a plain selector is the scrape's time (of any other
+                // expression it is the evaluation time), so success is asked apart.
+                let selector = format!("up{{instance=\"{target}\"}}");
+                let value = |result: Vec<Value>| {
+                    result
+                        .first()
+                        .and_then(|s| s["value"][1].as_str())
+                        .and_then(|v| v.parse::<f64>().ok())
+                };
+                let last = value(self.query(&format!("timestamp({selector})")).await);
+                if last.is_some_and(|t| t > since)
+                    && value(self.query(&selector).await) == Some(1.0)
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "prometheus did not scrape {target} within 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
     /// An instant query; returns the result vector.
     async fn query(&self, promql: &str) -> Vec<Value> {
         let encoded: String = promql
@@ -1781,8 +1817,9 @@ async fn every_metric_the_dashboard_alerts_and_autoscaler_use_is_exported_after_
         jobs.push(("yubin-lmtp", vec![lmtp.addr("http")]));
     }
     let prometheus = Prometheus::start(&jobs).await;
+    let all_targets: Vec<SocketAddr> = jobs.iter().flat_map(|(_, t)| t.clone()).collect();
     // Let the first scrape of every target land before the traffic, so rates have a base.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    prometheus.scraped_after_now(&all_targets).await;
 
     // --- traffic ---------------------------------------------------------------------------
     // Gauges show what is open: one IDLE client per front-end, connected before the traffic so
@@ -1803,7 +1840,8 @@ async fn every_metric_the_dashboard_alerts_and_autoscaler_use_is_exported_after_
     for round in 0..2 {
         traffic_round(&dev, dev_has_lmtp, &nodes, lmtp.as_ref()).await;
         if round == 0 {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            // Every series the first round created is in Prometheus before the second moves it.
+            prometheus.scraped_after_now(&all_targets).await;
         }
     }
     let mut lmtp_sessions = Vec::new();
@@ -1829,7 +1867,7 @@ async fn every_metric_the_dashboard_alerts_and_autoscaler_use_is_exported_after_
             "a body missing from S3 cannot be fetched: {r:?}"
         );
         if attempt == 0 {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            prometheus.scraped_after_now(&[nodes[0].addr("http")]).await;
         }
     }
     let _ = reader.run("LOGOUT").await;
@@ -1874,17 +1912,17 @@ async fn every_metric_the_dashboard_alerts_and_autoscaler_use_is_exported_after_
         let r = late.run("SELECT INBOX").await;
         assert!(!r.is_ok(), "SELECT without Redis fails: {r:?}");
         if attempt == 0 {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            prometheus.scraped_after_now(&[meta.addr("http")]).await;
         }
     }
-    // Rates need two scrapes after the last change.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-
     // --- every metric in use exists in a scrape ---------------------------------------------
     let mut targets = vec![dev.addr("http"), meta.addr("http"), nodes[0].addr("http")];
     if let Some(lmtp) = &lmtp {
         targets.push(lmtp.addr("http"));
     }
+    // Rates need a scrape of every live target after the last change (the drained node is
+    // gone; its last scrapes came while it drained).
+    prometheus.scraped_after_now(&targets).await;
     for target in targets {
         scraped.extend(scrape(target).await);
     }

@@ -1229,18 +1229,14 @@ impl MailStore for RedisStore {
         messages: Vec<NewMessage>,
     ) -> MetaResult<AppendResult> {
         let mut result = self.append_once(user, mailbox, messages).await?;
-        if let Some(last) = result.uids.last() {
-            let seen = rollback::Mark {
-                uid_validity: result.uid_validity,
-                uid_next: Uid(last.0.saturating_add(1)),
-                highest_modseq: ModSeq(0),
-            };
-            if let Some(moved) = self.guard(user, result.mailbox, seen).await? {
-                // The new messages moved with their mailbox: their UIDs hold under the new
-                // UIDVALIDITY only (APPENDUID, RFC 4315, reports that one).
-                result.uid_validity = moved;
-            }
-        }
+        result.uid_validity = self
+            .validity_after_write(
+                user,
+                result.mailbox,
+                result.uid_validity,
+                result.uids.last(),
+            )
+            .await?;
         Ok(result)
     }
 
@@ -1255,16 +1251,10 @@ impl MailStore for RedisStore {
         let mut result = self
             .copy_once(user, source, uids, destination, remove_source)
             .await?;
-        if let Some((_, last)) = result.mapping.last() {
-            let seen = rollback::Mark {
-                uid_validity: result.uid_validity,
-                uid_next: Uid(last.0.saturating_add(1)),
-                highest_modseq: ModSeq(0),
-            };
-            if let Some(moved) = self.guard(user, result.destination, seen).await? {
-                result.uid_validity = moved;
-            }
-        }
+        let last = result.mapping.last().map(|(_, to)| to);
+        result.uid_validity = self
+            .validity_after_write(user, result.destination, result.uid_validity, last)
+            .await?;
         Ok(result)
     }
 

@@ -154,6 +154,28 @@ impl super::RedisStore {
         Ok(moved.into_iter().next().map(|(_, v)| v))
     }
 
+    /// The UIDVALIDITY to report for messages a write just added to `mailbox` (APPENDUID,
+    /// COPYUID; RFC 4315) whose highest new UID is `last`: when the write reached a Redis that
+    /// had lost earlier writes, the new messages moved with their mailbox and their UIDs hold
+    /// under the new UIDVALIDITY only.
+    pub(super) async fn validity_after_write(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        validity: UidValidity,
+        last: Option<&Uid>,
+    ) -> MetaResult<UidValidity> {
+        let Some(last) = last else {
+            return Ok(validity);
+        };
+        let seen = Mark {
+            uid_validity: validity,
+            uid_next: Uid(last.0.saturating_add(1)),
+            highest_modseq: ModSeq(0),
+        };
+        Ok(self.guard(user, mailbox, seen).await?.unwrap_or(validity))
+    }
+
     /// Runs `lua/revalidate.lua` for `marks` of one user; returns the current UIDVALIDITY of
     /// every mailbox that still exists, reporting those it moved.
     pub(super) async fn revalidate(
