@@ -45,6 +45,7 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> BlobResult<Vec<BlobKey>>;
 }
 
+mod cache;
 pub mod conformance;
 mod faulty;
 mod fs;
@@ -52,6 +53,7 @@ mod s3;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 
+pub use cache::{BodyCacheConfig, CachedBlobStore, DiskTierConfig};
 pub use faulty::{FaultPolicy, FaultyBlobStore};
 pub use fs::FsBlobStore;
 pub use s3::S3BlobStore;

@@ -10,15 +10,9 @@ use crate::reply::Reply;
 use crate::server::{LmtpServer, OverQuotaReply};
 use crate::telemetry::{self, Outcome};
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest, Sha256};
 use std::time::Instant;
-use yubin_meta_api::{
-    BlobKey, InternalDate, MailboxInfo, MetaError, NewMessage, SearchIndex, SpecialUse, UserId,
-};
-use yubin_mime::Summary;
-
-/// Messages above this size are hashed and summarized off the async worker threads.
-const INLINE_SUMMARY_LIMIT: usize = 256 * 1024;
+use yubin_ingest::{INLINE_SUMMARY_LIMIT, IngestError, Source, ingest};
+use yubin_meta_api::{InternalDate, MailboxInfo, MetaError, SpecialUse, UserId};
 
 const INBOX: &str = "INBOX";
 
@@ -119,13 +113,6 @@ pub(crate) fn with_trace_fields(sender: &str, rcpt: &str, message: &[u8]) -> Byt
     raw.freeze()
 }
 
-/// Hash and summary of a stored copy, as the IMAP APPEND path computes them.
-fn digest_and_summary(raw: &[u8]) -> (String, Summary, SearchIndex) {
-    let digest = hex::encode(Sha256::digest(raw));
-    let (summary, index) = yubin_mime::summarize(raw);
-    (digest, summary, index)
-}
-
 async fn deliver_one(
     server: &LmtpServer,
     sender: &str,
@@ -133,44 +120,37 @@ async fn deliver_one(
     message: &Bytes,
 ) -> (Reply, Outcome) {
     let raw = with_trace_fields(sender, &rcpt.address, message);
-    let size = raw.len() as u64;
-    let computed = if raw.len() > INLINE_SUMMARY_LIMIT {
-        let raw = raw.clone();
-        tokio::task::spawn_blocking(move || digest_and_summary(&raw)).await
-    } else {
-        Ok(digest_and_summary(&raw))
-    };
-    let (digest, summary, index) = match computed {
-        Ok(v) => v,
+    // Body first (the one ingest path IMAP APPEND takes too): durable in the blob store before
+    // any metadata points at it. The copy is in memory, so no spool slot is needed.
+    let ingested = match ingest(
+        server.blobs.as_ref(),
+        rcpt.user,
+        Source::Memory(raw),
+        &server.large_delivery_slots,
+    )
+    .await
+    {
+        Ok(i) => i,
+        Err(IngestError::Blob(e)) => {
+            tracing::warn!(error = %e, "storing a delivered body failed");
+            return (
+                Reply::temporary_failure("Message store temporarily unavailable"),
+                Outcome::TempFailure,
+            );
+        }
         Err(e) => {
-            tracing::error!(error = %e, "summary task failed");
+            tracing::error!(error = %e, "storing a delivered message failed");
             return (
                 Reply::temporary_failure("Local error in processing"),
                 Outcome::TempFailure,
             );
         }
     };
-    // Body first: durable in the blob store before any metadata points at it.
-    let key = BlobKey::for_content(rcpt.user, &digest);
-    if let Err(e) = server.blobs.put(&key, raw).await {
-        tracing::warn!(error = %e, "storing a delivered body failed");
-        return (
-            Reply::temporary_failure("Message store temporarily unavailable"),
-            Outcome::TempFailure,
-        );
-    }
     let mailbox = match target_mailbox(server, rcpt).await {
         Ok(m) => m,
         Err(e) => return meta_failure(&e, server.config.over_quota),
     };
-    let new = NewMessage {
-        blob: key,
-        size,
-        internal_date: now(),
-        flags: Vec::new(),
-        summary: summary.to_bytes(),
-        index,
-    };
+    let new = ingested.into_new_message(now(), Vec::new());
     let mut result = server
         .mail
         .append(rcpt.user, &mailbox, vec![new.clone()])

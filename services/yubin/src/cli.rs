@@ -249,6 +249,52 @@ pub struct FrontEndArgs {
     #[command(flatten)]
     #[serde(rename = "limits")]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    #[serde(rename = "body_cache", skip_serializing_if = "BodyCacheArgs::is_empty")]
+    pub body_cache: BodyCacheArgs,
+}
+
+/// The front-end's cache of message bodies; in the config file under `[body_cache]`.
+#[derive(Debug, Args, Serialize, Default, PartialEq)]
+pub struct BodyCacheArgs {
+    /// Bytes of message bodies kept in memory (0: no cache).
+    #[arg(
+        id = "body_cache_memory_bytes",
+        long = "body-cache-memory-bytes",
+        env = "YUBIN_BODY_CACHE_MEMORY_BYTES"
+    )]
+    #[serde(rename = "memory_bytes", skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Bodies up to this size are cached whole; of larger ones only this many leading bytes.
+    #[arg(
+        id = "body_cache_object_max_bytes",
+        long = "body-cache-object-max-bytes",
+        env = "YUBIN_BODY_CACHE_OBJECT_MAX_BYTES"
+    )]
+    #[serde(rename = "object_max_bytes", skip_serializing_if = "Option::is_none")]
+    pub object_max_bytes: Option<u64>,
+    /// A local directory for a second, larger cache tier on disk (only the cache may use it).
+    #[arg(
+        id = "body_cache_dir",
+        long = "body-cache-dir",
+        env = "YUBIN_BODY_CACHE_DIR"
+    )]
+    #[serde(rename = "dir", skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Bytes of bodies the disk tier keeps (default 10 GiB).
+    #[arg(
+        id = "body_cache_disk_bytes",
+        long = "body-cache-disk-bytes",
+        env = "YUBIN_BODY_CACHE_DISK_BYTES"
+    )]
+    #[serde(rename = "disk_bytes", skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+}
+
+impl BodyCacheArgs {
+    pub fn is_empty(&self) -> bool {
+        *self == BodyCacheArgs::default()
+    }
 }
 
 /// How LMTP answers a delivery refused for quota (RFC 3463 X.2.2 "mailbox full").

@@ -9,15 +9,10 @@
 use crate::cmd::mailbox_arg;
 use crate::out::Reply;
 use crate::session::Session;
-use crate::spool::{Spool, SpooledBody};
-use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use crate::spool::Spool;
 use yubin_imap_proto::{AppendBody, AppendMessage};
-use yubin_meta_api::{BlobKey, InternalDate, MetaError, NewMessage, SearchIndex, UidSet, UserId};
-use yubin_mime::Summary;
-
-/// Messages above this size are summarized off the async worker threads.
-const INLINE_SUMMARY_LIMIT: usize = 256 * 1024;
+use yubin_ingest::{IngestError, Source, ingest};
+use yubin_meta_api::{InternalDate, MetaError, NewMessage, UidSet, UserId};
 
 pub(crate) async fn run(s: &mut Session, mailbox: &[u8], messages: Vec<AppendMessage>) -> Reply {
     let Some(user) = s.user() else {
@@ -62,9 +57,10 @@ pub(crate) async fn run(s: &mut Session, mailbox: &[u8], messages: Vec<AppendMes
     }
 }
 
-/// Stores the body of one APPEND message (or REPLACE's, RFC 8508) in the blob store and
-/// returns what `MailStore::append` needs to make it visible. `spooled` holds the command's
-/// spooled literals, which `AppendBody::Streamed` indexes.
+/// Stores the body of one APPEND message (or REPLACE's, RFC 8508) through the one ingest path
+/// (`yubin_ingest`, which LMTP delivery uses too) and returns what `MailStore::append` needs
+/// to make it visible. `spooled` holds the command's spooled literals, which
+/// `AppendBody::Streamed` indexes.
 pub(crate) async fn store_message(
     s: &Session,
     user: UserId,
@@ -72,19 +68,33 @@ pub(crate) async fn store_message(
     spooled: &[Spool],
 ) -> Result<NewMessage, Reply> {
     let flags = crate::cmd::store::flags_arg(&m.flags, s.server.config.max_flags_per_command)?;
-    let (key, size, summary, index) = match m.message {
-        AppendBody::Inline(raw) => store_inline(s, user, raw).await?,
+    let blobs = s.server.blobs.as_ref();
+    let slots = &s.server.summary_slots;
+    let ingested = match m.message {
+        AppendBody::Inline(raw) => ingest(blobs, user, Source::Memory(raw), slots).await,
         AppendBody::Catenate(parts) => {
             // The assembled message is in memory (up to APPENDLIMIT) until it is summarized:
             // the same peak as a spooled body's summary, so bounded by the same slots.
-            let Ok(_permit) = s.server.summary_slots.acquire().await else {
+            let Ok(_permit) = slots.acquire().await else {
                 return Err(Reply::no("Server shutting down").code("UNAVAILABLE"));
             };
             let raw = crate::cmd::catenate::assemble(s, user, parts, spooled).await?;
-            store_inline(s, user, raw).await?
+            ingest(blobs, user, Source::Memory(raw), slots).await
         }
         AppendBody::Streamed { size, index } => match spooled.get(index) {
-            Some(Spool::Ready(body)) if body.size == size => store_spooled(s, user, body).await?,
+            Some(Spool::Ready(body)) if body.size == size => {
+                // The summary needs the whole message in memory (mail-parser works on a slice;
+                // no memory map, the crate forbids unsafe code): ingest reads the file back on
+                // a blocking thread, at most `summary_slots` at once per node, and drops it as
+                // soon as the summary exists. What the connection holds while the client
+                // sends, however slowly, stays one read buffer.
+                let source = Source::Spooled {
+                    path: body.path(),
+                    size: body.size,
+                    sha256_hex: &body.sha256,
+                };
+                ingest(blobs, user, source, slots).await
+            }
             _ => {
                 return Err(
                     Reply::no("Temporarily unavailable, try again later").code("UNAVAILABLE")
@@ -92,6 +102,14 @@ pub(crate) async fn store_message(
             }
         },
     };
+    let ingested = ingested.map_err(|e| match e {
+        IngestError::Blob(e) => Reply::blob(&e),
+        IngestError::ShuttingDown => Reply::no("Server shutting down").code("UNAVAILABLE"),
+        IngestError::Local(detail) => {
+            tracing::error!(error = %detail, "storing an APPEND message failed");
+            Reply::no("Internal server error").code("SERVERBUG")
+        }
+    })?;
     let internal_date = match m.internal_date {
         Some(d) => InternalDate {
             unix_seconds: d.unix_seconds,
@@ -99,81 +117,7 @@ pub(crate) async fn store_message(
         },
         None => now(),
     };
-    Ok(NewMessage {
-        blob: key,
-        size,
-        internal_date,
-        flags,
-        summary: summary.to_bytes(),
-        index,
-    })
-}
-
-/// A stored body: its key, size, summary and search index.
-type Stored = (BlobKey, u64, Summary, SearchIndex);
-
-/// Stores a body the receiver buffered (at most `max_buffered_literal` bytes).
-async fn store_inline(s: &Session, user: UserId, raw: bytes::Bytes) -> Result<Stored, Reply> {
-    let digest = hex::encode(Sha256::digest(&raw));
-    let key = BlobKey::for_content(user, &digest);
-    if let Err(e) = s.server.blobs.put(&key, raw.clone()).await {
-        return Err(Reply::blob(&e));
-    }
-    let size = raw.len() as u64;
-    let (summary, index) = if raw.len() > INLINE_SUMMARY_LIMIT {
-        match tokio::task::spawn_blocking(move || yubin_mime::summarize(&raw)).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "summary task failed");
-                return Err(Reply::no("Internal server error").code("SERVERBUG"));
-            }
-        }
-    } else {
-        yubin_mime::summarize(&raw)
-    };
-    Ok((key, size, summary, index))
-}
-
-/// Stores a spooled body: uploaded from the file, body first as always.
-///
-/// The summary needs the whole message in memory: mail-parser works on a byte slice, and it is
-/// what gives the part offsets that are stored once so that no folder sync reads S3 (no memory
-/// map either, the crate forbids unsafe code). So the file is read back here, on a blocking
-/// thread, and dropped as soon as the summary exists. That peak is transient, lasts one
-/// summary, and at most `summary_slots` of them run at once per node; what the connection
-/// holds while the client sends, however slowly, stays one read buffer.
-async fn store_spooled(s: &Session, user: UserId, body: &SpooledBody) -> Result<Stored, Reply> {
-    let key = BlobKey::for_content(user, &body.sha256);
-    if let Err(e) = s.server.blobs.put_file(&key, body.path(), body.size).await {
-        return Err(Reply::blob(&e));
-    }
-    let Ok(_permit) = s.server.summary_slots.acquire().await else {
-        return Err(Reply::no("Server shutting down").code("UNAVAILABLE"));
-    };
-    let path: PathBuf = body.path().to_path_buf();
-    let size = body.size;
-    match tokio::task::spawn_blocking(move || {
-        let raw = std::fs::read(&path)?;
-        if raw.len() as u64 != size {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "spool file changed size",
-            ));
-        }
-        Ok(yubin_mime::summarize(&raw))
-    })
-    .await
-    {
-        Ok(Ok((summary, index))) => Ok((key, size, summary, index)),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading an APPEND spool file failed");
-            Err(Reply::no("Internal server error").code("SERVERBUG"))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "summary task failed");
-            Err(Reply::no("Internal server error").code("SERVERBUG"))
-        }
-    }
+    Ok(ingested.into_new_message(internal_date, flags))
 }
 
 fn now() -> InternalDate {

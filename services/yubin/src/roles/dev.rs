@@ -3,7 +3,7 @@
 //! gRPC API can still be served so that separate `yubin imap` nodes can join.
 
 use crate::cli::DevArgs;
-use crate::config::{self, ConnectionLimits, LmtpLimits};
+use crate::config::{self, BodyCacheSettings, ConnectionLimits, LmtpLimits};
 use crate::http;
 use crate::roles::{bind, is_loopback};
 use crate::service_auth::{self, GrpcAuth};
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use yubin_blob::{BlobStore, FsBlobStore};
+use yubin_blob::FsBlobStore;
 use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
 use yubin_meta_store::{EmbeddedStore, StoreLimits};
@@ -44,6 +44,8 @@ struct DevSettings {
     spool_dir: Option<PathBuf>,
     #[serde(default)]
     limits: ConnectionLimits,
+    #[serde(default)]
+    body_cache: BodyCacheSettings,
     /// Accounts allowed to SETQUOTA (RFC 9208 §4.1).
     #[serde(default)]
     quota_admins: Vec<String>,
@@ -96,6 +98,7 @@ impl DevSettings {
         self.lmtp.validate()?;
         self.auth.validate()?;
         config::check_store_limits(&self.store)?;
+        self.body_cache.validate()?;
         self.limits.validate()
     }
 }
@@ -124,7 +127,9 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
             .context("opening the embedded metadata store")?
             .with_limits(settings.store),
     );
-    let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(settings.data_dir.join("blobs")));
+    let blobs = settings
+        .body_cache
+        .wrap(Arc::new(FsBlobStore::new(settings.data_dir.join("blobs"))))?;
     let accounts: Arc<dyn AccountStore> = store.clone();
     let mail: Arc<dyn MailStore> = store.clone();
     let params = settings.auth.password_params();

@@ -2,7 +2,7 @@
 //! in S3; any node serves any user.
 
 use crate::cli::ImapArgs;
-use crate::config::{self, ConnectionLimits};
+use crate::config::{self, BodyCacheSettings, ConnectionLimits};
 use crate::http;
 use crate::roles::bind;
 use crate::service_auth::GrpcAuth;
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use yubin_blob::{BlobStore, S3BlobStore};
+use yubin_blob::S3BlobStore;
 use yubin_meta::GrpcMetaClient;
 use yubin_meta_api::{Authenticator, MailStore};
 
@@ -44,6 +44,8 @@ struct ImapSettings {
     spool_dir: Option<PathBuf>,
     #[serde(default)]
     limits: ConnectionLimits,
+    #[serde(default)]
+    body_cache: BodyCacheSettings,
     /// Accounts allowed to SETQUOTA (RFC 9208 §4.1).
     #[serde(default)]
     quota_admins: Vec<String>,
@@ -82,6 +84,7 @@ impl ImapSettings {
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
         }
+        self.body_cache.validate()?;
         self.limits.validate()
     }
 }
@@ -102,7 +105,8 @@ pub async fn run(args: ImapArgs, shutdown: CancellationToken) -> anyhow::Result<
             .await
             .context("configuring S3")?,
     );
-    let blobs: Arc<dyn BlobStore> = s3.clone();
+    // Bodies this node reads or writes stay in its cache; readiness still asks S3 itself.
+    let blobs = settings.body_cache.wrap(s3.clone())?;
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => config::reloading_tls(cert, key, &shutdown)?,
         _ => {

@@ -1,0 +1,354 @@
+//! A front-end cache of message bodies in front of any [`BlobStore`] (issue 10 item 3).
+//!
+//! Keys are content addresses (`u/<user>/<sha256>`), so a cached body never goes stale: the
+//! same key always names the same bytes, and the only change a key sees is its deletion. What
+//! the cache saves is the round trip to the store: a client that downloads a message it just
+//! received, or reads one message in pieces (BODYSTRUCTURE, then the text part, then an
+//! attachment), or several devices of one user reading the same mail, cost one GET in all.
+//! Dovecot Pro's object-storage backend keeps the same kind of local cache (`fs-cache`).
+//!
+//! Two tiers: memory (bounded by bytes; moka's TinyLFU admission keeps one large scan from
+//! flushing the hot set) and optionally a local-disk directory (bounded by bytes; files are
+//! checked against the SHA-256 in their key when read, so a torn or corrupted file is a miss,
+//! never wrong mail). Bodies up to `object_max_bytes` are cached whole. A read of the start of
+//! a larger body (its header, say) caches that many leading bytes; other reads of large bodies
+//! go to the store.
+//!
+//! Every miss loads through one future per key (moka's coalescing), so a burst of sessions
+//! opening the same new message makes one GET. Writes go to the store first (the store's
+//! durability is the contract), then enter the cache.
+
+mod disk;
+
+use crate::{BlobError, BlobResult, BlobStore};
+use async_trait::async_trait;
+use bytes::Bytes;
+use disk::DiskTier;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use yubin_meta_api::BlobKey;
+
+/// How large the cache may grow and what it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyCacheConfig {
+    /// Bytes of bodies kept in memory.
+    pub memory_bytes: u64,
+    /// Bodies up to this size are cached whole; of larger ones at most this many leading
+    /// bytes (the header and what follows) are kept in memory.
+    pub object_max_bytes: u64,
+    /// The local-disk tier, if any.
+    pub disk: Option<DiskTierConfig>,
+}
+
+/// A directory the cache may fill with up to `max_bytes` of bodies. Nothing else may live in
+/// it: files the cache does not know are removed at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskTierConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+impl BodyCacheConfig {
+    /// What a setting can be wrong about, for the role's `validate()`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.object_max_bytes == 0 {
+            return Err("body cache: object_max_bytes must be at least 1".into());
+        }
+        if self.memory_bytes > 0 && self.object_max_bytes > self.memory_bytes {
+            return Err("body cache: object_max_bytes must not exceed memory_bytes".into());
+        }
+        if self.memory_bytes == 0 && self.disk.is_some() {
+            return Err("body cache: the disk tier needs a memory tier (memory_bytes > 0)".into());
+        }
+        if let Some(disk) = &self.disk
+            && disk.max_bytes < self.object_max_bytes
+        {
+            return Err("body cache: disk max_bytes must be at least object_max_bytes".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the memory tier holds for a key: the whole body, or its first `object_max_bytes`.
+#[derive(Clone)]
+struct Cached {
+    data: Bytes,
+    complete: bool,
+}
+
+/// Why a load put nothing in the cache; shared by every caller that waited on it.
+#[derive(Debug)]
+enum NotCached {
+    /// The store failed; each waiting caller gets the same error.
+    Failed(BlobError),
+    /// The whole body was read for a `get` but is too large to keep: here it is.
+    TooLarge(Bytes),
+}
+
+/// Which read a load is for: whole-body reads fetch the whole body (so a large one costs one
+/// GET, not a prefix and then the rest); range reads fetch the first `object_max_bytes`.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    Whole,
+    Prefix,
+}
+
+/// A [`BlobStore`] that keeps bodies it read or wrote in memory and, optionally, on local disk.
+pub struct CachedBlobStore {
+    inner: Arc<dyn BlobStore>,
+    memory: Cache<String, Cached>,
+    disk: Option<Arc<DiskTier>>,
+    object_max: u64,
+}
+
+impl CachedBlobStore {
+    /// Wraps `inner`. With a disk tier, its directory is created if needed and the bodies
+    /// already in it (from an earlier run) are taken over.
+    pub fn new(inner: Arc<dyn BlobStore>, config: &BodyCacheConfig) -> BlobResult<Self> {
+        config.validate().map_err(BlobError::Other)?;
+        let memory = Cache::builder()
+            .max_capacity(config.memory_bytes)
+            .weigher(|key: &String, value: &Cached| {
+                // The bytes plus what the entry costs beside them.
+                u32::try_from(value.data.len() + key.len() + 96).unwrap_or(u32::MAX)
+            })
+            .eviction_listener(|_key, _value, cause| {
+                if cause == RemovalCause::Size {
+                    metrics::counter!("yubin_body_cache_evictions_total", "tier" => "memory")
+                        .increment(1);
+                }
+            })
+            .build();
+        let disk = match &config.disk {
+            Some(d) => Some(Arc::new(
+                DiskTier::open(&d.dir, d.max_bytes)
+                    .map_err(|e| BlobError::Other(format!("body cache dir: {e}")))?,
+            )),
+            None => None,
+        };
+        for tier in ["memory", "disk"] {
+            for result in ["hit", "miss"] {
+                metrics::counter!("yubin_body_cache_lookups_total", "tier" => tier, "result" => result)
+                    .increment(0);
+            }
+            metrics::counter!("yubin_body_cache_evictions_total", "tier" => tier).increment(0);
+        }
+        metrics::counter!("yubin_body_cache_bypassed_total").increment(0);
+        Ok(CachedBlobStore {
+            inner,
+            memory,
+            disk,
+            object_max: config.object_max_bytes,
+        })
+    }
+
+    /// The entry for `key`, loaded once however many callers ask at the same time.
+    async fn lookup(&self, key: &BlobKey, want: Want) -> Result<Cached, Arc<NotCached>> {
+        let entry = self
+            .memory
+            .entry_by_ref(key.as_str())
+            .or_try_insert_with(self.load(key, want))
+            .await?;
+        let result = if entry.is_fresh() { "miss" } else { "hit" };
+        metrics::counter!("yubin_body_cache_lookups_total", "tier" => "memory", "result" => result)
+            .increment(1);
+        self.publish_sizes();
+        Ok(entry.into_value())
+    }
+
+    /// A memory miss: the disk tier, then the store.
+    async fn load(&self, key: &BlobKey, want: Want) -> Result<Cached, NotCached> {
+        if let Some(disk) = &self.disk {
+            if let Some(data) = disk.read(key).await {
+                metrics::counter!("yubin_body_cache_lookups_total", "tier" => "disk", "result" => "hit")
+                    .increment(1);
+                return Ok(Cached {
+                    data,
+                    complete: true,
+                });
+            }
+            metrics::counter!("yubin_body_cache_lookups_total", "tier" => "disk", "result" => "miss")
+                .increment(1);
+        }
+        let data = match want {
+            Want::Whole => self.inner.get(key).await,
+            // One byte more than is kept tells whether the body is longer than that.
+            Want::Prefix => {
+                self.inner
+                    .get_range(key, 0..self.object_max.saturating_add(1))
+                    .await
+            }
+        }
+        .map_err(NotCached::Failed)?;
+        if data.len() as u64 <= self.object_max {
+            if let Some(disk) = &self.disk {
+                disk.store(key, data.clone());
+            }
+            return Ok(Cached {
+                data,
+                complete: true,
+            });
+        }
+        match want {
+            Want::Whole => Err(NotCached::TooLarge(data)),
+            Want::Prefix => Ok(Cached {
+                data: data.slice(..self.object_max as usize),
+                complete: false,
+            }),
+        }
+    }
+
+    /// Keeps a body this node just wrote (APPEND, delivery): the next read of it is a hit.
+    async fn keep(&self, key: &BlobKey, data: Bytes) {
+        if data.len() as u64 > self.object_max {
+            return;
+        }
+        if let Some(disk) = &self.disk {
+            disk.store(key, data.clone());
+        }
+        self.memory
+            .insert(
+                key.as_str().to_string(),
+                Cached {
+                    data,
+                    complete: true,
+                },
+            )
+            .await;
+        self.publish_sizes();
+    }
+
+    fn publish_sizes(&self) {
+        metrics::gauge!("yubin_body_cache_bytes", "tier" => "memory")
+            .set(self.memory.weighted_size() as f64);
+        if let Some(disk) = &self.disk {
+            metrics::gauge!("yubin_body_cache_bytes", "tier" => "disk").set(disk.bytes() as f64);
+        }
+    }
+
+    /// Settles pending bookkeeping (eviction, sizes) now rather than on later calls: for tests
+    /// and for reading exact sizes.
+    pub async fn settle(&self) {
+        self.memory.run_pending_tasks().await;
+        if let Some(disk) = &self.disk {
+            disk.settle().await;
+        }
+    }
+
+    /// Bytes held in memory.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.weighted_size()
+    }
+
+    /// Bytes held on disk (0 without a disk tier).
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.bytes())
+    }
+}
+
+fn shared(e: &NotCached) -> BlobError {
+    match e {
+        NotCached::Failed(BlobError::NotFound(k)) => BlobError::NotFound(k.clone()),
+        NotCached::Failed(BlobError::Unavailable(m)) => BlobError::Unavailable(m.clone()),
+        NotCached::Failed(BlobError::Other(m)) => BlobError::Other(m.clone()),
+        NotCached::TooLarge(_) => BlobError::Other("body too large for the cache".into()),
+    }
+}
+
+/// Bytes `range` of `data`, clamped like [`BlobStore::get_range`].
+fn clamped(data: &Bytes, range: &Range<u64>) -> Bytes {
+    let len = data.len() as u64;
+    let end = range.end.min(len);
+    let start = range.start.min(end);
+    data.slice(start as usize..end as usize)
+}
+
+#[async_trait]
+impl BlobStore for CachedBlobStore {
+    async fn put(&self, key: &BlobKey, data: Bytes) -> BlobResult<()> {
+        self.inner.put(key, data.clone()).await?;
+        self.keep(key, data).await;
+        Ok(())
+    }
+
+    async fn put_file(&self, key: &BlobKey, path: &Path, size: u64) -> BlobResult<()> {
+        self.inner.put_file(key, path, size).await?;
+        if size <= self.object_max {
+            // Spooled bodies are large (over the front-end's buffered-literal limit), so this is
+            // rare; the file is local, so reading it back is cheap.
+            let path = path.to_path_buf();
+            if let Ok(Ok(data)) = tokio::task::spawn_blocking(move || std::fs::read(path)).await
+                && data.len() as u64 == size
+            {
+                self.keep(key, Bytes::from(data)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
+        match self.lookup(key, Want::Whole).await {
+            Ok(entry) if entry.complete => Ok(entry.data),
+            // Only the start of a large body is kept.
+            Ok(_) => {
+                metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
+                self.inner.get(key).await
+            }
+            Err(e) => match e.as_ref() {
+                NotCached::TooLarge(data) => Ok(data.clone()),
+                other => Err(shared(other)),
+            },
+        }
+    }
+
+    async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> BlobResult<Bytes> {
+        // A range the kept prefix cannot serve goes to the store unless the body is already
+        // here whole.
+        let servable = range.end <= self.object_max
+            || self
+                .memory
+                .get(key.as_str())
+                .await
+                .is_some_and(|c| c.complete);
+        if servable {
+            match self.lookup(key, Want::Prefix).await {
+                Ok(entry) if entry.complete || range.end <= entry.data.len() as u64 => {
+                    return Ok(clamped(&entry.data, &range));
+                }
+                Ok(_) => {}
+                Err(e) => match e.as_ref() {
+                    NotCached::TooLarge(data) => return Ok(clamped(data, &range)),
+                    other => return Err(shared(other)),
+                },
+            }
+        }
+        metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
+        self.inner.get_range(key, range).await
+    }
+
+    async fn exists(&self, key: &BlobKey) -> BlobResult<bool> {
+        if self.memory.contains_key(key.as_str()) {
+            return Ok(true);
+        }
+        self.inner.exists(key).await
+    }
+
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        // Out of the cache first: a read racing the delete then finds the store's answer.
+        self.memory.invalidate(key.as_str()).await;
+        if let Some(disk) = &self.disk {
+            disk.remove(key);
+        }
+        self.inner.delete(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> BlobResult<Vec<BlobKey>> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
