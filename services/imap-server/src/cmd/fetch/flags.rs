@@ -23,8 +23,9 @@ pub(super) fn answers(attrs: &[A], vanished: bool) -> bool {
 }
 
 /// The FETCH answered from the view, or `None` when the caller is to read the store as before:
-/// nothing of the set is known to the view (one store read answers it all; a catch-up first
-/// would only add a round trip), or the view could not be brought up to date.
+/// flags are asked for and the view knows none of the set's (one store read answers it all; a
+/// catch-up first would only add a round trip), or the view could not be brought up to date.
+/// A FETCH of UID alone needs no flags: the catch-up is all it costs.
 pub(super) async fn run(
     s: &mut Session,
     out: &mut Out<'_>,
@@ -33,9 +34,10 @@ pub(super) async fn run(
     attrs: &[A],
     changed_since: Option<u64>,
 ) -> Option<Reply> {
+    let needs_flags = attrs.iter().any(|a| !matches!(a, A::Uid));
     let (_, sel) = s.selected_mut()?;
     let asked = sel.resolve(set, uid, !uid).ok()?;
-    if !asked.iter().any(|u| sel.known_modseq(*u).is_some()) {
+    if needs_flags && !asked.iter().any(|u| sel.known_modseq(*u).is_some()) {
         return None;
     }
     if !s
@@ -55,7 +57,7 @@ pub(super) async fn run(
     let unknown: Vec<Uid> = uids
         .iter()
         .copied()
-        .filter(|u| !sel.expunge_pending(*u) && sel.known_modseq(*u).is_none())
+        .filter(|u| needs_flags && !sel.expunge_pending(*u) && sel.known_modseq(*u).is_none())
         .collect();
     let mut fetched: Vec<MessageRecord> = Vec::new();
     if !unknown.is_empty() {
@@ -76,6 +78,11 @@ pub(super) async fn run(
             continue;
         };
         let record = match sel.known_modseq(u) {
+            _ if sel.expunge_pending(u) => {
+                gone = true;
+                continue;
+            }
+            _ if !needs_flags => Source::Bare,
             Some(modseq) => Source::View(modseq),
             None => match fetched.binary_search_by_key(&u, |r| r.uid) {
                 // Read from the store but not kept (the view's tables are full).
@@ -105,11 +112,11 @@ pub(super) async fn run(
                 _ => {
                     buf.extend_from_slice(b"FLAGS ");
                     match record {
-                        Source::View(_) => {
-                            sel.write_known_flags(u, buf);
-                        }
                         Source::Store(r) => {
                             buf.extend_from_slice(flag_list(&r.flags, sel.is_recent(u)).as_bytes())
+                        }
+                        _ => {
+                            sel.write_known_flags(u, buf);
                         }
                     }
                 }
@@ -127,6 +134,8 @@ pub(super) async fn run(
 /// Where a message's answer comes from.
 #[derive(Clone, Copy)]
 enum Source<'a> {
+    /// Nothing but the UID is asked for.
+    Bare,
     View(ModSeq),
     Store(&'a MessageRecord),
 }
@@ -134,6 +143,8 @@ enum Source<'a> {
 impl Source<'_> {
     fn modseq(&self) -> ModSeq {
         match self {
+            // Never asked: CHANGEDSINCE implies the MODSEQ item (RFC 7162 §3.1.4).
+            Source::Bare => ModSeq(0),
             Source::View(m) => *m,
             Source::Store(r) => r.modseq,
         }
