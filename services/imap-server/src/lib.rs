@@ -14,7 +14,8 @@
 //! - `spool`: temporary files for APPEND literals too large to buffer, uploaded from disk.
 //! - `cmd::*`: one handler per command, each returning the tagged reply plus the transition.
 //! - `selected`: the selected mailbox's sequence-number view and the MODSEQ catch-up that turns
-//!   changes into EXISTS / EXPUNGE / FETCH, holding EXPUNGE back where RFC 3501 §7.4.1 says so.
+//!   changes into EXISTS / EXPUNGE / FETCH, holding EXPUNGE back where RFC 3501 §7.4.1 says so;
+//!   `selected/flags.rs`: the flags and MODSEQs the view knows, which answer flag reads.
 //! - `hub`: one change stream per user per node, fanned out to that user's sessions.
 //! - `sort_keys`, `threading`: what SORT compares and the THREAD algorithms (RFC 5256), pure
 //!   functions bounded against hostile headers.

@@ -7,12 +7,23 @@
 //! new messages. Each claim is bounded by the highest UID the session announces, so it claims
 //! exactly what the session tells its client about. Whatever node the sessions run on, the store
 //! hands each UID to one claimant only. EXAMINE and IMAP4rev2 sessions never claim.
+//!
+//! The view also keeps each message's flags and MODSEQ once the session has heard of them
+//! ([`flags`]): from a FETCH, its own STORE, a catch-up (which carries the flags of new and
+//! changed messages). After a catch-up the view's flags are the store's as of the catch-up's
+//! MODSEQ, so FETCH of flags and SEARCH over flag keys are answered from it (RFC 3501 §5.2 and
+//! §7.4.1: a client learns of other sessions' changes through untagged responses, which the
+//! catch-up has just sent).
+
+mod flags;
 
 use crate::out::Out;
+use flags::{FlagView, remove_positions};
 use std::collections::{BTreeSet, HashMap};
 use yubin_imap_proto::SequenceSet;
 use yubin_meta_api::{
-    MailStore, MailboxId, MetaResult, ModSeq, SearchKey, Uid, UidRange, UidSet, UserId,
+    MailStore, MailboxId, MessageRecord, MetaResult, ModSeq, SearchKey, Uid, UidRange, UidSet,
+    UserId,
 };
 
 pub(crate) struct Selected {
@@ -21,6 +32,8 @@ pub(crate) struct Selected {
     /// The session's view: sequence number n is `uids[n - 1]`. Expunged messages stay here until
     /// their EXPUNGE has been sent, so sequence numbers never shift behind the client's back.
     uids: Vec<Uid>,
+    /// Flags and MODSEQ of the messages of `uids`, position by position, where known.
+    flags: FlagView,
     /// Expunged elsewhere, not yet announced (ascending).
     pending_expunge: Vec<Uid>,
     /// Messages this session is the first to have seen arrive (the session's `\Recent`).
@@ -55,9 +68,23 @@ pub(crate) struct SyncMode {
     pub(crate) with_uid: bool,
 }
 
+impl SyncMode {
+    /// During FETCH, STORE, SEARCH and the commands that name messages like them: EXPUNGE only
+    /// in their UID forms (RFC 3501 §7.4.1), whose untagged FETCH responses carry UID.
+    pub(crate) fn naming_messages(uid: bool) -> SyncMode {
+        SyncMode {
+            allow_expunge: uid,
+            with_uid: uid,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SyncOutcome {
     Current,
+    /// An expunge that may not be announced yet held the whole catch-up back (see
+    /// [`Selected::sync`]); the view is as before and `dirty` is set.
+    Deferred,
     /// The mailbox was deleted (or recreated) behind the session.
     Gone,
 }
@@ -75,6 +102,7 @@ impl Selected {
         Selected {
             id,
             read_only,
+            flags: FlagView::unknown(uids.len()),
             uids,
             pending_expunge: Vec::new(),
             recent: BTreeSet::new(),
@@ -200,6 +228,68 @@ impl Selected {
         self.own_reports.insert(uid, modseq);
     }
 
+    /// Takes `flags` at `modseq` as the state of `uid` (ignored outside the view, or when the
+    /// view knows a later state).
+    pub(crate) fn learn(&mut self, uid: Uid, modseq: ModSeq, flags: &[String]) {
+        if let Ok(i) = self.uids.binary_search(&uid) {
+            self.flags.learn(i, modseq, flags);
+        }
+    }
+
+    /// [`Selected::learn`] for records the store returned.
+    pub(crate) fn learn_records(&mut self, records: &[MessageRecord]) {
+        for r in records {
+            self.learn(r.uid, r.modseq, &r.flags);
+        }
+    }
+
+    /// Whether the flags of every message of the view are known.
+    pub(crate) fn all_flags_known(&self) -> bool {
+        self.flags.all_known()
+    }
+
+    /// The MODSEQ of `uid` when its flags are known; `None` as well for a message whose
+    /// expunge is pending (the store no longer has it).
+    pub(crate) fn known_modseq(&self, uid: Uid) -> Option<ModSeq> {
+        if self.pending_expunge.binary_search(&uid).is_ok() {
+            return None;
+        }
+        self.flags.modseq(self.uids.binary_search(&uid).ok()?)
+    }
+
+    /// Whether `uid` was expunged elsewhere and its expunge is not announced yet.
+    pub(crate) fn expunge_pending(&self, uid: Uid) -> bool {
+        self.pending_expunge.binary_search(&uid).is_ok()
+    }
+
+    /// Appends the flag list of `uid` as a FETCH response gives it (`\Recent` included for
+    /// this session's recent messages), when known; false (and nothing written) otherwise.
+    pub(crate) fn write_known_flags(&self, uid: Uid, buf: &mut Vec<u8>) -> bool {
+        match self.uids.binary_search(&uid) {
+            Ok(i) => self.flags.write_flags(i, self.recent.contains(&uid), buf),
+            Err(_) => false,
+        }
+    }
+
+    /// The messages of the view matching `key`, ascending, evaluated over the view's flags:
+    /// `None` unless every message's flags are known and `key` tests nothing but flags, UIDs
+    /// and MODSEQ. Messages whose expunge is pending are left out, as the store no longer
+    /// has them. Only right after a catch-up is this what the store would answer.
+    pub(crate) fn search_flags(&self, key: &SearchKey) -> Option<Vec<Uid>> {
+        if !self.flags.all_known() {
+            return None;
+        }
+        let program = self.flags.compile(key)?;
+        Some(
+            self.uids
+                .iter()
+                .enumerate()
+                .filter(|&(i, &u)| self.flags.matches(&program, i, u) && !self.expunge_pending(u))
+                .map(|(_, &u)| u)
+                .collect(),
+        )
+    }
+
     /// Resolves a sequence set of a command to the UIDs of this view, ascending.
     ///
     /// With `uid`, ranges are UIDs and `*` is the highest UID in the view (RFC 3501 §6.4.8:
@@ -279,18 +369,23 @@ impl Selected {
     /// §3.2.10: the server MUST NOT send EXPUNGE then).
     fn flush_expunges(&mut self, out: &mut Out<'_>) {
         let mut vanished: Vec<Uid> = Vec::new();
+        // Pending expunges ascend, so their positions do: the k-th one removed (from 0) has
+        // k fewer messages before it by then. The view is cut once, after the loop.
+        let mut positions: Vec<usize> = Vec::new();
         for uid in std::mem::take(&mut self.pending_expunge) {
             if let Ok(i) = self.uids.binary_search(&uid) {
-                self.uids.remove(i);
                 self.recent.remove(&uid);
                 self.own_reports.remove(&uid);
                 if self.qresync {
                     vanished.push(uid);
                 } else {
-                    out.line(&format!("* {} EXPUNGE", i + 1));
+                    out.line(&format!("* {} EXPUNGE", i - positions.len() + 1));
                 }
+                positions.push(i);
             }
         }
+        remove_positions(&mut self.uids, &positions);
+        self.flags.remove(&positions);
         write_vanished(out, &vanished, false);
     }
 
@@ -336,17 +431,24 @@ impl Selected {
             // of the expunge through QRESYNC (RFC 7162 §3.2.5 reports only later ones).
             // The next command that allows expunges reports everything in order.
             self.dirty = true;
-            return Ok(SyncOutcome::Current);
+            return Ok(SyncOutcome::Deferred);
         }
         self.queue_expunges(&vanished);
         let mut last = self.uids.last().copied();
         for rec in changes.changed {
             if last.is_none_or(|l| rec.uid > l) {
-                // New since the view was built; its flags are the client's to fetch.
+                // New since the view was built; its flags are the client's to fetch (and
+                // the view's to keep).
                 self.uids.push(rec.uid);
+                self.flags.push(Some((rec.modseq, &rec.flags)));
                 last = Some(rec.uid);
                 arrived.push(rec.uid);
-            } else if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
+                continue;
+            }
+            // Whatever is reported below, the view takes the newest flags: its own changes
+            // and those of messages about to be expunged included.
+            self.learn(rec.uid, rec.modseq, &rec.flags);
+            if self.own_reports.get(&rec.uid) == Some(&rec.modseq)
                 || self.pending_expunge.binary_search(&rec.uid).is_ok()
             {
                 continue;

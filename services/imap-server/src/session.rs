@@ -276,12 +276,38 @@ impl Session {
             return Ok(Next::Stay);
         }
         match sel.sync(mail.as_ref(), user, out, mode).await? {
-            SyncOutcome::Current => Ok(Next::Stay),
+            SyncOutcome::Current | SyncOutcome::Deferred => Ok(Next::Stay),
             SyncOutcome::Gone => {
                 // Sequence numbers of a deleted mailbox mean nothing any more; there is no
                 // rev1 way to drop the selection under the client, so end the connection.
                 out.line("* BYE Selected mailbox was deleted by another session");
                 Ok(Next::Disconnect)
+            }
+        }
+    }
+
+    /// The catch-up a read answered from the view's flags starts with (FETCH of flags, SEARCH
+    /// over flag keys): afterwards the view's flags are the store's as of the catch-up, every
+    /// change before it announced to the client (RFC 3501 §7.4.1 lets the server send them
+    /// with any command; the caller's `mode` holds EXPUNGE back where it must wait). True when
+    /// the view is current; otherwise the caller reads the store as before, and the catch-up
+    /// after the command reports what is left (a mailbox deleted behind the session included).
+    pub(crate) async fn catch_up_for_read(&mut self, out: &mut Out<'_>, mode: SyncMode) -> bool {
+        let mail = self.server.mail.clone();
+        let Some((user, sel)) = self.selected_mut() else {
+            return false;
+        };
+        match sel.sync(mail.as_ref(), user, out, mode).await {
+            Ok(SyncOutcome::Current) => true,
+            Ok(SyncOutcome::Deferred) => false,
+            Ok(SyncOutcome::Gone) => {
+                sel.dirty = true;
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "catch-up before a flag read failed");
+                sel.dirty = true;
+                false
             }
         }
     }

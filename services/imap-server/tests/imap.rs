@@ -601,13 +601,20 @@ async fn second_session_sees_changes_on_noop() {
             || has(&r, "* 1 FETCH (FLAGS (\\Seen \\Answered \\Recent))"),
         "{r:?}"
     );
-    // During a UID command, flag updates from elsewhere carry the UID (RFC 3501 §6.4.8); the
-    // hint makes even a read-only command catch up.
+    // During a UID command, flag updates from elsewhere carry the UID (RFC 3501 §6.4.8). B
+    // knows the flags of its whole view, so the SEARCH is answered from it after the catch-up,
+    // which sends the update first.
     ok(&a.cmd("STORE 1 -FLAGS.SILENT (\\Seen)").await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let r = b.cmd("UID SEARCH ALL").await;
+    assert_eq!(r[0], "* 1 FETCH (UID 2 FLAGS (\\Answered))", "{r:?}");
+    assert_eq!(r[1], "* SEARCH 2 3");
+    // A SEARCH the view cannot answer (a size) goes to the store; its catch-up follows it.
+    ok(&a.cmd("STORE 1 +FLAGS.SILENT (\\Seen)").await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = b.cmd("UID SEARCH LARGER 1").await;
     assert_eq!(r[0], "* SEARCH 2 3");
-    assert_eq!(r[1], "* 1 FETCH (UID 2 FLAGS (\\Answered))", "{r:?}");
+    assert_eq!(r[1], "* 1 FETCH (UID 2 FLAGS (\\Answered \\Seen))", "{r:?}");
 }
 
 /// RFC 3501 §7.4.1: no EXPUNGE while a FETCH/STORE/SEARCH is answered; it comes later.

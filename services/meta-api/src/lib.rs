@@ -31,3 +31,9 @@ pub use uidset::UidSet;
 
 /// The hierarchy delimiter of every mailbox name (RFC 3501 §5.1.1).
 pub const HIERARCHY_DELIMITER: char = '/';
+
+/// The default per-mailbox limit on distinct keywords both stores enforce (the meta-store's
+/// `StoreLimits::max_keywords_per_mailbox`). An IMAP session that keeps the flags of its view
+/// interns at most this many keywords; a mailbox under a raised limit with more keywords than
+/// this has the rest read from the store.
+pub const DEFAULT_MAX_KEYWORDS_PER_MAILBOX: u32 = 256;

@@ -51,7 +51,7 @@ fn default_keywords_per_message() -> u32 {
     64
 }
 fn default_keywords_per_mailbox() -> u32 {
-    256
+    yubin_meta_api::DEFAULT_MAX_KEYWORDS_PER_MAILBOX
 }
 fn default_keyword_bytes() -> u32 {
     128

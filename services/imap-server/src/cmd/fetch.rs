@@ -2,7 +2,8 @@
 //! CHANGEDSINCE / VANISHED modifiers (RFC 7162 §3.1.4–3.1.6, §3.2.6) and EMAILID / THREADID
 //! (RFC 8474 §5). One `MailStore::fetch` for the whole set; the blob store is read only for
 //! messages whose bytes are asked for, and only the byte range the requested sections cover
-//! (from the summary's precomputed part offsets).
+//! (from the summary's precomputed part offsets). A FETCH of flags alone is answered from the
+//! session's view where it knows them (`fetch/flags.rs`); every record read here is kept there.
 
 use crate::cmd::{
     expunge_issued, invalid_sequence, no_selection, not_supported, preview, uid_ranges,
@@ -21,6 +22,7 @@ use yubin_mime::{
     SectionWhat, Summary, TransferEncoding, decode_transfer_encoding, filter_header_fields,
 };
 
+mod flags;
 mod read;
 use read::{Body, Loaded, Prefetch, apply_partial, needed_range, prepare, read_span};
 
@@ -53,6 +55,11 @@ pub(crate) async fn run(
     if uid && !attrs.contains(&A::Uid) {
         // RFC 3501 §6.4.8: UID FETCH responses always include UID.
         attrs.insert(0, A::Uid);
+    }
+    if flags::answers(&attrs, vanished)
+        && let Some(reply) = flags::run(s, out, uid, set, &attrs, changed_since).await
+    {
+        return reply;
     }
     let mail = s.server.mail.clone();
     let blobs = s.server.blobs.clone();
@@ -110,6 +117,7 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(e) => return Reply::meta(&e),
     };
+    sel.learn_records(&records);
     // Messages in the view the store no longer has were expunged by another session; their
     // EXPUNGE cannot be sent during FETCH (RFC 3501 §7.4.1). A UID FETCH ignores UIDs that do
     // not exist (RFC 3501 §6.4.8) and its catch-up may announce the EXPUNGE right away.
@@ -144,6 +152,7 @@ pub(crate) async fn run(
                 Ok(result) => {
                     for (u, modseq, flags) in result.updated {
                         sel.reported(u, modseq);
+                        sel.learn(u, modseq, &flags);
                         seen_now.insert(u);
                         if let Ok(i) = records.binary_search_by_key(&u, |r| r.uid) {
                             records[i].flags = flags;

@@ -207,7 +207,7 @@ pub(crate) async fn dispatch(
 /// When a command catches up and what the catch-up may send.
 fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
     use CommandBody as C;
-    let (allow_expunge, with_uid) = match body {
+    let mode = match body {
         // RFC 3501 §7.4.1: no EXPUNGE while responding to FETCH, STORE or SEARCH, whose
         // sequence numbers the client may be using; COPY/MOVE are held back the same way.
         C::Fetch { uid, .. }
@@ -216,8 +216,11 @@ fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
         | C::Sort { uid, .. }
         | C::Thread { uid, .. }
         | C::Copy { uid, .. }
-        | C::Move { uid, .. } => (*uid, *uid),
-        _ => (true, false),
+        | C::Move { uid, .. } => SyncMode::naming_messages(*uid),
+        _ => SyncMode {
+            allow_expunge: true,
+            with_uid: false,
+        },
     };
     // NOOP and CHECK are the client's way to poll: always ask the store (hints may be lost).
     // Writes always catch up so the client sees its own change's effects in order.
@@ -232,13 +235,7 @@ fn sync_policy(body: &CommandBody) -> (SyncMode, bool) {
             | C::Append { .. }
             | C::Replace { .. }
     );
-    (
-        SyncMode {
-            allow_expunge,
-            with_uid,
-        },
-        force,
-    )
+    (mode, force)
 }
 
 /// Decodes a mailbox argument as this session's protocol version spells names (modified UTF-7

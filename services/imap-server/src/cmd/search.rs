@@ -9,10 +9,14 @@
 //! The MODSEQ key (RFC 7162 §3.1.5) enables CONDSTORE and adds the highest MODSEQ of the
 //! returned messages to the result: `(MODSEQ n)` at the end of `* SEARCH`, a `MODSEQ n` item in
 //! `* ESEARCH`; neither when nothing matched.
+//!
+//! A key testing nothing but flags, `\Recent`, sequence numbers, UIDs and MODSEQ is evaluated
+//! over the session's view once it knows every message's flags: after the catch-up that brings
+//! the view up to the store (see `Session::catch_up_for_read`), the answer is the store's.
 
 use crate::cmd::no_selection;
 use crate::out::{Out, Reply};
-use crate::selected::Selected;
+use crate::selected::{Selected, SyncMode};
 use crate::session::Session;
 use yubin_imap_proto::{SearchKey as K, SearchReturnOption as R, encode};
 use yubin_meta_api::{ModSeq, SearchKey as M, Uid, UidSet, canonical_flag};
@@ -32,14 +36,21 @@ pub(crate) async fn run(
     }
     let rev2 = s.rev2;
     let mail = s.server.mail.clone();
+    let charset_ok = charset
+        .is_none_or(|cs| cs.eq_ignore_ascii_case("UTF-8") || cs.eq_ignore_ascii_case("US-ASCII"));
+    // A view missing some message's flags leaves the search to the store, without a catch-up
+    // first (the command's own catch-up follows it as before).
+    let from_view = charset_ok
+        && tests_flags_only(criteria)
+        && s.selected_mut()
+            .is_some_and(|(_, sel)| sel.all_flags_known())
+        && s.catch_up_for_read(out, SyncMode::naming_messages(uid))
+            .await;
     let Some((user, sel)) = s.selected_mut() else {
         return no_selection();
     };
     let save = returns.is_some_and(|r| r.contains(&R::Save));
-    if let Some(cs) = charset
-        && !cs.eq_ignore_ascii_case("UTF-8")
-        && !cs.eq_ignore_ascii_case("US-ASCII")
-    {
+    if !charset_ok {
         if save {
             // RFC 5182 §2.1: a failed SEARCH with SAVE leaves `$` empty.
             sel.save_result(Vec::new());
@@ -47,10 +58,13 @@ pub(crate) async fn run(
         return Reply::no("Unsupported charset").code("BADCHARSET (UTF-8 US-ASCII)");
     }
     let found = match translate(criteria, sel) {
-        Ok(key) => mail
-            .search(user, sel.id, &key)
-            .await
-            .map_err(|e| Reply::meta(&e)),
+        Ok(key) => match from_view.then(|| sel.search_flags(&key)).flatten() {
+            Some(uids) => Ok(uids),
+            None => mail
+                .search(user, sel.id, &key)
+                .await
+                .map_err(|e| Reply::meta(&e)),
+        },
         Err(r) => Err(r),
     };
     let found = match found {
@@ -91,12 +105,22 @@ pub(crate) async fn run(
             }
             _ => hits.iter().map(|h| h.1).collect(),
         };
-        match mail
-            .fetch(user, sel.id, &UidSet::from_uids(reported), false)
-            .await
-        {
-            Ok(records) => records.iter().map(|r| r.modseq.0).max(),
-            Err(e) => return Reply::meta(&e),
+        // Right after the catch-up the view's MODSEQs are the store's.
+        let known: Option<Vec<ModSeq>> = from_view
+            .then(|| reported.iter().map(|u| sel.known_modseq(*u)).collect())
+            .flatten();
+        match known {
+            Some(modseqs) => modseqs.iter().map(|m| m.0).max(),
+            None => match mail
+                .fetch(user, sel.id, &UidSet::from_uids(reported), false)
+                .await
+            {
+                Ok(records) => {
+                    sel.learn_records(&records);
+                    records.iter().map(|r| r.modseq.0).max()
+                }
+                Err(e) => return Reply::meta(&e),
+            },
         }
     } else {
         None
@@ -235,6 +259,36 @@ pub(crate) fn translate(key: &K, sel: &Selected) -> Result<M, Reply> {
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     })
+}
+
+/// Whether `key` tests nothing but what the session's view keeps: flags (`\Recent` is the
+/// session's own), sequence numbers, UIDs and MODSEQ, in any boolean combination.
+fn tests_flags_only(key: &K) -> bool {
+    match key {
+        K::All
+        | K::Answered
+        | K::Deleted
+        | K::Draft
+        | K::Flagged
+        | K::Seen
+        | K::Unanswered
+        | K::Undeleted
+        | K::Undraft
+        | K::Unflagged
+        | K::Unseen
+        | K::Keyword(_)
+        | K::Unkeyword(_)
+        | K::Recent
+        | K::New
+        | K::Old
+        | K::ModSeq(_)
+        | K::Uid(_)
+        | K::SequenceSet(_) => true,
+        K::Not(k) => tests_flags_only(k),
+        K::Or(a, b) => tests_flags_only(a) && tests_flags_only(b),
+        K::And(keys) => keys.iter().all(tests_flags_only),
+        _ => false,
+    }
 }
 
 /// Whether the criteria use the MODSEQ key anywhere (RFC 7162 §3.1.5).

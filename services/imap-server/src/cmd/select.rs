@@ -223,6 +223,8 @@ async fn resync(
         write_vanished(out, &vanished, true);
     }
     for rec in changes.changed {
+        // The view keeps the flags it hears of, reported to the client or not.
+        selected.learn(rec.uid, rec.modseq, &rec.flags);
         if !is_known(rec.uid) {
             continue;
         }

@@ -99,6 +99,7 @@ pub(crate) async fn modseq_of(
         .fetch(user, sel.id, &uids, false)
         .await
         .map_err(|e| Reply::meta(&e))?;
+    sel.learn_records(&records);
     Ok(records.iter().map(|r| r.modseq).max().map(|m: ModSeq| m.0))
 }
 

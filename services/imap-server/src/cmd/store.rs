@@ -116,6 +116,7 @@ pub(crate) async fn run(
         if told {
             sel.reported(u, modseq);
         }
+        sel.learn(u, modseq, &f);
         changed.insert(u);
         now.insert(u, (modseq, f));
     }
@@ -136,6 +137,7 @@ pub(crate) async fn run(
             .await
         {
             Ok(records) => {
+                sel.learn_records(&records);
                 for r in records {
                     now.insert(r.uid, (r.modseq, r.flags));
                 }

@@ -1,5 +1,6 @@
-//! Test harness: the server in-process on 127.0.0.1:0 over the embedded metadata store and a
-//! blob store in a temporary directory, plus a raw line-oriented client.
+//! Test harness: the server in-process on 127.0.0.1:0 over the embedded metadata store (or a
+//! real `redis-server`, [`start_redis`]) and a blob store in a temporary directory, plus a raw
+//! line-oriented client. The store is wrapped to count the calls the front-end makes.
 #![allow(dead_code)]
 
 use async_trait::async_trait;
@@ -19,7 +20,7 @@ use yubin_meta_store::EmbeddedStore;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Password check over the account store: the test "hash" is `test:<password>`.
-pub struct TestAuth(pub Arc<EmbeddedStore>);
+pub struct TestAuth(pub Arc<dyn AccountStore>);
 
 #[async_trait]
 impl Authenticator for TestAuth {
@@ -100,13 +101,66 @@ impl ClaimRace {
     }
 }
 
-/// A MailStore that delegates to the embedded store but can break `watch` and race claims.
+/// Calls the front-end made to the store, by method (only those the flag-read tests look at).
+#[derive(Default, Debug)]
+pub struct StoreCalls {
+    pub fetch: AtomicUsize,
+    /// UIDs asked for by every `fetch` together.
+    pub fetched_uids: AtomicUsize,
+    pub search: AtomicUsize,
+    pub search_indexed: AtomicUsize,
+    pub changes_since: AtomicUsize,
+    pub store_flags: AtomicUsize,
+}
+
+/// A snapshot of [`StoreCalls`], to compare before and after a command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub fetch: usize,
+    pub fetched_uids: usize,
+    pub search: usize,
+    pub search_indexed: usize,
+    pub changes_since: usize,
+    pub store_flags: usize,
+}
+
+impl StoreCalls {
+    pub fn now(&self) -> Calls {
+        let n = |c: &AtomicUsize| c.load(Ordering::SeqCst);
+        Calls {
+            fetch: n(&self.fetch),
+            fetched_uids: n(&self.fetched_uids),
+            search: n(&self.search),
+            search_indexed: n(&self.search_indexed),
+            changes_since: n(&self.changes_since),
+            store_flags: n(&self.store_flags),
+        }
+    }
+}
+
+impl std::ops::Sub for Calls {
+    type Output = Calls;
+    fn sub(self, o: Calls) -> Calls {
+        Calls {
+            fetch: self.fetch - o.fetch,
+            fetched_uids: self.fetched_uids - o.fetched_uids,
+            search: self.search - o.search,
+            search_indexed: self.search_indexed - o.search_indexed,
+            changes_since: self.changes_since - o.changes_since,
+            store_flags: self.store_flags - o.store_flags,
+        }
+    }
+}
+
+/// A MailStore that delegates to a real store (embedded or Redis) but can break `watch` and
+/// race claims, and counts calls.
 pub struct FaultyWatch {
-    pub inner: Arc<EmbeddedStore>,
+    pub inner: Arc<dyn MailStore>,
     pub fault: WatchFault,
     /// Number of `watch` calls (one per user per node is the contract of the hub).
     pub watch_calls: Arc<AtomicUsize>,
     pub race: Arc<ClaimRace>,
+    pub calls: Arc<StoreCalls>,
 }
 
 #[async_trait]
@@ -150,6 +204,10 @@ impl MailStore for FaultyWatch {
         uids: &UidSet,
         s: bool,
     ) -> MetaResult<Vec<MessageRecord>> {
+        self.calls.fetch.fetch_add(1, Ordering::SeqCst);
+        self.calls
+            .fetched_uids
+            .fetch_add(uids.len() as usize, Ordering::SeqCst);
         self.inner.fetch(u, m, uids, s).await
     }
     async fn store_flags(
@@ -161,6 +219,7 @@ impl MailStore for FaultyWatch {
         flags: &[String],
         since: Option<ModSeq>,
     ) -> MetaResult<StoreResult> {
+        self.calls.store_flags.fetch_add(1, Ordering::SeqCst);
         self.inner.store_flags(u, m, uids, op, flags, since).await
     }
     async fn copy_messages(
@@ -182,6 +241,7 @@ impl MailStore for FaultyWatch {
         self.inner.expunge(u, m, uids).await
     }
     async fn search(&self, u: UserId, m: MailboxId, k: &SearchKey) -> MetaResult<Vec<Uid>> {
+        self.calls.search.fetch_add(1, Ordering::SeqCst);
         self.inner.search(u, m, k).await
     }
     async fn search_indexed(
@@ -191,11 +251,13 @@ impl MailStore for FaultyWatch {
         key: &SearchKey,
         projection: &IndexProjection,
     ) -> MetaResult<Vec<IndexedMessage>> {
+        self.calls.search_indexed.fetch_add(1, Ordering::SeqCst);
         self.inner
             .search_indexed(user, mailbox, key, projection)
             .await
     }
     async fn changes_since(&self, u: UserId, m: MailboxId, s: ModSeq) -> MetaResult<Changes> {
+        self.calls.changes_since.fetch_add(1, Ordering::SeqCst);
         self.inner.changes_since(u, m, s).await
     }
     async fn quota(&self, u: UserId) -> MetaResult<QuotaUsage> {
@@ -261,6 +323,8 @@ pub struct Harness {
     pub watch_calls: Arc<AtomicUsize>,
     /// Appends raced against the `\Recent` claims of the first node's sessions.
     pub race: Arc<ClaimRace>,
+    /// The first node's calls to the store.
+    pub calls: Arc<StoreCalls>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -273,6 +337,7 @@ impl Harness {
             fault: WatchFault::None,
             watch_calls: Arc::new(AtomicUsize::new(0)),
             race: Arc::new(ClaimRace::default()),
+            calls: Arc::new(StoreCalls::default()),
         });
         let server = ImapServer::new(
             mail,
@@ -337,11 +402,13 @@ pub async fn start_with(opts: Options) -> Harness {
     std::fs::create_dir_all(&blob_dir).expect("blob dir");
     let watch_calls = Arc::new(AtomicUsize::new(0));
     let race = Arc::new(ClaimRace::default());
+    let calls = Arc::new(StoreCalls::default());
     let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
         inner: store.clone(),
         fault: opts.fault,
         watch_calls: watch_calls.clone(),
         race: race.clone(),
+        calls: calls.clone(),
     });
     let has_tls = opts.tls.is_some();
     let blobs = FaultyBlobStore::new(FsBlobStore::new(blob_dir.clone()));
@@ -378,6 +445,71 @@ pub async fn start_with(opts: Options) -> Harness {
         blob_dir,
         watch_calls,
         race,
+        calls,
+        _dir: dir,
+    }
+}
+
+/// A front-end over a real `redis-server` (the distributed setup's store, in-process instead
+/// of behind meta's gRPC): the server is killed when this is dropped.
+pub struct RedisHarness {
+    pub addr: SocketAddr,
+    pub calls: Arc<StoreCalls>,
+    pub shutdown: CancellationToken,
+    pub _redis: yubin_meta_store::testing::RedisServer,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisHarness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// [`start`] over a fresh `redis-server` from `PATH`, with the same two accounts.
+pub async fn start_redis() -> RedisHarness {
+    let redis = yubin_meta_store::testing::RedisServer::spawn().expect("redis-server on PATH");
+    let store = Arc::new(
+        yubin_meta_store::RedisStore::connect(&redis.url())
+            .await
+            .expect("connect to redis"),
+    );
+    for (name, pass) in [("alice", "wonderland"), ("bob", "builder")] {
+        store
+            .create_user(name, &format!("test:{pass}"))
+            .await
+            .expect("create user");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blob_dir = dir.path().join("blobs");
+    std::fs::create_dir_all(&blob_dir).expect("blob dir");
+    let calls = Arc::new(StoreCalls::default());
+    let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
+        inner: store.clone(),
+        fault: WatchFault::None,
+        watch_calls: Arc::new(AtomicUsize::new(0)),
+        race: Arc::new(ClaimRace::default()),
+        calls: calls.clone(),
+    });
+    let server = ImapServer::new(
+        mail,
+        Arc::new(TestAuth(store)),
+        Arc::new(FsBlobStore::new(blob_dir)),
+        None,
+        ImapConfig {
+            allow_plaintext_auth: true,
+            ..ImapConfig::default()
+        },
+    );
+    let shutdown = CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(server.serve(listener, false, shutdown.clone()));
+    RedisHarness {
+        addr,
+        calls,
+        shutdown,
+        _redis: redis,
         _dir: dir,
     }
 }
