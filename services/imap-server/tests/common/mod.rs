@@ -363,6 +363,9 @@ pub struct Options {
     pub fault: WatchFault,
     /// The metadata store's keyword and mailbox limits.
     pub store_limits: yubin_meta_store::StoreLimits,
+    /// The first node's body cache, in front of the fault-injecting store (so `blobs` counts
+    /// what reaches the store behind the cache).
+    pub body_cache: Option<yubin_blob::BodyCacheConfig>,
 }
 
 impl Default for Options {
@@ -376,6 +379,7 @@ impl Default for Options {
             tls: None,
             fault: WatchFault::None,
             store_limits: yubin_meta_store::StoreLimits::default(),
+            body_cache: None,
         }
     }
 }
@@ -413,10 +417,16 @@ pub async fn start_with(opts: Options) -> Harness {
     let has_tls = opts.tls.is_some();
     let blobs = FaultyBlobStore::new(FsBlobStore::new(blob_dir.clone()));
     let policy = blobs.policy();
+    let blobs: Arc<dyn yubin_blob::BlobStore> = match &opts.body_cache {
+        Some(config) => {
+            Arc::new(yubin_blob::CachedBlobStore::new(Arc::new(blobs), config).expect("body cache"))
+        }
+        None => Arc::new(blobs),
+    };
     let server = ImapServer::with_timeouts(
         mail,
         Arc::new(TestAuth(store.clone())),
-        Arc::new(blobs),
+        blobs,
         opts.tls,
         opts.config,
         opts.timeouts,
