@@ -1856,12 +1856,18 @@ async fn every_metric_the_dashboard_alerts_and_autoscaler_use_is_exported_after_
     // while it watches. S3: the S3 server goes away, so a body FETCH makes failing GETs (a
     // missing key would be an answer, not an S3 failure). Redis: redis-server goes away, so
     // meta's calls fail.
+    // The message FETCHed is one node 0 never read or wrote, so its body cache cannot answer
+    // for S3.
+    let mut writer = Imap::login(nodes[1].addr("imap"), "alice", "alice-pw").await;
+    let appended = writer.append("INBOX", "", &sample_message(77)).await;
+    assert!(appended.is_ok(), "{appended:?}");
+    let _ = writer.run("LOGOUT").await;
     let mut reader = Imap::login(nodes[0].addr("imap"), "alice", "alice-pw").await;
     reader.ok("SELECT INBOX").await;
     let mut late = Imap::login(nodes[0].addr("imap"), "alice", "alice-pw").await;
     drop(s3);
     for attempt in 0..2 {
-        let r = reader.run("FETCH 1 BODY.PEEK[]").await;
+        let r = reader.run("FETCH * BODY.PEEK[]").await;
         assert!(
             !r.is_ok(),
             "a body missing from S3 cannot be fetched: {r:?}"
