@@ -322,3 +322,66 @@ async fn replace_with_catenate() {
         format!("{HEADER}New text")
     );
 }
+
+/// URL parts are located first and their bodies read together (up to `fetch_prefetch` at once):
+/// the octets still come in the parts' order; a result that cannot fit APPENDLIMIT is refused
+/// before any body is read; a blob-store failure while reading appends nothing.
+#[tokio::test]
+async fn url_parts_are_read_together_in_order() {
+    let mut opts = Options::default();
+    opts.config.limits.max_literal = 4096;
+    let h = start_with(opts).await;
+    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    let mut uids = Vec::new();
+    for n in 0..12 {
+        let m = format!("Subject: part {n}\r\n\r\nbody of part {n}\r\n");
+        let (_, uid) = appenduid(&append(&mut c, "INBOX", "", m.as_bytes()).await);
+        uids.push(uid);
+    }
+    let urls: String = uids
+        .iter()
+        .map(|u| format!(" URL \"/INBOX/;UID={u}/;SECTION=TEXT\""))
+        .collect();
+    let cmd = format!("A APPEND INBOX CATENATE (TEXT {{4+}}\r\nhead{urls})\r\n");
+    c.send(cmd.as_bytes()).await;
+    let r = c.until_tag("A").await;
+    assert!(last(&r).starts_with("A OK [APPENDUID "), "{r:?}");
+    let (_, made) = appenduid(last(&r));
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(last(&r).starts_with("T OK"), "{r:?}");
+    let expected: String = std::iter::once("head".to_string())
+        .chain((0..12).map(|n| format!("body of part {n}\r\n")))
+        .collect();
+    assert_eq!(
+        String::from_utf8(body_of(&mut c, made).await).expect("utf-8"),
+        expected
+    );
+
+    // 200 whole messages of ~40 octets: over 4096 once located, so no body is read.
+    let before = messages(&mut c, "INBOX").await;
+    let gets = h.blobs.get_calls();
+    let urls: String = (0..200)
+        .map(|i| format!(" URL \"/INBOX/;UID={}\"", uids[i % uids.len()]))
+        .collect();
+    let cmd = format!("A APPEND INBOX CATENATE ({})\r\n", urls.trim_start());
+    c.send(cmd.as_bytes()).await;
+    let r = c.until_tag("A").await;
+    assert!(last(&r).starts_with("A NO [TOOBIG]"), "{r:?}");
+    assert_eq!(
+        h.blobs.get_calls(),
+        gets,
+        "refused before any body was read"
+    );
+
+    // One of the reads fails: NO, and nothing is appended.
+    h.blobs.fail_next_gets(1);
+    let urls: String = uids
+        .iter()
+        .map(|u| format!(" URL \"/INBOX/;UID={u}\""))
+        .collect();
+    let cmd = format!("A APPEND INBOX CATENATE ({})\r\n", urls.trim_start());
+    c.send(cmd.as_bytes()).await;
+    let r = c.until_tag("A").await;
+    assert!(last(&r).starts_with("A NO [UNAVAILABLE]"), "{r:?}");
+    assert_eq!(messages(&mut c, "INBOX").await, before);
+}

@@ -9,12 +9,15 @@
 //! message of the command is appended.
 //!
 //! The assembled message is held in memory, at most APPENDLIMIT (`Limits::max_literal`) octets:
-//! every part's length is checked against what is left before its octets are read.
+//! every part's length is checked against what is left before its octets are read (a
+//! HEADER.FIELDS part's once filtered).
 
 use crate::out::Reply;
 use crate::session::{Session, SessionState};
 use crate::spool::Spool;
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use tokio::io::AsyncReadExt;
 use yubin_imap_proto::{AppendBody, CatenatePart, ImapUrl, SectionText, parse_imap_url};
 use yubin_meta_api::{MailboxId, MetaError, Uid, UidSet, UserId};
@@ -22,6 +25,12 @@ use yubin_mime::{SectionWhat, Summary, filter_header_fields};
 
 /// Assembles the message of `parts`, in order. `spooled` holds the command's spooled literals,
 /// which streamed TEXT parts index.
+///
+/// Two passes: every URL is first located through the metadata store (so a bad URL or a part
+/// that cannot fit is refused before any body is read), then the bodies are read, up to
+/// `fetch_prefetch` of them at once when the located parts fit APPENDLIMIT together (so what
+/// is read ahead is bounded by APPENDLIMIT), in turn otherwise. The bodies come through the
+/// node's body cache, so a message forwarded from one the client just read costs no GET.
 pub(crate) async fn assemble(
     s: &Session,
     user: UserId,
@@ -29,58 +38,126 @@ pub(crate) async fn assemble(
     spooled: &[Spool],
 ) -> Result<Bytes, Reply> {
     let limit = s.server.config.limits.max_literal;
-    let mut out: Vec<u8> = Vec::new();
+    // Pass 1: what each part is; `exact` counts octets known exactly (TEXT parts, unfiltered
+    // sections), `bound` adds the most a HEADER.FIELDS part can come to.
+    let mut pieces = Vec::with_capacity(parts.len());
+    let (mut exact, mut bound) = (0u64, 0u64);
     for part in parts {
-        let left = limit.saturating_sub(out.len() as u64);
+        let left = limit.saturating_sub(exact);
         match part {
             CatenatePart::Text(text) => {
                 if text.len() > left {
                     return Err(too_big());
                 }
-                match text {
-                    AppendBody::Inline(b) => out.extend_from_slice(&b),
-                    AppendBody::Streamed { size, index } => match spooled.get(index) {
-                        Some(Spool::Ready(body)) if body.size == size => {
-                            // Read straight onto the end of the message: no second copy.
-                            let read = match tokio::fs::File::open(body.path()).await {
-                                Ok(f) => f.take(size).read_to_end(&mut out).await,
-                                Err(e) => Err(e),
-                            };
-                            match read {
-                                Ok(n) if n as u64 == size => {}
-                                Ok(_) => {
-                                    tracing::error!("CATENATE spool file changed size");
-                                    return Err(internal());
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, "reading a CATENATE spool file failed");
-                                    return Err(internal());
-                                }
-                            }
-                        }
-                        _ => {
-                            return Err(Reply::no("Temporarily unavailable, try again later")
-                                .code("UNAVAILABLE"));
-                        }
-                    },
+                if matches!(text, AppendBody::Catenate(_)) {
                     // The parser never nests CATENATE.
-                    AppendBody::Catenate(_) => return Err(Reply::bad("Nested CATENATE")),
+                    return Err(Reply::bad("Nested CATENATE"));
                 }
+                exact += text.len();
+                bound += text.len();
+                pieces.push(Piece::Text(text));
             }
             CatenatePart::Url(raw) => {
                 let Some(url) = parse_imap_url(&raw) else {
                     return Err(bad_url(&raw));
                 };
-                let data = resolve(s, user, &url, left).await.map_err(|e| match e {
+                let located = locate(s, user, &url, left).await.map_err(|e| match e {
                     Unresolved::BadUrl => bad_url(&raw),
                     Unresolved::TooBig => too_big(),
                     Unresolved::Failed(r) => r,
                 })?;
+                let len = located.range.end - located.range.start;
+                if located.filter.is_none() {
+                    exact += len;
+                }
+                bound += len;
+                pieces.push(Piece::Url(located));
+            }
+        }
+    }
+    // Pass 2: the bodies, in order of the parts.
+    let window = if bound <= limit {
+        s.server.config.fetch_prefetch.max(1)
+    } else {
+        1
+    };
+    // Boxed so the stream's future type names no closure (whose lifetimes would keep the
+    // session task from being Send).
+    let reads: Vec<BoxFuture<'_, Result<Bytes, Unresolved>>> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Url(located) => Some(read(s, located).boxed()),
+            Piece::Text(_) => None,
+        })
+        .collect();
+    let mut reads = futures::stream::iter(reads).buffered(window);
+    let mut out: Vec<u8> = Vec::new();
+    for piece in &pieces {
+        let left = limit.saturating_sub(out.len() as u64);
+        match piece {
+            Piece::Text(AppendBody::Inline(b)) => out.extend_from_slice(b),
+            Piece::Text(AppendBody::Streamed { size, index }) => match spooled.get(*index) {
+                Some(Spool::Ready(body)) if body.size == *size => {
+                    // Read straight onto the end of the message: no second copy.
+                    let read = match tokio::fs::File::open(body.path()).await {
+                        Ok(f) => f.take(*size).read_to_end(&mut out).await,
+                        Err(e) => Err(e),
+                    };
+                    match read {
+                        Ok(n) if n as u64 == *size => {}
+                        Ok(_) => {
+                            tracing::error!("CATENATE spool file changed size");
+                            return Err(internal());
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading a CATENATE spool file failed");
+                            return Err(internal());
+                        }
+                    }
+                }
+                _ => {
+                    return Err(
+                        Reply::no("Temporarily unavailable, try again later").code("UNAVAILABLE")
+                    );
+                }
+            },
+            Piece::Text(AppendBody::Catenate(_)) => return Err(Reply::bad("Nested CATENATE")),
+            Piece::Url(_) => {
+                let data = match reads.next().await {
+                    Some(Ok(data)) => data,
+                    Some(Err(Unresolved::Failed(r))) => return Err(r),
+                    Some(Err(_)) | None => return Err(internal()),
+                };
+                if data.len() as u64 > left {
+                    return Err(too_big());
+                }
                 out.extend_from_slice(&data);
             }
         }
     }
     Ok(Bytes::from(out))
+}
+
+/// One part of the message, as pass 1 leaves it.
+enum Piece {
+    Text(AppendBody),
+    Url(Located),
+}
+
+/// Where a URL part's octets are.
+struct Located {
+    blob: yubin_meta_api::BlobKey,
+    /// The message's bytes to read (for HEADER.FIELDS(.NOT), the whole header).
+    range: std::ops::Range<u64>,
+    filter: Option<FieldFilter>,
+}
+
+/// HEADER.FIELDS(.NOT) of a URL part, applied once the header is read.
+struct FieldFilter {
+    names: Vec<String>,
+    exclude: bool,
+    /// Applies to the filtered octets (RFC 5092 §5).
+    partial: Option<(u64, Option<u64>)>,
 }
 
 /// Why a URL part gave no octets.
@@ -93,8 +170,14 @@ enum Unresolved {
     Failed(Reply),
 }
 
-/// The octets `url` names, at most `left` of them.
-async fn resolve(s: &Session, user: UserId, url: &ImapUrl, left: u64) -> Result<Bytes, Unresolved> {
+/// Where the octets `url` names are, if they are at most `left` (for HEADER.FIELDS parts, the
+/// filtered size is checked once read).
+async fn locate(
+    s: &Session,
+    user: UserId,
+    url: &ImapUrl,
+    left: u64,
+) -> Result<Located, Unresolved> {
     let mailbox = match &url.mailbox {
         Some(name) => {
             // RFC 3501 §5.1: INBOX is case-insensitive.
@@ -148,10 +231,10 @@ async fn resolve(s: &Session, user: UserId, url: &ImapUrl, left: u64) -> Result<
                 Some(SectionText::Text) => (SectionWhat::Text, None),
                 Some(SectionText::Mime) => (SectionWhat::Mime, None),
                 Some(SectionText::HeaderFields(names)) => {
-                    (SectionWhat::Header, Some((names, false)))
+                    (SectionWhat::Header, Some((names.clone(), false)))
                 }
                 Some(SectionText::HeaderFieldsNot(names)) => {
-                    (SectionWhat::Header, Some((names, true)))
+                    (SectionWhat::Header, Some((names.clone(), true)))
                 }
             };
             match summary.section_range(&section.part, what) {
@@ -160,25 +243,42 @@ async fn resolve(s: &Session, user: UserId, url: &ImapUrl, left: u64) -> Result<
             }
         }
     };
-    // PARTIAL applies to the section's octets (RFC 5092 §5), after HEADER.FIELDS filtering.
     if let Some((names, exclude)) = fields {
         // The header read is bounded by the stored message, itself at most APPENDLIMIT.
-        let header = get(s, &rec.blob, range).await?;
-        let filtered = Bytes::from(filter_header_fields(&header, names, exclude));
-        let r = partial(0..filtered.len() as u64, url.partial);
-        if r.end - r.start > left {
-            return Err(Unresolved::TooBig);
-        }
-        return Ok(filtered.slice(r.start as usize..r.end as usize));
+        return Ok(Located {
+            blob: rec.blob,
+            range,
+            filter: Some(FieldFilter {
+                names,
+                exclude,
+                partial: url.partial,
+            }),
+        });
     }
     let range = partial(range, url.partial);
     if range.end - range.start > left {
         return Err(Unresolved::TooBig);
     }
-    if range.is_empty() {
+    Ok(Located {
+        blob: rec.blob,
+        range,
+        filter: None,
+    })
+}
+
+/// The octets of a located part: PARTIAL applies to the section's octets (RFC 5092 §5), after
+/// HEADER.FIELDS filtering.
+async fn read(s: &Session, located: &Located) -> Result<Bytes, Unresolved> {
+    if located.range.is_empty() && located.filter.is_none() {
         return Ok(Bytes::new());
     }
-    get(s, &rec.blob, range).await
+    let data = get(s, &located.blob, located.range.clone()).await?;
+    let Some(filter) = &located.filter else {
+        return Ok(data);
+    };
+    let filtered = Bytes::from(filter_header_fields(&data, &filter.names, filter.exclude));
+    let r = partial(0..filtered.len() as u64, filter.partial);
+    Ok(filtered.slice(r.start as usize..r.end as usize))
 }
 
 async fn get(
