@@ -193,6 +193,11 @@ async fn metrics_have_the_catalogue_names_and_labels_after_real_traffic() {
     assert!(writer.run("CLOSE").await.status.starts_with("BAD"));
     writer.ok("SELECT INBOX").await;
     writer.ok("FETCH 1:* (FLAGS BODY.PEEK[])").await;
+    // Node 1 wrote the bodies, so its cache serves them; node 0 reads them from S3 once.
+    let mut reader = Imap::login(stack.imap(0), "alice", "alice-pw").await;
+    reader.ok("SELECT INBOX").await;
+    reader.ok("FETCH 1:* (BODY.PEEK[])").await;
+    reader.ok("FETCH 1:* (BODY.PEEK[TEXT])").await;
     writer.ok("STORE 1 +FLAGS (\\Seen)").await;
     let r = Imap::connect(stack.imap(1))
         .await
@@ -365,11 +370,30 @@ async fn metrics_have_the_catalogue_names_and_labels_after_real_traffic() {
         3.0,
     );
     expect_series(
-        &node1,
+        &node0,
         "yubin_s3_request_duration_seconds_count",
         &[("operation", "GetObject")],
-        1.0,
+        3.0,
     );
+    expect_series(
+        &node0,
+        "yubin_body_cache_lookups_total",
+        &[("tier", "memory"), ("result", "miss")],
+        3.0,
+    );
+    expect_series(
+        &node0,
+        "yubin_body_cache_lookups_total",
+        &[("tier", "memory"), ("result", "hit")],
+        3.0,
+    );
+    expect_series(
+        &node1,
+        "yubin_body_cache_lookups_total",
+        &[("tier", "memory"), ("result", "hit")],
+        3.0,
+    );
+    expect_series(&node1, "yubin_body_cache_bytes", &[("tier", "memory")], 1.0);
     expect_series(
         &node1,
         "yubin_s3_errors_total",

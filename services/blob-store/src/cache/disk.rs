@@ -188,6 +188,11 @@ impl DiskTier {
         self.index.weighted_size()
     }
 
+    /// Applies the index's pending evictions and size changes.
+    pub(super) fn settle_index(&self) {
+        self.index.run_pending_tasks();
+    }
+
     /// Waits for background writes to finish and the index to settle.
     pub(super) async fn settle(&self) {
         let all = u32::try_from(MAX_PENDING_WRITES).unwrap_or(u32::MAX);

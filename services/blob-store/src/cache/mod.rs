@@ -29,6 +29,7 @@ use moka::notification::RemovalCause;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use yubin_meta_api::BlobKey;
 
 /// How large the cache may grow and what it keeps.
@@ -100,6 +101,10 @@ enum Want {
 pub struct CachedBlobStore {
     inner: Arc<dyn BlobStore>,
     memory: Cache<String, Cached>,
+    /// Bytes the memory tier holds (the weigher's measure): added on insert, released by the
+    /// eviction listener (which also sees replaced and removed entries). Signed: the listener
+    /// may run for an entry before its insert is counted.
+    held: Arc<AtomicI64>,
     disk: Option<Arc<DiskTier>>,
     object_max: u64,
 }
@@ -109,13 +114,15 @@ impl CachedBlobStore {
     /// already in it (from an earlier run) are taken over.
     pub fn new(inner: Arc<dyn BlobStore>, config: &BodyCacheConfig) -> BlobResult<Self> {
         config.validate().map_err(BlobError::Other)?;
+        // Bytes held, kept here because moka updates its own weighted size in batches: the
+        // gauge must be right on an idle node too.
+        let held = Arc::new(AtomicI64::new(0));
+        let released = held.clone();
         let memory = Cache::builder()
             .max_capacity(config.memory_bytes)
-            .weigher(|key: &String, value: &Cached| {
-                // The bytes plus what the entry costs beside them.
-                u32::try_from(value.data.len() + key.len() + 96).unwrap_or(u32::MAX)
-            })
-            .eviction_listener(|_key, _value, cause| {
+            .weigher(|key: &String, value: &Cached| weight(key, value))
+            .eviction_listener(move |key: Arc<String>, value: Cached, cause| {
+                released.fetch_sub(i64::from(weight(&key, &value)), Ordering::Relaxed);
                 if cause == RemovalCause::Size {
                     metrics::counter!("yubin_body_cache_evictions_total", "tier" => "memory")
                         .increment(1);
@@ -137,12 +144,41 @@ impl CachedBlobStore {
             metrics::counter!("yubin_body_cache_evictions_total", "tier" => tier).increment(0);
         }
         metrics::counter!("yubin_body_cache_bypassed_total").increment(0);
-        Ok(CachedBlobStore {
+        let cache = CachedBlobStore {
             inner,
             memory,
+            held,
             disk,
             object_max: config.object_max_bytes,
-        })
+        };
+        cache.publish_sizes();
+        Ok(cache)
+    }
+
+    /// Settles the cache's bookkeeping and publishes its sizes every second from now on, for as
+    /// long as `cache` is alive (moka applies evictions and size changes in batches, so without
+    /// this an idle node's gauges would lag). Call once from within a Tokio runtime.
+    pub fn keep_gauges_current(cache: &Arc<CachedBlobStore>) {
+        let weak = Arc::downgrade(cache);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(cache) = weak.upgrade() else {
+                    return;
+                };
+                cache.settle_bookkeeping().await;
+                cache.publish_sizes();
+            }
+        });
+    }
+
+    async fn settle_bookkeeping(&self) {
+        self.memory.run_pending_tasks().await;
+        if let Some(disk) = &self.disk {
+            disk.settle_index();
+        }
     }
 
     /// The entry for `key`, loaded once however many callers ask at the same time.
@@ -152,7 +188,15 @@ impl CachedBlobStore {
             .entry_by_ref(key.as_str())
             .or_try_insert_with(self.load(key, want))
             .await?;
-        let result = if entry.is_fresh() { "miss" } else { "hit" };
+        let result = if entry.is_fresh() {
+            self.held.fetch_add(
+                i64::from(weight(key.as_str(), entry.value())),
+                Ordering::Relaxed,
+            );
+            "miss"
+        } else {
+            "hit"
+        };
         metrics::counter!("yubin_body_cache_lookups_total", "tier" => "memory", "result" => result)
             .increment(1);
         self.publish_sizes();
@@ -209,21 +253,19 @@ impl CachedBlobStore {
         if let Some(disk) = &self.disk {
             disk.store(key, data.clone());
         }
-        self.memory
-            .insert(
-                key.as_str().to_string(),
-                Cached {
-                    data,
-                    complete: true,
-                },
-            )
-            .await;
+        let entry = Cached {
+            data,
+            complete: true,
+        };
+        self.held
+            .fetch_add(i64::from(weight(key.as_str(), &entry)), Ordering::Relaxed);
+        self.memory.insert(key.as_str().to_string(), entry).await;
         self.publish_sizes();
     }
 
     fn publish_sizes(&self) {
         metrics::gauge!("yubin_body_cache_bytes", "tier" => "memory")
-            .set(self.memory.weighted_size() as f64);
+            .set(self.held.load(Ordering::Relaxed).max(0) as f64);
         if let Some(disk) = &self.disk {
             metrics::gauge!("yubin_body_cache_bytes", "tier" => "disk").set(disk.bytes() as f64);
         }
@@ -247,6 +289,11 @@ impl CachedBlobStore {
     pub fn disk_bytes(&self) -> u64 {
         self.disk.as_ref().map_or(0, |d| d.bytes())
     }
+}
+
+/// What an entry weighs: its bytes plus what it costs beside them.
+fn weight(key: &str, value: &Cached) -> u32 {
+    u32::try_from(value.data.len() + key.len() + 96).unwrap_or(u32::MAX)
 }
 
 fn shared(e: &NotCached) -> BlobError {

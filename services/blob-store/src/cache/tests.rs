@@ -274,3 +274,26 @@ fn settings_are_checked() {
     };
     assert!(disk_only.validate().is_err());
 }
+
+#[tokio::test]
+async fn the_size_it_reports_is_what_it_holds() {
+    let f = fixture(256 * KIB, 32 * KIB, None);
+    for n in 0..40u8 {
+        let (key, data) = body(7, 20_000, n);
+        f.cache.put(&key, data.clone()).await.expect("put");
+        // Replacing an entry does not count it twice.
+        f.cache.put(&key, data).await.expect("put again");
+    }
+    f.cache.settle().await;
+    assert_eq!(
+        f.cache.held.load(Ordering::Relaxed),
+        f.cache.memory_bytes() as i64
+    );
+    let (key, _) = body(7, 20_000, 39);
+    f.cache.delete(&key).await.expect("delete");
+    f.cache.settle().await;
+    assert_eq!(
+        f.cache.held.load(Ordering::Relaxed),
+        f.cache.memory_bytes() as i64
+    );
+}

@@ -74,7 +74,11 @@ impl BodyCacheSettings {
     /// `store` behind the cache, or as it is when the cache is off.
     pub fn wrap(&self, store: Arc<dyn BlobStore>) -> anyhow::Result<Arc<dyn BlobStore>> {
         Ok(match self.config() {
-            Some(c) => Arc::new(CachedBlobStore::new(store, &c)?),
+            Some(c) => {
+                let cache = Arc::new(CachedBlobStore::new(store, &c)?);
+                CachedBlobStore::keep_gauges_current(&cache);
+                cache
+            }
             None => store,
         })
     }
