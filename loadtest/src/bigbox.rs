@@ -183,8 +183,8 @@ fn check_bodies(r: &crate::client::Response, seed: u64, errors: &mut Vec<String>
             .unwrap_or_default();
         match corpus::parse_message_id(&id) {
             Some((s, index)) if s == seed => {
-                if corpus::generate(s, index).bytes != body {
-                    errors.push(format!("message {}: BODY[] differs from {id}", f.seq));
+                if let Some(diff) = corpus::difference(&corpus::generate(s, index).bytes, &body) {
+                    errors.push(format!("message {}: BODY[] of {id} {diff}", f.seq));
                 }
             }
             _ => errors.push(format!("message {}: no corpus Message-ID ({id:?})", f.seq)),

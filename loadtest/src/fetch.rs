@@ -212,15 +212,24 @@ impl<'a> ItemParser<'a> {
     }
 }
 
-/// The number of messages a session has been told of, kept as a client must: `* n EXISTS`
-/// sets it, `* n EXPUNGE` lowers it by one. What contradicts that is a state error.
+/// What a session has been told of its mailbox, kept as a client must: the UID of each
+/// message by sequence number (0 while not yet known). `* n EXISTS` adds messages, `* n
+/// EXPUNGE` removes message n and renumbers the rest, a FETCH with a UID names one. What
+/// contradicts that is a state error.
 #[derive(Debug, Default)]
 pub struct Told {
-    pub exists: u32,
+    uids: Vec<u32>,
+    /// UIDs announced as expunged in this session.
+    pub expunged: Vec<u32>,
 }
 
 impl Told {
-    /// Applies a response's untagged lines in order; returns what contradicted the count.
+    pub fn exists(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    /// Applies a response's untagged lines in order; returns what contradicted the session's
+    /// knowledge.
     pub fn observe(&mut self, r: &Response) -> Vec<String> {
         let mut errors = Vec::new();
         for line in &r.untagged {
@@ -230,30 +239,59 @@ impl Told {
             let Some((n, what)) = rest.split_once(' ') else {
                 continue;
             };
-            let Ok(n) = n.parse::<u32>() else { continue };
-            match what {
-                "EXISTS" => {
-                    if n < self.exists {
-                        errors.push(format!(
-                            "EXISTS went back from {} to {n} without EXPUNGE",
-                            self.exists
-                        ));
-                    }
-                    self.exists = n;
+            let Ok(n) = n.parse::<usize>() else { continue };
+            let len = self.uids.len();
+            if what == "EXISTS" {
+                if n < len {
+                    errors.push(format!(
+                        "EXISTS went back from {len} to {n} without EXPUNGE"
+                    ));
                 }
-                "EXPUNGE" => {
-                    if n == 0 || n > self.exists {
-                        errors.push(format!(
-                            "EXPUNGE of message {n} of {} the session knows",
-                            self.exists
-                        ));
-                    }
-                    self.exists = self.exists.saturating_sub(1);
+                self.uids.resize(n, 0);
+            } else if what == "EXPUNGE" {
+                if n == 0 || n > len {
+                    errors.push(format!("EXPUNGE of message {n} of {len} the session knows"));
+                    continue;
                 }
-                _ => {}
+                let uid = self.uids.remove(n - 1);
+                if uid != 0 {
+                    self.expunged.push(uid);
+                }
+            } else if what.starts_with("FETCH (") {
+                let Some(uid) = Fetch::parse(line).and_then(|f| f.uid()) else {
+                    continue;
+                };
+                if n == 0 || n > len {
+                    errors.push(format!("FETCH of message {n} (UID {uid}) of {len} told"));
+                    continue;
+                }
+                if let Some(e) = self.place(n - 1, uid) {
+                    errors.push(e);
+                }
             }
         }
         errors
+    }
+
+    /// Records that message `at` (0-based) has `uid`; UIDs must ascend with sequence numbers
+    /// (RFC 3501 §2.3.1.1) and a message keeps its UID.
+    fn place(&mut self, at: usize, uid: u32) -> Option<String> {
+        let known = self.uids[at];
+        if known != 0 && known != uid {
+            return Some(format!("message {} was UID {known}, now UID {uid}", at + 1));
+        }
+        self.uids[at] = uid;
+        let before = self.uids[..at].iter().rev().find(|&&u| u != 0);
+        let after = self.uids[at + 1..].iter().find(|&&u| u != 0);
+        match (before, after) {
+            (Some(&b), _) if b >= uid => {
+                Some(format!("UID {uid} at message {} after UID {b}", at + 1))
+            }
+            (_, Some(&a)) if a <= uid => {
+                Some(format!("UID {uid} at message {} before UID {a}", at + 1))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -346,21 +384,43 @@ mod tests {
         assert_eq!(f.bytes("BODY[]").unwrap(), b"hi");
     }
 
+    fn response(lines: &[&str]) -> Response {
+        Response {
+            untagged: lines.iter().map(|l| line(l, &[])).collect(),
+            status: "OK".into(),
+        }
+    }
+
     #[test]
     fn told_counts_and_flags_contradictions() {
-        let r = Response {
-            untagged: vec![
-                line("* 5 EXISTS", &[]),
-                line("* 2 EXPUNGE", &[]),
-                line("* 3 EXISTS", &[]),
-                line("* 9 EXPUNGE", &[]),
-            ],
-            status: "OK".into(),
-        };
         let mut told = Told::default();
+        let r = response(&["* 5 EXISTS", "* 2 EXPUNGE", "* 3 EXISTS", "* 9 EXPUNGE"]);
         let errors = told.observe(&r);
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_eq!(told.exists, 2);
+        assert_eq!(told.exists(), 3);
+    }
+
+    #[test]
+    fn told_follows_uids_through_expunges() {
+        let mut told = Told::default();
+        let r = response(&[
+            "* 4 EXISTS",
+            // Out of order is fine (an unsolicited flag change first), as long as UIDs ascend
+            // with sequence numbers.
+            "* 3 FETCH (UID 30 FLAGS ())",
+            "* 1 FETCH (UID 10 FLAGS ())",
+            "* 2 FETCH (UID 20 FLAGS ())",
+            "* 4 FETCH (UID 40 FLAGS ())",
+            "* 2 EXPUNGE",
+        ]);
+        assert!(told.observe(&r).is_empty());
+        assert_eq!(told.expunged, [20]);
+        // Message 2 is now UID 30: another UID there contradicts it, as does a FETCH beyond.
+        let r = response(&["* 2 FETCH (UID 31 FLAGS ())", "* 4 FETCH (UID 50 FLAGS ())"]);
+        assert_eq!(told.observe(&r).len(), 2);
+        let mut fresh = Told::default();
+        let r = response(&["* 2 EXISTS", "* 1 FETCH (UID 9)", "* 2 FETCH (UID 5)"]);
+        assert_eq!(fresh.observe(&r).len(), 1, "UIDs must ascend");
     }
 
     #[test]

@@ -9,14 +9,15 @@
 //! EXPUNGE` of the oldest, then one APPEND of a corpus message (so mailboxes keep their size),
 //! LOGOUT.
 //!
-//! State errors are answers that contradict what the client knows: EXISTS going back without
-//! EXPUNGE, an EXPUNGE of a message the session was never told of, UIDs not ascending, a FETCH
+//! State errors are answers that contradict what the client knows (see `fetch::Told`): EXISTS
+//! going back without EXPUNGE, an EXPUNGE or a FETCH of a message number the session was never
+//! told of, a message changing its UID, UIDs not ascending with sequence numbers, a FETCH
 //! answering a UID the client did not ask for or know, RFC822.SIZE or `BODY[]` differing from
-//! the corpus message its Message-ID names, FLAGS after the client's own STORE lacking what it
-//! stored, an APPENDUID not above UIDNEXT. A client that is its user's only client (clients ≤
-//! users) also holds the server to its cache: the next session must find exactly the UIDs and
-//! flags the last one left, every UID asked for must be answered, UID EXPUNGE must expunge all
-//! it names.
+//! the corpus message its Message-ID names, FLAGS after the client's own STORE lacking a
+//! keyword it stored, an APPENDUID not above UIDNEXT. A client that is its user's only client
+//! (clients ≤ users) also holds the server to its cache: the next session must find exactly
+//! the UIDs and flags the last one left, FLAGS after its STORE must be exactly what it expects,
+//! every UID asked for must be answered, UID EXPUNGE must expunge all it names.
 
 use crate::client::{Imap, Response};
 use crate::corpus::{self, Rng};
@@ -320,32 +321,19 @@ impl Client {
         }
         s.client.uidvalidity = validity;
 
-        // Flag resync: every UID with its flags, in sequence order.
+        // Flag resync: every UID with its flags (the session's `Told` checks the sequence
+        // numbers); what was announced expunged meanwhile is gone.
         let r = s
             .run("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)")
             .await;
         let mut view: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
-        let mut last = 0;
-        for line in &r.untagged {
-            let Some(f) = Fetch::parse(line) else {
-                continue;
-            };
-            let (Some(uid), Some(flags)) = (f.uid(), f.flags()) else {
-                continue;
-            };
-            if uid <= last {
-                s.client
-                    .state_error(format!("UID {uid} at message {} after UID {last}", f.seq));
+        for f in r.untagged.iter().filter_map(Fetch::parse) {
+            if let (Some(uid), Some(flags)) = (f.uid(), f.flags()) {
+                view.insert(uid, flags);
             }
-            last = uid;
-            view.insert(uid, flags);
         }
-        if view.len() as u32 > s.told.exists {
-            s.client.state_error(format!(
-                "{} messages in UID FETCH 1:*, {} in EXISTS",
-                view.len(),
-                s.told.exists
-            ));
+        for uid in &s.told.expunged {
+            view.remove(uid);
         }
         let diff = match &s.client.memory {
             Some(memory) if exclusive => first_difference(memory, &view),
@@ -434,18 +422,22 @@ impl Client {
                 .untagged
                 .iter()
                 .filter_map(Fetch::parse)
-                .find(|f| f.uid() == Some(uid))
-                .and_then(|f| f.bytes("BODY[]"));
+                .filter(|f| f.uid() == Some(uid))
+                .find_map(|f| f.bytes("BODY[]"));
+            // Expunged meanwhile by another session: RFC 2180 §4.1 lets the server send any
+            // data then, which Dovecot does (an empty BODY[] and OK [EXPUNGEISSUED]).
+            let gone = !exclusive && r.status.contains("[EXPUNGEISSUED]");
             match body {
+                Some(_) if gone => {}
                 Some(body) => {
                     s.client.report.body_bytes += body.len() as u64;
                     if let Some((seed, index)) = corpus::parse_message_id(&id)
                         && seed == s.client.seed
-                        && corpus::generate(seed, index).bytes != body
+                        && let Some(diff) =
+                            corpus::difference(&corpus::generate(seed, index).bytes, &body)
                     {
-                        s.client.state_error(format!(
-                            "UID {uid} {id}: BODY[] differs from the message"
-                        ));
+                        s.client
+                            .state_error(format!("UID {uid} {id}: BODY[] {diff} ({})", r.status));
                     }
                 }
                 None if exclusive => s
@@ -545,12 +537,14 @@ impl Session<'_> {
         added: &[String],
         removed: &[String],
     ) {
+        // The last FETCH of the message: an earlier one may be another session's change.
         let flags = r
             .untagged
             .iter()
             .filter_map(Fetch::parse)
             .filter(|f| f.uid() == Some(uid))
-            .find_map(|f| f.flags());
+            .filter_map(|f| f.flags())
+            .next_back();
         let exclusive = self.client.exclusive;
         let before = view.get(&uid).cloned().unwrap_or_default();
         let mut want = before.clone();
@@ -567,10 +561,15 @@ impl Session<'_> {
             }
             return;
         };
+        // With other clients on the user, only keywords are certain: they add them too but
+        // never remove them, while \Seen is also cleared and set by them.
         let wrong = if exclusive {
             flags != want
         } else {
-            !added.iter().all(|f| flags.contains(f)) || removed.iter().any(|f| flags.contains(f))
+            !added
+                .iter()
+                .filter(|f| *f != "\\seen")
+                .all(|f| flags.contains(f))
         };
         if wrong {
             self.client.state_error(format!(

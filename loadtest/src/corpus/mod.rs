@@ -120,6 +120,24 @@ pub fn parse_message_id(value: &str) -> Option<(u64, u64)> {
     Some((seed, index))
 }
 
+/// How `got` differs from the message `want`, or None when it is the same bytes.
+pub fn difference(want: &[u8], got: &[u8]) -> Option<String> {
+    if want == got {
+        return None;
+    }
+    let at = want.iter().zip(got).take_while(|(a, b)| a == b).count();
+    let near = |b: &[u8]| {
+        String::from_utf8_lossy(&b[at.min(b.len())..(at + 40).min(b.len())]).into_owned()
+    };
+    Some(format!(
+        "differs: {} bytes where the message has {}, first at byte {at} ({:?} for {:?})",
+        got.len(),
+        want.len(),
+        near(got),
+        near(want)
+    ))
+}
+
 /// A MIME entity: its Content-* header lines and its body.
 struct Entity {
     headers: String,
