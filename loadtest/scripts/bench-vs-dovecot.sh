@@ -2,15 +2,18 @@
 # Realistic mail, side by side with Dovecot, in one run (issue 10 items 8 and 9).
 #
 # On this machine, release build: starts a private Dovecot 2.3 (own config directory, port and
-# passwd-file users, sdbox, Debian's defaults otherwise), `yubin dev` on a temporary data
-# directory, and Yubin's distributed stack (redis-server with appendonly yes / appendfsync
-# always, the repository's s3s-fs test server as a process, `yubin meta`, one `yubin imap`);
+# passwd-file users, sdbox, login service in Dovecot's high-performance mode, Debian's defaults
+# otherwise; see DOVECOT_LOGIN), `yubin dev` on a temporary data directory, and Yubin's
+# distributed stack (redis-server with appendonly yes / appendfsync always, the repository's
+# s3s-fs test server as a process, `yubin meta`, one `yubin imap`);
 # makes the same users on each (load0..load<USERS-1>, password = name, and `bench`); loads the
 # same generated corpus into each (`yubin-loadtest populate`: MAILBOX_SIZE messages per INBOX
 # and a MESSAGES-message mailbox for `bench`); restarts the servers so that the first FETCH of
 # bodies is cold; then, one server at a time while the others idle:
 #   (a) `yubin-loadtest realistic-mailbox`: large-mailbox command latencies, ROUNDS rounds;
-#   (b) `yubin-loadtest mixed --corpus realistic`: USERS users, CLIENTS clients, DURATION s.
+#   (b) `yubin-loadtest mixed --corpus realistic`: USERS users, CLIENTS clients, DURATION s,
+#       REPEAT times in turns (dovecot, dev, distributed, dovecot, ...), so that load from
+#       outside the benchmark falls on every server alike; `compare` takes the medians.
 # For the distributed stack it also reads Redis `INFO commandstats` and the front-end's S3
 # request counts around each command. Prints one table per server and the ratios to Dovecot
 # (`yubin-loadtest compare`), and keeps the result files in OUT (default: a new directory
@@ -18,9 +21,11 @@
 #
 # Usage: loadtest/scripts/bench-vs-dovecot.sh [OUT]
 # Environment: USERS=50 CLIENTS=50 DURATION=30 (seconds) MAILBOX_SIZE=100 MESSAGES=3000 ROUNDS=10 SEED=1
-#   PARALLEL=4 (populating connections) SERVERS="dovecot dev distributed"
+#   REPEAT=3 PARALLEL=4 (populating connections) SERVERS="dovecot dev distributed"
 #   DROP_CACHES=0 (1: also drop the kernel page cache before the cold FETCH; needs root)
 #   KEEP=0 (1: keep the servers' data directories)
+#   DOVECOT_LOGIN=performance (security: Dovecot's default login mode, a new imap-login process
+#     per connection; on a small machine that costs more than the session itself)
 #   PROFILE=release (dev: a quick smoke run of the script itself; its numbers mean nothing)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,9 +38,11 @@ MESSAGES=${MESSAGES:-3000}
 ROUNDS=${ROUNDS:-10}
 SEED=${SEED:-1}
 PARALLEL=${PARALLEL:-4}
+REPEAT=${REPEAT:-3}
 SERVERS=${SERVERS:-"dovecot dev distributed"}
 DROP_CACHES=${DROP_CACHES:-0}
 KEEP=${KEEP:-0}
+DOVECOT_LOGIN=${DOVECOT_LOGIN:-performance}
 PROFILE=${PROFILE:-release}
 BUCKET=yubin-bench
 
@@ -127,6 +134,17 @@ else
     mail_user=$(id -un) mail_group=$(id -gn)
 fi
 for u in "${users[@]}"; do echo "$u:{PLAIN}$u::::::"; done >"$dovecot_dir/users"
+login_mode="" imap_mode=""
+if [ "$DOVECOT_LOGIN" = performance ]; then
+    # Dovecot's documented high-performance login mode: long-lived login processes, one per
+    # CPU, each serving many connections; and imap processes reused for later sessions.
+    login_mode="service_count = 0
+  process_min_avail = $(nproc)"
+    imap_mode="service imap {
+  service_count = 1000
+  process_min_avail = $(nproc)
+}"
+fi
 cat >"$dovecot_dir/dovecot.conf" <<EOF
 protocols = imap
 listen = 127.0.0.1
@@ -144,7 +162,7 @@ first_valid_uid = 0
 mail_location = sdbox:$dovecot_dir/mail/%u
 # Room for every benchmark client (the defaults are 100 processes and 10 connections per user
 # and address, made for many addresses, not one load generator).
-default_process_limit = 2000
+default_process_limit = 500
 default_client_limit = 4000
 mail_max_userip_connections = 1000
 namespace inbox {
@@ -162,6 +180,7 @@ userdb {
 }
 service imap-login {
   chroot =
+  $login_mode
   inet_listener imap {
     address = 127.0.0.1
     port = $DOVECOT_PORT
@@ -173,6 +192,7 @@ service imap-login {
 service anvil {
   chroot =
 }
+$imap_mode
 EOF
 start_dovecot() {
     dovecot -F -c "$dovecot_dir/dovecot.conf" </dev/null >"$work/dovecot.log" 2>&1 &
@@ -271,6 +291,7 @@ add_users() {
     done
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for s in $SERVERS; do
     echo "== starting $s"
     start_server "$s"
@@ -292,20 +313,23 @@ for s in $SERVERS; do
         --messages "$MESSAGES" --rounds "$ROUNDS" --seed "$SEED" --out "$OUT/$s.tsv" \
         $(probes_of "$s")
 done
-for s in $SERVERS; do
-    echo "== $s: mixed workload, $USERS users, $CLIENTS clients, ${DURATION} s"
-    # shellcheck disable=SC2046
-    "$LOAD" mixed --corpus realistic --addr "$(addr_of "$s")" --users "$USERS" \
-        --clients "$CLIENTS" --seconds "$DURATION" --mailbox-size "$MAILBOX_SIZE" \
-        --seed "$SEED" --populate-parallel "$PARALLEL" --out "$OUT/$s.tsv" $(probes_of "$s")
+for rep in $(seq "$REPEAT"); do
+    for s in $SERVERS; do
+        echo "== $s: mixed workload $rep/$REPEAT, $USERS users, $CLIENTS clients, ${DURATION} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+        TIMEFORMAT="$s: the load generator used %U s user + %S s system CPU in %R s"
+        # shellcheck disable=SC2046
+        time "$LOAD" mixed --corpus realistic --addr "$(addr_of "$s")" --users "$USERS" \
+            --clients "$CLIENTS" --seconds "$DURATION" --mailbox-size "$MAILBOX_SIZE" \
+            --seed "$SEED" --populate-parallel "$PARALLEL" --out "$OUT/$s.tsv" $(probes_of "$s")
+    done
 done
 
 {
     echo "# Realistic mail, side by side ($(date -u +%Y-%m-%dT%H:%MZ))"
     echo
-    echo "$(nproc) CPUs, $(free -g | awk '/^Mem/ {print $2}') GiB; load average before the report: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$(nproc) CPUs, $(free -g | awk '/^Mem/ {print $2}') GiB; load average at the start: $load_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "Dovecot $(dovecot --version), $(redis-server --version | cut -d' ' -f3), yubin $(git rev-parse --short HEAD)"
-    echo "USERS=$USERS CLIENTS=$CLIENTS DURATION=$DURATION MAILBOX_SIZE=$MAILBOX_SIZE MESSAGES=$MESSAGES ROUNDS=$ROUNDS SEED=$SEED"
+    echo "DOVECOT_LOGIN=$DOVECOT_LOGIN USERS=$USERS CLIENTS=$CLIENTS DURATION=$DURATION REPEAT=$REPEAT MAILBOX_SIZE=$MAILBOX_SIZE MESSAGES=$MESSAGES ROUNDS=$ROUNDS SEED=$SEED"
     runs=()
     for s in $SERVERS; do runs+=("$s=$OUT/$s.tsv"); done
     "$LOAD" compare "${runs[@]}"

@@ -140,7 +140,7 @@ enum Cmd {
         mbox: Option<PathBuf>,
     },
     /// Result files of several servers side by side: LABEL=FILE..., the first is the baseline
-    /// of the ratios.
+    /// of the ratios. Repetitions of a measurement in one file are merged (medians of p50/p99).
     Compare {
         #[arg(required = true)]
         runs: Vec<String>,
@@ -340,7 +340,7 @@ async fn main() {
                         .unwrap_or_else(|| panic!("{spec}: expected LABEL=FILE"));
                     let rows = stats::read_rows(Path::new(path))
                         .unwrap_or_else(|e| panic!("read {path}: {e}"));
-                    (label.to_string(), rows)
+                    (label.to_string(), stats::merge_repeats(rows))
                 })
                 .collect();
             print!("{}", stats::compare(&runs));

@@ -154,6 +154,84 @@ pub fn read_rows(path: &Path) -> std::io::Result<Vec<Row>> {
     Ok(text.lines().filter_map(Row::from_tsv).collect())
 }
 
+/// One row per measurement from a file that holds several repetitions of it (the script runs
+/// the mixed workload in turns, one server after the other, so that load from outside falls
+/// on all of them alike): latencies keep the total count, the count-weighted mean and the
+/// median of the repetitions' p50 and p99; rates are averaged, counts (unit-less values)
+/// summed. Order is that of first appearance.
+pub fn merge_repeats(rows: Vec<Row>) -> Vec<Row> {
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|g| g[0].key() == row.key()) {
+            Some(g) => g.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    groups
+        .into_iter()
+        .map(|g| {
+            if g.len() == 1 {
+                return g.into_iter().next().expect("one row");
+            }
+            match &g[0] {
+                Row::Latency { section, name, .. } => {
+                    let mut count = 0;
+                    let mut total_ms = 0.0;
+                    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+                    for r in &g {
+                        if let Row::Latency {
+                            count: c,
+                            mean_ms,
+                            p50_ms,
+                            p99_ms,
+                            ..
+                        } = r
+                        {
+                            count += c;
+                            total_ms += mean_ms * *c as f64;
+                            p50s.push(*p50_ms);
+                            p99s.push(*p99_ms);
+                        }
+                    }
+                    Row::Latency {
+                        section: section.clone(),
+                        name: name.clone(),
+                        count,
+                        mean_ms: total_ms / count.max(1) as f64,
+                        p50_ms: median(p50s),
+                        p99_ms: median(p99s),
+                    }
+                }
+                Row::Value {
+                    section,
+                    name,
+                    unit,
+                    ..
+                } => {
+                    let values: Vec<f64> = g
+                        .iter()
+                        .filter_map(|r| match r {
+                            Row::Value { value, .. } => Some(*value),
+                            Row::Latency { .. } => None,
+                        })
+                        .collect();
+                    let sum: f64 = values.iter().sum();
+                    let value = if unit.is_empty() {
+                        sum
+                    } else {
+                        sum / values.len() as f64
+                    };
+                    Row::value(section, name, value, unit)
+                }
+            }
+        })
+        .collect()
+}
+
 /// The rows as Markdown tables, one per section.
 pub fn render(rows: &[Row]) -> String {
     let mut out = String::new();
@@ -316,5 +394,37 @@ mod tests {
             "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn repetitions_merge_into_one_row() {
+        let ms = Duration::from_millis;
+        let rows = vec![
+            Row::latency("mixed", "APPEND", &[ms(10), ms(10)]),
+            Row::value("mixed", "sessions", 100.0, "/s"),
+            Row::value("mixed", "state errors", 1.0, ""),
+            Row::latency("mixed", "APPEND", &[ms(30), ms(30)]),
+            Row::value("mixed", "sessions", 200.0, "/s"),
+            Row::value("mixed", "state errors", 2.0, ""),
+            Row::latency("mixed", "APPEND", &[ms(20), ms(20), ms(20), ms(20)]),
+            Row::value("mixed", "sessions", 300.0, "/s"),
+            Row::value("mixed", "state errors", 0.0, ""),
+        ];
+        let merged = merge_repeats(rows);
+        assert_eq!(
+            merged,
+            vec![
+                Row::Latency {
+                    section: "mixed".into(),
+                    name: "APPEND".into(),
+                    count: 8,
+                    mean_ms: 20.0,
+                    p50_ms: 20.0,
+                    p99_ms: 20.0,
+                },
+                Row::value("mixed", "sessions", 200.0, "/s"),
+                Row::value("mixed", "state errors", 3.0, ""),
+            ]
+        );
     }
 }
