@@ -52,6 +52,7 @@ missing=()
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v bc >/dev/null 2>&1 || missing+=(bc)
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     $sudo apt-get update -qq
@@ -313,14 +314,61 @@ for s in $SERVERS; do
         --messages "$MESSAGES" --rounds "$ROUNDS" --seed "$SEED" --out "$OUT/$s.tsv" \
         $(probes_of "$s")
 done
+# CPU seconds used so far by a process and its descendants, the exited ones included (a
+# parent's cutime/cstime counts the children it reaped): Dovecot is a tree of processes.
+tree_cpu() { # pid
+    local all=" $1 " frontier=$1 next pid
+    local table
+    table=$(ps -e -o pid=,ppid=)
+    while [ -n "$frontier" ]; do
+        next=""
+        for pid in $frontier; do
+            next+=" $(awk -v p="$pid" '$2 == p {print $1}' <<<"$table")"
+        done
+        frontier=$(echo $next)
+        all+="$frontier "
+    done
+    for pid in $all; do
+        # Fields after the parenthesized command name: utime is the 12th, then stime, cutime,
+        # cstime.
+        sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}'
+    done | awk -v hz="$(getconf CLK_TCK)" '{t += $1} END {printf "%.2f", t / hz}'
+}
+processes_of() { # the processes serving a server, as name=pid
+    case $1 in
+    dovecot) echo "dovecot=${pids[dovecot]}" ;;
+    dev) echo "yubin-dev=${pids[dev]}" ;;
+    distributed) echo "redis-server=${pids[redis]} s3s-fs=${pids[s3]} yubin-meta=${pids[meta]} yubin-imap=${pids[imap]}" ;;
+    esac
+}
 for rep in $(seq "$REPEAT"); do
     for s in $SERVERS; do
         echo "== $s: mixed workload $rep/$REPEAT, $USERS users, $CLIENTS clients, ${DURATION} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-        TIMEFORMAT="$s: the load generator used %U s user + %S s system CPU in %R s"
+        declare -A cpu_before=()
+        for np in $(processes_of "$s"); do cpu_before[${np%%=*}]=$(tree_cpu "${np#*=}"); done
+        started=$(date +%s.%N)
+        TIMEFORMAT="%U %S"
+        # `time` reports on fd 2 of the braces; the load generator's own stderr goes to fd 3.
         # shellcheck disable=SC2046
-        time "$LOAD" mixed --corpus realistic --addr "$(addr_of "$s")" --users "$USERS" \
+        { time "$LOAD" mixed --corpus realistic --addr "$(addr_of "$s")" --users "$USERS" \
             --clients "$CLIENTS" --seconds "$DURATION" --mailbox-size "$MAILBOX_SIZE" \
-            --seed "$SEED" --populate-parallel "$PARALLEL" --out "$OUT/$s.tsv" $(probes_of "$s")
+            --seed "$SEED" --populate-parallel "$PARALLEL" --out "$OUT/$s.tsv" \
+            $(probes_of "$s") 2>&3; } 3>&2 2>"$work/time"
+        elapsed=$(echo "$(date +%s.%N) - $started" | bc)
+        # CPU as cores busy over the run, per process of the server and for the load generator
+        # (which shares the machine's cores with them).
+        {
+            total=0
+            for np in $(processes_of "$s"); do
+                name=${np%%=*}
+                used=$(echo "$(tree_cpu "${np#*=}") - ${cpu_before[$name]}" | bc)
+                total=$(echo "$total + $used" | bc)
+                printf 'value\tmixed CPU\t%s\t%s\tcores\n' "$name" "$(echo "scale=3; $used / $elapsed" | bc)"
+            done
+            printf 'value\tmixed CPU\tserver, all processes\t%s\tcores\n' "$(echo "scale=3; $total / $elapsed" | bc)"
+            printf 'value\tmixed CPU\tload generator\t%s\tcores\n' \
+                "$(echo "scale=3; ($(cut -d' ' -f1 "$work/time") + $(cut -d' ' -f2 "$work/time")) / $elapsed" | bc)"
+        } | tee -a "$OUT/$s.tsv"
     done
 done
 

@@ -17,10 +17,12 @@ pub struct Probe {
     pub metrics: Option<SocketAddr>,
 }
 
-/// Counters at one moment: Redis calls per command, S3 requests per operation.
+/// Counters at one moment: Redis calls per command and CPU seconds, S3 requests per
+/// operation.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     redis: BTreeMap<String, u64>,
+    redis_cpu: Option<f64>,
     s3: BTreeMap<String, f64>,
 }
 
@@ -28,6 +30,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct Delta {
     pub redis: BTreeMap<String, u64>,
+    /// Redis's CPU time (user + system), seconds.
+    pub redis_cpu: f64,
     pub s3: BTreeMap<String, f64>,
 }
 
@@ -40,10 +44,13 @@ impl Probe {
     /// goes on without it and says so in the rows it prints).
     pub async fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::default();
-        if let Some(addr) = self.redis
-            && let Ok(info) = redis_info(addr).await
-        {
-            snap.redis = parse_commandstats(&info);
+        if let Some(addr) = self.redis {
+            if let Ok(info) = redis_info(addr, "commandstats").await {
+                snap.redis = parse_commandstats(&info);
+            }
+            if let Ok(info) = redis_info(addr, "cpu").await {
+                snap.redis_cpu = parse_cpu(&info);
+            }
         }
         if let Some(addr) = self.metrics
             && let Ok(text) = http_get(addr, "/metrics").await
@@ -66,6 +73,9 @@ impl Delta {
                 *self.redis.entry(cmd.clone()).or_default() += d;
             }
         }
+        if let (Some(b), Some(a)) = (before.redis_cpu, after.redis_cpu) {
+            self.redis_cpu += (a - b).max(0.0);
+        }
         for (op, n) in &after.s3 {
             let d = n - before.s3.get(op).copied().unwrap_or(0.0);
             if d > 0.0 {
@@ -80,6 +90,12 @@ impl Delta {
         let per = per.max(1.0);
         let mut rows = Vec::new();
         let total: u64 = self.redis.values().sum();
+        rows.push(Row::value(
+            section,
+            &format!("{name}: Redis CPU ms"),
+            self.redis_cpu * 1e3 / per,
+            unit,
+        ));
         rows.push(Row::value(
             section,
             &format!("{name}: Redis commands"),
@@ -108,10 +124,12 @@ impl Delta {
     }
 }
 
-async fn redis_info(addr: SocketAddr) -> std::io::Result<String> {
+async fn redis_info(addr: SocketAddr, section: &str) -> std::io::Result<String> {
     let stream = TcpStream::connect(addr).await?;
     let mut io = BufReader::new(stream);
-    io.get_mut().write_all(b"INFO commandstats\r\n").await?;
+    io.get_mut()
+        .write_all(format!("INFO {section}\r\n").as_bytes())
+        .await?;
     let mut head = String::new();
     io.read_line(&mut head).await?;
     let len: usize = head
@@ -133,6 +151,20 @@ fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
             Some((name.to_string(), calls.parse().ok()?))
         })
         .collect()
+}
+
+/// `used_cpu_sys` + `used_cpu_user` of `INFO cpu`, seconds.
+fn parse_cpu(info: &str) -> Option<f64> {
+    let field = |name: &str| {
+        info.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some(field("used_cpu_sys")? + field("used_cpu_user")?)
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
@@ -170,6 +202,7 @@ mod tests {
     #[test]
     fn counters_are_read_and_differenced() {
         let before = Snapshot {
+            redis_cpu: parse_cpu("# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.5\r\n"),
             redis: parse_commandstats(
                 "# Commandstats\r\ncmdstat_evalsha:calls=10,usec=50,usec_per_call=5.00\r\n\
                  cmdstat_info:calls=1,usec=9\r\n",
@@ -179,6 +212,7 @@ mod tests {
             ),
         };
         let after = Snapshot {
+            redis_cpu: parse_cpu("used_cpu_sys:1.75\r\nused_cpu_user:2.75\r\n"),
             redis: parse_commandstats(
                 "cmdstat_evalsha:calls=14,usec=70\r\ncmdstat_hget:calls=2,usec=1\r\n\
                  cmdstat_info:calls=2,usec=9\r\n",
@@ -190,6 +224,7 @@ mod tests {
         };
         let mut d = Delta::default();
         d.add(&before, &after);
+        assert_eq!(d.redis_cpu, 0.5);
         assert_eq!(d.redis.get("evalsha"), Some(&4));
         assert_eq!(d.redis.get("hget"), Some(&2));
         assert!(!d.redis.contains_key("info"));
