@@ -1867,6 +1867,22 @@ impl MailStore for EmbeddedStore {
         up_to: Uid,
     ) -> MetaResult<UidRange> {
         let (u, m) = (user.0, mailbox.0);
+        // Most claims find nothing new (every SELECT asks): a read answers those, so they do
+        // not queue behind other writes for a commit that changes nothing. A claim that races
+        // a concurrent one is then ordered before it, which is all the mark promises.
+        let nothing_new = self
+            .read(move |r| {
+                let row = r.mbox(u, m)?;
+                let to = row.recent_from.max(up_to.0.min(row.uid_next));
+                Ok((to == row.recent_from).then_some(row.recent_from))
+            })
+            .await?;
+        if let Some(mark) = nothing_new {
+            return Ok(UidRange {
+                from: Uid(mark),
+                to: Uid(mark),
+            });
+        }
         self.write_user(user, move |w| {
             let mut row = w.mbox(u, m)?;
             // The mark never moves back (a UID is claimed once) nor past UIDNEXT (a UID not
