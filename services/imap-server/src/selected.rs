@@ -9,11 +9,11 @@
 //! hands each UID to one claimant only. EXAMINE and IMAP4rev2 sessions never claim.
 //!
 //! The view also keeps each message's flags and MODSEQ once the session has heard of them
-//! ([`flags`]): from a FETCH, its own STORE, a catch-up (which carries the flags of new and
-//! changed messages). After a catch-up the view's flags are the store's as of the catch-up's
-//! MODSEQ, so FETCH of flags and SEARCH over flag keys are answered from it (RFC 3501 §5.2 and
-//! §7.4.1: a client learns of other sessions' changes through untagged responses, which the
-//! catch-up has just sent).
+//! ([`flags`]): from the SELECT snapshot, a FETCH, its own STORE, a catch-up (which carries the
+//! flags of new and changed messages). After a catch-up the view's flags are the store's as of
+//! the catch-up's MODSEQ, so FETCH of flags and SEARCH over flag keys are answered from it (RFC
+//! 3501 §5.2 and §7.4.1: a client learns of other sessions' changes through untagged responses,
+//! which the catch-up has just sent).
 
 mod flags;
 
@@ -22,8 +22,8 @@ use flags::{FlagView, remove_positions};
 use std::collections::{BTreeSet, HashMap};
 use yubin_imap_proto::SequenceSet;
 use yubin_meta_api::{
-    MailStore, MailboxId, MessageRecord, MetaResult, ModSeq, SearchKey, Uid, UidRange, UidSet,
-    UserId,
+    MailStore, MailboxId, MessageRecord, MetaResult, ModSeq, SearchKey, SnapshotFlags, Uid,
+    UidRange, UidSet, UserId,
 };
 
 pub(crate) struct Selected {
@@ -234,6 +234,14 @@ impl Selected {
         if let Ok(i) = self.uids.binary_search(&uid) {
             self.flags.learn(i, modseq, flags);
         }
+    }
+
+    /// Takes the flags and MODSEQs of a SELECT snapshot, the one the view's UIDs come from:
+    /// they are the store's state at the view's starting HIGHESTMODSEQ, and the view's first
+    /// catch-up brings them up to date like any other state it holds. A snapshot without them
+    /// (an older meta service) leaves every message unknown, read from the store as needed.
+    pub(crate) fn learn_snapshot(&mut self, flags: &SnapshotFlags) {
+        self.flags.learn_snapshot(flags);
     }
 
     /// [`Selected::learn`] for records the store returned.

@@ -1,15 +1,18 @@
 //! Flag reads answered from the session's view (issue 10 item 6): once a session knows the flags
 //! of its messages, `FETCH (FLAGS)` / `UID FETCH (FLAGS MODSEQ)` and SEARCH over flag keys cost
 //! one catch-up (`changes_since`) instead of a store read, and answer what the store answers.
+//! SELECT's snapshot carries every message's flags, so that holds from the first read on.
 //!
-//! "What the store answers" is taken from a fresh session that EXAMINEs the mailbox and asks
-//! the same thing: a new view knows no flags, so its reads go to the store.
+//! "What the store answers" is taken from a session on a node whose SELECT snapshots carry no
+//! flags (as over a meta service from before they did): it EXAMINEs the mailbox and asks the
+//! same thing, and knowing no flags, reads them from the store.
 
 mod common;
 
 use common::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 fn message(n: usize) -> String {
     format!("From: a@example.com\r\nSubject: message {n}\r\n\r\nbody {n}\r\n")
@@ -39,17 +42,34 @@ fn fetch_map(lines: &[String]) -> BTreeMap<u32, String> {
         .collect()
 }
 
-/// The untagged lines a fresh session gets for `command` after EXAMINE INBOX (its view knows
-/// no flags, so the store answers), after running `setup` first.
-async fn store_answer(addr: SocketAddr, setup: &[&str], command: &str) -> Vec<String> {
-    let mut c = Raw::login(addr, "alice", "wonderland").await;
-    for s in setup {
-        ok(&c.cmd(s).await);
+/// A node whose SELECT snapshots carry no flags (as from an older meta service): its sessions
+/// read flags from the store until they know them.
+struct Node {
+    addr: SocketAddr,
+    calls: Arc<StoreCalls>,
+}
+
+impl Node {
+    /// The untagged lines a fresh session of this node gets for `command` after EXAMINE INBOX,
+    /// after running `setup` first; the command reads the store (its view knows no flags).
+    async fn answer(&self, setup: &[&str], command: &str) -> Vec<String> {
+        let mut c = Raw::login(self.addr, "alice", "wonderland").await;
+        for s in setup {
+            ok(&c.cmd(s).await);
+        }
+        ok(&c.cmd("EXAMINE INBOX").await);
+        let before = self.calls.now();
+        let mut r = c.cmd(command).await;
+        let d = self.calls.now() - before;
+        assert!(d.fetch + d.search > 0, "{command} read the store: {d:?}");
+        r.pop();
+        r
     }
-    ok(&c.cmd("EXAMINE INBOX").await);
-    let mut r = c.cmd(command).await;
-    r.pop();
-    r
+}
+
+async fn old_meta_node(h: &Harness) -> Node {
+    let (addr, calls) = h.node_without_snapshot_flags().await;
+    Node { addr, calls }
 }
 
 /// The `* SEARCH` / `* ESEARCH` line of a response.
@@ -70,7 +90,7 @@ async fn append_all(c: &mut Raw, flags: impl Fn(usize) -> &'static str, n: usize
 
 /// Session B reads flags another session (A) has just changed, without waiting for the change
 /// hint: its catch-up reads them, and FETCH and SEARCH answer what the store answers.
-async fn sessions_see_each_others_flags(addr: SocketAddr, calls: &StoreCalls) {
+async fn sessions_see_each_others_flags(addr: SocketAddr, calls: &StoreCalls, store: Node) {
     let mut a = Raw::login(addr, "alice", "wonderland").await;
     let mut b = Raw::login(addr, "alice", "wonderland").await;
     append_all(&mut a, |i| if i % 3 == 0 { "\\Seen" } else { "" }, 12).await;
@@ -99,7 +119,7 @@ async fn sessions_see_each_others_flags(addr: SocketAddr, calls: &StoreCalls) {
     assert_eq!(seen[&6], "(FLAGS ($Later))");
     assert_eq!(
         seen,
-        fetch_map(&store_answer(addr, &[], "FETCH 1:* (FLAGS)").await)
+        fetch_map(&store.answer(&[], "FETCH 1:* (FLAGS)").await)
     );
 
     // Changed again, then read through SEARCH first: the catch-up is SEARCH's this time.
@@ -128,7 +148,7 @@ async fn sessions_see_each_others_flags(addr: SocketAddr, calls: &StoreCalls) {
         assert_eq!((d.fetch, d.search), (0, 0), "{search}: {d:?}");
         assert_eq!(
             search_line(&r),
-            search_line(&store_answer(addr, &[], search).await),
+            search_line(&store.answer(&[], search).await),
             "{search}"
         );
     }
@@ -144,21 +164,25 @@ async fn sessions_see_each_others_flags(addr: SocketAddr, calls: &StoreCalls) {
 #[tokio::test]
 async fn sessions_see_each_others_flags_embedded() {
     let h = start().await;
-    sessions_see_each_others_flags(h.addr, &h.calls).await;
+    let store = old_meta_node(&h).await;
+    sessions_see_each_others_flags(h.addr, &h.calls, store).await;
 }
 
 #[tokio::test]
 async fn sessions_see_each_others_flags_on_redis() {
     let h = start_redis().await;
-    sessions_see_each_others_flags(h.addr, &h.calls).await;
+    let (addr, calls) = h.node_without_snapshot_flags().await;
+    sessions_see_each_others_flags(h.addr, &h.calls, Node { addr, calls }).await;
 }
 
-/// In a session that knows its flags, a second `UID FETCH 1:* (FLAGS)` and `SEARCH UNSEEN`
-/// make no store read but the catch-up; its own STORE is reflected; other keys still go to
-/// the store.
+/// In a session whose SELECT brought no flags (an older meta service), the first flag reads go
+/// to the store; once it knows its flags, a second `UID FETCH 1:* (FLAGS)` and `SEARCH UNSEEN`
+/// make no store read but the catch-up; its own STORE is reflected; other keys still go to the
+/// store.
 #[tokio::test]
 async fn a_current_session_reads_flags_from_its_view() {
-    let h = start().await;
+    let harness = start().await;
+    let h = old_meta_node(&harness).await;
     let mut c = Raw::login(h.addr, "alice", "wonderland").await;
     append_all(&mut c, |i| if i % 4 == 0 { "\\Seen" } else { "" }, 50).await;
     select(&mut c).await;
@@ -228,40 +252,43 @@ async fn a_current_session_reads_flags_from_its_view() {
     assert_eq!(r.len(), 1, "{r:?}");
 }
 
-/// Messages whose flags the view does not know are read from the store, in one call for a
-/// FETCH; a SEARCH is left to the store until every message is known.
+/// Messages whose flags the view does not know (its SELECT brought none, from an older meta
+/// service) are read from the store, in one call for a FETCH; a SEARCH is left to the store
+/// until every message is known.
 #[tokio::test]
 async fn unknown_flags_are_read_from_the_store() {
     let h = start().await;
+    let store = old_meta_node(&h).await;
     let mut a = Raw::login(h.addr, "alice", "wonderland").await;
     append_all(&mut a, |i| if i % 2 == 0 { "\\Seen" } else { "" }, 20).await;
     // A takes \Recent, so C's answers compare with the EXAMINE session's as they are.
     select(&mut a).await;
-    let mut c = Raw::login(h.addr, "alice", "wonderland").await;
+    let old = old_meta_node(&h).await;
+    let mut c = Raw::login(old.addr, "alice", "wonderland").await;
     select(&mut c).await;
     ok(&c.cmd("FETCH 1:5 (FLAGS)").await);
 
-    let before = h.calls.now();
+    let before = old.calls.now();
     let r = c.cmd("FETCH 1:10 (FLAGS)").await;
     ok(&r);
-    let d = h.calls.now() - before;
+    let d = old.calls.now() - before;
     assert_eq!((d.fetch, d.fetched_uids), (1, 5), "only 6:10 read: {d:?}");
-    let mut answer = store_answer(h.addr, &[], "FETCH 1:10 (FLAGS)").await;
+    let mut answer = store.answer(&[], "FETCH 1:10 (FLAGS)").await;
     answer.push("T OK FETCH completed".into());
     assert_eq!(r, answer);
 
     // Half the view unknown: the store searches, and no catch-up comes first.
-    let before = h.calls.now();
+    let before = old.calls.now();
     let r = c.cmd("SEARCH UNSEEN").await;
     assert_eq!(r[0], "* SEARCH 1 3 5 7 9 11 13 15 17 19");
-    let d = h.calls.now() - before;
+    let d = old.calls.now() - before;
     assert_eq!((d.search, d.changes_since), (1, 0), "{d:?}");
 
     ok(&c.cmd("FETCH 1:* (FLAGS)").await);
-    let before = h.calls.now();
+    let before = old.calls.now();
     let r = c.cmd("SEARCH UNSEEN").await;
     assert_eq!(r[0], "* SEARCH 1 3 5 7 9 11 13 15 17 19");
-    assert_eq!((h.calls.now() - before).search, 0);
+    assert_eq!((old.calls.now() - before).search, 0);
 }
 
 /// The view interns at most the stores' default number of keywords per mailbox; under a raised
@@ -291,8 +318,12 @@ async fn keywords_past_the_view_limit_are_read_from_the_store() {
     }
     let mut b = Raw::login(h.addr, "alice", "wonderland").await;
     select(&mut b).await;
+    // The SELECT snapshot told the view of every message, but message 5's keywords do not fit.
+    let before = h.calls.now();
     let first = b.cmd("FETCH 1:* (FLAGS)").await;
     ok(&first);
+    let d = h.calls.now() - before;
+    assert_eq!((d.fetch, d.fetched_uids), (1, 1), "message 5 only: {d:?}");
     let before = h.calls.now();
     let again = b.cmd("FETCH 1:* (FLAGS)").await;
     let d = h.calls.now() - before;
@@ -311,6 +342,7 @@ async fn keywords_past_the_view_limit_are_read_from_the_store() {
 #[tokio::test]
 async fn expunges_and_arrivals_keep_the_view_aligned() {
     let h = start().await;
+    let store = old_meta_node(&h).await;
     let mut a = Raw::login(h.addr, "alice", "wonderland").await;
     let mut b = Raw::login(h.addr, "alice", "wonderland").await;
     append_all(&mut a, |i| if i % 2 == 1 { "\\Seen" } else { "" }, 8).await;
@@ -357,7 +389,7 @@ async fn expunges_and_arrivals_keep_the_view_aligned() {
         ok(&r);
         assert_eq!((h.calls.now() - before).fetch, 0, "{command}");
         r.pop();
-        assert_eq!(r, store_answer(h.addr, &[], command).await, "{command}");
+        assert_eq!(r, store.answer(&[], command).await, "{command}");
     }
     for search in [
         "SEARCH FLAGGED",
@@ -367,7 +399,7 @@ async fn expunges_and_arrivals_keep_the_view_aligned() {
         let r = b.cmd(search).await;
         assert_eq!(
             search_line(&r),
-            search_line(&store_answer(h.addr, &[], search).await),
+            search_line(&store.answer(&[], search).await),
             "{search}"
         );
     }
@@ -380,10 +412,7 @@ async fn expunges_and_arrivals_keep_the_view_aligned() {
     ok(&r);
     assert_eq!(r[0], "* 1 EXPUNGE", "{r:?}");
     r.pop();
-    assert_eq!(
-        r[1..],
-        store_answer(h.addr, &[], "UID FETCH 1:* (FLAGS)").await
-    );
+    assert_eq!(r[1..], store.answer(&[], "UID FETCH 1:* (FLAGS)").await);
 }
 
 /// CONDSTORE (RFC 7162): MODSEQ in FETCH, CHANGEDSINCE, SEARCH MODSEQ and the session's own
@@ -392,6 +421,7 @@ async fn expunges_and_arrivals_keep_the_view_aligned() {
 #[tokio::test]
 async fn condstore_reads_from_the_view() {
     let h = start().await;
+    let store = old_meta_node(&h).await;
     let mut a = Raw::login(h.addr, "alice", "wonderland").await;
     let mut b = Raw::login(h.addr, "alice", "wonderland").await;
     append_all(&mut a, |_| "", 6).await;
@@ -423,7 +453,7 @@ async fn condstore_reads_from_the_view() {
         let d = h.calls.now() - before;
         assert_eq!((d.fetch, d.changes_since), (0, 1), "{command}: {d:?}");
         r.pop();
-        assert_eq!(r, store_answer(h.addr, &setup, &command).await, "{command}");
+        assert_eq!(r, store.answer(&setup, &command).await, "{command}");
     }
     let changed = b
         .cmd(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"))
@@ -440,7 +470,7 @@ async fn condstore_reads_from_the_view() {
         assert_eq!((d.fetch, d.search), (0, 0), "{search}: {d:?}");
         assert_eq!(
             search_line(&r),
-            search_line(&store_answer(h.addr, &setup, &search).await),
+            search_line(&store.answer(&setup, &search).await),
             "{search}"
         );
     }
@@ -481,10 +511,7 @@ async fn condstore_reads_from_the_view() {
     let mut r = b.cmd("FETCH 1:* (FLAGS MODSEQ)").await;
     ok(&r);
     r.pop();
-    assert_eq!(
-        r,
-        store_answer(h.addr, &setup, "FETCH 1:* (FLAGS MODSEQ)").await
-    );
+    assert_eq!(r, store.answer(&setup, "FETCH 1:* (FLAGS MODSEQ)").await);
 }
 
 /// The view answers each message's flags in the store's order, also where messages hold the
@@ -492,6 +519,7 @@ async fn condstore_reads_from_the_view() {
 #[tokio::test]
 async fn flag_lists_keep_the_stores_order() {
     let h = start().await;
+    let store = old_meta_node(&h).await;
     let mut a = Raw::login(h.addr, "alice", "wonderland").await;
     append_all(&mut a, |_| "", 60).await;
     select(&mut a).await;
@@ -510,5 +538,109 @@ async fn flag_lists_keep_the_stores_order() {
     assert_eq!(first, again);
     let mut r = again;
     r.pop();
-    assert_eq!(r, store_answer(h.addr, &[], "FETCH 1:* (FLAGS)").await);
+    assert_eq!(r, store.answer(&[], "FETCH 1:* (FLAGS)").await);
+}
+
+/// The `[UIDVALIDITY n]` and `[HIGHESTMODSEQ n]` of a SELECT response.
+fn validity_and_modseq(lines: &[String]) -> (u64, u64) {
+    let code = |name: &str| -> u64 {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("* OK [{name} ")))
+            .and_then(|l| l.split(']').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+    };
+    (code("UIDVALIDITY"), code("HIGHESTMODSEQ"))
+}
+
+/// Right after SELECT, EXAMINE or a QRESYNC SELECT, flag reads cost the catch-up alone: the
+/// snapshot brought every message's flags and MODSEQ. The answers are the store's, including
+/// for a change another session made after the SELECT.
+async fn select_brings_every_flag(addr: SocketAddr, calls: &StoreCalls, store: Node) {
+    let mut a = Raw::login(addr, "alice", "wonderland").await;
+    let flags = |i: usize| match i % 5 {
+        0 => "\\Seen",
+        1 => "",
+        2 => "\\Seen $Work \\Flagged",
+        3 => "\\Flagged \\Seen $Work",
+        _ => "\\Answered $label1",
+    };
+    append_all(&mut a, flags, 40).await;
+    // A takes \Recent: the sessions below and the store's session show none.
+    let r = select(&mut a).await;
+    let (validity, _) = validity_and_modseq(&r);
+    ok(&a.cmd("STORE 1:10 +FLAGS.SILENT ($WORK \\Deleted)").await);
+    ok(&a.cmd("STORE 5:15 -FLAGS.SILENT (\\seen)").await);
+    ok(&a.cmd("EXPUNGE").await);
+    ok(&a.cmd("STORE 20 FLAGS.SILENT ($Later)").await);
+
+    let reads = [
+        "UID FETCH 1:* (FLAGS)",
+        "FETCH 1:* (FLAGS MODSEQ)",
+        "UID SEARCH UNSEEN",
+        "SEARCH KEYWORD $work NOT FLAGGED",
+        "UID FETCH 1:* (UID FLAGS)",
+    ];
+    let setups: [(&str, &[&str], &str); 3] = [
+        ("SELECT", &[], "SELECT INBOX"),
+        ("EXAMINE", &[], "EXAMINE INBOX"),
+        ("QRESYNC", &["ENABLE QRESYNC"], ""),
+    ];
+    for (what, setup, open) in setups {
+        let mut b = Raw::login(addr, "alice", "wonderland").await;
+        for s in setup {
+            ok(&b.cmd(s).await);
+        }
+        let open = if open.is_empty() {
+            format!("SELECT INBOX (QRESYNC ({validity} 2))")
+        } else {
+            open.to_string()
+        };
+        let before = calls.now();
+        let r = b.cmd(&open).await;
+        ok(&r);
+        let d = calls.now() - before;
+        assert_eq!((d.fetch, d.search), (0, 0), "{what}: {d:?}");
+        if what == "QRESYNC" {
+            assert!(r.iter().any(|l| l.contains("VANISHED (EARLIER)")), "{r:?}");
+        }
+        for (n, command) in reads.iter().enumerate() {
+            if n == 2 {
+                // Changed by another session after this one's SELECT: the catch-up tells it.
+                ok(&a.cmd("STORE 3 -FLAGS.SILENT (\\Seen)").await);
+            }
+            let before = calls.now();
+            let mut r = b.cmd(command).await;
+            ok(&r);
+            let d = calls.now() - before;
+            assert_eq!(
+                (d.fetch, d.search, d.changes_since),
+                (0, 0, 1),
+                "{what}, {command}: the catch-up alone: {d:?}"
+            );
+            r.pop();
+            let expected = store.answer(setup, command).await;
+            if command.contains("SEARCH") {
+                assert_eq!(search_line(&r), search_line(&expected), "{what}, {command}");
+            } else {
+                assert_eq!(fetch_map(&r), fetch_map(&expected), "{what}, {command}");
+            }
+        }
+        ok(&a.cmd("STORE 3 +FLAGS.SILENT (\\Seen)").await);
+    }
+}
+
+#[tokio::test]
+async fn select_brings_every_flag_embedded() {
+    let h = start().await;
+    let store = old_meta_node(&h).await;
+    select_brings_every_flag(h.addr, &h.calls, store).await;
+}
+
+#[tokio::test]
+async fn select_brings_every_flag_on_redis() {
+    let h = start_redis().await;
+    let (addr, calls) = h.node_without_snapshot_flags().await;
+    select_brings_every_flag(h.addr, &h.calls, Node { addr, calls }).await;
 }

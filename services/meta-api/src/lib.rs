@@ -15,7 +15,10 @@ mod uidset;
 
 pub use error::{MetaError, MetaResult};
 pub use ids::{BlobKey, MailboxId, ModSeq, Uid, UidValidity, UserId};
-pub use mailbox::{MailboxInfo, MailboxSnapshot, SpecialUse, is_valid_mailbox_name};
+pub use mailbox::{
+    MailboxInfo, MailboxSnapshot, SnapshotFlags, SnapshotFlagsBuilder, SpecialUse,
+    is_valid_mailbox_name,
+};
 pub use message::{
     AppendResult, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, IndexProjection,
     IndexedMessage, InternalDate, MessageRecord, NewMessage, SearchIndex, StoreResult,

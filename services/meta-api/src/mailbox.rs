@@ -1,5 +1,6 @@
 use crate::{MailboxId, ModSeq, Uid, UidValidity};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// SPECIAL-USE attributes (RFC 6154 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +82,77 @@ pub struct MailboxSnapshot {
     /// refused, so PERMANENTFLAGS leaves out `\*` (RFC 9051 §7.1).
     #[serde(default)]
     pub keywords_full: bool,
+    /// Each message's flags and MODSEQ as of `info.highest_modseq`, aligned with `uids`, so that
+    /// a session can answer flag reads without reading every message again. Empty when the store
+    /// did not send them (a meta service from before they existed): the flags are then unknown.
+    #[serde(default)]
+    pub flags: SnapshotFlags,
+}
+
+/// The flags and MODSEQ of every message of a [`MailboxSnapshot`], position by position.
+///
+/// Messages share few distinct flag lists (a handful of system-flag combinations, some
+/// keywords), so each distinct list is sent once and every message names its list by index:
+/// a snapshot of 3 000 messages carries a few lists and 3 000 small numbers rather than 3 000
+/// lists. Each list holds the flags exactly as the store's `fetch` returns them, order and
+/// spelling included (the session answers FETCH from them byte for byte).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotFlags {
+    /// The distinct flag lists.
+    pub lists: Vec<Vec<String>>,
+    /// Per message: the index in `lists` of its flags.
+    pub list_of: Vec<u32>,
+    /// Per message: its MODSEQ (RFC 7162 §3.1.3).
+    pub modseqs: Vec<ModSeq>,
+}
+
+impl SnapshotFlags {
+    /// Whether these are the flags of exactly `messages` messages: one list index and one MODSEQ
+    /// per message, every index naming a list. Anything else (nothing sent, a malformed peer) is
+    /// to be treated as flags unknown.
+    pub fn covers(&self, messages: usize) -> bool {
+        self.list_of.len() == messages
+            && self.modseqs.len() == messages
+            && self
+                .list_of
+                .iter()
+                .all(|&l| (l as usize) < self.lists.len())
+    }
+
+    /// The MODSEQ and flags of message `i` (from 0).
+    pub fn get(&self, i: usize) -> Option<(ModSeq, &[String])> {
+        let list = self.lists.get(*self.list_of.get(i)? as usize)?;
+        Some((*self.modseqs.get(i)?, list))
+    }
+}
+
+/// Builds [`SnapshotFlags`] message by message, sending each distinct list once.
+#[derive(Debug, Default)]
+pub struct SnapshotFlagsBuilder {
+    flags: SnapshotFlags,
+    ids: HashMap<Vec<String>, u32>,
+}
+
+impl SnapshotFlagsBuilder {
+    /// Appends the next message's state.
+    pub fn push(&mut self, modseq: ModSeq, flags: &[String]) {
+        let id = match self.ids.get(flags) {
+            Some(&id) => id,
+            None => {
+                // More distinct lists than u32 ids would need more messages than UIDs exist.
+                let id = u32::try_from(self.flags.lists.len()).unwrap_or(u32::MAX);
+                self.flags.lists.push(flags.to_vec());
+                self.ids.insert(flags.to_vec(), id);
+                id
+            }
+        };
+        self.flags.list_of.push(id);
+        self.flags.modseqs.push(modseq);
+    }
+
+    pub fn finish(self) -> SnapshotFlags {
+        self.flags
+    }
 }
 
 /// Whether `name` may be created: non-empty, no empty hierarchy levels, no control characters, no

@@ -50,7 +50,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Status of one mailbox by name.
     async fn mailbox_status(&self, user: UserId, name: &str) -> MetaResult<MailboxInfo>;
 
-    /// Everything SELECT/EXAMINE needs, in one round trip.
+    /// Everything SELECT/EXAMINE needs, in one round trip: the UIDs and, read at the same
+    /// instant (one transaction), every message's flags and MODSEQ exactly as
+    /// [`MailStore::fetch`] returns them ([`crate::SnapshotFlags`]).
     async fn select(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot>;
 
     /// Appends messages (bodies already durable) to the named mailbox atomically, in order.

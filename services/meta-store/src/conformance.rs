@@ -9,6 +9,7 @@ mod divergences;
 mod history;
 mod limits;
 mod revocation;
+mod snapshot;
 
 pub use divergences::copy_keeps_source_modseq;
 pub use history::{expunge_log_is_capped, modseq_ahead_moves_mailbox};
@@ -17,6 +18,7 @@ pub use limits::{
     store_in_batches, unindexed_message_is_searched,
 };
 pub use revocation::{deleted_account_refuses_writes, revocation_hints};
+pub use snapshot::select_carries_flags;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +48,7 @@ macro_rules! conformance_tests {
             domains_and_address_resolution, metadata, keyword_limits, flag_merge_is_linear,
             mailbox_limit, metadata_budget, store_in_batches, unindexed_message_is_searched,
             copy_keeps_source_modseq, modseq_ahead_moves_mailbox, expunge_log_is_capped,
-            revocation_hints, deleted_account_refuses_writes);
+            revocation_hints, deleted_account_refuses_writes, select_carries_flags);
     };
     (@each $setup:ident; $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,6 +105,7 @@ pub async fn run_all<S: MailStore + AccountStore>(store: &S) {
     expunge_log_is_capped(store).await;
     revocation_hints(store).await;
     deleted_account_refuses_writes(store).await;
+    select_carries_flags(store).await;
 }
 
 /// A login name no earlier run used.

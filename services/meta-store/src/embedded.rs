@@ -48,8 +48,9 @@ use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeEvent, ChangeKind, ChangeStream, Changes,
     CopyResult, Domain, FlagOp, IndexProjection, IndexedMessage, InternalDate, MailStore,
     MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetaResult, MetadataDepth,
-    MetadataEntry, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse,
-    StoreResult, Uid, UidRange, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
+    MetadataEntry, ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey,
+    SnapshotFlagsBuilder, SpecialUse, StoreResult, Uid, UidRange, UidSet, UidValidity, UserId,
+    UserRecord, is_system_flag,
 };
 
 use crate::accounts::{
@@ -1319,13 +1320,19 @@ impl MailStore for EmbeddedStore {
         self.read(move |r| {
             let id = r.id_by_name(u, &name)?;
             let row = r.mbox(u, id)?;
+            // Each message's flags and MODSEQ come from the same read transaction as the UIDs
+            // and the mailbox row, so they are the state at the row's HIGHESTMODSEQ.
             let mut uids = Vec::with_capacity(row.exists as usize);
+            let mut flags = SnapshotFlagsBuilder::default();
             for item in r
                 .messages
                 .range((u, id, 0)..=(u, id, u32::MAX))
                 .map_err(db_err)?
             {
-                uids.push(Uid(item.map_err(db_err)?.0.value().2));
+                let (k, v) = item.map_err(db_err)?;
+                let msg: MsgRow = decode(v.value())?;
+                uids.push(Uid(k.value().2));
+                flags.push(ModSeq(msg.modseq), &msg.flags);
             }
             let first_unseen = r
                 .unseen
@@ -1342,6 +1349,7 @@ impl MailStore for EmbeddedStore {
                 first_unseen,
                 keywords_full: limits.keywords_full(row.keywords.len()),
                 keywords: row.keywords,
+                flags: flags.finish(),
             })
         })
         .await

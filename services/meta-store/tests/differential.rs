@@ -82,8 +82,20 @@ impl Engine {
     fn snapshot(&mut self, s: &MailboxSnapshot) -> String {
         let mut keywords = s.keywords.clone();
         keywords.sort();
+        // Each message's MODSEQ and flags; flags sorted, as for records (the engines may keep
+        // different orders, each answering its own consistently).
+        let flags: Vec<String> = (0..s.uids.len())
+            .map(|i| match s.flags.get(i) {
+                Some((modseq, flags)) => {
+                    let mut flags = flags.to_vec();
+                    flags.sort();
+                    format!("{}:{flags:?}", modseq.0)
+                }
+                None => "unknown".into(),
+            })
+            .collect();
         format!(
-            "{} uids={:?} first_unseen={:?} keywords={keywords:?} full={}",
+            "{} uids={:?} first_unseen={:?} keywords={keywords:?} full={} flags={flags:?}",
             self.info(&s.info),
             s.uids.iter().map(|u| u.0).collect::<Vec<_>>(),
             s.first_unseen.map(|u| u.0),

@@ -9,13 +9,17 @@
 //! client rebuilds exactly the variant the store raised and can tell it apart from a status the
 //! transport or a proxy made up.
 
+mod mailbox;
+
+pub use mailbox::mailbox_info_from_pb;
+
 use crate::pb;
 use tonic::{Code, Status};
 use yubin_meta_api::{
     AppendResult, BlobKey, ChangeEvent, ChangeKind, Changes, CopyResult, FlagOp, IndexedMessage,
-    InternalDate, MailboxId, MailboxInfo, MailboxSnapshot, MessageRecord, MetaError, MetadataDepth,
-    ModSeq, NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SpecialUse, StoreResult, Uid, UidSet,
-    UidValidity, UserId,
+    InternalDate, MailboxId, MessageRecord, MetaError, MetadataDepth, ModSeq, NewMessage,
+    QuotaLimits, QuotaUsage, SearchIndex, SpecialUse, StoreResult, Uid, UidSet, UidValidity,
+    UserId,
 };
 
 /// A wire message that does not describe a valid domain value.
@@ -294,75 +298,6 @@ impl From<pb::InternalDate> for InternalDate {
             unix_seconds: d.unix_seconds,
             tz_offset_minutes: d.tz_offset_minutes,
         }
-    }
-}
-
-impl From<MailboxInfo> for pb::MailboxInfo {
-    fn from(m: MailboxInfo) -> pb::MailboxInfo {
-        pb::MailboxInfo {
-            id: m.id.0,
-            name: m.name,
-            uid_validity: m.uid_validity.0,
-            uid_next: m.uid_next.0,
-            highest_modseq: m.highest_modseq.0,
-            exists: m.exists,
-            unseen: m.unseen,
-            deleted: m.deleted,
-            size: m.size,
-            special_use: special_use_to_pb(m.special_use),
-            recent: m.recent,
-        }
-    }
-}
-
-impl TryFrom<pb::MailboxInfo> for MailboxInfo {
-    type Error = WireError;
-
-    fn try_from(m: pb::MailboxInfo) -> Result<MailboxInfo, WireError> {
-        Ok(MailboxInfo {
-            id: MailboxId(m.id),
-            name: m.name,
-            uid_validity: UidValidity(m.uid_validity),
-            uid_next: Uid(m.uid_next),
-            highest_modseq: ModSeq(m.highest_modseq),
-            exists: m.exists,
-            unseen: m.unseen,
-            deleted: m.deleted,
-            size: m.size,
-            special_use: special_use_from_pb(m.special_use)?,
-            recent: m.recent,
-        })
-    }
-}
-
-/// A required mailbox field of a response.
-pub fn mailbox_info_from_pb(m: Option<pb::MailboxInfo>) -> Result<MailboxInfo, WireError> {
-    MailboxInfo::try_from(required(m, "mailbox")?)
-}
-
-impl From<MailboxSnapshot> for pb::MailboxSnapshot {
-    fn from(s: MailboxSnapshot) -> pb::MailboxSnapshot {
-        pb::MailboxSnapshot {
-            info: Some(s.info.into()),
-            uids: uids_to_pb(&s.uids),
-            first_unseen: s.first_unseen.map(|u| u.0),
-            keywords: s.keywords,
-            keywords_full: s.keywords_full,
-        }
-    }
-}
-
-impl TryFrom<pb::MailboxSnapshot> for MailboxSnapshot {
-    type Error = WireError;
-
-    fn try_from(s: pb::MailboxSnapshot) -> Result<MailboxSnapshot, WireError> {
-        Ok(MailboxSnapshot {
-            info: MailboxInfo::try_from(required(s.info, "snapshot info")?)?,
-            uids: uids_from_pb(s.uids),
-            first_unseen: s.first_unseen.map(Uid),
-            keywords: s.keywords,
-            keywords_full: s.keywords_full,
-        })
     }
 }
 

@@ -111,6 +111,7 @@ async fn every_rpc_round_trips_unchanged() {
     same!(h, mailbox_status(u, "Archive")).unwrap();
     let snapshot = same!(h, select(u, "INBOX")).unwrap();
     assert_eq!(snapshot.first_unseen, Some(Uid(5)));
+    assert!(snapshot.flags.covers(snapshot.uids.len()), "{snapshot:?}");
     let appended = same!(h, append(u, "INBOX", vec![new_message(0), new_message(1)])).unwrap();
     assert_eq!(appended.uids, [Uid(10), Uid(11)]);
     same!(h, append(u, "INBOX", vec![])).unwrap();
@@ -608,4 +609,71 @@ async fn calls_without_the_installation_secret_are_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, MetaError::Internal(_)), "{err:?}");
+}
+
+/// `MailboxSnapshot` as meta sent it before snapshots carried flags (fields 1–5).
+#[derive(Clone, PartialEq, prost::Message)]
+struct SnapshotBeforeFlags {
+    #[prost(message, optional, tag = "1")]
+    info: Option<pb::MailboxInfo>,
+    #[prost(uint32, repeated, tag = "2")]
+    uids: Vec<u32>,
+    #[prost(uint32, optional, tag = "3")]
+    first_unseen: Option<u32>,
+    #[prost(string, repeated, tag = "4")]
+    keywords: Vec<String>,
+    #[prost(bool, tag = "5")]
+    keywords_full: bool,
+}
+
+/// A snapshot's flags survive the wire, and peers from before they existed keep working both
+/// ways: an older meta's snapshot reads as flags unknown, an older front-end skips the new
+/// fields and reads the rest as before.
+#[test]
+fn snapshot_flags_cross_the_wire_and_old_peers_interoperate() {
+    use prost::Message;
+    let snapshot = MailboxSnapshot {
+        info: MailboxInfo {
+            id: MailboxId(3),
+            name: "INBOX".into(),
+            uid_validity: UidValidity(9),
+            uid_next: Uid(8),
+            highest_modseq: ModSeq(12),
+            exists: 3,
+            unseen: 1,
+            deleted: 0,
+            size: 300,
+            special_use: None,
+            recent: 0,
+        },
+        uids: vec![Uid(2), Uid(5), Uid(7)],
+        first_unseen: Some(Uid(5)),
+        keywords: vec!["$Work".into()],
+        keywords_full: false,
+        flags: SnapshotFlags {
+            lists: vec![vec!["\\Seen".into(), "$Work".into()], vec![]],
+            list_of: vec![0, 1, 0],
+            modseqs: vec![ModSeq(4), ModSeq(12), ModSeq(u64::MAX)],
+        },
+    };
+    let wire = pb::MailboxSnapshot::from(snapshot.clone()).encode_to_vec();
+    let back = MailboxSnapshot::try_from(pb::MailboxSnapshot::decode(&wire[..]).unwrap()).unwrap();
+    assert_eq!(back, snapshot);
+    assert_eq!(back.flags.get(1), Some((ModSeq(12), &[][..])));
+
+    let old = SnapshotBeforeFlags::decode(&wire[..]).expect("an old front-end decodes it");
+    assert_eq!(old.uids, [2, 5, 7]);
+    assert_eq!((old.first_unseen, old.keywords_full), (Some(5), false));
+
+    let from_old_meta = pb::MailboxSnapshot::decode(&old.encode_to_vec()[..]).unwrap();
+    let read = MailboxSnapshot::try_from(from_old_meta).unwrap();
+    assert_eq!(read.flags, SnapshotFlags::default());
+    assert!(!read.flags.covers(read.uids.len()), "flags unknown");
+    assert_eq!(
+        MailboxSnapshot {
+            flags: SnapshotFlags::default(),
+            ..snapshot
+        },
+        read
+    );
 }

@@ -91,6 +91,10 @@ pub(crate) async fn run(
         .first_unseen
         .and_then(|first| snap.uids.binary_search(&first).ok());
     let mut selected = Selected::new(info.id, read_only, snap.uids, info.highest_modseq);
+    // The view knows every message's flags from here on (as of the snapshot's HIGHESTMODSEQ,
+    // which is where its catch-ups start), so FETCH (FLAGS) and flag SEARCH right after SELECT
+    // cost a catch-up, not a read of every message.
+    selected.learn_snapshot(&snap.flags);
     selected.condstore = s.condstore;
     selected.qresync = s.qresync;
     if s.rev2 {

@@ -6,8 +6,11 @@
 //! the distinct lists seen: 12 bytes per message (an 8-byte MODSEQ and a 4-byte list id; 16
 //! with the view's UID). A list holds the message's flags in the store's order as ids into a
 //! table of flag names, so a list answered from the view is exactly the one the store sends,
-//! spelling and order included. Until the first state is learned the per-message vectors are
-//! not allocated at all: a session that never reads flags pays nothing per message.
+//! spelling and order included. SELECT and EXAMINE fill the view from the store's snapshot,
+//! which carries every message's flags and MODSEQ as of its HIGHESTMODSEQ
+//! ([`FlagView::learn_snapshot`]), so the first flag read after SELECT needs no store read
+//! either. Until the first state is learned (a snapshot from a meta service that sends no
+//! flags) the per-message vectors are not allocated at all.
 //!
 //! States are merged by MODSEQ: every change of a message's flags gets a higher MODSEQ (RFC 7162
 //! §3), so whatever order the session hears of them in (a FETCH, its own STORE, a catch-up),
@@ -20,7 +23,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use yubin_meta_api::{DEFAULT_MAX_KEYWORDS_PER_MAILBOX, ModSeq, SearchKey, Uid, UidSet};
+use yubin_meta_api::{
+    DEFAULT_MAX_KEYWORDS_PER_MAILBOX, ModSeq, SearchKey, SnapshotFlags, Uid, UidSet,
+};
 
 /// The list id of a message whose flags the view does not know.
 const UNKNOWN: u32 = u32::MAX;
@@ -56,6 +61,8 @@ pub(crate) struct FlagView {
     saturated: bool,
     /// Reused buffer for the ids of the list being interned.
     scratch: Vec<u16>,
+    /// Compactions so far: list ids taken before one are stale after it.
+    compactions: u64,
 }
 
 /// A search key over the view: the store's key (its session-relative parts already resolved to
@@ -86,6 +93,7 @@ impl FlagView {
             list_id_total: 0,
             saturated: false,
             scratch: Vec::new(),
+            compactions: 0,
         }
     }
 
@@ -122,11 +130,57 @@ impl FlagView {
             return;
         }
         self.materialize();
-        let known = self.list[i] != UNKNOWN;
-        if modseq < self.modseq[i] || (modseq == self.modseq[i] && known) {
+        if self.holds_newer(i, modseq) {
             return;
         }
         let id = self.intern(flags);
+        self.set(i, modseq, id);
+    }
+
+    /// Takes every message's state from a SELECT snapshot (aligned with the view, which is
+    /// built from the same snapshot); nothing when the snapshot carries none (`covers`).
+    /// Each distinct list of the snapshot is interned once, not once per message.
+    pub(crate) fn learn_snapshot(&mut self, flags: &SnapshotFlags) {
+        if self.len == 0 || !flags.covers(self.len) {
+            return;
+        }
+        self.materialize();
+        // Snapshot list → view list id, filled as lists are met. A compaction (when a hostile
+        // mailbox has more distinct lists than the table holds) renumbers the view's lists, so
+        // the ids taken before it are dropped then.
+        let mut ids: Vec<Option<u32>> = vec![None; flags.lists.len()];
+        let mut compactions = self.compactions;
+        for (i, (&l, &modseq)) in flags.list_of.iter().zip(&flags.modseqs).enumerate() {
+            if self.holds_newer(i, modseq) {
+                continue;
+            }
+            let l = l as usize;
+            let id = match ids[l] {
+                Some(id) => id,
+                None => {
+                    let id = self.intern(&flags.lists[l]);
+                    if self.compactions != compactions {
+                        compactions = self.compactions;
+                        ids.fill(None);
+                    }
+                    ids[l] = Some(id);
+                    id
+                }
+            };
+            self.set(i, modseq, id);
+        }
+    }
+
+    /// Whether the view holds a state of message `i` at least as new as `modseq` (a known one
+    /// at the same MODSEQ is the same state).
+    fn holds_newer(&self, i: usize, modseq: ModSeq) -> bool {
+        let known = self.list[i] != UNKNOWN;
+        modseq < self.modseq[i] || (modseq == self.modseq[i] && known)
+    }
+
+    /// Makes list `id` (possibly `UNKNOWN`) at `modseq` message `i`'s state.
+    fn set(&mut self, i: usize, modseq: ModSeq, id: u32) {
+        let known = self.list[i] != UNKNOWN;
         match (known, id != UNKNOWN) {
             (true, false) => self.unknown += 1,
             (false, true) => self.unknown -= 1,
@@ -309,6 +363,7 @@ impl FlagView {
 
     /// Drops the lists no message holds and renumbers the rest.
     fn compact(&mut self) {
+        self.compactions += 1;
         let mut renumber = vec![UNKNOWN; self.lists.len()];
         let mut kept: Vec<Arc<[u16]>> = Vec::new();
         for l in self.list.iter_mut().filter(|l| **l != UNKNOWN) {
@@ -488,6 +543,99 @@ mod tests {
             v.compile(&SearchKey::Not(Box::new(SearchKey::Body("x".into()))))
                 .is_none()
         );
+    }
+
+    fn snapshot(states: &[(u64, &[&str])]) -> SnapshotFlags {
+        let mut b = yubin_meta_api::SnapshotFlagsBuilder::default();
+        for (m, f) in states {
+            b.push(ModSeq(*m), &flags(f));
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn a_snapshot_makes_every_message_known() {
+        let snap = snapshot(&[
+            (3, &["\\Seen"]),
+            (4, &[]),
+            (3, &["\\Seen"]),
+            (9, &["$Junk", "\\Seen"]),
+        ]);
+        let mut v = FlagView::unknown(4);
+        v.learn(1, ModSeq(12), &flags(&["\\Flagged"]));
+        v.learn_snapshot(&snap);
+        assert!(v.all_known());
+        assert_eq!(written(&v, 0, false).as_deref(), Some("(\\Seen)"));
+        assert_eq!(
+            written(&v, 1, false).as_deref(),
+            Some("(\\Flagged)"),
+            "a later state heard of first stays"
+        );
+        assert_eq!(
+            written(&v, 3, true).as_deref(),
+            Some("($Junk \\Seen \\Recent)")
+        );
+        assert_eq!(
+            (v.modseq(2), v.modseq(3)),
+            (Some(ModSeq(3)), Some(ModSeq(9)))
+        );
+        assert_eq!(v.lists.len(), 3, "one list per distinct list");
+
+        // A snapshot without flags (an older meta), or one not matching the view, is ignored.
+        for other in [SnapshotFlags::default(), snapshot(&[(1, &[])])] {
+            let mut v = FlagView::unknown(4);
+            v.learn_snapshot(&other);
+            assert!(v.list.is_empty() && v.unknown == 4);
+        }
+        let mut empty = FlagView::unknown(0);
+        empty.learn_snapshot(&SnapshotFlags::default());
+        assert!(empty.all_known());
+    }
+
+    #[test]
+    fn a_snapshot_with_more_lists_than_the_table_stays_consistent() {
+        // Every message its own list: the table fills, compacts (renumbering the lists taken so
+        // far) and saturates; whatever the view keeps must be the message's own list.
+        let n = MAX_LISTS + 100;
+        let names: Vec<Vec<String>> = (0..n)
+            .map(|i| vec![format!("k{}", i % 200), format!("x{}", i / 200)])
+            .collect();
+        let mut b = yubin_meta_api::SnapshotFlagsBuilder::default();
+        for (i, f) in names.iter().enumerate() {
+            b.push(ModSeq(i as u64 + 1), f);
+        }
+        let mut v = FlagView::unknown(n);
+        v.learn_snapshot(&b.finish());
+        assert!(v.unknown > 0 && v.unknown < n, "{}", v.unknown);
+        for (i, f) in names.iter().enumerate() {
+            if let Some(w) = written(&v, i, false) {
+                assert_eq!(w, format!("({})", f.join(" ")), "message {i}");
+                assert_eq!(v.modseq(i), Some(ModSeq(i as u64 + 1)));
+            }
+        }
+    }
+
+    #[test]
+    fn list_ids_taken_before_a_compaction_are_not_reused_after_it() {
+        // The table is one short of full of lists no message holds any more (message 0 went
+        // through them all); the snapshot's second list compacts it, renumbering the first.
+        let mut v = FlagView::unknown(3);
+        for k in 0..MAX_LISTS - 1 {
+            let pair = [format!("old{}", k / 64), format!("old{}", 64 + k % 64)];
+            v.learn(0, ModSeq(k as u64 + 1), &pair);
+        }
+        assert_eq!((v.lists.len(), v.compactions), (MAX_LISTS - 1, 0));
+        let snap = snapshot(&[
+            (5_000, &["a", "\\Seen"]),
+            (5_001, &["b"]),
+            (5_002, &["a", "\\Seen"]),
+        ]);
+        v.learn_snapshot(&snap);
+        assert_eq!(v.compactions, 1);
+        assert!(v.all_known());
+        for (i, want) in ["(a \\Seen)", "(b)", "(a \\Seen)"].iter().enumerate() {
+            assert_eq!(written(&v, i, false).as_deref(), Some(*want), "message {i}");
+        }
     }
 
     #[test]

@@ -161,6 +161,9 @@ pub struct FaultyWatch {
     pub watch_calls: Arc<AtomicUsize>,
     pub race: Arc<ClaimRace>,
     pub calls: Arc<StoreCalls>,
+    /// Whether SELECT snapshots keep each message's flags; without, the node behaves as over a
+    /// meta service from before snapshots carried them (its sessions read flags from the store).
+    pub snapshot_flags: bool,
 }
 
 #[async_trait]
@@ -192,7 +195,11 @@ impl MailStore for FaultyWatch {
         self.inner.mailbox_status(u, n).await
     }
     async fn select(&self, u: UserId, n: &str) -> MetaResult<MailboxSnapshot> {
-        self.inner.select(u, n).await
+        let mut snapshot = self.inner.select(u, n).await?;
+        if !self.snapshot_flags {
+            snapshot.flags = SnapshotFlags::default();
+        }
+        Ok(snapshot)
     }
     async fn append(&self, u: UserId, m: &str, msgs: Vec<NewMessage>) -> MetaResult<AppendResult> {
         self.inner.append(u, m, msgs).await
@@ -332,28 +339,63 @@ impl Harness {
     /// Starts another front-end node over the same stores (as two `yubin imap` processes share
     /// one meta service and one bucket) and returns its address.
     pub async fn second_node(&self) -> SocketAddr {
-        let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
-            inner: self.store.clone(),
-            fault: WatchFault::None,
-            watch_calls: Arc::new(AtomicUsize::new(0)),
-            race: Arc::new(ClaimRace::default()),
-            calls: Arc::new(StoreCalls::default()),
-        });
-        let server = ImapServer::new(
-            mail,
-            Arc::new(TestAuth(self.store.clone())),
-            Arc::new(FsBlobStore::new(self.blob_dir.clone())),
-            None,
-            ImapConfig {
-                allow_plaintext_auth: true,
-                ..ImapConfig::default()
-            },
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(server.serve(listener, false, self.shutdown.clone()));
-        addr
+        spawn_node(
+            self.store.clone(),
+            self.store.clone(),
+            &self.blob_dir,
+            &self.shutdown,
+            true,
+        )
+        .await
+        .0
     }
+
+    /// [`Harness::second_node`] whose SELECT snapshots carry no flags (as from an older meta
+    /// service): its sessions know no message's flags after SELECT and read them from the
+    /// store. Returns its address and its calls to the store.
+    pub async fn node_without_snapshot_flags(&self) -> (SocketAddr, Arc<StoreCalls>) {
+        spawn_node(
+            self.store.clone(),
+            self.store.clone(),
+            &self.blob_dir,
+            &self.shutdown,
+            false,
+        )
+        .await
+    }
+}
+
+/// A front-end node over `mail` and `accounts`, stopped by `shutdown`.
+async fn spawn_node(
+    mail: Arc<dyn MailStore>,
+    accounts: Arc<dyn AccountStore>,
+    blob_dir: &std::path::Path,
+    shutdown: &CancellationToken,
+    snapshot_flags: bool,
+) -> (SocketAddr, Arc<StoreCalls>) {
+    let calls = Arc::new(StoreCalls::default());
+    let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
+        inner: mail,
+        fault: WatchFault::None,
+        watch_calls: Arc::new(AtomicUsize::new(0)),
+        race: Arc::new(ClaimRace::default()),
+        calls: calls.clone(),
+        snapshot_flags,
+    });
+    let server = ImapServer::new(
+        mail,
+        Arc::new(TestAuth(accounts)),
+        Arc::new(FsBlobStore::new(blob_dir.to_path_buf())),
+        None,
+        ImapConfig {
+            allow_plaintext_auth: true,
+            ..ImapConfig::default()
+        },
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(server.serve(listener, false, shutdown.clone()));
+    (addr, calls)
 }
 
 pub struct Options {
@@ -413,6 +455,7 @@ pub async fn start_with(opts: Options) -> Harness {
         watch_calls: watch_calls.clone(),
         race: race.clone(),
         calls: calls.clone(),
+        snapshot_flags: true,
     });
     let has_tls = opts.tls.is_some();
     let blobs = FaultyBlobStore::new(FsBlobStore::new(blob_dir.clone()));
@@ -466,6 +509,8 @@ pub struct RedisHarness {
     pub addr: SocketAddr,
     pub calls: Arc<StoreCalls>,
     pub shutdown: CancellationToken,
+    pub store: Arc<yubin_meta_store::RedisStore>,
+    pub blob_dir: std::path::PathBuf,
     pub _redis: yubin_meta_store::testing::RedisServer,
     pub _dir: tempfile::TempDir,
 }
@@ -473,6 +518,20 @@ pub struct RedisHarness {
 impl Drop for RedisHarness {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+impl RedisHarness {
+    /// [`Harness::node_without_snapshot_flags`] over this Redis.
+    pub async fn node_without_snapshot_flags(&self) -> (SocketAddr, Arc<StoreCalls>) {
+        spawn_node(
+            self.store.clone(),
+            self.store.clone(),
+            &self.blob_dir,
+            &self.shutdown,
+            false,
+        )
+        .await
     }
 }
 
@@ -493,32 +552,14 @@ pub async fn start_redis() -> RedisHarness {
     let dir = tempfile::tempdir().expect("tempdir");
     let blob_dir = dir.path().join("blobs");
     std::fs::create_dir_all(&blob_dir).expect("blob dir");
-    let calls = Arc::new(StoreCalls::default());
-    let mail: Arc<dyn MailStore> = Arc::new(FaultyWatch {
-        inner: store.clone(),
-        fault: WatchFault::None,
-        watch_calls: Arc::new(AtomicUsize::new(0)),
-        race: Arc::new(ClaimRace::default()),
-        calls: calls.clone(),
-    });
-    let server = ImapServer::new(
-        mail,
-        Arc::new(TestAuth(store)),
-        Arc::new(FsBlobStore::new(blob_dir)),
-        None,
-        ImapConfig {
-            allow_plaintext_auth: true,
-            ..ImapConfig::default()
-        },
-    );
     let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(server.serve(listener, false, shutdown.clone()));
+    let (addr, calls) = spawn_node(store.clone(), store.clone(), &blob_dir, &shutdown, true).await;
     RedisHarness {
         addr,
         calls,
         shutdown,
+        store,
+        blob_dir,
         _redis: redis,
         _dir: dir,
     }

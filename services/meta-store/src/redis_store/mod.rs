@@ -74,6 +74,7 @@ mod failures;
 mod hub;
 mod observe;
 mod rollback;
+mod snapshot;
 
 pub use durability::Durability;
 pub use rollback::RollbackSettings;
@@ -1044,25 +1045,7 @@ impl RedisStore {
     async fn select_once(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
         let mut inv = self.call(&self.scripts.select, user);
         inv.arg(now_secs()).arg(name);
-        let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
-        let info = parse_info(next(&mut it)?)?;
-        let uids = parse_uids(next(&mut it)?)?;
-        let first_unseen = match next(&mut it)? {
-            Value::Nil => None,
-            v => Some(Uid(v_num(v)?)),
-        };
-        let mut keywords = v_array(next(&mut it)?)?
-            .into_iter()
-            .map(v_string)
-            .collect::<MetaResult<Vec<_>>>()?;
-        keywords.sort();
-        Ok(MailboxSnapshot {
-            info,
-            uids,
-            first_unseen,
-            keywords_full: self.limits.keywords_full(keywords.len()),
-            keywords,
-        })
+        snapshot::parse_snapshot(self.invoke_read(&inv).await?, &self.limits)
     }
 
     async fn append_once(

@@ -182,6 +182,11 @@ impl MailStore for EchoStore {
             first_unseen: Some(Uid(5)),
             keywords: vec!["$Junk".into(), "Work".into()],
             keywords_full: true,
+            flags: SnapshotFlags {
+                lists: vec![vec![], vec!["\\Seen".into(), "$Junk".into()]],
+                list_of: vec![1, 0, 1],
+                modseqs: vec![ModSeq(4), ModSeq(9), ModSeq(u64::MAX)],
+            },
         })
     }
 
