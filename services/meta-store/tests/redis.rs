@@ -404,3 +404,32 @@ async fn evicting_maxmemory_policy_is_refused() {
         );
     }
 }
+
+/// A SELECT snapshot carries flags only up to a mailbox size (one script holds its shard, and
+/// reading every message's flags costs about 1 µs of Redis time per message); above it the
+/// flags are left for the session to read when it needs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_of_large_mailboxes_carry_no_flags() {
+    let (_server, store) = store().await;
+    let store = store.with_snapshot_flags_max_messages(3);
+    let user = store.create_user("big", "h").await.expect("user");
+    let first = (1..=3).map(|n| message(user.id, n)).collect();
+    store.append(user.id, "INBOX", first).await.expect("append");
+    let snapshot = store.select(user.id, "INBOX").await.expect("select");
+    assert!(snapshot.flags.covers(3), "{:?}", snapshot.flags);
+    assert_eq!(
+        snapshot.flags.get(2).map(|(_, f)| f.to_vec()),
+        Some(vec!["$Label".to_string()])
+    );
+    store
+        .append(user.id, "INBOX", vec![message(user.id, 4)])
+        .await
+        .expect("append");
+    let snapshot = store.select(user.id, "INBOX").await.expect("select");
+    assert_eq!(snapshot.uids.len(), 4);
+    assert_eq!(
+        snapshot.flags,
+        Default::default(),
+        "over the limit: no flags"
+    );
+}

@@ -343,6 +343,8 @@ pub struct RedisStore {
     high_water: rollback::HighWater,
     /// Held by every clone; the failover watch ends when the last one is dropped.
     alive: Arc<()>,
+    /// SELECT snapshots of larger mailboxes carry no flags (see `snapshot`).
+    snapshot_flags_max: usize,
 }
 
 /// Maps a Redis error to the caller's class: script verdicts to their `MetaError`, anything
@@ -599,6 +601,7 @@ impl RedisStore {
             durability: Durability::default(),
             high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
             alive: Arc::new(()),
+            snapshot_flags_max: snapshot::SNAPSHOT_FLAGS_MAX_MESSAGES,
             hub: hub::Hub::start(client),
         })
     }
@@ -633,6 +636,7 @@ impl RedisStore {
             durability: Durability::default(),
             high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
             alive: Arc::new(()),
+            snapshot_flags_max: snapshot::SNAPSHOT_FLAGS_MAX_MESSAGES,
             hub: hub::Hub::start_sharded(conn, seed),
         })
     }
@@ -643,6 +647,13 @@ impl RedisStore {
     pub fn with_rollback(mut self, settings: RollbackSettings) -> RedisStore {
         self.high_water = rollback::HighWater::new(settings.high_water_mailboxes);
         self.watch_identity(settings.identity_check);
+        self
+    }
+
+    /// The same store sending flags in SELECT snapshots only of mailboxes of at most `max`
+    /// messages (default 20 000).
+    pub fn with_snapshot_flags_max_messages(mut self, max: usize) -> RedisStore {
+        self.snapshot_flags_max = max;
         self
     }
 
@@ -1044,7 +1055,7 @@ impl RedisStore {
 
     async fn select_once(&self, user: UserId, name: &str) -> MetaResult<MailboxSnapshot> {
         let mut inv = self.call(&self.scripts.select, user);
-        inv.arg(now_secs()).arg(name);
+        inv.arg(now_secs()).arg(name).arg(self.snapshot_flags_max);
         snapshot::parse_snapshot(self.invoke_read(&inv).await?, &self.limits)
     }
 

@@ -1,4 +1,4 @@
--- select: ARGV = P, now, name
+-- select: ARGV = P, now, name, most messages whose flags are sent
 -- -> { info, uids, first unseen or false, keywords, flag lists, list per message,
 --      modseq per message }
 -- Each message's flags and MODSEQ are read in this script, so they are exactly the state at the
@@ -10,6 +10,11 @@ publish()
 if not id then return notfound('mailbox ' .. ARGV[3]) end
 local first = redis.call('ZRANGE', K('unseen', id), 0, 0)
 local uids = redis.call('ZRANGE', K('uids', id), 0, -1)
+if #uids > tonumber(ARGV[4]) then
+  -- A very large mailbox: the flags would hold the shard for too long in one script; the
+  -- session reads them when a command needs them.
+  return { mb_info(id), uids, first[1] or false, redis.call('HVALS', K('kw', id)), {}, {}, {} }
+end
 local raw = hmget_all(K('flags', id), uids)
 local mss = zmscore_all(K('modseq', id), uids)
 local lists, list_of, index = {}, {}, {}
