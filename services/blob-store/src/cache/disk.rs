@@ -193,12 +193,11 @@ impl DiskTier {
         self.index.run_pending_tasks();
     }
 
-    /// Waits for background writes to finish and the index to settle.
-    pub(super) async fn settle(&self) {
+    /// Waits for the background writes under way to finish.
+    pub(super) async fn wait_for_writes(&self) {
         let all = u32::try_from(MAX_PENDING_WRITES).unwrap_or(u32::MAX);
         if let Ok(permits) = self.writes.acquire_many(all).await {
             drop(permits);
         }
-        self.index.run_pending_tasks();
     }
 }

@@ -274,10 +274,10 @@ impl CachedBlobStore {
     /// Settles pending bookkeeping (eviction, sizes) now rather than on later calls: for tests
     /// and for reading exact sizes.
     pub async fn settle(&self) {
-        self.memory.run_pending_tasks().await;
         if let Some(disk) = &self.disk {
-            disk.settle().await;
+            disk.wait_for_writes().await;
         }
+        self.settle_bookkeeping().await;
     }
 
     /// Bytes held in memory.
