@@ -2,8 +2,9 @@
 //!
 //! Two implementations of [`yubin_meta_api::MailStore`] and [`yubin_meta_api::AccountStore`]:
 //!
-//! - [`EmbeddedStore`]: a redb database file for `yubin dev` (one process). Every operation is one
-//!   redb transaction; change hints travel on an in-process broadcast channel.
+//! - [`EmbeddedStore`]: a redb database file for `yubin dev` (one process). Every operation acts
+//!   as one redb transaction (concurrent writes share commits: [`GroupCommit`]); change hints
+//!   travel on an in-process broadcast channel.
 //! - [`RedisStore`]: the distributed backend. Every write is one Lua script confined to the
 //!   user's hash slot; change hints travel over Redis pub/sub. See [`redis_store`] for the key
 //!   layout.
@@ -25,7 +26,7 @@ pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, GroupCommit};
 pub use limits::StoreLimits;
 pub use redis_store::{Durability, RedisStore, RollbackSettings};
 

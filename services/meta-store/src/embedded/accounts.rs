@@ -43,8 +43,8 @@ impl AccountStore for EmbeddedStore {
             w.id_by_name(id, INBOX)?;
             Ok(UserRecord {
                 id: UserId(id),
-                name,
-                password_hash: hash,
+                name: name.clone(),
+                password_hash: hash.clone(),
                 disabled: false,
             })
         })
@@ -69,7 +69,7 @@ impl AccountStore for EmbeddedStore {
                 Some(g) => decode(g.value())?,
                 None => return Err(MetaError::NotFound(format!("user {user}"))),
             };
-            row.password_hash = hash;
+            row.password_hash = hash.clone();
             w.users
                 .insert(user.0, encode(&row)?.as_slice())
                 .map_err(db_err)?;

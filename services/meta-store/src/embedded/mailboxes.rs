@@ -160,7 +160,7 @@ pub(super) async fn rename_mailbox(
         }
         for (name, _) in &moving {
             let target = names::renamed(name, &from, &to);
-            if read_mbox_id(&w.mailbox_names, u, &target)?.is_some() {
+            if read_mbox_id(&*w.mailbox_names, u, &target)?.is_some() {
                 return Err(MetaError::AlreadyExists(format!("mailbox {target}")));
             }
         }

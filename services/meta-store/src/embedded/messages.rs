@@ -113,7 +113,7 @@ pub(super) async fn store_flags(
             row.check_keyword_room(&limits, [given.as_slice()])?;
         }
         let max_per_message = limits.max_keywords_per_message as usize;
-        let msgs = read_msgs_in(&w.messages, u, m, Some(&set))?;
+        let msgs = read_msgs_in(&*w.messages, u, m, Some(&set))?;
         let mut updated = Vec::new();
         let mut modified = Vec::new();
         let mut modseq = None;
@@ -185,7 +185,7 @@ pub(super) async fn expunge(
     let (u, m, set, max_log) = (user.0, mailbox.0, uids.cloned(), s.limits.max_expunge_log);
     s.write_user(user, move |w| {
         let mut row = w.mbox(u, m)?;
-        let doomed: Vec<u32> = read_uid_keys(&w.deleted, u, m)?
+        let doomed: Vec<u32> = read_uid_keys(&*w.deleted, u, m)?
             .into_iter()
             .filter(|uid| set.as_ref().is_none_or(|s| s.contains(Uid(*uid))))
             .collect();
@@ -194,7 +194,7 @@ pub(super) async fn expunge(
         }
         let mut doomed_msgs = Vec::with_capacity(doomed.len());
         for &uid in &doomed {
-            if let Some(msg) = read_msg(&w.messages, u, m, uid)? {
+            if let Some(msg) = read_msg(&*w.messages, u, m, uid)? {
                 doomed_msgs.push((uid, msg));
             }
         }

@@ -1,12 +1,15 @@
 //! The embedded backend: one redb database file, for `yubin dev` (a single process).
 //!
-//! Every [`MailStore`]/[`AccountStore`] call is exactly one redb transaction, so each write is
+//! Every [`MailStore`]/[`AccountStore`] call behaves as one redb transaction: each write is
 //! atomic and durable when it returns (redb commits with fsync), and the database survives a
-//! process restart. Change hints go out on an in-process broadcast channel after the commit.
+//! process restart. Reads run in their own read transactions; writes go to one writer thread
+//! that lets concurrent calls share a transaction and its fsync (group commit, [`GroupCommit`],
+//! `writer`) without changing what each call does. Change hints go out on an in-process
+//! broadcast channel after the commit.
 //!
 //! The code is split by what it does: `tables` (table definitions, row types, encoding, the
 //! reads both transaction kinds share), `txn` (every table open in one write or read
-//! transaction, and how the store runs one), then one file per area of the `MailStore` calls
+//! transaction, and how the store runs one), `writer` (the group commit), then one file per area of the `MailStore` calls
 //! (`mailboxes`, `messages`, `searching`, `changes`) and `accounts` (`AccountStore`,
 //! `AddressBook`).
 //!
@@ -57,11 +60,14 @@ mod messages;
 mod searching;
 mod tables;
 mod txn;
+mod writer;
 
 pub(crate) use accounts::normalize_login;
 pub(crate) use changes::resync_hint;
 use tables::db_err;
 use txn::W;
+pub use writer::GroupCommit;
+use writer::Writer;
 
 /// Capacity of the in-process hint channel; a watcher that falls this far behind gets one
 /// synthetic "resync" hint instead of the lost ones.
@@ -73,6 +79,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     events: broadcast::Sender<ChangeEvent>,
     limits: StoreLimits,
+    /// The one thread that applies writes, grouped into shared transactions.
+    writer: Arc<Writer>,
 }
 
 impl EmbeddedStore {
@@ -95,17 +103,28 @@ impl EmbeddedStore {
         })
         .await
         .map_err(|e| MetaError::Internal(format!("embedded store task: {e}")))??;
+        let db = Arc::new(db);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let writer = Arc::new(Writer::start(db.clone(), events.clone())?);
         Ok(EmbeddedStore {
-            db: Arc::new(db),
+            db,
             events,
             limits: StoreLimits::default(),
+            writer,
         })
     }
 
     /// The same store enforcing `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: StoreLimits) -> EmbeddedStore {
         self.limits = limits;
+        self
+    }
+
+    /// The same store grouping concurrent writes into shared transactions within `settings`
+    /// ([`GroupCommit::OFF`]: one transaction per write). Clones share the writer, so this
+    /// applies to all of them, from the next transaction on.
+    pub fn with_group_commit(self, settings: GroupCommit) -> EmbeddedStore {
+        self.writer.configure(settings);
         self
     }
 }

@@ -1,7 +1,15 @@
 //! The transaction wrappers: every table open in one write ([`W`]) or read ([`R`]) transaction,
 //! and the store's one way to run each.
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table, WriteTransaction};
+use std::borrow::Borrow;
+use std::cell::Cell;
+use std::ops::{Deref, RangeBounds};
+use std::rc::Rc;
+
+use redb::{
+    AccessGuard, Key, ReadOnlyTable, ReadTransaction, ReadableTable, StorageError, Table, Value,
+    WriteTransaction,
+};
 use yubin_meta_api::{
     ChangeEvent, ChangeKind, MailboxId, MetaError, MetaResult, ModSeq, QuotaUsage, SpecialUse, Uid,
     UidSet, UserId, UserRecord,
@@ -13,61 +21,136 @@ use crate::accounts::check_quota;
 use crate::names::{self, INBOX};
 use crate::{StoreLimits, flags, next_uid_validity};
 
+/// A table of a write transaction that notes every change made through it, so that the
+/// group-commit writer knows whether a failing call left anything behind (see `writer`). Reads
+/// go to the table itself (`Deref`); every mutating method must be one of those below, which
+/// `Deref` (not `DerefMut`) enforces at compile time.
+pub(super) struct Tracked<'t, K: Key + 'static, V: Value + 'static> {
+    table: Table<'t, K, V>,
+    dirty: Rc<Cell<bool>>,
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Tracked<'t, K, V> {
+    fn new(table: Table<'t, K, V>, dirty: &Rc<Cell<bool>>) -> Self {
+        Tracked {
+            table,
+            dirty: dirty.clone(),
+        }
+    }
+
+    pub(super) fn insert<'k, 'v>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+        value: impl Borrow<V::SelfType<'v>>,
+    ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+        self.dirty.set(true);
+        self.table.insert(key, value)
+    }
+
+    pub(super) fn remove<'a>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+        // Conservative: a removal that finds nothing also counts (it costs at most a replay).
+        self.dirty.set(true);
+        self.table.remove(key)
+    }
+
+    pub(super) fn retain_in<'a, KR, F>(
+        &mut self,
+        range: impl RangeBounds<KR> + 'a,
+        predicate: F,
+    ) -> Result<(), StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>> + 'a,
+        F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+    {
+        self.dirty.set(true);
+        self.table.retain_in(range, predicate)
+    }
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Deref for Tracked<'t, K, V> {
+    type Target = Table<'t, K, V>;
+
+    fn deref(&self) -> &Table<'t, K, V> {
+        &self.table
+    }
+}
+
 /// Every table, open in one write transaction.
 pub(super) struct W<'t> {
-    pub(super) meta: Table<'t, &'static str, u64>,
-    pub(super) users: Table<'t, u64, BytesTable>,
-    pub(super) user_names: Table<'t, &'static str, u64>,
-    pub(super) user_seq: Table<'t, u64, BytesTable>,
-    pub(super) mailboxes: Table<'t, (u64, u64), BytesTable>,
-    pub(super) mailbox_names: Table<'t, (u64, &'static str), u64>,
-    pub(super) subscriptions: Table<'t, (u64, &'static str), u8>,
-    pub(super) messages: Table<'t, (u64, u64, u32), BytesTable>,
-    pub(super) summaries: Table<'t, (u64, u64, u32), BytesTable>,
-    pub(super) search_index: Table<'t, (u64, u64, u32), BytesTable>,
-    pub(super) by_modseq: Table<'t, (u64, u64, u64, u32), u8>,
-    pub(super) expunged: Table<'t, (u64, u64, u64, u32), u8>,
-    pub(super) unseen: Table<'t, (u64, u64, u32), u8>,
-    pub(super) deleted: Table<'t, (u64, u64, u32), u8>,
-    pub(super) search_bloom: Table<'t, (u64, u64, u32), BytesTable>,
-    pub(super) quotas: Table<'t, u64, BytesTable>,
-    pub(super) aliases: Table<'t, &'static str, u64>,
-    pub(super) user_aliases: Table<'t, (u64, &'static str), u8>,
-    pub(super) domains: Table<'t, &'static str, &'static str>,
-    pub(super) metadata: Table<'t, (u64, u64, &'static str), BytesTable>,
-    pub(super) metadata_bytes: Table<'t, u64, u64>,
-    pub(super) deleted_users: Table<'t, u64, u8>,
-    /// Hints to publish once the transaction has committed.
+    pub(super) meta: Tracked<'t, &'static str, u64>,
+    pub(super) users: Tracked<'t, u64, BytesTable>,
+    pub(super) user_names: Tracked<'t, &'static str, u64>,
+    pub(super) user_seq: Tracked<'t, u64, BytesTable>,
+    pub(super) mailboxes: Tracked<'t, (u64, u64), BytesTable>,
+    pub(super) mailbox_names: Tracked<'t, (u64, &'static str), u64>,
+    pub(super) subscriptions: Tracked<'t, (u64, &'static str), u8>,
+    pub(super) messages: Tracked<'t, (u64, u64, u32), BytesTable>,
+    pub(super) summaries: Tracked<'t, (u64, u64, u32), BytesTable>,
+    pub(super) search_index: Tracked<'t, (u64, u64, u32), BytesTable>,
+    pub(super) by_modseq: Tracked<'t, (u64, u64, u64, u32), u8>,
+    pub(super) expunged: Tracked<'t, (u64, u64, u64, u32), u8>,
+    pub(super) unseen: Tracked<'t, (u64, u64, u32), u8>,
+    pub(super) deleted: Tracked<'t, (u64, u64, u32), u8>,
+    pub(super) search_bloom: Tracked<'t, (u64, u64, u32), BytesTable>,
+    pub(super) quotas: Tracked<'t, u64, BytesTable>,
+    pub(super) aliases: Tracked<'t, &'static str, u64>,
+    pub(super) user_aliases: Tracked<'t, (u64, &'static str), u8>,
+    pub(super) domains: Tracked<'t, &'static str, &'static str>,
+    pub(super) metadata: Tracked<'t, (u64, u64, &'static str), BytesTable>,
+    pub(super) metadata_bytes: Tracked<'t, u64, u64>,
+    pub(super) deleted_users: Tracked<'t, u64, u8>,
+    /// Hints of the current call, published once the transaction has committed.
     pub(super) events: Vec<ChangeEvent>,
+    /// Set by every change to a table: whether the current call has written anything (see
+    /// [`W::begin_call`]).
+    dirty: Rc<Cell<bool>>,
 }
 
 impl<'t> W<'t> {
     pub(super) fn open(txn: &'t WriteTransaction) -> MetaResult<W<'t>> {
+        let dirty = Rc::new(Cell::new(false));
         Ok(W {
-            meta: txn.open_table(META).map_err(db_err)?,
-            users: txn.open_table(USERS).map_err(db_err)?,
-            user_names: txn.open_table(USER_NAMES).map_err(db_err)?,
-            user_seq: txn.open_table(USER_SEQ).map_err(db_err)?,
-            mailboxes: txn.open_table(MAILBOXES).map_err(db_err)?,
-            mailbox_names: txn.open_table(MAILBOX_NAMES).map_err(db_err)?,
-            subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(db_err)?,
-            messages: txn.open_table(MESSAGES).map_err(db_err)?,
-            summaries: txn.open_table(SUMMARIES).map_err(db_err)?,
-            search_index: txn.open_table(SEARCH_INDEX).map_err(db_err)?,
-            by_modseq: txn.open_table(BY_MODSEQ).map_err(db_err)?,
-            expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
-            unseen: txn.open_table(UNSEEN).map_err(db_err)?,
-            deleted: txn.open_table(DELETED).map_err(db_err)?,
-            search_bloom: txn.open_table(SEARCH_BLOOM).map_err(db_err)?,
-            quotas: txn.open_table(QUOTAS).map_err(db_err)?,
-            aliases: txn.open_table(ALIASES).map_err(db_err)?,
-            user_aliases: txn.open_table(USER_ALIASES).map_err(db_err)?,
-            domains: txn.open_table(DOMAINS).map_err(db_err)?,
-            metadata: txn.open_table(METADATA).map_err(db_err)?,
-            metadata_bytes: txn.open_table(METADATA_BYTES).map_err(db_err)?,
-            deleted_users: txn.open_table(DELETED_USERS).map_err(db_err)?,
+            meta: Tracked::new(txn.open_table(META).map_err(db_err)?, &dirty),
+            users: Tracked::new(txn.open_table(USERS).map_err(db_err)?, &dirty),
+            user_names: Tracked::new(txn.open_table(USER_NAMES).map_err(db_err)?, &dirty),
+            user_seq: Tracked::new(txn.open_table(USER_SEQ).map_err(db_err)?, &dirty),
+            mailboxes: Tracked::new(txn.open_table(MAILBOXES).map_err(db_err)?, &dirty),
+            mailbox_names: Tracked::new(txn.open_table(MAILBOX_NAMES).map_err(db_err)?, &dirty),
+            subscriptions: Tracked::new(txn.open_table(SUBSCRIPTIONS).map_err(db_err)?, &dirty),
+            messages: Tracked::new(txn.open_table(MESSAGES).map_err(db_err)?, &dirty),
+            summaries: Tracked::new(txn.open_table(SUMMARIES).map_err(db_err)?, &dirty),
+            search_index: Tracked::new(txn.open_table(SEARCH_INDEX).map_err(db_err)?, &dirty),
+            by_modseq: Tracked::new(txn.open_table(BY_MODSEQ).map_err(db_err)?, &dirty),
+            expunged: Tracked::new(txn.open_table(EXPUNGED).map_err(db_err)?, &dirty),
+            unseen: Tracked::new(txn.open_table(UNSEEN).map_err(db_err)?, &dirty),
+            deleted: Tracked::new(txn.open_table(DELETED).map_err(db_err)?, &dirty),
+            search_bloom: Tracked::new(txn.open_table(SEARCH_BLOOM).map_err(db_err)?, &dirty),
+            quotas: Tracked::new(txn.open_table(QUOTAS).map_err(db_err)?, &dirty),
+            aliases: Tracked::new(txn.open_table(ALIASES).map_err(db_err)?, &dirty),
+            user_aliases: Tracked::new(txn.open_table(USER_ALIASES).map_err(db_err)?, &dirty),
+            domains: Tracked::new(txn.open_table(DOMAINS).map_err(db_err)?, &dirty),
+            metadata: Tracked::new(txn.open_table(METADATA).map_err(db_err)?, &dirty),
+            metadata_bytes: Tracked::new(txn.open_table(METADATA_BYTES).map_err(db_err)?, &dirty),
+            deleted_users: Tracked::new(txn.open_table(DELETED_USERS).map_err(db_err)?, &dirty),
             events: Vec::new(),
+            dirty,
         })
+    }
+
+    /// Starts a call: no hints yet and nothing written by it.
+    pub(super) fn begin_call(&mut self) {
+        self.events.clear();
+        self.dirty.set(false);
+    }
+
+    /// Whether the current call has changed (or tried to change) any table. A call that fails
+    /// without having written can be dropped alone; one that wrote cannot be undone inside the
+    /// transaction.
+    pub(super) fn wrote(&self) -> bool {
+        self.dirty.get()
     }
 
     pub(super) fn emit(&mut self, u: u64, m: u64, modseq: u64, kind: ChangeKind) {
@@ -99,7 +182,8 @@ impl<'t> W<'t> {
     }
 
     pub(super) fn mbox(&self, u: u64, m: u64) -> MetaResult<MboxRow> {
-        read_mbox(&self.mailboxes, u, m)?.ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
+        read_mbox(&*self.mailboxes, u, m)?
+            .ok_or_else(|| MetaError::NotFound(format!("mailbox {m}")))
     }
 
     pub(super) fn put_mbox(&mut self, u: u64, m: u64, row: &MboxRow) -> MetaResult<()> {
@@ -111,7 +195,7 @@ impl<'t> W<'t> {
 
     /// The id of the mailbox called `name` (normalized), creating INBOX on first use.
     pub(super) fn id_by_name(&mut self, u: u64, name: &str) -> MetaResult<Option<u64>> {
-        if let Some(id) = read_mbox_id(&self.mailbox_names, u, name)? {
+        if let Some(id) = read_mbox_id(&*self.mailbox_names, u, name)? {
             return Ok(Some(id));
         }
         if name == INBOX {
@@ -174,7 +258,7 @@ impl<'t> W<'t> {
     ) -> MetaResult<()> {
         let mut added = extra;
         for sup in names::superiors(name) {
-            if read_mbox_id(&self.mailbox_names, u, &sup)?.is_none() {
+            if read_mbox_id(&*self.mailbox_names, u, &sup)?.is_none() {
                 added += 1;
             }
         }
@@ -207,7 +291,7 @@ impl<'t> W<'t> {
     }
 
     pub(super) fn usage(&self, u: u64) -> MetaResult<QuotaUsage> {
-        read_usage(&self.quotas, &self.mailboxes, u)
+        read_usage(&*self.quotas, &*self.mailboxes, u)
     }
 
     pub(super) fn put_usage(&mut self, u: u64, usage: &QuotaUsage) -> MetaResult<()> {
@@ -462,7 +546,7 @@ impl<'t> W<'t> {
         } else {
             Some(self.mbox(u, dst)?)
         };
-        let msgs = read_msgs_in(&self.messages, u, src, set)?;
+        let msgs = read_msgs_in(&*self.messages, u, src, set)?;
         let validity = drow.as_ref().map_or(srow.uid_validity, |d| d.uid_validity);
         if msgs.is_empty() {
             return Ok((validity, Vec::new()));
@@ -489,8 +573,8 @@ impl<'t> W<'t> {
         };
         let mut mapping = Vec::with_capacity(msgs.len());
         for (uid, msg) in msgs {
-            let summary = read_bytes(&self.summaries, u, src, uid)?.unwrap_or_default();
-            let index = read_bytes(&self.search_index, u, src, uid)?.unwrap_or_default();
+            let summary = read_bytes(&*self.summaries, u, src, uid)?.unwrap_or_default();
+            let index = read_bytes(&*self.search_index, u, src, uid)?.unwrap_or_default();
             if remove_source {
                 self.expunge_msg(u, src, &mut srow, uid, &msg, smodseq)?;
             }
@@ -503,7 +587,7 @@ impl<'t> W<'t> {
                 modseq: dmodseq,
                 ..msg
             };
-            let bloom = match read_bytes(&self.search_bloom, u, src, uid)? {
+            let bloom = match read_bytes(&*self.search_bloom, u, src, uid)? {
                 Some(b) => b,
                 None => stored_bloom(&index)?,
             };
@@ -595,42 +679,24 @@ impl R {
 }
 
 impl EmbeddedStore {
-    /// Runs `f` in one write transaction on a blocking thread; commits when it returns `Ok`
-    /// (dropping the transaction on `Err` aborts it) and then publishes its hints.
+    /// Runs `f` in a write transaction on the writer thread, which may share the transaction
+    /// (and its fsync) with other calls (see `writer`); answers once that transaction has
+    /// committed, after which the call's hints are published. On `Err` nothing of `f` is
+    /// written. `f` may run more than once (when a later call spoils a shared transaction), so
+    /// it must act only through `W`.
     pub(super) async fn write<T, F>(&self, f: F) -> MetaResult<T>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&mut W<'t>) -> MetaResult<T> + Send + 'static,
+        F: for<'t> Fn(&mut W<'t>) -> MetaResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
-        let (value, events) = tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(db_err)?;
-            let (value, events) = {
-                let mut w = W::open(&txn)?;
-                let value = f(&mut w)?;
-                (value, std::mem::take(&mut w.events))
-            };
-            txn.commit().map_err(db_err)?;
-            Ok::<_, MetaError>((value, events))
-        })
-        .await
-        .map_err(|e| MetaError::Internal(format!("embedded store task: {e}")))??;
-        let published_unix_micros = yubin_meta_api::unix_micros_now();
-        for ev in events {
-            // No receiver is not an error: hints are best effort.
-            let _ = self.events.send(ChangeEvent {
-                published_unix_micros,
-                ..ev
-            });
-        }
-        Ok(value)
+        self.writer.write(f).await
     }
 
     /// [`Self::write`] for a write to `user`'s mail: refused when the account was deleted.
     pub(super) async fn write_user<T, F>(&self, user: UserId, f: F) -> MetaResult<T>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&mut W<'t>) -> MetaResult<T> + Send + 'static,
+        F: for<'t> Fn(&mut W<'t>) -> MetaResult<T> + Send + 'static,
     {
         self.write(move |w| {
             if w.deleted_users.get(user.0).map_err(db_err)?.is_some() {
