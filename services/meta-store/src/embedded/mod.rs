@@ -59,6 +59,8 @@ mod mailboxes;
 mod messages;
 mod searching;
 mod tables;
+#[cfg(test)]
+mod tests;
 mod txn;
 mod writer;
 

@@ -158,6 +158,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 struct Bounds {
     max_calls: AtomicUsize,
     max_work_micros: AtomicU64,
+    /// Tests hold this to keep the writer from starting a group, so that calls queue up.
+    #[cfg(test)]
+    pause: std::sync::Mutex<()>,
+    /// Transactions committed (tests tell from it how calls were grouped).
+    commits: AtomicU64,
 }
 
 /// The handle on the writer thread. Dropping it (with the last store clone) lets the thread
@@ -178,6 +183,9 @@ impl Writer {
         let bounds = Arc::new(Bounds {
             max_calls: AtomicUsize::new(0),
             max_work_micros: AtomicU64::new(0),
+            #[cfg(test)]
+            pause: std::sync::Mutex::new(()),
+            commits: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name("yubin-meta-writer".into())
@@ -224,6 +232,19 @@ impl Writer {
     }
 }
 
+#[cfg(test)]
+impl Writer {
+    /// Keeps the writer from starting another group until the guard is dropped.
+    pub(super) fn pause(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.bounds.pause.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Transactions committed so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.bounds.commits.load(Ordering::SeqCst)
+    }
+}
+
 fn stopped() -> MetaError {
     MetaError::Internal("embedded store: the writer stopped".into())
 }
@@ -259,12 +280,14 @@ fn run(
         let max_calls = bounds.max_calls.load(Ordering::Relaxed);
         let max_work = Duration::from_micros(bounds.max_work_micros.load(Ordering::Relaxed));
         let limit = replay.take().unwrap_or(max_calls);
+        #[cfg(test)]
+        drop(bounds.pause.lock().unwrap_or_else(|e| e.into_inner()));
         // Panics of the calls are caught where they run; this catches one of redb's or the
         // writer's own, so that the thread stays up. Calls taken by the group then lost are
         // answered by their dropped reply channel ("the writer stopped"), and nothing of them
         // was committed unless the panic came after the commit.
         match catch_unwind(AssertUnwindSafe(|| {
-            group(db, rx, events, &mut pending, limit, max_work)
+            group(db, rx, events, &mut pending, limit, max_work, bounds)
         })) {
             Ok(next) => replay = next,
             Err(panic) => tracing::error!(
@@ -285,6 +308,7 @@ fn group(
     pending: &mut VecDeque<Box<dyn Call>>,
     limit: usize,
     max_work: Duration,
+    bounds: &Bounds,
 ) -> Option<usize> {
     let started = Instant::now();
     let txn = match db.begin_write().map_err(db_err) {
@@ -326,7 +350,12 @@ fn group(
         }
         return (replay > 0).then_some(replay);
     }
+    let commit_started = Instant::now();
     let committed = txn.commit().map_err(db_err);
+    metrics::histogram!("yubin_meta_embedded_commit_seconds")
+        .record(commit_started.elapsed().as_secs_f64());
+    metrics::histogram!("yubin_meta_embedded_group_calls").record(applied.len() as f64);
+    bounds.commits.fetch_add(1, Ordering::SeqCst);
     let err = committed.err();
     if let Some(e) = &err {
         tracing::error!(error = %e, calls = applied.len(), "embedded store: group commit failed");
@@ -350,5 +379,33 @@ fn group(
 fn fail(calls: impl Iterator<Item = Box<dyn Call>>, e: &MetaError) {
     for call in calls {
         call.answer(Some(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(outcome: MetaResult<u32>, commit: Option<&MetaError>) -> MetaResult<u32> {
+        let (reply, mut answer) = oneshot::channel();
+        let call: Box<dyn Call> = Box::new(TypedCall {
+            f: |_: &mut W<'_>| Ok(1u32),
+            outcome: Some(outcome),
+            events: Vec::new(),
+            reply,
+        });
+        call.answer(commit);
+        answer.try_recv().expect("answered")
+    }
+
+    // A commit cannot be made to fail on a healthy file, so the rule is checked here: when the
+    // commit fails, a success becomes its error and a call's own error stays.
+    #[test]
+    fn a_failed_commit_is_every_successful_calls_error() {
+        let disk = MetaError::Unavailable("disk gone".into());
+        let own = MetaError::Invalid("own".into());
+        assert_eq!(answered(Ok(1), Some(&disk)), Err(disk.clone()));
+        assert_eq!(answered(Err(own.clone()), Some(&disk)), Err(own));
+        assert_eq!(answered(Ok(1), None), Ok(1));
     }
 }
