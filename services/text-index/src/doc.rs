@@ -14,8 +14,11 @@
 //!   three characters starting there is emitted at position `i`: trigrams, then a bigram and a
 //!   unigram at the value's end. Every substring of one or two characters is the prefix of some
 //!   term, and a substring of three or more is a run of trigrams at consecutive positions;
-//! - values of one field are laid out with a gap of one unused position between them, so no
-//!   run of consecutive positions crosses from one value into the next;
+//! - values of one field are laid out one after the other, positions counting characters: a
+//!   trigram at position `p` of one value and one at `p + 1` are always in the same value (a
+//!   value's last trigram starts three before its end, the next value's first at its end), so
+//!   a phrase never crosses from one value into the next; one unused position between values
+//!   keeps that true even for terms that are not trigrams;
 //! - header values are indexed in `hval` behind a prefix naming their field (`name_prefix`),
 //!   whole `name: value` lines in `line` (TEXT), the body in `body`.
 
