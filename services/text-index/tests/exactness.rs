@@ -21,14 +21,58 @@ use common::local_indexes;
 /// Pieces of text the generator combines: ASCII, accents, Greek with final sigma, Turkish
 /// dotted capital I (lower-cases to two characters), German sharp s, CJK, emoji, separators.
 const PIECES: &[&str] = &[
-    "hello", "World", "Grüße", "Köln", "STRASSE", "straße", "ß", "ẞ", "ΣΊΣΥΦΟΣ", "σίσυφος",
-    "ΟΔΟΣ", "ος", "Σ", "İstanbul", "İ", "i̇", "ı", "日本語", "テキスト", "中文", "😀", "👍🏽", "a",
-    "ab", "abc", ": ", " ", "-", "\t", "Re:", "subject", "From", "x", "é", "É", "ﬁ", "Ǆ", "ǅ",
+    "hello",
+    "World",
+    "Grüße",
+    "Köln",
+    "STRASSE",
+    "straße",
+    "ß",
+    "ẞ",
+    "ΣΊΣΥΦΟΣ",
+    "σίσυφος",
+    "ΟΔΟΣ",
+    "ος",
+    "Σ",
+    "İstanbul",
+    "İ",
+    "i̇",
+    "ı",
+    "日本語",
+    "テキスト",
+    "中文",
+    "😀",
+    "👍🏽",
+    "a",
+    "ab",
+    "abc",
+    ": ",
+    " ",
+    "-",
+    "\t",
+    "Re:",
+    "subject",
+    "From",
+    "x",
+    "é",
+    "É",
+    "ﬁ",
+    "Ǆ",
+    "ǅ",
 ];
 
 const NAMES: &[&str] = &[
-    "Subject", "From", "To", "X-Foo", "x-foo", "X-FOO", "Received", "Ü-Header", "Σ",
-    "Subject-Extra", "A",
+    "Subject",
+    "From",
+    "To",
+    "X-Foo",
+    "x-foo",
+    "X-FOO",
+    "Received",
+    "Ü-Header",
+    "Σ",
+    "Subject-Extra",
+    "A",
 ];
 
 fn text(rng: &mut StdRng, max_pieces: usize) -> String {
@@ -212,7 +256,9 @@ async fn random_corpora_and_needles_match_the_scan() {
         for _ in 0..rng.gen_range(0..5) {
             if let Some(&src) = existing.choose(&mut rng) {
                 next_uid += 1;
-                batch.add_copies.push((src, (MailboxId(3), Uid(next_uid - 1))));
+                batch
+                    .add_copies
+                    .push((src, (MailboxId(3), Uid(next_uid - 1))));
             }
         }
         // A copy whose source does not exist.
@@ -236,7 +282,9 @@ async fn random_corpora_and_needles_match_the_scan() {
                     .rev()
                     .find(|(m, u, _)| (*m, *u) == *src)
                     .map(|(_, _, ix)| ix.clone());
-                from_add.or_else(|| model.get(src).cloned()).map(|ix| (*dst, ix))
+                from_add
+                    .or_else(|| model.get(src).cloned())
+                    .map(|ix| (*dst, ix))
             })
             .collect();
         for m in &batch.remove_mailboxes {
@@ -390,15 +438,27 @@ async fn adversarial_table() {
             got.expect("search").hits[0].iter().collect::<Vec<u32>>()
         }
     };
-    assert_eq!(one(SearchKey::Header("subject".into(), "xabc".into())).await, Vec::<u32>::new());
-    assert_eq!(one(SearchKey::Text("alicebob".into())).await, Vec::<u32>::new());
+    assert_eq!(
+        one(SearchKey::Header("subject".into(), "xabc".into())).await,
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        one(SearchKey::Text("alicebob".into())).await,
+        Vec::<u32>::new()
+    );
     assert_eq!(one(SearchKey::Text("from: al".into())).await, vec![2]);
     assert_eq!(one(SearchKey::Body("ος σ".into())).await, vec![2]);
     assert_eq!(one(SearchKey::Body("İ".into())).await, vec![3]);
-    assert_eq!(one(SearchKey::Header("x-foo".into(), String::new())).await, vec![3]);
+    assert_eq!(
+        one(SearchKey::Header("x-foo".into(), String::new())).await,
+        vec![3]
+    );
     assert_eq!(
         one(SearchKey::Header(long_name.clone(), String::new())).await,
         vec![5]
     );
-    assert_eq!(one(SearchKey::Body(String::new())).await, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(
+        one(SearchKey::Body(String::new())).await,
+        vec![1, 2, 3, 4, 5, 6, 7]
+    );
 }
