@@ -84,7 +84,8 @@ impl Corpus {
         let subject = if n == 7 {
             "quarterly zyxwvut report".to_string()
         } else {
-            self.sentence(rng, rng.gen_range(3..9))
+            let words = rng.gen_range(3..9);
+            self.sentence(rng, words)
         };
         headers.push(("Subject".into(), subject));
         headers.push((
@@ -101,7 +102,8 @@ impl Corpus {
         let mut body = String::new();
         let target = rng.gen_range(1_500..5_000);
         while body.len() < target {
-            body.push_str(&self.sentence(rng, rng.gen_range(5..20)));
+            let words = rng.gen_range(5..20);
+            body.push_str(&self.sentence(rng, words));
             body.push(if rng.gen_bool(0.2) { '\n' } else { ' ' });
         }
         if n == 7 {

@@ -292,12 +292,15 @@ pub(crate) fn load(
             sent_date: stored.sent_date,
             body_text: String::new(),
         };
-        if want_body {
-            if let Some(body) = find(searcher, f, &f.key_term(mailbox, uid, Part::Body))? {
-                let doc: TantivyDocument = searcher.doc(body)?;
-                if let Some(text) = doc.get_first(f.body_src).and_then(|v| v.as_str()) {
-                    ix.body_text = text.to_string();
-                }
+        let body = if want_body {
+            find(searcher, f, &f.key_term(mailbox, uid, Part::Body))?
+        } else {
+            None
+        };
+        if let Some(body) = body {
+            let doc: TantivyDocument = searcher.doc(body)?;
+            if let Some(text) = doc.get_first(f.body_src).and_then(|v| v.as_str()) {
+                ix.body_text = text.to_string();
             }
         }
         out.push((

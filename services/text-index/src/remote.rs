@@ -102,10 +102,10 @@ pub(crate) async fn best_manifest(
     user: UserId,
     at_least: u64,
 ) -> Result<Option<Manifest>, TextIndexError> {
-    if at_least > 0 {
-        if let Some(m) = get_manifest(store, user, at_least).await? {
-            return Ok(Some(m));
-        }
+    if at_least > 0
+        && let Some(m) = get_manifest(store, user, at_least).await?
+    {
+        return Ok(Some(m));
     }
     for generation in generations(store, user).await?.into_iter().rev() {
         if let Some(m) = get_manifest(store, user, generation).await? {

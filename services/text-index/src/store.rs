@@ -182,13 +182,13 @@ impl TextIndexes {
             Ok(index)
         })
         .await?;
-        if let Some(m) = manifest {
-            if index.state.generation != m.generation || index.state.digest != m.digest {
-                return Err(TextIndexError::Corrupt(format!(
-                    "manifest {} of user {user} does not match its meta.json",
-                    m.generation
-                )));
-            }
+        if let Some(m) = manifest
+            && (index.state.generation != m.generation || index.state.digest != m.digest)
+        {
+            return Err(TextIndexError::Corrupt(format!(
+                "manifest {} of user {user} does not match its meta.json",
+                m.generation
+            )));
         }
         *state = Some(LocalState {
             index,

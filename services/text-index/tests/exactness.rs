@@ -354,7 +354,7 @@ async fn adversarial_table() {
     let user = UserId(2);
     let long_name = format!("X-{}", "L".repeat(80));
     let long_body = "lorem ipsum dolor sit amet ".repeat(40);
-    let docs = vec![
+    let docs = [
         doc(&[("Subject", "xab"), ("Subject", "abc")], ""),
         doc(&[("From", "alice"), ("To", "bob")], "ΟΔΟΣ ΣΊΣΥΦΟΣ"),
         doc(&[("X-Foo", "")], "İstanbul straße"),
