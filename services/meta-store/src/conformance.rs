@@ -6,12 +6,14 @@
 //! The store must enforce [`LIMITS`] (`with_limits`), which the checks in [`limits`] reach.
 
 mod divergences;
+mod fulltext;
 mod history;
 mod limits;
 mod revocation;
 mod snapshot;
 
 pub use divergences::copy_keeps_source_modseq;
+pub use fulltext::index_lag_stays_exact;
 pub use history::{expunge_log_is_capped, modseq_ahead_moves_mailbox};
 pub use limits::{
     LIMITS, flag_merge_is_linear, gram_flood, keyword_limits, mailbox_limit, metadata_budget,
@@ -1378,6 +1380,7 @@ async fn scan_answer<S: MailStore>(
                     internal_date: rec.internal_date,
                     size: rec.size,
                     index: Some(&ix.index),
+                    text: None,
                 },
             )
         })

@@ -21,6 +21,7 @@ mod names;
 
 pub mod conformance;
 pub mod embedded;
+pub mod fulltext;
 pub mod redis_store;
 pub mod search;
 #[cfg(feature = "testing")]

@@ -172,7 +172,7 @@ async fn run(messages: u32) {
             n += 1;
         }
         generation = ti
-            .write(user, generation, batch)
+            .write(user, generation, Generation(generation.0 + 1), batch)
             .await
             .expect("write")
             .generation;

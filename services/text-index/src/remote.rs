@@ -163,16 +163,16 @@ pub(crate) async fn download(
     .map_err(crate::local::io_error)
 }
 
-/// Deletes every object of `user` that the newest two published generations do not reference,
-/// and manifests older than those two. Runs after a publish, by the user's single writer.
+/// Deletes every object of `user` that the generations `keep` (the committed one and the one
+/// just published) do not reference: older manifests, their files, and orphans of writes whose
+/// commit failed. Runs after a publish, by the user's single writer.
 pub(crate) async fn collect_garbage(
     store: &dyn BlobStore,
     user: UserId,
+    keep: &[u64],
 ) -> Result<(), TextIndexError> {
-    let generations = generations(store, user).await?;
-    let keep_from = generations.len().saturating_sub(2);
     let mut live = std::collections::HashSet::new();
-    for &g in &generations[keep_from..] {
+    for &g in keep {
         let key = manifest_key(user, g);
         match get_manifest(store, user, g).await? {
             Some(m) => {

@@ -242,20 +242,31 @@ impl TextIndexes {
         }
     }
 
-    /// Applies `batch` to generation `base` of `user`'s index and publishes generation
-    /// base + 1. Retrying the same write on the same base returns the same outcome; a different
-    /// write already published as base + 1 gives [`TextIndexError::Conflict`].
+    /// Applies `batch` to generation `base` of `user`'s index and publishes generation `next`
+    /// (above `base`). Retrying the same write returns the same outcome; a different write
+    /// already published as `next` gives [`TextIndexError::Conflict`].
+    ///
+    /// The caller's store records which generation is committed; a write whose commit failed
+    /// leaves an orphan generation, so callers pick a `next` no other write uses (e.g. above
+    /// both `base` and the clock in microseconds) rather than `base + 1`.
     pub async fn write(
         &self,
         user: UserId,
         base: Generation,
+        next: Generation,
         batch: WriteBatch,
     ) -> Result<WriteOutcome, TextIndexError> {
+        if next <= base {
+            return Err(TextIndexError::Other(format!(
+                "generation {} does not follow {}",
+                next.0, base.0
+            )));
+        }
         let slot = self.slot(user);
         let mut guard = slot.local.lock().await;
         let state = &mut *guard;
         let digest = digest(base, &batch)?;
-        let next = base.0 + 1;
+        let next = next.0;
         self.ensure_open(user, state).await?;
 
         let base_manifest = match &self.remote {
@@ -314,7 +325,15 @@ impl TextIndexes {
                     .await?;
                     self.ensure_open(user, state).await?;
                 } else if local.generation > base.0 {
-                    return Err(TextIndexError::Conflict(Generation(local.generation)));
+                    // A write of this process whose commit in the store failed: its adds are
+                    // redone by this one and its removals were due, so it is built on (a local
+                    // index cannot go back to an earlier commit).
+                    tracing::debug!(
+                        user = user.0,
+                        local = local.generation,
+                        base = base.0,
+                        "building on an uncommitted local generation"
+                    );
                 } else if local.generation < base.0 {
                     return Err(TextIndexError::Corrupt(format!(
                         "the local text index of user {user} is at generation {}, behind {}",
@@ -342,7 +361,8 @@ impl TextIndexes {
                 .await?;
             s.published = true;
             // Collection is housekeeping: a failure leaves garbage for the next write.
-            if let Err(e) = remote::collect_garbage(remote.as_ref(), user).await {
+            // The committed generation (`base`) stays until the store names the new one.
+            if let Err(e) = remote::collect_garbage(remote.as_ref(), user, &[base.0, next]).await {
                 tracing::warn!(user = user.0, error = %e, "text index garbage collection failed");
             }
         }

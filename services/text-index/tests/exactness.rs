@@ -300,7 +300,10 @@ async fn random_corpora_and_needles_match_the_scan() {
             model.insert(k, ix);
         }
 
-        let out = ti.write(user, generation, batch).await.expect("write");
+        let out = ti
+            .write(user, generation, Generation(generation.0 + 1), batch)
+            .await
+            .expect("write");
         assert_eq!(out.generation, Generation(generation.0 + 1));
         assert!(out.unresolved_copies.contains(&missing_dest));
         generation = out.generation;
@@ -371,7 +374,7 @@ async fn adversarial_table() {
         batch.add.push((MailboxId(1), Uid(i as u32 + 1), d.clone()));
     }
     let generation = ti
-        .write(user, Generation(0), batch)
+        .write(user, Generation(0), Generation(1), batch)
         .await
         .expect("write")
         .generation;

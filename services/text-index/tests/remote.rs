@@ -65,7 +65,7 @@ async fn two_nodes(remote: Arc<dyn BlobStore>) {
     );
 
     let g1 = writer
-        .write(USER, Generation(0), add(1, "alpha"))
+        .write(USER, Generation(0), Generation(1), add(1, "alpha"))
         .await
         .expect("write 1");
     assert_eq!(g1.generation, Generation(1));
@@ -74,7 +74,7 @@ async fn two_nodes(remote: Arc<dyn BlobStore>) {
         (vec![1], Generation(1))
     );
     let g2 = writer
-        .write(USER, Generation(1), add(2, "alpha beta"))
+        .write(USER, Generation(1), Generation(2), add(2, "alpha beta"))
         .await
         .expect("write 2");
     assert_eq!(
@@ -89,12 +89,15 @@ async fn two_nodes(remote: Arc<dyn BlobStore>) {
 
     // Idempotent retry of the last write: same outcome, nothing new published.
     let again = writer
-        .write(USER, Generation(1), add(2, "alpha beta"))
+        .write(USER, Generation(1), Generation(2), add(2, "alpha beta"))
         .await
         .expect("retry");
     assert_eq!(again, g2);
     // Another write on the same base: the lease was broken.
-    match writer.write(USER, Generation(1), add(3, "gamma")).await {
+    match writer
+        .write(USER, Generation(1), Generation(2), add(3, "gamma"))
+        .await
+    {
         Err(TextIndexError::Conflict(Generation(2))) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -106,12 +109,14 @@ async fn two_nodes(remote: Arc<dyn BlobStore>) {
     ))
     .expect("c");
     assert!(matches!(
-        other.write(USER, Generation(1), add(3, "gamma")).await,
+        other
+            .write(USER, Generation(1), Generation(2), add(3, "gamma"))
+            .await,
         Err(TextIndexError::Conflict(_))
     ));
     // And it can continue from generation 2, having never seen it locally.
     let g3 = other
-        .write(USER, Generation(2), add(3, "gamma"))
+        .write(USER, Generation(2), Generation(3), add(3, "gamma"))
         .await
         .expect("write 3 elsewhere");
     assert_eq!(g3.generation, Generation(3));
@@ -125,6 +130,7 @@ async fn two_nodes(remote: Arc<dyn BlobStore>) {
         .write(
             USER,
             Generation(3),
+            Generation(4),
             WriteBatch {
                 remove: vec![(INBOX, Uid(1))],
                 add_copies: vec![((INBOX, Uid(2)), (MailboxId(2), Uid(1)))],
@@ -218,7 +224,7 @@ async fn half_published_generation_keeps_the_previous_one() {
     let writer = TextIndexes::open(config(root.path().join("a"), Some(remote.clone()))).expect("a");
     let reader = TextIndexes::open(config(root.path().join("b"), Some(remote.clone()))).expect("b");
     writer
-        .write(USER, Generation(0), add(1, "alpha"))
+        .write(USER, Generation(0), Generation(1), add(1, "alpha"))
         .await
         .expect("write 1");
 
@@ -231,7 +237,9 @@ async fn half_published_generation_keeps_the_previous_one() {
     });
     let killed = TextIndexes::open(config(root.path().join("a"), Some(failing))).expect("killed");
     drop(writer);
-    let err = killed.write(USER, Generation(1), batch.clone()).await;
+    let err = killed
+        .write(USER, Generation(1), Generation(2), batch.clone())
+        .await;
     assert!(
         matches!(err, Err(TextIndexError::Unavailable(_))),
         "{err:?}"
@@ -255,7 +263,7 @@ async fn half_published_generation_keeps_the_previous_one() {
     let writer =
         TextIndexes::open(config(root.path().join("a"), Some(remote.clone()))).expect("a again");
     let out = writer
-        .write(USER, Generation(1), batch)
+        .write(USER, Generation(1), Generation(2), batch)
         .await
         .expect("retry");
     assert_eq!(out.generation, Generation(2));
@@ -279,7 +287,9 @@ async fn half_published_generation_keeps_the_previous_one() {
         Err(TextIndexError::Unavailable(_))
     ));
     assert!(matches!(
-        writer.write(USER, Generation(2), add(3, "x")).await,
+        writer
+            .write(USER, Generation(2), Generation(3), add(3, "x"))
+            .await,
         Err(TextIndexError::Unavailable(_))
     ));
     assert_eq!(
@@ -288,7 +298,7 @@ async fn half_published_generation_keeps_the_previous_one() {
     );
     policy.heal();
     let out = writer
-        .write(USER, Generation(2), add(3, "x"))
+        .write(USER, Generation(2), Generation(3), add(3, "x"))
         .await
         .expect("after the outage");
     assert_eq!(out.generation, Generation(3));
@@ -345,7 +355,7 @@ async fn damaged_files_are_refused() {
     let root = tempfile::tempdir().expect("temp dir");
     let writer = TextIndexes::open(config(root.path().join("a"), Some(remote.clone()))).expect("a");
     writer
-        .write(USER, Generation(0), add(1, "alpha"))
+        .write(USER, Generation(0), Generation(1), add(1, "alpha"))
         .await
         .expect("write");
     let files = keys(remote.as_ref(), &format!("ix/{}/f/", USER.0)).await;

@@ -297,6 +297,69 @@ impl BodyCacheArgs {
     }
 }
 
+/// The full-text index (meta and `yubin dev`); in the config file under `[index]`.
+#[derive(Debug, Args, Serialize, Default, PartialEq)]
+pub struct IndexArgs {
+    /// Local directory of the full-text index (a cache of the published index on `yubin meta`;
+    /// the index itself on `yubin dev`, default: under the data dir). Default for meta: a fresh
+    /// temporary directory, removed at exit.
+    #[arg(id = "index_dir", long = "index-dir", env = "YUBIN_INDEX_DIR")]
+    #[serde(rename = "dir", skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Accounts whose index is kept open at once (least recently used ones are closed).
+    #[arg(
+        id = "index_max_open_accounts",
+        long = "index-max-open-accounts",
+        env = "YUBIN_INDEX_MAX_OPEN_ACCOUNTS"
+    )]
+    #[serde(rename = "max_open_accounts", skip_serializing_if = "Option::is_none")]
+    pub max_open_accounts: Option<usize>,
+    /// Memory of one index writer (tantivy's arena), in bytes.
+    #[arg(
+        id = "index_writer_memory_bytes",
+        long = "index-writer-memory-bytes",
+        env = "YUBIN_INDEX_WRITER_MEMORY_BYTES"
+    )]
+    #[serde(
+        rename = "writer_memory_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub writer_memory_bytes: Option<usize>,
+    /// Most queued messages indexed in one generation.
+    #[arg(
+        id = "index_batch_messages",
+        long = "index-batch-messages",
+        env = "YUBIN_INDEX_BATCH_MESSAGES"
+    )]
+    #[serde(rename = "batch_messages", skip_serializing_if = "Option::is_none")]
+    pub batch_messages: Option<usize>,
+    /// Accounts indexed at once.
+    #[arg(
+        id = "index_concurrency",
+        long = "index-concurrency",
+        env = "YUBIN_INDEX_CONCURRENCY"
+    )]
+    #[serde(rename = "concurrency", skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// At start, go through every account once: index what is queued and remove the trigram
+    /// postings of releases that kept the index in Redis (the upgrade's migration step).
+    #[arg(
+        id = "index_all_at_start",
+        long = "index-all-at-start",
+        env = "YUBIN_INDEX_ALL_AT_START",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    #[serde(rename = "all_at_start", skip_serializing_if = "Option::is_none")]
+    pub all_at_start: Option<bool>,
+}
+
+impl IndexArgs {
+    pub fn is_empty(&self) -> bool {
+        *self == IndexArgs::default()
+    }
+}
+
 /// How LMTP answers a delivery refused for quota (RFC 3463 X.2.2 "mailbox full").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -544,6 +607,9 @@ pub struct DevArgs {
     #[command(flatten)]
     #[serde(rename = "auth", skip_serializing_if = "AuthArgs::is_empty")]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    #[serde(rename = "index", skip_serializing_if = "IndexArgs::is_empty")]
+    pub index: IndexArgs,
 }
 
 #[derive(Debug, Args, Serialize)]
@@ -610,6 +676,9 @@ pub struct MetaArgs {
     #[command(flatten)]
     #[serde(rename = "auth", skip_serializing_if = "AuthArgs::is_empty")]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    #[serde(rename = "index", skip_serializing_if = "IndexArgs::is_empty")]
+    pub index: IndexArgs,
 }
 
 #[derive(Debug, Args, Serialize)]

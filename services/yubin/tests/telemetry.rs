@@ -42,7 +42,20 @@ impl Stack {
         let s3_dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(s3_dir.path().join(BUCKET)).expect("bucket dir");
         let s3 = spawn_s3s_fs(s3_dir.path()).await.expect("s3s-fs");
-        let meta = start_meta(&redis.url(), "127.0.0.1:0", &[], env);
+        // Meta publishes the full-text index to the bucket.
+        let mut meta_env = vec![
+            ("AWS_ENDPOINT_URL_S3", s3.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", s3.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        meta_env.extend_from_slice(env);
+        let meta = start_meta(
+            &redis.url(),
+            "127.0.0.1:0",
+            &["--s3-bucket", BUCKET],
+            &meta_env,
+        );
         let meta_url = format!("http://{}", meta.addr("grpc"));
         let nodes = (0..2)
             .map(|_| {
@@ -399,6 +412,35 @@ async fn metrics_have_the_catalogue_names_and_labels_after_real_traffic() {
         "yubin_s3_errors_total",
         &[("operation", "PutObject")],
         0.0,
+    );
+
+    // Meta's indexer took the three appended messages into the full-text index (it runs
+    // behind the writes: wait for it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let meta = loop {
+        let meta = parse_exposition(&http_get(stack.meta.addr("http"), "/metrics").1);
+        let indexed: f64 = find(&meta, "yubin_fulltext_indexed_messages_total", &[])
+            .iter()
+            .map(|s| s.value)
+            .sum();
+        if indexed >= 3.0 || Instant::now() > deadline {
+            break meta;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    expect_series(&meta, "yubin_fulltext_indexed_messages_total", &[], 3.0);
+    expect_series(
+        &meta,
+        "yubin_fulltext_batches_total",
+        &[("result", "committed")],
+        1.0,
+    );
+    expect_series(&meta, "yubin_fulltext_batch_seconds_count", &[], 1.0);
+    expect_series(
+        &meta,
+        "yubin_s3_request_duration_seconds_count",
+        &[("operation", "PutObject")],
+        1.0,
     );
 
     // A histogram, not a summary: dashboards take quantiles across nodes from the buckets.

@@ -181,11 +181,20 @@ impl AccountStore for EmbeddedStore {
             w.users.remove(u).map_err(db_err)?;
             w.user_seq.remove(u).map_err(db_err)?;
             w.quotas.remove(u).map_err(db_err)?;
+            w.forget_index_state(u)?;
             w.deleted_users.insert(u, 1).map_err(db_err)?;
             w.emit(u, 0, 0, ChangeKind::AccountRevoked);
             Ok(())
         })
-        .await
+        .await?;
+        // The account's index goes with it.
+        if let Some(ft) = &self.full_text {
+            ft.indexes
+                .drop_user(user)
+                .await
+                .map_err(crate::fulltext::index_err)?;
+        }
+        Ok(())
     }
 
     async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {

@@ -10,7 +10,6 @@ use super::EmbeddedStore;
 use super::tables::*;
 use crate::flags;
 use crate::names::{self};
-use crate::search::{self};
 
 pub(super) async fn append(
     s: &EmbeddedStore,
@@ -24,10 +23,9 @@ pub(super) async fn append(
         m.check_owner(user)?;
         let flags = flags::normalize(&m.flags)?;
         s.limits.check_given(&flags)?;
+        // Encoded before the write transaction, which is the store's one serial section.
         let index = encode(&m.index)?;
-        // Computed before the write transaction, which is the store's one serial section.
-        let bloom = search::posted_bloom(&m.index);
-        prepared.push((m, flags, index, bloom));
+        prepared.push((m, flags, index));
     }
     let (u, limits) = (user.0, s.limits);
     s.write_user(user, move |w| {
@@ -35,11 +33,11 @@ pub(super) async fn append(
         let mut row = w.mbox(u, id)?;
         let mut uids = Vec::with_capacity(prepared.len());
         if !prepared.is_empty() {
-            row.check_keyword_room(&limits, prepared.iter().map(|(_, f, _, _)| f.as_slice()))?;
-            let bytes = prepared.iter().map(|(m, _, _, _)| m.size).sum();
+            row.check_keyword_room(&limits, prepared.iter().map(|(_, f, _)| f.as_slice()))?;
+            let bytes = prepared.iter().map(|(m, _, _)| m.size).sum();
             w.charge(u, bytes, prepared.len() as u64)?;
             let modseq = row.bump_modseq();
-            for (m, flags, index, bloom) in &prepared {
+            for (m, flags, index) in &prepared {
                 let uid = row.take_uid()?;
                 let msg = MsgRow {
                     modseq,
@@ -48,7 +46,7 @@ pub(super) async fn append(
                     size: m.size,
                     blob: m.blob.clone(),
                 };
-                w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index, bloom))?;
+                w.insert_msg(u, id, &mut row, uid, &msg, (&m.summary, index))?;
                 uids.push(Uid(uid));
             }
             w.put_mbox(u, id, &row)?;

@@ -26,11 +26,14 @@
 //! | `mailbox_names` | (user, name) | mailbox |
 //! | `subscriptions` | (user, name) | – |
 //! | `messages` | (user, mailbox, uid) | flags, modseq, date, size, blob (JSON) |
-//! | `summaries` / `search_index` | (user, mailbox, uid) | summary bytes / index (JSON) |
+//! | `summaries` | (user, mailbox, uid) | summary bytes |
+//! | `search_index` | (user, mailbox, uid) | the full-text index's queue: search text (JSON) or copy reference of a message not yet indexed (see `crate::fulltext`) |
 //! | `by_modseq` | (user, mailbox, modseq, uid) | – (CONDSTORE/QRESYNC catch-up) |
 //! | `expunged` | (user, mailbox, modseq, uid) | – (QRESYNC VANISHED, RFC 7162 §3.2.10) |
 //! | `unseen` / `deleted` | (user, mailbox, uid) | – (first unseen, EXPUNGE candidates) |
-//! | `search_bloom` | (user, mailbox, uid) | Bloom filter of the message's search trigrams ([`search::posted_bloom`]; empty for a message with too many, which every text search then verifies) |
+//! | `index_generation` | user | the committed full-text index generation |
+//! | `index_removals` | (user, sequence) | what the index must forget: `<m> <uid>` or `<m> *` |
+//! | `index_lease` | user | the indexer working on the account: `<token> <expiry ms>` |
 //! | `quotas` | user | limits and exact usage (JSON `QuotaUsage`) |
 //! | `aliases` | lower-cased address | target user |
 //! | `user_aliases` | (user, address) | – (the aliases to drop with the account) |
@@ -55,6 +58,7 @@ use crate::StoreLimits;
 
 mod accounts;
 mod changes;
+mod fulltext;
 mod mailboxes;
 mod messages;
 mod searching;
@@ -75,6 +79,17 @@ use writer::Writer;
 /// synthetic "resync" hint instead of the lost ones.
 const EVENT_CAPACITY: usize = 4096;
 
+/// Drops the trigram filters of a release that kept the search index in the database: the
+/// messages' texts are all still queued, so the full-text index is built from them.
+fn drop_legacy_search_filters(txn: &redb::WriteTransaction) -> MetaResult<()> {
+    txn.delete_table(tables::LEGACY_SEARCH_BLOOM)
+        .map_err(db_err)?;
+    let mut meta = txn.open_table(tables::META).map_err(db_err)?;
+    meta.remove(tables::LEGACY_SEARCH_BLOOM_READY)
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// The redb-backed store. Cheap to clone; clones share the database and the hint channel.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -83,6 +98,10 @@ pub struct EmbeddedStore {
     limits: StoreLimits,
     /// The one thread that applies writes, grouped into shared transactions.
     writer: Arc<Writer>,
+    /// The full-text index SEARCH answers text keys from, and its indexer's wake-up (see
+    /// `crate::fulltext`); without it every message stays queued and is searched from its
+    /// queued text.
+    full_text: Option<crate::fulltext::FullText>,
 }
 
 impl EmbeddedStore {
@@ -99,7 +118,8 @@ impl EmbeddedStore {
             let db = Database::create(&path).map_err(db_err)?;
             // Create every table up front so read transactions never meet a missing one.
             let txn = db.begin_write().map_err(db_err)?;
-            searching::build_search_blooms(&mut W::open(&txn)?)?;
+            drop_legacy_search_filters(&txn)?;
+            W::open(&txn)?;
             txn.commit().map_err(db_err)?;
             Ok(db)
         })
@@ -113,6 +133,7 @@ impl EmbeddedStore {
             events,
             limits: StoreLimits::default(),
             writer,
+            full_text: None,
         })
     }
 
@@ -155,7 +176,9 @@ impl MailStore for EmbeddedStore {
     }
 
     async fn delete_mailbox(&self, user: UserId, name: &str) -> MetaResult<()> {
-        mailboxes::delete_mailbox(self, user, name).await
+        mailboxes::delete_mailbox(self, user, name).await?;
+        self.nudge_indexer(user);
+        Ok(())
     }
 
     async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> MetaResult<()> {
@@ -176,7 +199,9 @@ impl MailStore for EmbeddedStore {
         mailbox: &str,
         messages: Vec<NewMessage>,
     ) -> MetaResult<AppendResult> {
-        messages::append(self, user, mailbox, messages).await
+        let appended = messages::append(self, user, mailbox, messages).await?;
+        self.nudge_indexer(user);
+        Ok(appended)
     }
 
     async fn fetch(
@@ -209,7 +234,10 @@ impl MailStore for EmbeddedStore {
         destination: &str,
         remove_source: bool,
     ) -> MetaResult<CopyResult> {
-        messages::copy_messages(self, user, source, uids, destination, remove_source).await
+        let copied =
+            messages::copy_messages(self, user, source, uids, destination, remove_source).await?;
+        self.nudge_indexer(user);
+        Ok(copied)
     }
 
     async fn expunge(
@@ -218,7 +246,11 @@ impl MailStore for EmbeddedStore {
         mailbox: MailboxId,
         uids: Option<&UidSet>,
     ) -> MetaResult<Vec<Uid>> {
-        messages::expunge(self, user, mailbox, uids).await
+        let expunged = messages::expunge(self, user, mailbox, uids).await?;
+        if !expunged.is_empty() {
+            self.nudge_indexer(user);
+        }
+        Ok(expunged)
     }
 
     async fn search(

@@ -1,17 +1,14 @@
 //! The tables, their row types and encoding, and the reads both transaction kinds share.
 
-use std::collections::BTreeSet;
-
 use bytes::Bytes;
 use redb::{ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use yubin_meta_api::{
     BlobKey, InternalDate, MailboxId, MailboxInfo, MessageRecord, MetaError, MetaResult, ModSeq,
-    QuotaUsage, SearchIndex, SpecialUse, Uid, UidSet, UidValidity, is_system_flag,
+    QuotaUsage, SpecialUse, Uid, UidSet, UidValidity, is_system_flag,
 };
 
-use crate::search::{self, Gram};
 use crate::{StoreLimits, flags};
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -27,24 +24,35 @@ pub(super) const MESSAGES: TableDefinition<(u64, u64, u32), &[u8]> =
     TableDefinition::new("messages");
 pub(super) const SUMMARIES: TableDefinition<(u64, u64, u32), &[u8]> =
     TableDefinition::new("summaries");
+/// The full-text index's queue (see `crate::fulltext`): per message not yet in the index, its
+/// search text (JSON) or a copy reference (`@<mailbox> <uid>`); rows leave once a committed
+/// index generation holds them.
 pub(super) const SEARCH_INDEX: TableDefinition<(u64, u64, u32), &[u8]> =
     TableDefinition::new("search_index");
+/// Per user, the committed full-text index generation.
+pub(super) const INDEX_GENERATION: TableDefinition<u64, u64> =
+    TableDefinition::new("index_generation");
+/// Per user and sequence number, what the index must forget: `<m> <uid>` or `<m> *`.
+pub(super) const INDEX_REMOVALS: TableDefinition<(u64, u64), &str> =
+    TableDefinition::new("index_removals");
+/// Per user and source (`<m> <uid>`, and `<m> *` per mailbox), the queued copy references to
+/// it: a removal waits until none is left (the copies are indexed from the source first).
+pub(super) const INDEX_REFS: TableDefinition<(u64, &str), u64> = TableDefinition::new("index_refs");
+/// Per user, the indexer holding the account's queue: `<token> <expiry, unix ms>`.
+pub(super) const INDEX_LEASE: TableDefinition<u64, &str> = TableDefinition::new("index_lease");
 pub(super) const BY_MODSEQ: TableDefinition<(u64, u64, u64, u32), u8> =
     TableDefinition::new("by_modseq");
 pub(super) const EXPUNGED: TableDefinition<(u64, u64, u64, u32), u8> =
     TableDefinition::new("expunged");
 pub(super) const UNSEEN: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("unseen");
 pub(super) const DELETED: TableDefinition<(u64, u64, u32), u8> = TableDefinition::new("deleted");
-/// Per message, a Bloom filter of the trigrams of its decoded headers and body text, so
-/// SUBJECT/BODY/TEXT/HEADER search decodes and checks only the messages that can match. One
-/// row per message, next to its other rows: per-trigram postings were measured to cost an
-/// APPEND a B-tree leaf rewrite per trigram (redb copies every page a commit touches), about
-/// 11 KiB of database per small message and several times the commit time.
-pub(super) const SEARCH_BLOOM: TableDefinition<(u64, u64, u32), &[u8]> =
+/// The per-message trigram Bloom filters of releases that kept the search index in this
+/// database; dropped when a database is opened (every message's text is still queued, so the
+/// full-text index is built from it).
+pub(super) const LEGACY_SEARCH_BLOOM: TableDefinition<(u64, u64, u32), &[u8]> =
     TableDefinition::new("search_bloom");
-/// `META` key set once every stored message has its `search_bloom` row (a database made before
-/// the filters existed gets them built when opened).
-pub(super) const SEARCH_BLOOM_READY: &str = "search_bloom_ready";
+/// The `META` marker of those filters, removed with them.
+pub(super) const LEGACY_SEARCH_BLOOM_READY: &str = "search_bloom_ready";
 pub(super) const QUOTAS: TableDefinition<u64, &[u8]> = TableDefinition::new("quotas");
 pub(super) const ALIASES: TableDefinition<&str, u64> = TableDefinition::new("aliases");
 pub(super) const USER_ALIASES: TableDefinition<(u64, &str), u8> =
@@ -331,33 +339,6 @@ pub(super) fn read_usage(
         usage.messages += u64::from(row.exists);
     }
     Ok(usage)
-}
-
-/// The Bloom filter of a stored (JSON) search index ([`search::posted_bloom`]).
-pub(super) fn stored_bloom(index: &[u8]) -> MetaResult<Vec<u8>> {
-    if index.is_empty() {
-        return Ok(search::gram_bloom(&BTreeSet::new()));
-    }
-    Ok(search::posted_bloom(&decode::<SearchIndex>(index)?))
-}
-
-/// The UIDs of a mailbox whose filter may hold every trigram of `grams`, ascending (a
-/// superset of the messages that hold them all: candidates to verify). A message without a
-/// filter row is always a candidate.
-pub(super) fn read_bloom_matches(
-    t: &impl ReadableTable<(u64, u64, u32), BytesTable>,
-    u: u64,
-    m: u64,
-    grams: &BTreeSet<Gram>,
-) -> MetaResult<Vec<u32>> {
-    let mut out = Vec::new();
-    for item in t.range((u, m, 0)..=(u, m, u32::MAX)).map_err(db_err)? {
-        let (k, v) = item.map_err(db_err)?;
-        if search::bloom_may_contain(v.value(), grams) {
-            out.push(k.value().2);
-        }
-    }
-    Ok(out)
 }
 
 pub(super) fn read_uid_keys(

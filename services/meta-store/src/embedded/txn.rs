@@ -94,7 +94,10 @@ pub(super) struct W<'t> {
     pub(super) expunged: Tracked<'t, (u64, u64, u64, u32), u8>,
     pub(super) unseen: Tracked<'t, (u64, u64, u32), u8>,
     pub(super) deleted: Tracked<'t, (u64, u64, u32), u8>,
-    pub(super) search_bloom: Tracked<'t, (u64, u64, u32), BytesTable>,
+    pub(super) index_generation: Tracked<'t, u64, u64>,
+    pub(super) index_removals: Tracked<'t, (u64, u64), &'static str>,
+    pub(super) index_lease: Tracked<'t, u64, &'static str>,
+    pub(super) index_refs: Tracked<'t, (u64, &'static str), u64>,
     pub(super) quotas: Tracked<'t, u64, BytesTable>,
     pub(super) aliases: Tracked<'t, &'static str, u64>,
     pub(super) user_aliases: Tracked<'t, (u64, &'static str), u8>,
@@ -127,7 +130,13 @@ impl<'t> W<'t> {
             expunged: Tracked::new(txn.open_table(EXPUNGED).map_err(db_err)?, &dirty),
             unseen: Tracked::new(txn.open_table(UNSEEN).map_err(db_err)?, &dirty),
             deleted: Tracked::new(txn.open_table(DELETED).map_err(db_err)?, &dirty),
-            search_bloom: Tracked::new(txn.open_table(SEARCH_BLOOM).map_err(db_err)?, &dirty),
+            index_generation: Tracked::new(
+                txn.open_table(INDEX_GENERATION).map_err(db_err)?,
+                &dirty,
+            ),
+            index_removals: Tracked::new(txn.open_table(INDEX_REMOVALS).map_err(db_err)?, &dirty),
+            index_lease: Tracked::new(txn.open_table(INDEX_LEASE).map_err(db_err)?, &dirty),
+            index_refs: Tracked::new(txn.open_table(INDEX_REFS).map_err(db_err)?, &dirty),
             quotas: Tracked::new(txn.open_table(QUOTAS).map_err(db_err)?, &dirty),
             aliases: Tracked::new(txn.open_table(ALIASES).map_err(db_err)?, &dirty),
             user_aliases: Tracked::new(txn.open_table(USER_ALIASES).map_err(db_err)?, &dirty),
@@ -342,7 +351,7 @@ impl<'t> W<'t> {
         row: &mut MboxRow,
         uid: u32,
         msg: &MsgRow,
-        (summary, index, bloom): (&[u8], &[u8], &[u8]),
+        (summary, index): (&[u8], &[u8]),
     ) -> MetaResult<()> {
         self.messages
             .insert((u, m, uid), encode(msg)?.as_slice())
@@ -353,9 +362,7 @@ impl<'t> W<'t> {
         self.search_index
             .insert((u, m, uid), index)
             .map_err(db_err)?;
-        self.search_bloom
-            .insert((u, m, uid), bloom)
-            .map_err(db_err)?;
+        self.index_ref(u, index, 1)?;
         self.index_flags(u, m, uid, msg, true)?;
         row.count(msg, true);
         row.note_keywords(&msg.flags);
@@ -406,8 +413,7 @@ impl<'t> W<'t> {
     ) -> MetaResult<()> {
         self.messages.remove((u, m, uid)).map_err(db_err)?;
         self.summaries.remove((u, m, uid)).map_err(db_err)?;
-        self.search_index.remove((u, m, uid)).map_err(db_err)?;
-        self.search_bloom.remove((u, m, uid)).map_err(db_err)?;
+        self.index_forget(u, m, uid)?;
         self.index_flags(u, m, uid, msg, false)?;
         self.expunged
             .insert((u, m, modseq, uid), 0)
@@ -477,13 +483,8 @@ impl<'t> W<'t> {
         self.summaries
             .retain_in(r.clone(), |_, _| false)
             .map_err(db_err)?;
-        self.search_index
-            .retain_in(r.clone(), |_, _| false)
-            .map_err(db_err)?;
+        self.unqueue_mailbox(u, m)?;
         self.unseen
-            .retain_in(r.clone(), |_, _| false)
-            .map_err(db_err)?;
-        self.search_bloom
             .retain_in(r.clone(), |_, _| false)
             .map_err(db_err)?;
         self.deleted.retain_in(r, |_, _| false).map_err(db_err)?;
@@ -492,6 +493,7 @@ impl<'t> W<'t> {
             .retain_in(r4.clone(), |_, _| false)
             .map_err(db_err)?;
         self.expunged.retain_in(r4, |_, _| false).map_err(db_err)?;
+        self.push_index_removal(u, &format!("{m} *"))?;
         self.forget_metadata(u, m)?;
         self.mailboxes.remove((u, m)).map_err(db_err)?;
         self.mailbox_names.remove((u, name)).map_err(db_err)?;
@@ -574,7 +576,12 @@ impl<'t> W<'t> {
         let mut mapping = Vec::with_capacity(msgs.len());
         for (uid, msg) in msgs {
             let summary = read_bytes(&*self.summaries, u, src, uid)?.unwrap_or_default();
-            let index = read_bytes(&*self.search_index, u, src, uid)?.unwrap_or_default();
+            // Still queued: the copy queues the same text; else it references the indexed
+            // source (read before a move forgets it; the indexer applies copies first).
+            let index = match read_bytes(&*self.search_index, u, src, uid)? {
+                Some(text) => text,
+                None => crate::fulltext::copy_reference(MailboxId(src), Uid(uid)).into_bytes(),
+            };
             if remove_source {
                 self.expunge_msg(u, src, &mut srow, uid, &msg, smodseq)?;
             }
@@ -587,11 +594,7 @@ impl<'t> W<'t> {
                 modseq: dmodseq,
                 ..msg
             };
-            let bloom = match read_bytes(&*self.search_bloom, u, src, uid)? {
-                Some(b) => b,
-                None => stored_bloom(&index)?,
-            };
-            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index, &bloom))?;
+            self.insert_msg(u, dst, d, new_uid, &copy, (&summary, &index))?;
             mapping.push((Uid(uid), Uid(new_uid)));
         }
         if remove_source {
@@ -623,7 +626,7 @@ pub(super) struct R {
     pub(super) expunged: ReadOnlyTable<(u64, u64, u64, u32), u8>,
     pub(super) unseen: ReadOnlyTable<(u64, u64, u32), u8>,
     pub(super) deleted: ReadOnlyTable<(u64, u64, u32), u8>,
-    pub(super) search_bloom: ReadOnlyTable<(u64, u64, u32), BytesTable>,
+    pub(super) index_generation: ReadOnlyTable<u64, u64>,
     pub(super) quotas: ReadOnlyTable<u64, BytesTable>,
     pub(super) aliases: ReadOnlyTable<&'static str, u64>,
     pub(super) domains: ReadOnlyTable<&'static str, &'static str>,
@@ -645,7 +648,7 @@ impl R {
             expunged: txn.open_table(EXPUNGED).map_err(db_err)?,
             unseen: txn.open_table(UNSEEN).map_err(db_err)?,
             deleted: txn.open_table(DELETED).map_err(db_err)?,
-            search_bloom: txn.open_table(SEARCH_BLOOM).map_err(db_err)?,
+            index_generation: txn.open_table(INDEX_GENERATION).map_err(db_err)?,
             quotas: txn.open_table(QUOTAS).map_err(db_err)?,
             aliases: txn.open_table(ALIASES).map_err(db_err)?,
             domains: txn.open_table(DOMAINS).map_err(db_err)?,

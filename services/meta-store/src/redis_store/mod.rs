@@ -21,20 +21,21 @@
 //! | `{u:<id>}:seq` | hash | `mailbox` (last mailbox id), `uidvalidity` (last UIDVALIDITY) |
 //! | `{u:<id>}:mailboxes` | hash | mailbox name → mailbox id |
 //! | `{u:<id>}:subs` | set | subscribed names (they outlive mailboxes) |
-//! | `{u:<id>}:mb:<m>` | hash | `name`, `uidvalidity`, `uidnext`, `highestmodseq`, `exists`, `unseen`, `deleted`, `size`, `specialuse`, `recent` (first UID not claimed as `\Recent`; absent = 1), `grams` (`1` while every message has search postings) |
+//! | `{u:<id>}:mb:<m>` | hash | `name`, `uidvalidity`, `uidnext`, `highestmodseq`, `exists`, `unseen`, `deleted`, `size`, `specialuse`, `recent` (first UID not claimed as `\Recent`; absent = 1) |
 //! | `{u:<id>}:uids:<m>` | sorted set | uid scored by uid: the UID set, sequence number = rank + 1 |
 //! | `{u:<id>}:flags:<m>` | hash | uid → flags, space-separated |
 //! | `{u:<id>}:msg:<m>` | hash | uid → `<unix-seconds> <tz-minutes> <size> <blob key>` |
 //! | `{u:<id>}:sum:<m>` | hash | uid → summary bytes (ENVELOPE, BODYSTRUCTURE, offsets) |
-//! | `{u:<id>}:idx:<m>` | hash | uid → search index (JSON) |
+//! | `{u:<id>}:idx:<m>` | hash | the full-text index's queue: uid → search text (JSON) or `@<m> <uid>` (a copy of an indexed message), for messages not yet in the index (see `crate::fulltext`) |
 //! | `{u:<id>}:modseq:<m>` | sorted set | uid scored by its MODSEQ (CONDSTORE catch-up) |
 //! | `{u:<id>}:expunged:<m>` | sorted set | expunged uid scored by the MODSEQ of its expunge (QRESYNC VANISHED, RFC 7162 §3.2.10), at most `max_expunge_log` entries; the mailbox's `vanished_floor` is the highest MODSEQ dropped from it |
 //! | `{u:<id>}:unseen:<m>` | sorted set | uids without `\Seen` (first unseen in O(log n)) |
 //! | `{u:<id>}:deleted:<m>` | sorted set | uids with `\Deleted` (EXPUNGE touches only those) |
 //! | `{u:<id>}:kw:<m>` | hash | lower-cased keyword → keyword, every keyword ever used (FLAGS) |
-//! | `{u:<id>}:g:<m>:<gram>` | set | uids whose decoded headers or body hold the search trigram (hex, see `search::posted_grams`) |
-//! | `{u:<id>}:ug:<m>` | set | uids with too many trigrams to post (`search::MAX_GRAMS_PER_MESSAGE`): candidates of every text search |
-//! | `{u:<id>}:gl:<m>` | hash | uid → its trigrams, space-separated (to remove its postings on expunge) |
+//! | `{u:<id>}:ix` | hash | `gen`: the committed full-text index generation (the index itself is outside Redis) |
+//! | `{u:<id>}:ixdel` | list | what the index must forget: `<m> <uid>` (expunged) or `<m> *` (deleted mailbox) |
+//! | `{u:<id>}:ixlease` | string | the indexer working on the account (token; expires) |
+//! | `{u:<id>}:g:<m>:<gram>`, `{u:<id>}:gl:<m>`, `{u:<id>}:ug:<m>` | set, hash, set | search postings of releases that kept the index in Redis; removed by the indexer (`index_migrate`) |
 //! | `{u:<id>}:md:<m>` | hash | METADATA entry name → value (RFC 5464); `<m>` = 0 for the server entries |
 //! | `{u:<id>}:mdbytes` | string | bytes of every `md:<m>` hash of the account (names and values), against `max_metadata_bytes_per_account` |
 //!
@@ -74,7 +75,9 @@ mod failures;
 mod hub;
 mod observe;
 mod rollback;
+mod scan;
 mod snapshot;
+mod text;
 
 pub use durability::Durability;
 pub use rollback::RollbackSettings;
@@ -94,14 +97,14 @@ use yubin_meta_api::{
     AccountStore, Alias, AppendResult, BlobKey, ChangeStream, Changes, CopyResult, Domain, FlagOp,
     IndexProjection, IndexedMessage, InternalDate, MailStore, MailboxId, MailboxInfo,
     MailboxSnapshot, MessageRecord, MetaError, MetaResult, MetadataDepth, MetadataEntry, ModSeq,
-    NewMessage, QuotaLimits, QuotaUsage, SearchIndex, SearchKey, SpecialUse, StoreResult, Uid,
-    UidRange, UidSet, UidValidity, UserId, UserRecord, is_system_flag,
+    NewMessage, QuotaLimits, QuotaUsage, SearchKey, SpecialUse, StoreResult, Uid, UidRange, UidSet,
+    UidValidity, UserId, UserRecord, is_system_flag,
 };
 
 use crate::accounts::{self, AddressBook, normalize_address, normalize_domain};
 use crate::embedded::normalize_login;
 use crate::names::{self, INBOX};
-use crate::search::{self, Candidate};
+use crate::search;
 use crate::{StoreLimits, flags, metadata};
 use call::Call;
 
@@ -140,6 +143,9 @@ struct Scripts {
     global_domain_put: Script,
     global_domain_delete: Script,
     failure_add: Script,
+    index_claim: Script,
+    index_commit: Script,
+    index_migrate: Script,
 }
 
 /// A script: which publish command to use (`PUBLISH`, or `SPUBLISH` for sharded pub/sub on a
@@ -198,6 +204,9 @@ impl Scripts {
             global_domain_put: Script::new(include_str!("lua/global_domain_put.lua")),
             global_domain_delete: Script::new(include_str!("lua/global_domain_delete.lua")),
             failure_add: Script::new(include_str!("lua/failure_add.lua")),
+            index_claim: script(include_str!("lua/index_claim.lua")),
+            index_commit: script(include_str!("lua/index_commit.lua")),
+            index_migrate: script(include_str!("lua/index_migrate.lua")),
         };
         scripts.name_for_observe();
         scripts
@@ -237,6 +246,9 @@ impl Scripts {
             global_domain_put,
             global_domain_delete,
             failure_add,
+            index_claim,
+            index_commit,
+            index_migrate,
         } = self;
         for (name, script) in [
             ("list", list),
@@ -269,6 +281,9 @@ impl Scripts {
             ("global_domain_put", global_domain_put),
             ("global_domain_delete", global_domain_delete),
             ("failure_add", failure_add),
+            ("index_claim", index_claim),
+            ("index_commit", index_commit),
+            ("index_migrate", index_migrate),
         ] {
             observe::register_script(script.get_hash(), name);
         }
@@ -345,6 +360,10 @@ pub struct RedisStore {
     alive: Arc<()>,
     /// SELECT snapshots of larger mailboxes carry no flags (see `snapshot`).
     snapshot_flags_max: usize,
+    /// The full-text index SEARCH answers text keys from, and its indexer's wake-up (see
+    /// `crate::fulltext`); without it every message stays queued and is searched from its
+    /// queued text.
+    full_text: Option<crate::fulltext::FullText>,
 }
 
 /// Maps a Redis error to the caller's class: script verdicts to their `MetaError`, anything
@@ -602,6 +621,7 @@ impl RedisStore {
             high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
             alive: Arc::new(()),
             snapshot_flags_max: snapshot::SNAPSHOT_FLAGS_MAX_MESSAGES,
+            full_text: None,
             hub: hub::Hub::start(client),
         })
     }
@@ -637,6 +657,7 @@ impl RedisStore {
             high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
             alive: Arc::new(()),
             snapshot_flags_max: snapshot::SNAPSHOT_FLAGS_MAX_MESSAGES,
+            full_text: None,
             hub: hub::Hub::start_sharded(conn, seed),
         })
     }
@@ -878,152 +899,6 @@ fn user_from_fields(id: u64, v: Vec<Option<String>>) -> Option<UserRecord> {
     })
 }
 
-/// One message that matched a scanning search, with the columns that were loaded.
-struct ScannedMessage {
-    uid: Uid,
-    internal_date: InternalDate,
-    size: u64,
-    index: Option<SearchIndex>,
-}
-
-/// The gram list of a message with more than [`search::MAX_GRAMS_PER_MESSAGE`] trigrams (see
-/// `add_grams` in the prelude).
-const UNINDEXED: &str = "*";
-
-/// A message's search trigrams as the scripts store them: hex, space-separated.
-fn gram_list(grams: &std::collections::BTreeSet<search::Gram>) -> String {
-    let mut out = String::with_capacity(grams.len() * 12);
-    for g in grams {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&format!("{g:x}"));
-    }
-    out
-}
-
-impl RedisStore {
-    /// SEARCH answered from a flag index (`unseen` / `deleted`) without a scan.
-    async fn search_index_mode(
-        &self,
-        user: UserId,
-        mailbox: MailboxId,
-        mode: Option<&str>,
-    ) -> MetaResult<Vec<Uid>> {
-        let mut inv = self.call(&self.scripts.search, user);
-        inv.arg(mailbox.0)
-            .arg(mode.unwrap_or("scan"))
-            .arg("0")
-            .arg("0")
-            .arg("0")
-            .arg("0");
-        let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
-        parse_uids(next(&mut cols)?)
-    }
-
-    /// The messages matching `key` in one script call that loads only the columns in `need`
-    /// (which must include what `key` reads, see [`search::needs`]).
-    async fn scan_matching(
-        &self,
-        user: UserId,
-        mailbox: MailboxId,
-        key: &SearchKey,
-        need: search::Needs,
-    ) -> MetaResult<Vec<ScannedMessage>> {
-        let bit = |b: bool| if b { "1" } else { "0" };
-        let mut inv = self.call(&self.scripts.search, user);
-        inv.arg(mailbox.0)
-            .arg("scan")
-            .arg(bit(need.flags))
-            .arg(bit(need.record))
-            .arg(bit(need.modseq))
-            .arg(bit(need.index));
-        for g in search::required_grams(key).unwrap_or_default() {
-            inv.arg(format!("{g:x}"));
-        }
-        let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
-        let uids = parse_uids(next(&mut cols)?)?;
-        // Each column is absent (nil) or has one entry per UID.
-        let mut column = |name: &str| -> MetaResult<Option<Vec<Value>>> {
-            match cols.next() {
-                None | Some(Value::Nil) => Ok(None),
-                Some(v) => {
-                    let c = v_array(v)?;
-                    if c.len() == uids.len() {
-                        Ok(Some(c))
-                    } else {
-                        Err(bad_reply(&format!(
-                            "search column {name} has the wrong length"
-                        )))
-                    }
-                }
-            }
-        };
-        let flags = column("flags")?;
-        let records = column("records")?;
-        let modseqs = column("modseqs")?;
-        let indexes = column("indexes")?;
-        let (mut flags, mut records, mut modseqs, mut indexes) = (
-            flags.map(Vec::into_iter),
-            records.map(Vec::into_iter),
-            modseqs.map(Vec::into_iter),
-            indexes.map(Vec::into_iter),
-        );
-        let no_date = InternalDate {
-            unix_seconds: 0,
-            tz_offset_minutes: 0,
-        };
-        let mut out = Vec::new();
-        for uid in uids {
-            let flags = match flags.as_mut() {
-                Some(it) => split_flags(&v_string(next(it)?)?),
-                None => Vec::new(),
-            };
-            let (internal_date, size) = match records.as_mut() {
-                Some(it) => {
-                    let r = decode_record(&v_string(next(it)?)?)?;
-                    (r.date, r.size)
-                }
-                None => (no_date, 0),
-            };
-            let modseq = match modseqs.as_mut() {
-                Some(it) => ModSeq(v_num(next(it)?)?),
-                None => ModSeq(0),
-            };
-            let index: Option<SearchIndex> = match indexes.as_mut() {
-                Some(it) => {
-                    let b = v_bytes(next(it)?)?;
-                    if b.is_empty() {
-                        Some(SearchIndex::default())
-                    } else {
-                        Some(serde_json::from_slice(&b).map_err(|e| {
-                            MetaError::Internal(format!("corrupt search index of {uid}: {e}"))
-                        })?)
-                    }
-                }
-                None => None,
-            };
-            let c = Candidate {
-                uid,
-                modseq,
-                flags: &flags,
-                internal_date,
-                size,
-                index: index.as_ref(),
-            };
-            if search::matches(key, &c) {
-                out.push(ScannedMessage {
-                    uid,
-                    internal_date,
-                    size,
-                    index,
-                });
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// The high-water view of a mailbox answer.
 fn mark_of(info: &MailboxInfo) -> rollback::Mark {
     rollback::Mark {
@@ -1081,12 +956,7 @@ impl RedisStore {
             inv.arg(flags)
                 .arg(encode_record(m))
                 .arg(&m.summary[..])
-                .arg(index)
-                .arg(match search::posted_grams(&m.index) {
-                    Some(grams) => gram_list(&grams),
-                    // Too many trigrams: unindexed, a candidate of every text search.
-                    None => UNINDEXED.to_string(),
-                });
+                .arg(index);
         }
         let mut it = v_array(self.invoke(&inv).await?)?.into_iter();
         let uid_validity = UidValidity(v_num(next(&mut it)?)?);
@@ -1181,7 +1051,9 @@ impl MailStore for RedisStore {
         }
         let mut inv = self.call(&self.scripts.delete, user);
         inv.arg(&name);
-        self.invoke(&inv).await.map(|_| ())
+        self.invoke(&inv).await?;
+        self.nudge_indexer(user);
+        Ok(())
     }
 
     async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> MetaResult<()> {
@@ -1223,6 +1095,7 @@ impl MailStore for RedisStore {
         messages: Vec<NewMessage>,
     ) -> MetaResult<AppendResult> {
         let mut result = self.append_once(user, mailbox, messages).await?;
+        self.nudge_indexer(user);
         result.uid_validity = self
             .validity_after_write(
                 user,
@@ -1245,6 +1118,7 @@ impl MailStore for RedisStore {
         let mut result = self
             .copy_once(user, source, uids, destination, remove_source)
             .await?;
+        self.nudge_indexer(user);
         let last = result.mapping.last().map(|(_, to)| to);
         result.uid_validity = self
             .validity_after_write(user, result.destination, result.uid_validity, last)
@@ -1355,7 +1229,11 @@ impl MailStore for RedisStore {
         if let Some(set) = uids {
             push_ranges(&mut inv, set);
         }
-        parse_uids(self.invoke(&inv).await?)
+        let expunged = parse_uids(self.invoke(&inv).await?)?;
+        if !expunged.is_empty() {
+            self.nudge_indexer(user);
+        }
+        Ok(expunged)
     }
 
     async fn search(
@@ -1370,12 +1248,13 @@ impl MailStore for RedisStore {
             SearchKey::Flag(f) if f.eq_ignore_ascii_case("\\Deleted") => Some("deleted"),
             _ => None,
         };
-        if indexed.is_some() {
-            return self.search_index_mode(user, mailbox, indexed).await;
+        if let Some(mode) = indexed {
+            return self.search_index_mode(user, mailbox, mode).await;
         }
         Ok(self
             .scan_matching(user, mailbox, key, search::needs(key))
             .await?
+            .0
             .into_iter()
             .map(|m| m.uid)
             .collect())
@@ -1388,22 +1267,7 @@ impl MailStore for RedisStore {
         key: &SearchKey,
         projection: &IndexProjection,
     ) -> MetaResult<Vec<IndexedMessage>> {
-        let need = search::Needs {
-            record: true,
-            index: true,
-            ..search::needs(key)
-        };
-        Ok(self
-            .scan_matching(user, mailbox, key, need)
-            .await?
-            .into_iter()
-            .map(|m| IndexedMessage {
-                uid: m.uid,
-                size: m.size,
-                internal_date: m.internal_date,
-                index: m.index.unwrap_or_default().project(projection),
-            })
-            .collect())
+        self.search_projected(user, mailbox, key, projection).await
     }
 
     async fn changes_since(
@@ -1743,7 +1607,15 @@ impl AccountStore for RedisStore {
             self.invoke(&unalias).await?;
         }
         let drop = self.call(&self.scripts.user_drop, user);
-        self.invoke(&drop).await.map(|_| ())
+        self.invoke(&drop).await?;
+        // The account's index goes with it: locally and its published files.
+        if let Some(ft) = &self.full_text {
+            ft.indexes
+                .drop_user(user)
+                .await
+                .map_err(crate::fulltext::index_err)?;
+        }
+        Ok(())
     }
 
     async fn set_quota(&self, user: UserId, limits: QuotaLimits) -> MetaResult<()> {

@@ -98,9 +98,11 @@ pub fn reloading_tls(
 
 mod auth;
 mod body_cache;
+mod index;
 mod limits;
 pub use auth::{AuthSettings, watch_token_keys};
 pub use body_cache::BodyCacheSettings;
+pub use index::IndexSettings;
 pub use limits::{ConnectionLimits, LmtpLimits};
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ struct DevSettings {
     limits: ConnectionLimits,
     #[serde(default)]
     body_cache: BodyCacheSettings,
+    #[serde(default)]
+    index: config::IndexSettings,
     /// Accounts allowed to SETQUOTA (RFC 9208 §4.1).
     #[serde(default)]
     quota_admins: Vec<String>,
@@ -99,6 +101,7 @@ impl DevSettings {
         self.auth.validate()?;
         config::check_store_limits(&self.store)?;
         self.body_cache.validate()?;
+        self.index.validate()?;
         self.limits.validate()
     }
 }
@@ -121,15 +124,23 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
 
+    // The full-text index lives beside the data, published nowhere (one process).
+    let mut index = settings
+        .index
+        .open(Some(&settings.data_dir.join("index")), None)?;
     let store = Arc::new(
         EmbeddedStore::open(settings.data_dir.join("meta.redb"))
             .await
             .context("opening the embedded metadata store")?
-            .with_limits(settings.store),
+            .with_limits(settings.store)
+            .with_full_text(index.full_text.clone()),
     );
     let blobs = settings
         .body_cache
         .wrap(Arc::new(FsBlobStore::new(settings.data_dir.join("blobs"))))?;
+    index.start_indexer(store.clone(), blobs.clone(), store.clone());
+    // Texts an earlier run left queued (or a database from before the index) get indexed.
+    store.nudge_queued_accounts().await?;
     let accounts: Arc<dyn AccountStore> = store.clone();
     let mail: Arc<dyn MailStore> = store.clone();
     let params = settings.auth.password_params();
@@ -219,5 +230,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
         });
     }
     println!("data in {}", settings.data_dir.display());
-    super::wait_all(tasks, shutdown).await
+    let result = super::wait_all(tasks, shutdown).await;
+    drop(index);
+    result
 }

@@ -58,6 +58,8 @@ struct MetaSettings {
     store: StoreLimits,
     #[serde(default)]
     auth: config::AuthSettings,
+    #[serde(default)]
+    index: config::IndexSettings,
 }
 
 fn default_bucket() -> String {
@@ -102,6 +104,7 @@ impl MetaSettings {
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         config::check_store_limits(&self.store)?;
+        self.index.validate()?;
         self.grpc_auth().validate()?;
         if self.s3_bucket.is_empty() {
             anyhow::bail!("--s3-bucket must not be empty");
@@ -163,12 +166,22 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
             .await
             .context("connecting to redis")?
     };
+    // The S3 client connects on first use. Meta reads and writes the published full-text
+    // index there (`ix/`) and deletes a deleted account's mail.
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        S3BlobStore::from_env(settings.s3_bucket.clone())
+            .await
+            .context("configuring S3")?,
+    );
+    let mut index = settings.index.open(None, Some(blobs.clone()))?;
     let store = Arc::new(
         store
             .with_limits(settings.store)
             .with_durability(settings.durability())
-            .with_rollback(settings.rollback()),
+            .with_rollback(settings.rollback())
+            .with_full_text(index.full_text.clone()),
     );
+    index.start_indexer(store.clone(), blobs.clone(), store.clone());
     // An evicting Redis loses mailboxes and UID counters silently: refuse to run on one.
     store
         .check_eviction_policy(settings.redis_assume_noeviction)
@@ -217,12 +230,6 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
         let probe = probe.clone();
         Box::pin(async move { probe.ping().await.map_err(|e| format!("redis: {e}")) })
     });
-    // The S3 client connects on first use: meta runs without S3 until an account is deleted.
-    let blobs: Arc<dyn BlobStore> = Arc::new(
-        S3BlobStore::from_env(settings.s3_bucket.clone())
-            .await
-            .context("configuring S3")?,
-    );
     let admin = AdminBackend {
         accounts,
         mail: mail.clone(),
@@ -233,5 +240,8 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
         admin_router(admin, token, settings.auth.password_params()),
     );
     tasks.spawn(http::serve(http_listener, app, shutdown.clone()));
-    super::wait_all(tasks, shutdown).await
+    let result = super::wait_all(tasks, shutdown).await;
+    // Kept to here: a temporary index directory goes when the role ends.
+    drop(index);
+    result
 }

@@ -1,5 +1,5 @@
--- append: ARGV = P, now, name, n, then n times: flags, record, summary, index, grams (the
--- search trigrams, hex, space-separated)
+-- append: ARGV = P, now, name, n, then n times: flags, record, summary, search text (JSON,
+-- queued for the full-text index)
 -- -> { uidvalidity, mailbox, uid... }
 local now, name, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local id = resolve(name, now)
@@ -19,8 +19,8 @@ end
 local bytes = 0
 local flag_lists = {}
 for i = 0, n - 1 do
-  bytes = bytes + rec_size(ARGV[6 + i * 5])
-  local flags = split(ARGV[5 + i * 5])
+  bytes = bytes + rec_size(ARGV[6 + i * 4])
+  local flags = split(ARGV[5 + i * 4])
   if keyword_count(flags) > MAX_KEYWORDS_PER_MESSAGE then
     publish()
     return too_many_per_message()
@@ -35,9 +35,9 @@ end
 usage_add(bytes, n)
 local ms = bump(id)
 for i = 0, n - 1 do
-  local b = 5 + i * 5
+  local b = 5 + i * 4
   local uid = take_uid(id)
-  add_msg(id, uid, split(ARGV[b]), ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ms, ARGV[b + 4])
+  add_msg(id, uid, split(ARGV[b]), ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ms)
   out[#out + 1] = fmt(uid)
 end
 emit(id, ms, 'a')

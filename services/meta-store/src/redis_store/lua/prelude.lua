@@ -164,7 +164,7 @@ local function create_mb(name, special, now)
   local v = next_uidvalidity(now)
   redis.call('HSET', mbkey(id), 'name', name, 'uidvalidity', fmt(v), 'uidnext', '1',
     'highestmodseq', '1', 'exists', '0', 'unseen', '0', 'deleted', '0', 'size', '0',
-    'specialuse', special or '', 'grams', '1')
+    'specialuse', special or '')
   redis.call('HSET', P .. 'mailboxes', name, fmt(id))
   emit(id, 1, 'l')
   return id
@@ -212,29 +212,57 @@ local function note_keywords(m, flags)
   end
 end
 
--- Search trigram postings (see search::index_grams on the Rust side, which computes them: Lua
--- cannot lower-case Unicode). "{u:<id>}:g:<m>:<gram hex>" is the set of UIDs holding the gram,
--- "{u:<id>}:gl:<m>" maps each UID to its grams (to undo them on expunge). A mailbox's 'grams'
--- field is '1' while every message of it has postings; a message stored before postings
--- existed clears it, and SEARCH then scans that mailbox as before.
--- A message with more trigrams than search::MAX_GRAMS_PER_MESSAGE has the gram list '*': no
--- postings (a million keys per message otherwise), but its UID in "{u:<id>}:ug:<m>", which
--- SEARCH adds to every posting intersection; its stored text is then verified as usual.
+-- The full-text index is not in Redis: it is a tantivy index per user on local disk and object
+-- storage (crate yubin-text-index), built by the indexer from a queue kept here.
+-- "{u:<id>}:idx:<m>" maps each UID not yet in the index to its search text (JSON, computed at
+-- delivery) or, for a copy of a message whose text has already left Redis, to
+-- "@<source mailbox> <source uid>" (the indexer copies the source's document). The indexer
+-- (index_claim, index_commit) deletes entries once a published index generation holds them;
+-- "{u:<id>}:ix" 'gen' is that generation, read by SEARCH in the same script as the entries
+-- still queued, so every message is answered either from the index (at least that
+-- generation) or from its queued text: exact whatever the indexer's lag.
+-- "{u:<id>}:ixdel" lists what the index must forget: "<m> <uid>" per expunged message that may
+-- be in it, "<m> *" per deleted mailbox. "{u:<id>}:ixlease" is the indexer's lease.
+-- "{u:<id>}:ixrefs" counts the queued copy references per source ("<m> <uid>") and per source
+-- mailbox ("<m> *"): a removal is applied only once nothing queued refers to what it removes,
+-- so a reference always finds its source in the index (index_claim, index_commit).
+local IXDEL = P .. 'ixdel'
+local IXLEASE = P .. 'ixlease'
+local IXREFS = P .. 'ixrefs'
+
+-- Counts (d = 1) or uncounts (d = -1) queued value v if it is a copy reference.
+local function index_ref(v, d)
+  if string.sub(v, 1, 1) ~= '@' then return end
+  local src = string.sub(v, 2)
+  for _, field in ipairs({ src, string.match(src, '^(%S+)') .. ' *' }) do
+    if redis.call('HINCRBY', IXREFS, field, d) <= 0 then redis.call('HDEL', IXREFS, field) end
+  end
+end
+
+-- Drops the queued entry of message uid of mailbox m; whether there was one.
+local function index_unqueue(m, uid)
+  local v = redis.call('HGET', K('idx', m), uid)
+  if not v then return false end
+  index_ref(v, -1)
+  redis.call('HDEL', K('idx', m), uid)
+  return true
+end
+
+-- Called when message uid of mailbox m goes. A message whose text is still queued is not in the
+-- index, unless an indexer has claimed it already (lease held): then it may be in the
+-- generation being built, and must be forgotten too.
+local function index_forget(m, uid)
+  if not index_unqueue(m, uid) or redis.call('EXISTS', IXLEASE) == 1 then
+    redis.call('RPUSH', IXDEL, m .. ' ' .. uid)
+  end
+end
+
+-- Search trigram postings of releases before the index moved out of Redis
+-- ("{u:<id>}:g:<m>:<gram hex>", "{u:<id>}:gl:<m>", "{u:<id>}:ug:<m>", the mailbox field
+-- 'grams'): no script writes them any more; index_migrate removes them in bounded steps, and
+-- a mailbox dropped before that takes its postings with it.
 local function gram_key(m, g) return P .. 'g:' .. m .. ':' .. g end
 local UNINDEXED = '*'
-
-local function add_grams(m, uid, grams)
-  if not grams then
-    redis.call('HDEL', mbkey(m), 'grams')
-    return
-  end
-  redis.call('HSET', K('gl', m), uid, grams)
-  if grams == UNINDEXED then
-    redis.call('SADD', K('ug', m), uid)
-    return
-  end
-  for g in string.gmatch(grams, '%S+') do redis.call('SADD', gram_key(m, g), uid) end
-end
 
 local function remove_grams(m, uid)
   local grams = redis.call('HGET', K('gl', m), uid)
@@ -248,20 +276,20 @@ local function remove_grams(m, uid)
   redis.call('HDEL', K('gl', m), uid)
 end
 
--- grams: the message's gram list, or false when unknown (copied from a message without one).
-local function add_msg(m, uid, flags, rec, sum, idx, ms, grams)
+-- idx: the message's queued search text (see index_forget above).
+local function add_msg(m, uid, flags, rec, sum, idx, ms)
   redis.call('ZADD', K('uids', m), uid, uid)
   redis.call('HSET', K('flags', m), uid, table.concat(flags, ' '))
   redis.call('HSET', K('msg', m), uid, rec)
   redis.call('HSET', K('sum', m), uid, sum)
   redis.call('HSET', K('idx', m), uid, idx)
+  index_ref(idx, 1)
   redis.call('ZADD', K('modseq', m), ms, uid)
   index_flags(m, uid, flags)
   note_keywords(m, flags)
   redis.call('HINCRBY', mbkey(m), 'exists', 1)
   redis.call('HINCRBY', mbkey(m), 'size', rec_size(rec))
   flag_counts(m, flags, 1)
-  add_grams(m, uid, grams)
 end
 
 -- Quota (RFC 9208): "{u:<id>}:quota" holds the account's exact usage, 'storage' (sum of
@@ -313,7 +341,7 @@ local function expunge_msg(m, uid, ms)
   redis.call('HDEL', K('flags', m), uid)
   redis.call('HDEL', K('msg', m), uid)
   redis.call('HDEL', K('sum', m), uid)
-  redis.call('HDEL', K('idx', m), uid)
+  index_forget(m, uid)
   remove_grams(m, uid)
   redis.call('ZREM', K('modseq', m), uid)
   redis.call('ZREM', K('unseen', m), uid)
@@ -379,14 +407,13 @@ local function transfer(src, uids, dst, remove)
     local flags = split(redis.call('HGET', K('flags', src), uid))
     local rec = redis.call('HGET', K('msg', src), uid)
     local sum = redis.call('HGET', K('sum', src), uid) or ''
-    local idx = redis.call('HGET', K('idx', src), uid) or ''
-    local grams = false
-    if redis.call('HGET', mbkey(src), 'grams') == '1' then
-      grams = redis.call('HGET', K('gl', src), uid) or ''
-    end
+    -- Still queued: the copy queues the same text; else the index copies the source's
+    -- document (the reference is read before a move's expunge forgets the source, and the
+    -- indexer applies copies before removals).
+    local idx = redis.call('HGET', K('idx', src), uid) or ('@' .. src .. ' ' .. uid)
     if remove then expunge_msg(src, uid, sms) end
     local nu = take_uid(dst)
-    add_msg(dst, nu, flags, rec, sum, idx, dms, grams)
+    add_msg(dst, nu, flags, rec, sum, idx, dms)
     mapping[#mapping + 1] = uid
     mapping[#mapping + 1] = fmt(nu)
   end
@@ -419,7 +446,8 @@ end
 
 local function drop_mb(m, name)
   md_forget(m)
-  -- The posting sets that exist are exactly the grams of the messages still listed in 'gl'.
+  -- Postings of an unmigrated mailbox: the sets that exist are exactly the grams of the
+  -- messages still listed in 'gl'.
   local dropped = {}
   for _, grams in ipairs(redis.call('HVALS', K('gl', m))) do
     for g in string.gmatch(grams, '%S+') do
@@ -429,8 +457,10 @@ local function drop_mb(m, name)
       end
     end
   end
+  for _, v in ipairs(redis.call('HVALS', K('idx', m))) do index_ref(v, -1) end
   redis.call('UNLINK', mbkey(m))
   for _, what in ipairs(MB_KINDS) do redis.call('UNLINK', K(what, m)) end
+  redis.call('RPUSH', IXDEL, m .. ' *')
   redis.call('HDEL', P .. 'mailboxes', name)
 end
 

@@ -9,7 +9,7 @@ for i = 1, #all, 2 do
 end
 -- K('md', 0): the account's server METADATA entries, and their byte count
 redis.call('UNLINK', P .. 'user', P .. 'seq', P .. 'mailboxes', P .. 'subs', QUOTA,
-  P .. 'aliases', K('md', 0), P .. 'mdbytes')
+  P .. 'aliases', K('md', 0), P .. 'mdbytes', P .. 'ix', IXDEL, IXLEASE, IXREFS)
 -- The tombstone: from now on every per-user script refuses this id (see the prelude).
 redis.call('SET', P .. 'gone', '1')
 emit(0, 0, 'r')
