@@ -298,11 +298,46 @@ for s in $SERVERS; do
     start_server "$s"
     add_users "$s"
 done
+redis_info() { # field
+    redis-cli -p "$REDIS_PORT" INFO all | tr -d '\r' | awk -F: -v f="$1" '$1 == f {print $2}'
+}
+redis_cpu() { echo "$(redis_info used_cpu_sys) + $(redis_info used_cpu_user)" | bc -l; }
+# The messages still queued for the full-text index (every idx hash's length, summed).
+redis_queued() {
+    local n=0 key
+    while read -r key; do
+        [ -n "$key" ] && n=$((n + $(redis-cli -p "$REDIS_PORT" HLEN "$key")))
+    done < <(redis-cli -p "$REDIS_PORT" --scan --pattern '*:idx:*')
+    echo "$n"
+}
 for s in $SERVERS; do
     echo "== populating $s"
+    if [ "$s" = distributed ]; then
+        mem0=$(redis_info used_memory) cpu0=$(redis_cpu)
+        evals0=$(redis_info cmdstat_evalsha | sed 's/calls=\([0-9]*\).*/\1/')
+    fi
     "$LOAD" populate --addr "$(addr_of "$s")" --users "$USERS" --per-user "$MAILBOX_SIZE" \
         --bench-user bench --bench-password bench --bench-messages "$MESSAGES" \
         --seed "$SEED" --parallel "$PARALLEL" | tee -a "$OUT/populate-$s.txt"
+    if [ "$s" = distributed ]; then
+        # Redis holds a message's search text until meta's indexer has taken it: wait for the
+        # queue to drain, then measure what stays.
+        for _ in $(seq 600); do [ "$(redis_queued)" = 0 ] && break; sleep 0.5; done
+        total=$((USERS * MAILBOX_SIZE + MESSAGES))
+        mem1=$(redis_info used_memory) cpu1=$(redis_cpu)
+        evals1=$(redis_info cmdstat_evalsha | sed 's/calls=\([0-9]*\).*/\1/')
+        ix_bytes=$(du -sb "$work/s3/$BUCKET/ix" 2>/dev/null | cut -f1)
+        body_bytes=$(du -sb "$work/s3/$BUCKET/u" 2>/dev/null | cut -f1)
+        {
+            echo "redis: $total messages appended, queue drained ($(redis_queued) left)"
+            echo "redis used_memory per message: $(( (mem1 - mem0) / total )) bytes"
+            echo "redis CPU per message: $(echo "($cpu1 - $cpu0) * 1000000 / $total" | bc) us" \
+                "(all scripts: appends, selects, the indexer's claims and commits;" \
+                "$((${evals1:-0} - ${evals0:-0})) EVALSHA)"
+            echo "full-text index in S3 per message: $(( ${ix_bytes:-0} / total )) bytes" \
+                "(bodies: $(( ${body_bytes:-0} / total )) bytes per message)"
+        } | tee -a "$OUT/populate-$s.txt"
+    fi
 done
 for s in $SERVERS; do
     rm -f "$OUT/$s.tsv"

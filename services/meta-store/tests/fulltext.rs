@@ -37,6 +37,7 @@ fn settings() -> IndexerSettings {
     IndexerSettings {
         batch_messages: 5,
         batch_removals: 7,
+        batch_bytes: 1 << 20,
         lease: Duration::from_millis(300),
         concurrency: 2,
     }

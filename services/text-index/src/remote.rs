@@ -163,16 +163,20 @@ pub(crate) async fn download(
     .map_err(crate::local::io_error)
 }
 
-/// Deletes every object of `user` that the generations `keep` (the committed one and the one
-/// just published) do not reference: older manifests, their files, and orphans of writes whose
-/// commit failed. Runs after a publish, by the user's single writer.
+/// Deletes every object of `user` that neither the generations `keep` (the committed one and
+/// the one just published) nor the newest two reference: older manifests, their files, and
+/// orphans of writes whose commit failed. Runs after a publish, by the user's single writer.
 pub(crate) async fn collect_garbage(
     store: &dyn BlobStore,
     user: UserId,
     keep: &[u64],
 ) -> Result<(), TextIndexError> {
+    // Also the newest two: should a broken lease ever let two writers overlap, the generation
+    // the store committed is one of them or of `keep`.
+    let generations = generations(store, user).await?;
+    let newest = generations.iter().rev().take(2).copied();
     let mut live = std::collections::HashSet::new();
-    for &g in keep {
+    for g in keep.iter().copied().chain(newest) {
         let key = manifest_key(user, g);
         match get_manifest(store, user, g).await? {
             Some(m) => {

@@ -174,7 +174,11 @@ impl IndexQueue for EmbeddedStore {
     ) -> MetaResult<Option<IndexWork>> {
         let (u, token) = (user.0, token.to_string());
         let lease_ms = u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX);
-        let (most, most_removals) = (settings.batch_messages, settings.batch_removals);
+        let (most, most_removals, most_bytes) = (
+            settings.batch_messages,
+            settings.batch_removals,
+            settings.batch_bytes,
+        );
         self.write(move |w| {
             let now = now_millis();
             if let Some(held) = w.index_lease.get(u).map_err(db_err)? {
@@ -193,15 +197,17 @@ impl IndexQueue for EmbeddedStore {
                     .map_or(0, |g| g.value()),
             );
             let mut queued = Vec::new();
+            let mut bytes = 0usize;
             for item in w
                 .search_index
                 .range((u, 0, 0)..=(u, u64::MAX, u32::MAX))
                 .map_err(db_err)?
             {
-                if queued.len() >= most {
+                if queued.len() >= most || (!queued.is_empty() && bytes >= most_bytes) {
                     break;
                 }
                 let (k, v) = item.map_err(db_err)?;
+                bytes += v.value().len();
                 let (_, m, uid) = k.value();
                 queued.push(QueuedMessage {
                     mailbox: MailboxId(m),

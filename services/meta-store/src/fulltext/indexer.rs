@@ -8,7 +8,7 @@
 //! claimed again once the lease expires, and a generation published but never committed is
 //! replaced (the next writer starts from the committed one). Nothing is lost.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,9 @@ pub struct IndexerSettings {
     pub batch_messages: usize,
     /// Most removals per generation.
     pub batch_removals: usize,
+    /// Most bytes of queued text per claim (at least one message is taken, however large): a
+    /// claim is one Redis script, which must stay short.
+    pub batch_bytes: usize,
     /// How long a claim holds the account; a crashed indexer's claim is taken over after it.
     pub lease: Duration,
     /// Accounts indexed at once.
@@ -128,6 +131,7 @@ impl Default for IndexerSettings {
         IndexerSettings {
             batch_messages: 512,
             batch_removals: 4096,
+            batch_bytes: 1 << 20,
             lease: Duration::from_secs(120),
             concurrency: 2,
         }
@@ -213,24 +217,44 @@ impl Indexer {
     }
 
     /// Runs the indexer until every [`Nudge`] of `nudges` is dropped; each nudged account is
-    /// indexed until its queue is empty.
+    /// indexed until its queue is empty. One task per account at a time: a nudge for an account
+    /// being indexed makes that task go round once more (two tasks of one indexer share its
+    /// token, so the lease would not keep them apart).
     pub fn spawn(self, nudge: Nudge, mut nudges: mpsc::UnboundedReceiver<UserId>) {
         let me = Arc::new(self);
         let slots = Arc::new(tokio::sync::Semaphore::new(me.settings.concurrency.max(1)));
+        // Accounts with a task, and whether it must go round again.
+        let running: Arc<Mutex<HashMap<UserId, bool>>> = Arc::default();
         tokio::spawn(async move {
             while let Some(user) = nudges.recv().await {
+                nudge.done_waiting(user);
+                {
+                    let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(again) = r.get_mut(&user) {
+                        *again = true;
+                        continue;
+                    }
+                    r.insert(user, false);
+                }
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let me = me.clone();
-                let nudge = nudge.clone();
+                let (me, running) = (me.clone(), running.clone());
                 tokio::spawn(async move {
-                    // Cleared first: a write during this run nudges again and is not missed.
-                    nudge.done_waiting(user);
-                    if let Err(e) = me.index_account(user).await {
-                        warn!(user = user.0, error = %e, "indexing failed; the queue is kept");
-                        metrics::counter!("yubin_fulltext_batches_total", "result" => "failed")
-                            .increment(1);
+                    loop {
+                        if let Err(e) = me.index_account(user).await {
+                            warn!(user = user.0, error = %e, "indexing failed; the queue is kept");
+                            metrics::counter!("yubin_fulltext_batches_total", "result" => "failed")
+                                .increment(1);
+                        }
+                        let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+                        match r.get_mut(&user) {
+                            Some(again) if *again => *again = false,
+                            _ => {
+                                r.remove(&user);
+                                break;
+                            }
+                        }
                     }
                     drop(permit);
                 });

@@ -116,14 +116,15 @@ pub(crate) async fn text_view<'k>(
     generation: Generation,
     queued: Vec<(Uid, Queued)>,
 ) -> MetaResult<(Option<TextAnswers<'k>>, QueuedTexts)> {
-    let Some(ft) = full_text else {
-        if generation != Generation(0) {
-            return Err(MetaError::Unavailable(
-                "messages are indexed but this node has no full-text index configured".into(),
-            ));
-        }
-        // Nothing was ever indexed: every message is queued.
+    // Nothing was ever indexed: every message is queued, and the index is not asked (it may
+    // not even be reachable).
+    if generation == Generation(0) {
         return Ok((None, resolve_without_index(queued)?));
+    }
+    let Some(ft) = full_text else {
+        return Err(MetaError::Unavailable(
+            "messages are indexed but this node has no full-text index configured".into(),
+        ));
     };
     let hits = ft
         .indexes

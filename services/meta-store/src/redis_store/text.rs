@@ -41,7 +41,8 @@ impl IndexQueue for RedisStore {
         inv.arg(token)
             .arg(u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX))
             .arg(settings.batch_messages)
-            .arg(settings.batch_removals);
+            .arg(settings.batch_removals)
+            .arg(settings.batch_bytes);
         // The lease is a write, but losing it in a failover only lets another indexer start
         // early: the commit's generation check keeps the result right.
         let mut it = v_array(self.invoke_read(&inv).await?)?.into_iter();
@@ -67,7 +68,6 @@ impl IndexQueue for RedisStore {
             entries.next(),
         ) {
             let (mailbox, uid) = (MailboxId(v_num(m)?), Uid(v_num(u)?));
-            // HSCAN may return an entry twice.
             if seen.insert((mailbox, uid)) {
                 let record = v_string(record)?;
                 queued.push(QueuedMessage {

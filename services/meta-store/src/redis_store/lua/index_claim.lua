@@ -1,4 +1,4 @@
--- index_claim: ARGV = P, token, lease milliseconds, most entries, most removals
+-- index_claim: ARGV = P, token, lease milliseconds, most entries, most removals, most bytes
 -- The indexer's first step for one account (see index_forget in the prelude): takes the lease
 -- (or finds it held by another indexer: { 0 }) and returns the work:
 -- { 1, generation, { legacy mailbox ... }, { mailbox, uid, queued text, record ... } (the
@@ -7,32 +7,34 @@
 -- them). A removal ("<m> <uid>" or "<m> *") whose target a queued copy still refers to waits:
 -- the copy must be indexed from it first.
 local token, lease_ms = ARGV[2], ARGV[3]
-local most, most_removals = tonumber(ARGV[4]), tonumber(ARGV[5])
+local most, most_removals, most_bytes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local holder = redis.call('GET', IXLEASE)
 if holder and holder ~= token then return { 0 } end
 redis.call('SET', IXLEASE, token, 'PX', lease_ms)
 local legacy, entries = {}, {}
-local taken = 0
+local taken, bytes = 0, 0
 for _, m in ipairs(redis.call('HVALS', P .. 'mailboxes')) do
   if redis.call('HEXISTS', mbkey(m), 'grams') == 1 or redis.call('EXISTS', K('gl', m)) == 1 then
     legacy[#legacy + 1] = m
   end
-  if taken < most and redis.call('EXISTS', K('idx', m)) == 1 then
-    -- HSCAN from cursor 0: the entries taken are deleted at commit, so the next claim's scan
-    -- finds the rest. COUNT is a hint; the loop keeps to `most`.
-    local got = redis.call('HSCAN', K('idx', m), 0, 'COUNT', most - taken)[2]
-    for i = 1, #got, 2 do
-      if taken >= most then break end
+  if taken < most and bytes < most_bytes and redis.call('EXISTS', K('idx', m)) == 1 then
+    -- Field names only (HRANDFIELD), then each text by itself while the reply stays within
+    -- `most_bytes` (at least one entry, however large): a tenant's megabytes of header text
+    -- must not make one claim hold Redis. The entries taken leave the queue at commit, so the
+    -- next claim draws from the rest.
+    for _, uid in ipairs(redis.call('HRANDFIELD', K('idx', m), most - taken)) do
+      local len = redis.call('HSTRLEN', K('idx', m), uid)
+      if taken >= most or (taken > 0 and bytes + len > most_bytes) then break end
+      local v = redis.call('HGET', K('idx', m), uid)
       -- A copy's body, should its source no longer be indexed (see BodyText).
       local rec = ''
-      if string.sub(got[i + 1], 1, 1) == '@' then
-        rec = redis.call('HGET', K('msg', m), got[i]) or ''
-      end
+      if string.sub(v, 1, 1) == '@' then rec = redis.call('HGET', K('msg', m), uid) or '' end
       entries[#entries + 1] = m
-      entries[#entries + 1] = got[i]
-      entries[#entries + 1] = got[i + 1]
+      entries[#entries + 1] = uid
+      entries[#entries + 1] = v
       entries[#entries + 1] = rec
       taken = taken + 1
+      bytes = bytes + len
     end
   end
 end
