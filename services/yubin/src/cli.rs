@@ -587,6 +587,15 @@ pub struct DevArgs {
     #[arg(long, env = "YUBIN_DATA_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// Most concurrent writes that share one transaction (and one fsync) of the embedded
+    /// store; 1: one transaction per write.
+    #[arg(long, env = "YUBIN_GROUP_COMMIT_MAX_CALLS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_commit_max_calls: Option<usize>,
+    /// No further write joins a transaction once its writes have taken this long, in ms.
+    #[arg(long, env = "YUBIN_GROUP_COMMIT_MAX_WORK_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_commit_max_work_ms: Option<u64>,
     /// Also serve the metadata gRPC API here (so separate front-ends can join); needs
     /// --grpc-secret-file (or --grpc-insecure) like `yubin meta`.
     #[arg(long, env = "YUBIN_GRPC_LISTEN")]

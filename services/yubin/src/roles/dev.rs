@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use yubin_blob::FsBlobStore;
 use yubin_meta::{AdminBackend, admin_router};
 use yubin_meta_api::{AccountStore, Authenticator, MailStore};
+use yubin_meta_store::embedded::GroupCommit;
 use yubin_meta_store::{EmbeddedStore, StoreLimits};
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +43,10 @@ struct DevSettings {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     spool_dir: Option<PathBuf>,
+    #[serde(default = "default_group_commit_max_calls")]
+    group_commit_max_calls: usize,
+    #[serde(default = "default_group_commit_max_work_ms")]
+    group_commit_max_work_ms: u64,
     #[serde(default)]
     limits: ConnectionLimits,
     #[serde(default)]
@@ -102,8 +107,21 @@ impl DevSettings {
         config::check_store_limits(&self.store)?;
         self.body_cache.validate()?;
         self.index.validate()?;
+        if !(1..=4096).contains(&self.group_commit_max_calls) {
+            anyhow::bail!("group_commit_max_calls must be between 1 and 4096");
+        }
+        if self.group_commit_max_work_ms > 1_000 {
+            anyhow::bail!("group_commit_max_work_ms must be at most 1000");
+        }
         self.limits.validate()
     }
+}
+
+fn default_group_commit_max_calls() -> usize {
+    GroupCommit::default().max_calls
+}
+fn default_group_commit_max_work_ms() -> u64 {
+    u64::try_from(GroupCommit::default().max_work.as_millis()).unwrap_or(20)
 }
 
 /// The demo account `yubin dev` creates on first start (ARCHITECTURE.md).
@@ -133,6 +151,10 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
             .await
             .context("opening the embedded metadata store")?
             .with_limits(settings.store)
+            .with_group_commit(GroupCommit {
+                max_calls: settings.group_commit_max_calls,
+                max_work: std::time::Duration::from_millis(settings.group_commit_max_work_ms),
+            })
             .with_full_text(index.full_text.clone()),
     );
     let blobs = settings
