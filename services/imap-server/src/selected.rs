@@ -265,6 +265,13 @@ impl Selected {
         self.flags.modseq(self.uids.binary_search(&uid).ok()?)
     }
 
+    /// The flags and MODSEQ of `uid` as the view holds them, when known (and not expunged).
+    pub(crate) fn known_flags(&self, uid: Uid) -> Option<(ModSeq, Vec<String>)> {
+        let modseq = self.known_modseq(uid)?;
+        let i = self.uids.binary_search(&uid).ok()?;
+        Some((modseq, self.flags.flags(i)?))
+    }
+
     /// Whether `uid` was expunged elsewhere and its expunge is not announced yet.
     pub(crate) fn expunge_pending(&self, uid: Uid) -> bool {
         self.pending_expunge.binary_search(&uid).is_ok()

@@ -291,6 +291,51 @@ async fn unknown_flags_are_read_from_the_store() {
     assert_eq!((old.calls.now() - before).search, 0);
 }
 
+/// STORE over a range answers the messages it left alone (their flags were already so) from
+/// the view, with one store call for the write and none to read back; only where the view
+/// disagrees with what the STORE asked for (another session changed the message, unannounced)
+/// is the store read. A silent STORE reads nothing back at all.
+#[tokio::test]
+async fn store_answers_unchanged_messages_from_the_view() {
+    let h = start().await;
+    let mut a = Raw::login(h.addr, "alice", "wonderland").await;
+    let mut b = Raw::login(h.addr, "alice", "wonderland").await;
+    append_all(&mut a, |i| if i % 2 == 0 { "\\Seen" } else { "" }, 10).await;
+    select(&mut b).await;
+    select(&mut a).await;
+
+    // Half the range already \Seen: five written, five answered from the view.
+    let before = h.calls.now();
+    let r = a.cmd("STORE 1:10 +FLAGS (\\Seen)").await;
+    ok(&r);
+    let d = h.calls.now() - before;
+    assert_eq!((d.store_flags, d.fetch), (1, 0), "{d:?}");
+    let m = fetch_map(&r);
+    assert_eq!(m.len(), 10, "{r:?}");
+    assert!(m.values().all(|v| v == "(FLAGS (\\Seen))"), "{r:?}");
+
+    // B flags message 3 without A hearing of it; A's STORE of \Flagged leaves 3 alone, and A's
+    // view (no \Flagged) disagrees: 3 alone is read from the store.
+    ok(&b.cmd("STORE 3 +FLAGS.SILENT (\\Flagged)").await);
+    let before = h.calls.now();
+    let r = a.cmd("STORE 2:4 +FLAGS (\\Flagged)").await;
+    ok(&r);
+    let d = h.calls.now() - before;
+    assert_eq!((d.store_flags, d.fetch, d.fetched_uids), (1, 1, 1), "{d:?}");
+    let m = fetch_map(&r);
+    for seq in 2..=4 {
+        assert_eq!(m[&seq], "(FLAGS (\\Seen \\Flagged))", "{r:?}");
+    }
+
+    // Silent, nothing changes: one store call, nothing read back, nothing sent.
+    ok(&a.cmd("NOOP").await);
+    let before = h.calls.now();
+    let r = a.cmd("STORE 1:* +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(r, ["T OK STORE completed"]);
+    let d = h.calls.now() - before;
+    assert_eq!((d.store_flags, d.fetch), (1, 0), "{d:?}");
+}
+
 /// The view interns at most the stores' default number of keywords per mailbox; under a raised
 /// store limit, the messages carrying the rest are read from the store every time.
 #[tokio::test]

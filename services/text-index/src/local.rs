@@ -14,7 +14,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
 use yubin_meta_api::{MailboxId, SearchIndex, Uid};
 
-use crate::doc::{Fields, Part, documents};
+use crate::doc::{Fields, Part, documents, register_tokenizers};
 use crate::query::load;
 use crate::{TextIndexError, WriteBatch};
 
@@ -44,15 +44,23 @@ pub(crate) struct LocalIndex {
 impl LocalIndex {
     /// Opens the index in `dir`, creating an empty one (generation 0) if there is none.
     pub fn open(dir: &Path) -> Result<LocalIndex, TextIndexError> {
+        LocalIndex::open_or_create_with(dir, || Fields::schema().0)
+    }
+
+    /// [`LocalIndex::open`], creating a missing index with `schema()`.
+    fn open_or_create_with(
+        dir: &Path,
+        schema: impl FnOnce() -> tantivy::schema::Schema,
+    ) -> Result<LocalIndex, TextIndexError> {
         fs::create_dir_all(dir).map_err(io_error)?;
         let directory =
             MmapDirectory::open(dir).map_err(|e| TextIndexError::Other(e.to_string()))?;
         let index = if dir.join(META_FILE).exists() {
             Index::open(directory)?
         } else {
-            let (schema, _) = Fields::schema();
-            Index::create(directory, schema, Default::default())?
+            Index::create(directory, schema(), Default::default())?
         };
+        register_tokenizers(&index);
         let fields = Fields::from_schema(&index.schema())?;
         let reader = index
             .reader_builder()
@@ -194,4 +202,93 @@ pub(crate) fn commit_state(index: &Index) -> Result<CommitState, TextIndexError>
 
 pub(crate) fn io_error(e: std::io::Error) -> TextIndexError {
     TextIndexError::Other(format!("local text index: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::leaf_hits;
+    use yubin_meta_api::SearchKey;
+
+    fn message(n: u32) -> SearchIndex {
+        let long_name = format!("X-{}", "Long".repeat(20));
+        SearchIndex {
+            headers: vec![
+                ("Subject".into(), format!("Grüße aus Köln, Nummer {n}")),
+                ("From".into(), "ΟΔΟΣ <odos@example.com>".into()),
+                ("X-Empty".into(), String::new()),
+                (long_name, format!("İstanbul {n} 日本語")),
+            ],
+            sent_date: None,
+            body_text: format!("Hello wörld, message {n}: STRASSE straße 😀 ab"),
+        }
+    }
+
+    /// An index made before the gram tokenizer existed (its schema names `raw`) takes its terms
+    /// pre-tokenized and answers every needle as an index made now does.
+    #[test]
+    fn an_index_from_before_the_tokenizer_answers_as_a_new_one() {
+        let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut old = LocalIndex::open_or_create_with(old_dir.path(), || {
+            Fields::schema_tokenized_by("raw", "raw").0
+        })
+        .unwrap();
+        let mut new = LocalIndex::open(new_dir.path()).unwrap();
+        assert!(!old.fields.tokenized_by_index && new.fields.tokenized_by_index);
+        let m = MailboxId(1);
+        let batch = WriteBatch {
+            add: (1..=3).map(|n| (m, Uid(n), message(n))).collect(),
+            ..WriteBatch::default()
+        };
+        old.apply(&batch, 1, "a".into(), 15_000_000).unwrap();
+        new.apply(&batch, 1, "a".into(), 15_000_000).unwrap();
+        // Reopened, the old index keeps its schema and its way of taking terms.
+        drop(old);
+        let old = LocalIndex::open(old_dir.path()).unwrap();
+        assert!(!old.fields.tokenized_by_index);
+
+        let long_name = message(1).headers[3].0.clone();
+        let mut keys = Vec::new();
+        for needle in [
+            "grüße",
+            "GRÜSSE",
+            "köln, n",
+            "mer 2",
+            "ο",
+            "οδος",
+            "odos@",
+            "i̇stanbul",
+            "本語",
+            "hello w",
+            "straße",
+            "strasse",
+            "😀 ab",
+            "ab",
+            "b",
+            "e 3",
+            "",
+        ] {
+            keys.push(SearchKey::Header("Subject".into(), needle.into()));
+            keys.push(SearchKey::Header("from".into(), needle.into()));
+            keys.push(SearchKey::Header(long_name.clone(), needle.into()));
+            keys.push(SearchKey::Header("X-Empty".into(), needle.into()));
+            keys.push(SearchKey::Text(needle.into()));
+            keys.push(SearchKey::Body(needle.into()));
+        }
+        keys.push(SearchKey::Text("subject: grüße".into()));
+        keys.push(SearchKey::Text("x-empty:".into()));
+        let mut some_hit = 0;
+        for key in &keys {
+            let a = leaf_hits(&old.searcher(), &old.fields, m, key).unwrap();
+            let b = leaf_hits(&new.searcher(), &new.fields, m, key).unwrap();
+            assert_eq!(a, b, "{key:?}");
+            some_hit += usize::from(!b.is_empty());
+        }
+        // Not vacuous: a good share of the keys match something.
+        assert!(
+            some_hit >= keys.len() / 3,
+            "{some_hit} of {} keys hit",
+            keys.len()
+        );
+    }
 }

@@ -341,6 +341,15 @@ pub struct IndexArgs {
     )]
     #[serde(rename = "concurrency", skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// Milliseconds a written-to account waits before it is indexed (its writes meanwhile share
+    /// one index generation).
+    #[arg(
+        id = "index_delay_ms",
+        long = "index-delay-ms",
+        env = "YUBIN_INDEX_DELAY_MS"
+    )]
+    #[serde(rename = "delay_ms", skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
     /// At start, go through every account once: index what is queued and remove the trigram
     /// postings of releases that kept the index in Redis (the upgrade's migration step).
     #[arg(

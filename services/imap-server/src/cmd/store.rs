@@ -1,6 +1,6 @@
 //! STORE / UID STORE (RFC 3501 §6.4.6) with the UNCHANGEDSINCE modifier (RFC 7162 §3.1.3).
 
-use crate::cmd::{expunge_issued, invalid_sequence, no_selection};
+use crate::cmd::{invalid_sequence, no_selection};
 use crate::out::{Out, Reply};
 use crate::selected::flag_list;
 use crate::session::Session;
@@ -123,17 +123,28 @@ pub(crate) async fn run(
     // RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE were left alone.
     let modified: HashSet<Uid> = modified_uids.into_iter().collect();
     sel.dirty = true;
-    // Messages the store left alone (the flags were already so, or the message is gone) are
-    // looked up: the client expects the resulting flags of every message in the set (RFC 3501
-    // §6.4.6), and one expunged by another session must be reported as such.
-    let unchanged: Vec<_> = uids
-        .iter()
-        .copied()
-        .filter(|u| !now.contains_key(u) && !modified.contains(u))
-        .collect();
-    if !unchanged.is_empty() {
+    // Messages the store left alone: their flags were already so, or another session expunged
+    // them. A silent STORE reports nothing of them. Otherwise the client expects the resulting
+    // flags of every message in the set (RFC 3501 §6.4.6): the view's state serves when it
+    // agrees with what the STORE asked for (the store left the message alone, so its flags do
+    // too), and the store is asked only for the rest.
+    let mut ask: Vec<Uid> = Vec::new();
+    if !silent {
+        for &u in &uids {
+            if now.contains_key(&u) || modified.contains(&u) {
+                continue;
+            }
+            match sel.known_flags(u) {
+                Some((modseq, f)) if agrees(op, &flags, &f) => {
+                    now.insert(u, (modseq, f));
+                }
+                _ => ask.push(u),
+            }
+        }
+    }
+    if !ask.is_empty() {
         match mail
-            .fetch(user, sel.id, &UidSet::from_uids(unchanged), false)
+            .fetch(user, sel.id, &UidSet::from_uids(ask), false)
             .await
         {
             Ok(records) => {
@@ -145,12 +156,10 @@ pub(crate) async fn run(
             Err(e) => return Reply::meta(&e),
         }
     }
-    // As in FETCH: only a sequence-number STORE reports messages expunged elsewhere; a UID
-    // STORE ignores UIDs that no longer exist (RFC 3501 §6.4.8).
-    let gone_elsewhere = !uid
-        && uids
-            .iter()
-            .any(|u| !now.contains_key(u) && !modified.contains(u));
+    // A message another session expunged is left out and the STORE still succeeds for the
+    // rest (RFC 2180 §4.2.1 allows either; Dovecot answers OK and clients expect it: a NO
+    // fails the whole command for them). The EXPUNGE comes at the next command that may send
+    // it.
     for &u in &uids {
         let (Some((modseq, f)), Some(seq)) = (now.get(&u), sel.seq_of(u)) else {
             continue;
@@ -185,10 +194,22 @@ pub(crate) async fn run(
         return Reply::ok("Conditional STORE failed")
             .code(format!("MODIFIED {}", encode::sequence_set(&numbers)));
     }
-    if gone_elsewhere {
-        // RFC 2180 §4.2.1: the STORE could not be done for messages expunged elsewhere; the
-        // client learns of the EXPUNGE at its next NOOP.
-        return expunge_issued();
-    }
     Reply::ok("STORE completed")
+}
+
+/// Whether flags `have` are what a STORE of `flags` with `op` leaves: the store leaves a message
+/// alone only if so. Keywords compare case-insensitively, as the store matches them.
+fn agrees(op: FlagOp, flags: &[String], have: &[String]) -> bool {
+    let holds = |f: &String| have.iter().any(|h| h.eq_ignore_ascii_case(f));
+    match op {
+        FlagOp::Add => flags.iter().all(holds),
+        FlagOp::Remove => !flags.iter().any(holds),
+        FlagOp::Replace => {
+            flags.len() == have.len()
+                && flags.iter().all(holds)
+                && have
+                    .iter()
+                    .all(|h| flags.iter().any(|f| f.eq_ignore_ascii_case(h)))
+        }
+    }
 }

@@ -205,6 +205,17 @@ impl FlagView {
         self.len -= positions.len();
     }
 
+    /// Message `i`'s flags in the store's order, when known.
+    pub(crate) fn flags(&self, i: usize) -> Option<Vec<String>> {
+        let &l = self.list.get(i).filter(|l| **l != UNKNOWN)?;
+        Some(
+            self.lists[l as usize]
+                .iter()
+                .map(|&id| self.names[usize::from(id)].to_string())
+                .collect(),
+        )
+    }
+
     /// Appends message `i`'s flag list, `(\Seen $Junk)` with `\Recent` added when `recent`, as
     /// [`super::flag_list`] writes it; false (and nothing written) when it is not known.
     pub(crate) fn write_flags(&self, i: usize, recent: bool, buf: &mut Vec<u8>) -> bool {

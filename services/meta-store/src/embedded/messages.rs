@@ -24,7 +24,7 @@ pub(super) async fn append(
         let flags = flags::normalize(&m.flags)?;
         s.limits.check_given(&flags)?;
         // Encoded before the write transaction, which is the store's one serial section.
-        let index = encode(&m.index)?;
+        let index = crate::fulltext::encode_queued(&m.index)?;
         prepared.push((m, flags, index));
     }
     let (u, limits) = (user.0, s.limits);

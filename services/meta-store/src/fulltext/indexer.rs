@@ -124,6 +124,12 @@ pub struct IndexerSettings {
     pub lease: Duration,
     /// Accounts indexed at once.
     pub concurrency: usize,
+    /// How long a nudged account waits before its queue is claimed, so that the writes of a
+    /// busy account go into one index generation instead of one each: every generation is a
+    /// tantivy commit (a new segment, its merges, files written and published), which cost
+    /// more than indexing the message itself when each APPEND made its own. Searches stay
+    /// exact meanwhile (they check the queued tail themselves).
+    pub delay: Duration,
 }
 
 impl Default for IndexerSettings {
@@ -134,6 +140,7 @@ impl Default for IndexerSettings {
             batch_bytes: 1 << 20,
             lease: Duration::from_secs(120),
             concurrency: 2,
+            delay: Duration::from_millis(500),
         }
     }
 }
@@ -219,7 +226,9 @@ impl Indexer {
     /// Runs the indexer until every [`Nudge`] of `nudges` is dropped; each nudged account is
     /// indexed until its queue is empty. One task per account at a time: a nudge for an account
     /// being indexed makes that task go round once more (two tasks of one indexer share its
-    /// token, so the lease would not keep them apart).
+    /// token, so the lease would not keep them apart). Each round first waits
+    /// [`IndexerSettings::delay`] (without holding one of the `concurrency` slots), and the
+    /// nudges that come while it waits are answered by that round's claim.
     pub fn spawn(self, nudge: Nudge, mut nudges: mpsc::UnboundedReceiver<UserId>) {
         let me = Arc::new(self);
         let slots = Arc::new(tokio::sync::Semaphore::new(me.settings.concurrency.max(1)));
@@ -236,17 +245,29 @@ impl Indexer {
                     }
                     r.insert(user, false);
                 }
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (me, running) = (me.clone(), running.clone());
+                let (me, running, slots) = (me.clone(), running.clone(), slots.clone());
                 tokio::spawn(async move {
                     loop {
+                        if !me.settings.delay.is_zero() {
+                            tokio::time::sleep(me.settings.delay).await;
+                        }
+                        // What was queued up to here is claimed by this round.
+                        if let Some(again) = running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_mut(&user)
+                        {
+                            *again = false;
+                        }
+                        let Ok(permit) = slots.acquire().await else {
+                            return;
+                        };
                         if let Err(e) = me.index_account(user).await {
                             warn!(user = user.0, error = %e, "indexing failed; the queue is kept");
                             metrics::counter!("yubin_fulltext_batches_total", "result" => "failed")
                                 .increment(1);
                         }
+                        drop(permit);
                         let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
                         match r.get_mut(&user) {
                             Some(again) if *again => *again = false,
@@ -256,7 +277,6 @@ impl Indexer {
                             }
                         }
                     }
-                    drop(permit);
                 });
             }
         });

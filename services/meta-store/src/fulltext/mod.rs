@@ -54,11 +54,30 @@ pub fn copy_reference(mailbox: MailboxId, uid: Uid) -> String {
     format!("@{} {}", mailbox.0, uid.0)
 }
 
-/// Decodes a queued entry: JSON text, a copy reference, or empty (a message stored by a
-/// release that kept no text for copies: it has none).
+/// First byte of queued search text in the binary form (postcard): never `@` (a copy reference)
+/// nor `{` (the JSON text of earlier releases, still read).
+const BINARY_TEXT_TAG: u8 = 0x01;
+
+/// The queued form of a message's search text: [`BINARY_TEXT_TAG`], then the text as postcard.
+/// Binary, because JSON escaping of tens of kilobytes of body text per message, and parsing it
+/// back in the indexer, cost more CPU than the rest of an APPEND's metadata work.
+pub fn encode_queued(index: &SearchIndex) -> MetaResult<Vec<u8>> {
+    let mut out = vec![BINARY_TEXT_TAG];
+    postcard::to_io(index, &mut out)
+        .map_err(|e| MetaError::Internal(format!("encoding search text: {e}")))?;
+    Ok(out)
+}
+
+/// Decodes a queued entry: text (binary, or the JSON of earlier releases), a copy reference,
+/// or empty (a message stored by a release that kept no text for copies: it has none).
 pub fn parse_queued(raw: &[u8]) -> MetaResult<Queued> {
     if raw.is_empty() {
         return Ok(Queued::Text(SearchIndex::default()));
+    }
+    if let Some(rest) = raw.strip_prefix(&[BINARY_TEXT_TAG]) {
+        return postcard::from_bytes(rest)
+            .map(Queued::Text)
+            .map_err(|e| MetaError::Internal(format!("corrupt queued search text: {e}")));
     }
     if let Some(rest) = raw.strip_prefix(b"@") {
         let bad = || MetaError::Internal("corrupt copy reference in the search queue".into());
@@ -267,4 +286,38 @@ pub(crate) async fn indexed_documents(
         .map_err(index_err)?
         .into_iter()
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yubin_meta_api::InternalDate;
+
+    fn text() -> SearchIndex {
+        SearchIndex {
+            headers: vec![("Subject".into(), "\"quoted\" \\ and 日本語".into())],
+            sent_date: Some(InternalDate {
+                unix_seconds: 1_700_000_000,
+                tz_offset_minutes: -300,
+            }),
+            body_text: "line one\r\nline two {not json}".into(),
+        }
+    }
+
+    /// Queued text round-trips in the binary form, text queued as JSON by earlier releases is
+    /// still read, and neither is mistaken for a copy reference.
+    #[test]
+    fn queued_text_is_read_in_both_forms() {
+        let binary = encode_queued(&text()).unwrap();
+        assert_eq!(binary[0], BINARY_TEXT_TAG);
+        assert!(matches!(parse_queued(&binary).unwrap(), Queued::Text(t) if t == text()));
+        let json = serde_json::to_vec(&text()).unwrap();
+        assert!(matches!(parse_queued(&json).unwrap(), Queued::Text(t) if t == text()));
+        assert!(binary.len() < json.len());
+        assert!(matches!(
+            parse_queued(b"@7 42").unwrap(),
+            Queued::CopyOf(MailboxId(7), Uid(42))
+        ));
+        assert!(parse_queued(&binary[..binary.len() - 3]).is_err());
+    }
 }

@@ -951,8 +951,7 @@ impl RedisStore {
             let flags = flags::normalize(&m.flags)?;
             self.limits.check_given(&flags)?;
             let flags = flags.join(" ");
-            let index = serde_json::to_vec(&m.index)
-                .map_err(|e| MetaError::Internal(format!("encoding search index: {e}")))?;
+            let index = crate::fulltext::encode_queued(&m.index)?;
             inv.arg(flags)
                 .arg(encode_record(m))
                 .arg(&m.summary[..])

@@ -25,6 +25,10 @@ pub struct IndexSettings {
     pub batch_messages: usize,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Milliseconds a nudged account waits before its queue is indexed, so a busy account's
+    /// writes share one index generation (`IndexerSettings::delay`).
+    #[serde(default = "default_delay_ms")]
+    pub delay_ms: u64,
     /// Index every account once at start (the migration command; docs/operations.md).
     #[serde(default)]
     pub all_at_start: bool,
@@ -38,6 +42,7 @@ impl Default for IndexSettings {
             writer_memory_bytes: default_writer_memory_bytes(),
             batch_messages: default_batch_messages(),
             concurrency: default_concurrency(),
+            delay_ms: default_delay_ms(),
             all_at_start: false,
         }
     }
@@ -56,6 +61,9 @@ fn default_batch_messages() -> usize {
 }
 fn default_concurrency() -> usize {
     IndexerSettings::default().concurrency
+}
+fn default_delay_ms() -> u64 {
+    IndexerSettings::default().delay.as_millis() as u64
 }
 
 /// The running index of a role: kept for the role's lifetime (a temporary directory is removed
@@ -83,6 +91,9 @@ impl IndexSettings {
         }
         if !(1..=64).contains(&self.concurrency) {
             anyhow::bail!("index: concurrency must be between 1 and 64");
+        }
+        if self.delay_ms > 60_000 {
+            anyhow::bail!("index: delay_ms must be at most 60000");
         }
         Ok(())
     }
@@ -122,6 +133,7 @@ impl IndexSettings {
             settings: IndexerSettings {
                 batch_messages: self.batch_messages,
                 concurrency: self.concurrency,
+                delay: std::time::Duration::from_millis(self.delay_ms),
                 ..IndexerSettings::default()
             },
             nudges: Some(nudges),
