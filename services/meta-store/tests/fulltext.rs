@@ -169,32 +169,54 @@ async fn a_replica_searches_what_another_indexed() {
     conformance::index_lag_stays_exact(&reader.store, |u| drain_with(&writer.indexer, u)).await;
 }
 
-/// Delegates to a store but fails the commit: an indexer killed after publishing its
-/// generation and before the store recorded it.
-struct CrashBeforeCommit<Q>(Q);
+/// Delegates to a store, counting the commits (index generations) asked for; with `crash`, it
+/// fails every commit instead: an indexer killed after publishing its generation and before
+/// the store recorded it.
+struct Watched<Q> {
+    store: Q,
+    crash: bool,
+    commits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<Q> Watched<Q> {
+    fn crashing(store: Q) -> Watched<Q> {
+        Watched {
+            store,
+            crash: true,
+            commits: Arc::default(),
+        }
+    }
+}
 
 #[async_trait]
-impl<Q: IndexQueue> IndexQueue for CrashBeforeCommit<Q> {
+impl<Q: IndexQueue> IndexQueue for Watched<Q> {
     async fn claim_index_work(
         &self,
         user: UserId,
         token: &str,
         settings: &IndexerSettings,
     ) -> MetaResult<Option<IndexWork>> {
-        self.0.claim_index_work(user, token, settings).await
+        self.store.claim_index_work(user, token, settings).await
     }
     async fn migrate_legacy_postings(&self, user: UserId, mailbox: MailboxId) -> MetaResult<u64> {
-        self.0.migrate_legacy_postings(user, mailbox).await
+        self.store.migrate_legacy_postings(user, mailbox).await
     }
     async fn commit_index_work(
         &self,
-        _user: UserId,
-        _token: &str,
-        _work: &IndexWork,
-        _indexed: &[(MailboxId, Uid)],
-        _generation: Generation,
+        user: UserId,
+        token: &str,
+        work: &IndexWork,
+        indexed: &[(MailboxId, Uid)],
+        generation: Generation,
     ) -> MetaResult<bool> {
-        Err(MetaError::Unavailable("killed before the commit".into()))
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.crash {
+            return Err(MetaError::Unavailable("killed before the commit".into()));
+        }
+        self.store
+            .commit_index_work(user, token, work, indexed, generation)
+            .await
     }
 }
 
@@ -249,7 +271,7 @@ async fn an_indexer_killed_before_its_commit_loses_nothing() {
         .expect("append")
         .mailbox;
     let crashing = Indexer::new(
-        Arc::new(CrashBeforeCommit(m.store.clone())),
+        Arc::new(Watched::crashing(m.store.clone())),
         m.indexes.clone(),
         settings(),
     );
@@ -374,37 +396,6 @@ async fn removals_reach_the_index() {
     );
 }
 
-/// Delegates to a store and counts the commits (index generations) made.
-struct CountCommits<Q>(Q, Arc<std::sync::atomic::AtomicUsize>);
-
-#[async_trait]
-impl<Q: IndexQueue> IndexQueue for CountCommits<Q> {
-    async fn claim_index_work(
-        &self,
-        user: UserId,
-        token: &str,
-        settings: &IndexerSettings,
-    ) -> MetaResult<Option<IndexWork>> {
-        self.0.claim_index_work(user, token, settings).await
-    }
-    async fn migrate_legacy_postings(&self, user: UserId, mailbox: MailboxId) -> MetaResult<u64> {
-        self.0.migrate_legacy_postings(user, mailbox).await
-    }
-    async fn commit_index_work(
-        &self,
-        user: UserId,
-        token: &str,
-        work: &IndexWork,
-        indexed: &[(MailboxId, Uid)],
-        generation: Generation,
-    ) -> MetaResult<bool> {
-        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.0
-            .commit_index_work(user, token, work, indexed, generation)
-            .await
-    }
-}
-
 /// A burst of writes to one account within the indexer's delay is indexed as one generation
 /// (one tantivy commit), not one per write, and every message of it is searchable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,7 +414,11 @@ async fn a_burst_of_writes_shares_one_generation() {
         ..settings()
     };
     let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let queue = CountCommits(store.clone(), commits.clone());
+    let queue = Watched {
+        store: store.clone(),
+        crash: false,
+        commits: commits.clone(),
+    };
     Indexer::new(Arc::new(queue), ix, delayed).spawn(nudge, nudges);
     let user = store.create_user("burst", "h").await.expect("user").id;
     let mut inbox = None;
