@@ -157,6 +157,93 @@ async fn embedded_search_is_exact_whatever_the_indexer_did() {
     conformance::index_lag_stays_exact(&store, |u| drain_with(&indexer, u)).await;
 }
 
+/// The same, with every SEARCH script call reading one queued text: searches step through the
+/// queue while the indexer moves messages out of it between steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_search_in_one_text_steps_is_exact_whatever_the_indexer_did() {
+    let redis = RedisServer::spawn().expect("spawn redis-server");
+    let url = redis.url();
+    let m = manual_redis(Some(redis), &url, None).await;
+    let store = m.store.clone().with_search_text_step_bytes(1);
+    conformance::index_lag_stays_exact(&store, |u| drain_with(&m.indexer, u)).await;
+}
+
+async fn evalsha_calls(url: &str) -> u64 {
+    let mut c = redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .expect("evalsha stats")
+        .parse()
+        .expect("calls")
+}
+
+/// The attack: with the indexer stopped, a tenant queues megabytes of search text, then
+/// searches. Redis hands the texts over in bounded steps (here 128 KiB, of 2.4 MB queued)
+/// instead of one reply the size of the lag, and the answer is still exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_reads_a_lagging_queue_in_bounded_steps() {
+    let redis = RedisServer::spawn().expect("spawn redis-server");
+    let url = redis.url();
+    let m = manual_redis(Some(redis), &url, None).await;
+    let step = 128 * 1024;
+    let store = m.store.clone().with_search_text_step_bytes(step);
+    let user = store.create_user("flood", "h").await.expect("user").id;
+    let filler = "lorem ipsum dolor sit amet ".repeat(60 * 1024 / 27);
+    let mut inbox = None;
+    for n in 1..=40u32 {
+        let body = if n % 3 == 0 {
+            format!("{filler} needle")
+        } else {
+            filler.clone()
+        };
+        inbox = Some(
+            store
+                .append(user, "INBOX", vec![message(user, n, "flood", &body)])
+                .await
+                .expect("append")
+                .mailbox,
+        );
+    }
+    let inbox = inbox.expect("inbox");
+    let before = evalsha_calls(&url).await;
+    let found: Vec<u32> = store
+        .search(user, inbox, &SearchKey::Body("needle".into()))
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|u| u.0)
+        .collect();
+    let calls = evalsha_calls(&url).await - before;
+    assert_eq!(found, (1..=40).filter(|n| n % 3 == 0).collect::<Vec<u32>>());
+    let queued = 40 * filler.len();
+    assert!(
+        calls as usize >= queued / step,
+        "{calls} script calls read {queued} bytes of queued text in steps of {step}"
+    );
+    // Once indexed, the same search is one call again, and still exact.
+    m.indexer.index_account(user).await.expect("index");
+    let before = evalsha_calls(&url).await;
+    let again: Vec<u32> = store
+        .search(user, inbox, &SearchKey::Body("needle".into()))
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|u| u.0)
+        .collect();
+    assert_eq!(again, found);
+    assert_eq!(evalsha_calls(&url).await - before, 1);
+}
+
 /// Two metadata replicas on one Redis and one bucket, each with its own local index directory:
 /// what one indexes and publishes, the other reads (downloading the generation it lacks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

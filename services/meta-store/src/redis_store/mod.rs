@@ -123,6 +123,7 @@ struct Scripts {
     append: Script,
     fetch: Script,
     search: Script,
+    search_texts: Script,
     store: Script,
     copy: Script,
     expunge: Script,
@@ -183,6 +184,7 @@ impl Scripts {
             append: script(include_str!("lua/append.lua")),
             fetch: script(include_str!("lua/fetch.lua")),
             search: script(include_str!("lua/search.lua")),
+            search_texts: script(include_str!("lua/search_texts.lua")),
             store: script(include_str!("lua/store.lua")),
             copy: script(include_str!("lua/copy.lua")),
             expunge: script(include_str!("lua/expunge.lua")),
@@ -226,6 +228,7 @@ impl Scripts {
             append,
             fetch,
             search,
+            search_texts,
             store,
             copy,
             expunge,
@@ -261,6 +264,7 @@ impl Scripts {
             ("append", append),
             ("fetch", fetch),
             ("search", search),
+            ("search_texts", search_texts),
             ("store", store),
             ("copy", copy),
             ("expunge", expunge),
@@ -360,6 +364,8 @@ pub struct RedisStore {
     alive: Arc<()>,
     /// SELECT snapshots of larger mailboxes carry no flags (see `snapshot`).
     snapshot_flags_max: usize,
+    /// Bytes of queued search text one SEARCH script call reads at most (see `scan`).
+    search_text_step_bytes: usize,
     /// The full-text index SEARCH answers text keys from, and its indexer's wake-up (see
     /// `crate::fulltext`); without it every message stays queued and is searched from its
     /// queued text.
@@ -621,6 +627,7 @@ impl RedisStore {
             high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
             alive: Arc::new(()),
             snapshot_flags_max: snapshot::SNAPSHOT_FLAGS_MAX_MESSAGES,
+            search_text_step_bytes: scan::SEARCH_TEXT_STEP_BYTES,
             full_text: None,
             hub: hub::Hub::start(client),
         })
@@ -657,6 +664,7 @@ impl RedisStore {
             high_water: rollback::HighWater::new(RollbackSettings::default().high_water_mailboxes),
             alive: Arc::new(()),
             snapshot_flags_max: snapshot::SNAPSHOT_FLAGS_MAX_MESSAGES,
+            search_text_step_bytes: scan::SEARCH_TEXT_STEP_BYTES,
             full_text: None,
             hub: hub::Hub::start_sharded(conn, seed),
         })
@@ -675,6 +683,14 @@ impl RedisStore {
     /// messages (default 20 000).
     pub fn with_snapshot_flags_max_messages(mut self, max: usize) -> RedisStore {
         self.snapshot_flags_max = max;
+        self
+    }
+
+    /// The same store reading at most `bytes` of queued search text per script call when a
+    /// SEARCH meets messages the indexer has not reached (default 1 MiB; always at least one
+    /// message's text).
+    pub fn with_search_text_step_bytes(mut self, bytes: usize) -> RedisStore {
+        self.search_text_step_bytes = bytes;
         self
     }
 

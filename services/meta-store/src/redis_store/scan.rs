@@ -28,6 +28,16 @@ pub(super) struct ScannedMessage {
 /// already did, unless the indexer was down or the data predates it).
 const NUDGE_AT_QUEUED: usize = 64;
 
+/// Default bytes of queued search text one script call reads (`search`, then `search_texts`
+/// for the rest). A message's queued text is at most ~320 KiB (the summary's caps), the
+/// indexer's lag is not bounded (it may be down, or a tenant may append faster than it
+/// indexes), so without a step one SEARCH's reply, and the time Redis spends building it,
+/// would grow with that lag.
+pub(super) const SEARCH_TEXT_STEP_BYTES: usize = 1 << 20;
+
+/// UIDs named in one `search_texts` call (its arguments).
+const SEARCH_TEXT_STEP_UIDS: usize = 1000;
+
 impl RedisStore {
     /// SEARCH answered from a flag index (`unseen` / `deleted`) without a scan.
     pub(super) async fn search_index_mode(
@@ -64,7 +74,8 @@ impl RedisStore {
             .arg(bit(need.flags))
             .arg(bit(need.record))
             .arg(bit(need.modseq))
-            .arg(bit(need.index));
+            .arg(bit(need.index))
+            .arg(self.search_text_step_bytes);
         let mut cols = v_array(self.invoke_read(&inv).await?)?.into_iter();
         let uids = parse_uids(next(&mut cols)?)?;
         // Each column is absent (nil) or has one entry per UID.
@@ -90,7 +101,17 @@ impl RedisStore {
             None | Some(Value::Nil) => None,
             Some(v) => Some(parse_queued_pairs(v)?),
         };
-        let generation = Generation(v_num(next(&mut cols)?)?);
+        let mut generation = Generation(v_num(next(&mut cols)?)?);
+        let queued = match queued {
+            Some(pairs) => {
+                let (queued, later) = self.rest_of_queued(user, mailbox, pairs).await?;
+                if let Some(later) = later {
+                    generation = later;
+                }
+                Some(queued)
+            }
+            None => None,
+        };
         let (answers, mut texts) = match queued {
             Some(queued) => {
                 if queued.len() > NUDGE_AT_QUEUED
@@ -212,8 +233,62 @@ impl RedisStore {
     }
 }
 
-/// The script's flat (uid, queued text) list.
-fn parse_queued_pairs(v: Value) -> MetaResult<Vec<(Uid, Queued)>> {
+impl RedisStore {
+    /// The queued texts of `pairs` (the scan's list: a text, or `None` where the scan's budget
+    /// ran out), the missing ones read `search_text_step_bytes` at a time. A message that left
+    /// the queue between the scan and its read was indexed, or expunged, meanwhile: it is read
+    /// from the index as a reference to itself, and the search then asks the index generation
+    /// returned here (`Some`), which holds it and everything the scan's generation held (a
+    /// message leaves that only by being expunged, and then it rightly matches nothing).
+    async fn rest_of_queued(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        pairs: Vec<(Uid, Option<Vec<u8>>)>,
+    ) -> MetaResult<(Vec<(Uid, Queued)>, Option<Generation>)> {
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut unread = Vec::new();
+        for (uid, raw) in pairs {
+            match raw {
+                Some(raw) => out.push((uid, fulltext::parse_queued(&raw)?)),
+                None => unread.push(uid),
+            }
+        }
+        let mut later = None;
+        let mut rest = unread.as_slice();
+        while !rest.is_empty() {
+            let step = &rest[..rest.len().min(SEARCH_TEXT_STEP_UIDS)];
+            let mut inv = self.call(&self.scripts.search_texts, user);
+            inv.arg(mailbox.0).arg(self.search_text_step_bytes);
+            for uid in step {
+                inv.arg(uid.0);
+            }
+            let mut reply = v_array(self.invoke_read(&inv).await?)?.into_iter();
+            let generation = Generation(v_num(next(&mut reply)?)?);
+            let texts = v_array(next(&mut reply)?)?;
+            let read = texts.len();
+            if read == 0 || read > step.len() {
+                return Err(bad_reply("search_texts read no text"));
+            }
+            for (&uid, text) in step.iter().zip(texts) {
+                match text {
+                    // Nothing was ever indexed: the message can only have been expunged.
+                    Value::Nil if generation == Generation(0) => {}
+                    Value::Nil => {
+                        later = Some(generation);
+                        out.push((uid, Queued::CopyOf(mailbox, uid)));
+                    }
+                    v => out.push((uid, fulltext::parse_queued(&v_bytes(v)?)?)),
+                }
+            }
+            rest = &rest[read..];
+        }
+        Ok((out, later))
+    }
+}
+
+/// The script's flat (uid, queued text) list; `None` for a text beyond the script's budget.
+fn parse_queued_pairs(v: Value) -> MetaResult<Vec<(Uid, Option<Vec<u8>>)>> {
     let flat = v_array(v)?;
     if flat.len() % 2 != 0 {
         return Err(bad_reply("odd queued search text list"));
@@ -222,7 +297,13 @@ fn parse_queued_pairs(v: Value) -> MetaResult<Vec<(Uid, Queued)>> {
     let mut it = flat.into_iter();
     while let (Some(uid), Some(raw)) = (it.next(), it.next()) {
         let uid = Uid(v_num(uid)?);
-        out.push((uid, fulltext::parse_queued(&v_bytes(raw)?)?));
+        out.push((
+            uid,
+            match raw {
+                Value::Nil => None,
+                raw => Some(v_bytes(raw)?),
+            },
+        ));
     }
     Ok(out)
 }

@@ -478,6 +478,21 @@ local function bulk_read(cmd, key, ids)
   return out
 end
 local function hmget_all(key, ids) return bulk_read('HMGET', key, ids) end
+
+-- The queued search texts (see index_forget) of `uids` of mailbox m, in order, while they fit
+-- in `budget` bytes (always at least one): a list with one entry per text read, false for a
+-- uid no longer queued (indexed or expunged since). It stops before the first text that does
+-- not fit, so what one SEARCH step reads is bounded by the budget, not by the indexer's lag.
+local function queued_texts(m, uids, budget)
+  local key, out, used = K('idx', m), {}, 0
+  for i, uid in ipairs(uids) do
+    local len = redis.call('HSTRLEN', key, uid)
+    if i > 1 and used + len > budget then break end
+    used = used + len
+    if len == 0 then out[i] = false else out[i] = redis.call('HGET', key, uid) end
+  end
+  return out
+end
 local function zmscore_all(key, ids) return bulk_read('ZMSCORE', key, ids) end
 
 -- Runs `cmd key <flat items>` in chunks of `per * CHUNK` items (per = items per entry).
