@@ -10,9 +10,12 @@
 //! Two tiers: memory (bounded by bytes; moka's TinyLFU admission keeps one large scan from
 //! flushing the hot set) and optionally a local-disk directory (bounded by bytes; files are
 //! checked against the SHA-256 in their key when read, so a torn or corrupted file is a miss,
-//! never wrong mail). Bodies up to `object_max_bytes` are cached whole. A read of the start of
-//! a larger body (its header, say) caches that many leading bytes; other reads of large bodies
-//! go to the store.
+//! never wrong mail). Bodies up to `object_max_bytes` are cached whole. A read of the first
+//! [`HEADER_READ_BYTES`] of a body it does not hold (a header: header-field FETCHes over a
+//! range are what clients do most) fetches and keeps just those leading bytes, so listing a
+//! mailbox neither downloads every body nor fills the cache with bodies nobody opens; the first
+//! read beyond them fetches the body whole (up to `object_max_bytes`) and replaces them. Reads
+//! of larger bodies beyond what is kept go to the store.
 //!
 //! Every miss loads through one future per key (moka's coalescing), so a burst of sessions
 //! opening the same new message makes one GET. Writes go to the store first (the store's
@@ -26,6 +29,7 @@ use bytes::Bytes;
 use disk::DiskTier;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
+use moka::ops::compute::{CompResult, Op};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,12 +94,18 @@ enum NotCached {
 }
 
 /// Which read a load is for: whole-body reads fetch the whole body (so a large one costs one
-/// GET, not a prefix and then the rest); range reads fetch the first `object_max_bytes`.
+/// GET, not a prefix and then the rest); range reads fetch this many leading bytes (at most
+/// `object_max_bytes`), and the body whole when it is no longer than that.
 #[derive(Debug, Clone, Copy)]
 enum Want {
     Whole,
-    Prefix,
+    Prefix(u64),
 }
+
+/// Leading bytes a header read fetches and keeps (at most `object_max_bytes`): a header and
+/// then some. Real headers are a few KiB (long Received/DKIM chains included); a message no
+/// longer than this is fetched whole by its first header read.
+const HEADER_READ_BYTES: u64 = 16 * 1024;
 
 /// A [`BlobStore`] that keeps bodies it read or wrote in memory and, optionally, on local disk.
 pub struct CachedBlobStore {
@@ -220,14 +230,14 @@ impl CachedBlobStore {
         let data = match want {
             Want::Whole => self.inner.get(key).await,
             // One byte more than is kept tells whether the body is longer than that.
-            Want::Prefix => {
-                self.inner
-                    .get_range(key, 0..self.object_max.saturating_add(1))
-                    .await
-            }
+            Want::Prefix(n) => self.inner.get_range(key, 0..n.saturating_add(1)).await,
         }
         .map_err(NotCached::Failed)?;
-        if data.len() as u64 <= self.object_max {
+        let kept = match want {
+            Want::Whole => self.object_max,
+            Want::Prefix(n) => n.min(self.object_max),
+        };
+        if data.len() as u64 <= kept {
             if let Some(disk) = &self.disk {
                 disk.store(key, data.clone());
             }
@@ -238,10 +248,47 @@ impl CachedBlobStore {
         }
         match want {
             Want::Whole => Err(NotCached::TooLarge(data)),
-            Want::Prefix => Ok(Cached {
-                data: data.slice(..self.object_max as usize),
+            Want::Prefix(_) => Ok(Cached {
+                data: data.slice(..kept as usize),
                 complete: false,
             }),
+        }
+    }
+
+    /// A read that needs more of a body than the leading bytes held for it (`want`: the whole
+    /// body, or up to `object_max_bytes` of it): the body is loaded again and replaces them.
+    /// Upgrades of one key run one at a time, so a burst of readers of one message whose header
+    /// is held makes one more GET, not one each.
+    async fn upgrade(&self, key: &BlobKey, want: Want) -> Result<Cached, Arc<NotCached>> {
+        let result = self
+            .memory
+            .entry_by_ref(key.as_str())
+            .and_try_compute_with(|held| async move {
+                if let Some(held) = held
+                    && held.value().complete
+                {
+                    return Ok(Op::Nop);
+                }
+                metrics::counter!("yubin_body_cache_lookups_total", "tier" => "memory", "result" => "miss")
+                    .increment(1);
+                self.load(key, want).await.map(Op::Put)
+            })
+            .await
+            .map_err(Arc::new)?;
+        match result {
+            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
+                self.held.fetch_add(
+                    i64::from(weight(key.as_str(), entry.value())),
+                    Ordering::Relaxed,
+                );
+                self.publish_sizes();
+                Ok(entry.into_value())
+            }
+            CompResult::Unchanged(entry) => Ok(entry.into_value()),
+            // Nothing was held and the closure never removes: a delete raced this read.
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(Arc::new(NotCached::Failed(
+                BlobError::NotFound(key.as_str().to_string()),
+            ))),
         }
     }
 
@@ -296,6 +343,18 @@ fn weight(key: &str, value: &Cached) -> u32 {
     u32::try_from(value.data.len() + key.len() + 96).unwrap_or(u32::MAX)
 }
 
+/// A whole-body read that put nothing in the cache: the body, when it was read but is too large
+/// to keep, or the store's error.
+fn too_large_or_failed(e: &NotCached) -> BlobResult<Bytes> {
+    match e {
+        NotCached::TooLarge(data) => {
+            metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
+            Ok(data.clone())
+        }
+        other => Err(shared(other)),
+    }
+}
+
 fn shared(e: &NotCached) -> BlobError {
     match e {
         NotCached::Failed(BlobError::NotFound(k)) => BlobError::NotFound(k.clone()),
@@ -339,41 +398,52 @@ impl BlobStore for CachedBlobStore {
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
         match self.lookup(key, Want::Whole).await {
             Ok(entry) if entry.complete => Ok(entry.data),
-            // Only the start of a large body is kept.
-            Ok(_) => {
-                metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
-                self.inner.get(key).await
-            }
-            Err(e) => match e.as_ref() {
-                NotCached::TooLarge(data) => Ok(data.clone()),
-                other => Err(shared(other)),
+            // Only leading bytes are held: the body is read whole, and kept if it fits.
+            Ok(_) => match self.upgrade(key, Want::Whole).await {
+                Ok(entry) if entry.complete => Ok(entry.data),
+                Ok(_) => self.inner.get(key).await,
+                Err(e) => too_large_or_failed(&e),
             },
+            Err(e) => too_large_or_failed(&e),
         }
     }
 
     async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> BlobResult<Bytes> {
-        // A range the kept prefix cannot serve goes to the store unless the body is already
-        // here whole.
-        let servable = range.end <= self.object_max
-            || self
-                .memory
-                .get(key.as_str())
-                .await
-                .is_some_and(|c| c.complete);
-        if servable {
-            match self.lookup(key, Want::Prefix).await {
-                Ok(entry) if entry.complete || range.end <= entry.data.len() as u64 => {
-                    return Ok(clamped(&entry.data, &range));
-                }
-                Ok(_) => {}
-                Err(e) => match e.as_ref() {
-                    NotCached::TooLarge(data) => return Ok(clamped(data, &range)),
-                    other => return Err(shared(other)),
-                },
-            }
+        let held = self.memory.get(key.as_str()).await;
+        if let Some(c) = &held
+            && (c.complete || range.end <= c.data.len() as u64)
+        {
+            metrics::counter!("yubin_body_cache_lookups_total", "tier" => "memory", "result" => "hit")
+                .increment(1);
+            return Ok(clamped(&c.data, &range));
         }
-        metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
-        self.inner.get_range(key, range).await
+        // Beyond what is kept of any body, and not held whole: the store serves it.
+        if range.end > self.object_max {
+            metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
+            return self.inner.get_range(key, range).await;
+        }
+        let header_read = HEADER_READ_BYTES.min(self.object_max);
+        let loaded = if held.is_some() {
+            self.upgrade(key, Want::Prefix(self.object_max)).await
+        } else if range.start == 0 && range.end <= header_read {
+            self.lookup(key, Want::Prefix(header_read)).await
+        } else {
+            self.lookup(key, Want::Prefix(self.object_max)).await
+        };
+        match loaded {
+            Ok(entry) if entry.complete || range.end <= entry.data.len() as u64 => {
+                Ok(clamped(&entry.data, &range))
+            }
+            // Another read loaded fewer leading bytes at the same moment.
+            Ok(_) => {
+                metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
+                self.inner.get_range(key, range).await
+            }
+            Err(e) => match e.as_ref() {
+                NotCached::TooLarge(data) => Ok(clamped(data, &range)),
+                other => Err(shared(other)),
+            },
+        }
     }
 
     async fn exists(&self, key: &BlobKey) -> BlobResult<bool> {

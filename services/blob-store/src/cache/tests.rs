@@ -56,14 +56,14 @@ async fn repeated_and_partial_reads_of_one_body_cost_one_get() {
     // Written by another node: only the store has it.
     f.cache.inner.put(&key, data.clone()).await.expect("put");
     let before = f.calls.get_calls();
-    // Header first (a ranged read), then the text, then the whole body, twice.
-    assert_eq!(
-        f.cache.get_range(&key, 0..700).await.expect("header"),
-        data.slice(0..700)
-    );
+    // A part, then the header, then the whole body, twice.
     assert_eq!(
         f.cache.get_range(&key, 700..20_000).await.expect("part"),
         data.slice(700..20_000)
+    );
+    assert_eq!(
+        f.cache.get_range(&key, 0..700).await.expect("header"),
+        data.slice(0..700)
     );
     assert_eq!(f.cache.get(&key).await.expect("whole"), data);
     assert_eq!(f.cache.get(&key).await.expect("again"), data);
@@ -73,6 +73,58 @@ async fn repeated_and_partial_reads_of_one_body_cost_one_get() {
         data.slice(49_990..)
     );
     assert_eq!(f.calls.get_calls() - before, 1, "one GET for all reads");
+}
+
+/// Header reads (the leading bytes) of bodies the cache does not hold fetch and keep only
+/// those bytes: listing a mailbox neither downloads nor caches whole bodies. The first read
+/// beyond them costs one more GET, after which the body is held whole.
+#[tokio::test]
+async fn header_reads_fetch_and_keep_only_the_leading_bytes() {
+    let f = fixture(4 * 1024 * KIB, 256 * KIB, None);
+    let bodies: Vec<_> = (0..20u8).map(|n| body(7, 200_000, n)).collect();
+    for (key, data) in &bodies {
+        f.cache.inner.put(key, data.clone()).await.expect("put");
+    }
+    for _ in 0..3 {
+        for (key, data) in &bodies {
+            assert_eq!(
+                f.cache.get_range(key, 0..3000).await.expect("header"),
+                data.slice(0..3000)
+            );
+        }
+    }
+    assert_eq!(f.calls.get_calls(), 20, "one GET per message, then hits");
+    f.cache.settle().await;
+    let held = f.cache.memory_bytes();
+    assert!(
+        held < 20 * (HEADER_READ_BYTES + 1024),
+        "{held} bytes held for 20 headers"
+    );
+    // Opening one message: one GET, then it is held whole.
+    let (key, data) = &bodies[3];
+    assert_eq!(f.cache.get(key).await.expect("whole"), *data);
+    assert_eq!(
+        f.cache.get_range(key, 150_000..160_000).await.expect("part"),
+        data.slice(150_000..160_000)
+    );
+    assert_eq!(f.calls.get_calls(), 21);
+    // A part beyond the header of another: one GET, the body is held whole from then on.
+    let (key, data) = &bodies[4];
+    assert_eq!(
+        f.cache.get_range(key, 100_000..100_500).await.expect("part"),
+        data.slice(100_000..100_500)
+    );
+    assert_eq!(f.cache.get(key).await.expect("whole"), *data);
+    assert_eq!(f.calls.get_calls(), 22);
+    // A message no longer than the header read is held whole by its first header read.
+    let (small, small_data) = body(7, 5_000, 99);
+    f.cache.inner.put(&small, small_data.clone()).await.expect("put");
+    assert_eq!(
+        f.cache.get_range(&small, 0..500).await.expect("header"),
+        small_data.slice(0..500)
+    );
+    assert_eq!(f.cache.get(&small).await.expect("whole"), small_data);
+    assert_eq!(f.calls.get_calls(), 23);
 }
 
 #[tokio::test]
@@ -93,16 +145,13 @@ async fn a_body_written_here_is_read_without_a_get() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_misses_of_one_body_make_one_get() {
-    let f = fixture(1024 * KIB, 256 * KIB, None);
-    let (key, data) = body(7, 80_000, 3);
-    f.cache.inner.put(&key, data.clone()).await.expect("put");
+/// `reads` reads of `key` at once: whole when `whole(i)`, else its first 1000 bytes.
+async fn read_at_once(f: &Fixture, key: &BlobKey, data: &Bytes, whole: fn(usize) -> bool) {
     let reads: Vec<_> = (0..20)
         .map(|i| {
             let (cache, key) = (f.cache.clone(), key.clone());
             tokio::spawn(async move {
-                if i % 2 == 0 {
+                if whole(i) {
                     cache.get(&key).await
                 } else {
                     cache.get_range(&key, 0..1000).await
@@ -112,14 +161,34 @@ async fn concurrent_misses_of_one_body_make_one_get() {
         .collect();
     for (i, r) in reads.into_iter().enumerate() {
         let got = r.await.expect("task").expect("read");
-        let want = if i % 2 == 0 {
+        let want = if whole(i) {
             data.clone()
         } else {
             data.slice(0..1000)
         };
         assert_eq!(got, want);
     }
-    assert_eq!(f.calls.get_calls(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_one_body_make_one_get() {
+    let f = fixture(1024 * KIB, 256 * KIB, None);
+    let (key, data) = body(7, 80_000, 3);
+    f.cache.inner.put(&key, data.clone()).await.expect("put");
+    read_at_once(&f, &key, &data, |_| true).await;
+    assert_eq!(f.calls.get_calls(), 1, "whole reads");
+    let (key, data) = body(7, 80_000, 4);
+    f.cache.inner.put(&key, data.clone()).await.expect("put");
+    read_at_once(&f, &key, &data, |_| false).await;
+    assert_eq!(f.calls.get_calls(), 2, "header reads");
+    // Whole reads of a body whose header is held: one upgrade for all of them.
+    read_at_once(&f, &key, &data, |_| true).await;
+    assert_eq!(f.calls.get_calls(), 3, "whole reads after header reads");
+    // Both at once: the header's GET, if it came first, and one whole GET.
+    let (key, data) = body(7, 80_000, 5);
+    f.cache.inner.put(&key, data.clone()).await.expect("put");
+    read_at_once(&f, &key, &data, |i| i % 2 == 0).await;
+    assert!(f.calls.get_calls() - 3 <= 2, "mixed reads");
 }
 
 #[tokio::test]
