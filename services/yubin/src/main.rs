@@ -12,6 +12,14 @@ use clap::Parser;
 use cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc for every role: under the mixed load glibc's allocator
+/// (`_int_malloc`, `malloc_consolidate`, `unlink_chunk`) took about a quarter of `yubin meta`'s
+/// CPU and a tenth of `yubin imap`'s — many short-lived buffers (gRPC frames, Redis replies,
+/// bodies) freed on other Tokio workers than the ones that allocated them. See
+/// docs/performance.md ("The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let command = match Cli::parse().command.into_invocation() {
         cli::Invocation::Admin(admin) => {

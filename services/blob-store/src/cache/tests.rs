@@ -104,21 +104,31 @@ async fn header_reads_fetch_and_keep_only_the_leading_bytes() {
     let (key, data) = &bodies[3];
     assert_eq!(f.cache.get(key).await.expect("whole"), *data);
     assert_eq!(
-        f.cache.get_range(key, 150_000..160_000).await.expect("part"),
+        f.cache
+            .get_range(key, 150_000..160_000)
+            .await
+            .expect("part"),
         data.slice(150_000..160_000)
     );
     assert_eq!(f.calls.get_calls(), 21);
     // A part beyond the header of another: one GET, the body is held whole from then on.
     let (key, data) = &bodies[4];
     assert_eq!(
-        f.cache.get_range(key, 100_000..100_500).await.expect("part"),
+        f.cache
+            .get_range(key, 100_000..100_500)
+            .await
+            .expect("part"),
         data.slice(100_000..100_500)
     );
     assert_eq!(f.cache.get(key).await.expect("whole"), *data);
     assert_eq!(f.calls.get_calls(), 22);
     // A message no longer than the header read is held whole by its first header read.
     let (small, small_data) = body(7, 5_000, 99);
-    f.cache.inner.put(&small, small_data.clone()).await.expect("put");
+    f.cache
+        .inner
+        .put(&small, small_data.clone())
+        .await
+        .expect("put");
     assert_eq!(
         f.cache.get_range(&small, 0..500).await.expect("header"),
         small_data.slice(0..500)
