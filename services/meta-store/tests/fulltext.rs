@@ -187,6 +187,25 @@ async fn evalsha_calls(url: &str) -> u64 {
         .expect("calls")
 }
 
+/// The UIDs a BODY search for `word` finds, and the script calls it made.
+async fn counted_body_search(
+    store: &RedisStore,
+    url: &str,
+    user: UserId,
+    mailbox: MailboxId,
+    word: &str,
+) -> (Vec<u32>, u64) {
+    let before = evalsha_calls(url).await;
+    let found = store
+        .search(user, mailbox, &SearchKey::Body(word.into()))
+        .await
+        .expect("search")
+        .into_iter()
+        .map(|u| u.0)
+        .collect();
+    (found, evalsha_calls(url).await - before)
+}
+
 /// The attack: with the indexer stopped, a tenant queues megabytes of search text, then
 /// searches. Redis hands the texts over in bounded steps (here 128 KiB, of 2.4 MB queued)
 /// instead of one reply the size of the lag, and the answer is still exact.
@@ -215,15 +234,7 @@ async fn a_search_reads_a_lagging_queue_in_bounded_steps() {
         );
     }
     let inbox = inbox.expect("inbox");
-    let before = evalsha_calls(&url).await;
-    let found: Vec<u32> = store
-        .search(user, inbox, &SearchKey::Body("needle".into()))
-        .await
-        .expect("search")
-        .into_iter()
-        .map(|u| u.0)
-        .collect();
-    let calls = evalsha_calls(&url).await - before;
+    let (found, calls) = counted_body_search(&store, &url, user, inbox, "needle").await;
     assert_eq!(found, (1..=40).filter(|n| n % 3 == 0).collect::<Vec<u32>>());
     let queued = 40 * filler.len();
     assert!(
@@ -232,16 +243,9 @@ async fn a_search_reads_a_lagging_queue_in_bounded_steps() {
     );
     // Once indexed, the same search is one call again, and still exact.
     m.indexer.index_account(user).await.expect("index");
-    let before = evalsha_calls(&url).await;
-    let again: Vec<u32> = store
-        .search(user, inbox, &SearchKey::Body("needle".into()))
-        .await
-        .expect("search")
-        .into_iter()
-        .map(|u| u.0)
-        .collect();
+    let (again, calls) = counted_body_search(&store, &url, user, inbox, "needle").await;
     assert_eq!(again, found);
-    assert_eq!(evalsha_calls(&url).await - before, 1);
+    assert_eq!(calls, 1);
 }
 
 /// Two metadata replicas on one Redis and one bucket, each with its own local index directory:
