@@ -398,7 +398,13 @@ impl BlobStore for CachedBlobStore {
     async fn get(&self, key: &BlobKey) -> BlobResult<Bytes> {
         match self.lookup(key, Want::Whole).await {
             Ok(entry) if entry.complete => Ok(entry.data),
-            // Only leading bytes are held: the body is read whole, and kept if it fits.
+            // All that is ever kept of a body over the size cap: read it from the store, in
+            // parallel with other readers (an upgrade would only serialize them).
+            Ok(entry) if entry.data.len() as u64 >= self.object_max => {
+                metrics::counter!("yubin_body_cache_bypassed_total").increment(1);
+                self.inner.get(key).await
+            }
+            // Only a header's leading bytes are held: the body is read whole, kept if it fits.
             Ok(_) => match self.upgrade(key, Want::Whole).await {
                 Ok(entry) if entry.complete => Ok(entry.data),
                 Ok(_) => self.inner.get(key).await,
